@@ -1,0 +1,1 @@
+"""Analysis on embedding arrays: numpy/scipy/sklearn only (torch never required)."""

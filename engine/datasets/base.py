@@ -1,0 +1,84 @@
+"""What every dataset loader produces: a manifest of images with captions and labels.
+
+A manifest is pure metadata (ids, paths, captions, categories, attributes); pixels are
+read lazily by `load_image`, so the extraction job can decode in DataLoader workers and
+a text-only model never opens an image. Loaders must be picklable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class ImageRecord:
+    id: str
+    path: str  # relative to Manifest.root; "" for generated images
+    captions: list[str]
+    categories: list[str] = field(default_factory=list)  # every category present
+    primary: str | None = None  # one deterministic category (COCO: largest total area)
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Manifest:
+    dataset: str  # coco, flickr30k, nocaps, csv, jsonl, imagefolder, synthetic
+    split: str
+    root: str
+    records: list[ImageRecord]
+    category_names: list[str] = field(default_factory=list)
+    supercategories: dict[str, str] = field(default_factory=dict)  # category -> supercategory
+    annotation_sha256: str = ""
+    #: prompt templates for zero-shot classification, "{}" stands for the class name
+    prompt_templates: list[str] = field(default_factory=lambda: ["a photo of a {}."])
+
+    def limit(self, n: int | None) -> Manifest:
+        if n is None:
+            return self
+        return Manifest(
+            self.dataset,
+            self.split,
+            self.root,
+            self.records[:n],
+            self.category_names,
+            self.supercategories,
+            self.annotation_sha256,
+            self.prompt_templates,
+        )
+
+    def load_image(self, index: int):
+        """The PIL image of record `index`, converted to RGB. Raises on unreadable files."""
+        from PIL import Image
+
+        record = self.records[index]
+        with Image.open(Path(self.root) / record.path) as img:
+            return img.convert("RGB")
+
+    # ---- the store layout of this manifest ------------------------------------------
+    def captions_and_rows(self) -> tuple[list[str], np.ndarray]:
+        captions: list[str] = []
+        rows: list[int] = []
+        for i, record in enumerate(self.records):
+            captions.extend(record.captions)
+            rows.extend([i] * len(record.captions))
+        return captions, np.asarray(rows, dtype=np.int64)
+
+    def label_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """(primary index per image, -1 if none; multi-hot labels) over `category_names`."""
+        index = {name: i for i, name in enumerate(self.category_names)}
+        primary = np.full(len(self.records), -1, dtype=np.int32)
+        labels = np.zeros((len(self.records), len(self.category_names)), dtype=np.uint8)
+        for i, record in enumerate(self.records):
+            for name in record.categories:
+                labels[i, index[name]] = 1
+            if record.primary is not None:
+                primary[i] = index[record.primary]
+        return primary, labels
+
+    def attribute_columns(self) -> dict[str, list[str]]:
+        keys: Sequence[str] = sorted({k for r in self.records for k in r.attributes})
+        return {k: [r.attributes.get(k, "") for r in self.records] for k in keys}

@@ -1,0 +1,42 @@
+"""Model specs `FAMILY:ID[@TAG]` (DESIGN.md §4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mgap.errors import UsageError
+
+FAMILIES = ("open_clip", "hf", "llava", "st", "vision", "toy")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    family: str
+    id: str
+    tag: str | None = None
+
+    @property
+    def text(self) -> str:
+        return f"{self.family}:{self.id}" + (f"@{self.tag}" if self.tag else "")
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def parse_model_spec(spec: str) -> ModelSpec:
+    """Split `open_clip:ViT-B-32@openai`; a bad spec is a usage error naming the fix."""
+    family, sep, rest = spec.partition(":")
+    if not sep or not rest:
+        raise UsageError(
+            f"model spec {spec!r} has no family",
+            hint="write FAMILY:ID[@TAG], e.g. open_clip:ViT-B-32@openai or hf:openai/clip-vit-base-patch32",
+        )
+    if family not in FAMILIES:
+        raise UsageError(
+            f"unknown model family {family!r} in {spec!r}",
+            hint=f"use one of: {', '.join(FAMILIES)}",
+        )
+    ident, at, tag = rest.partition("@")
+    if not ident or (at and not tag):
+        raise UsageError(f"model spec {spec!r} is incomplete", hint="write FAMILY:ID[@TAG]")
+    return ModelSpec(family, ident, tag or None)

@@ -1,0 +1,76 @@
+"""The `mgap` command line (Typer). Commands live in `mgap.commands.*`, one module per group.
+
+Start-up imports neither torch nor textual: command modules import heavy libraries inside
+the command functions. Errors the user can act on are `MgapError`s, printed as one line.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import typer
+
+from mgap import __version__
+from mgap.errors import MgapError
+
+#: modules of `mgap.commands` whose `register(app)` adds their commands, in help order
+COMMAND_MODULES = (
+    "extract_cmd",
+    "store_cmds",
+    "gap_cmds",
+    "align_cmds",
+    "plot_cmd",
+    "models_cmd",
+    "demo_cmds",
+    "tui_cmd",
+)
+
+app = typer.Typer(
+    name="mgap",
+    help="Measure the modality gap and representational alignment of vision-language models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"mgap {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """mgap: extract embeddings into HDF5 stores, then measure gaps, CKA and neighbourhoods."""
+
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"mgap.commands.{_name}").register(app)
+
+
+def main() -> None:
+    """Console entry point: one-line errors, documented exit codes (0 ok, 1 failed, 2 usage)."""
+    try:
+        app()
+    except MgapError as exc:
+        print(f"mgap: error: {exc.one_line()}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        print("mgap: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
+        if os.environ.get("MGAP_DEBUG"):
+            raise
+        print(
+            f"mgap: error: {type(exc).__name__}: {exc} (set MGAP_DEBUG=1 for a traceback)",
+            file=sys.stderr,
+        )
+        sys.exit(1)

@@ -1,0 +1,63 @@
+"""Derived results (projections, kNN graphs) cached beside a store, keyed by parameters.
+
+The cache is a sidecar HDF5 file (`<store>.cache.h5`), so writing it never touches the
+store itself. Each entry records the store's `finished` stamp and row counts; an entry
+made from other rows is ignored. A cache that cannot be read is removed and rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+
+import h5py
+import numpy as np
+from mgap.store.naming import cache_path
+from mgap.store.reader import Store
+
+
+def cache_key(kind: str, params: Mapping[str, object]) -> str:
+    """A stable key: `kind` plus a hash of the JSON of `params` (sorted keys)."""
+    digest = hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
+    return f"{kind}-{digest[:16]}"
+
+
+def _stamp(store: Store) -> str:
+    return f"{store.attrs.get('finished', '')}|{store.n_images}|{store.n_texts}"
+
+
+def load_cached(store: Store, key: str) -> dict[str, np.ndarray] | None:
+    path = cache_path(store.path)
+    if not path.exists():
+        return None
+    try:
+        with h5py.File(path, "r") as f:
+            if key not in f or f[key].attrs.get("stamp") != _stamp(store):
+                return None
+            return {name: ds[...] for name, ds in f[key].items()}
+    except OSError:
+        path.unlink(missing_ok=True)
+        return None
+
+
+def save_cached(
+    store: Store,
+    key: str,
+    arrays: Mapping[str, np.ndarray],
+    params: Mapping[str, object] | None = None,
+) -> None:
+    path = cache_path(store.path)
+    try:
+        f = h5py.File(path, "a")
+    except OSError:
+        path.unlink(missing_ok=True)
+        f = h5py.File(path, "a")
+    with f:
+        if key in f:
+            del f[key]
+        group = f.create_group(key)
+        for name, value in arrays.items():
+            group.create_dataset(name, data=np.asarray(value))
+        group.attrs["stamp"] = _stamp(store)
+        group.attrs["params"] = json.dumps(dict(params or {}), sort_keys=True, default=str)

@@ -1,0 +1,80 @@
+"""List the stores of a directory with what `mgap ls` and the TUI's Stores pane show."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from mgap.store.progress import is_running, read_progress
+from mgap.store.reader import Store
+
+from mgap.errors import StoreError
+
+
+@dataclass
+class StoreEntry:
+    path: str
+    name: str
+    status: str
+    model: str
+    dataset: str
+    split: str
+    n_images: int
+    n_texts: int
+    dim: int | None
+    skipped: int
+    running: bool
+    size_mb: float
+    error: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def describe(path: str | os.PathLike) -> StoreEntry:
+    path = Path(path)
+    size_mb = path.stat().st_size / 1e6 if path.exists() else 0.0
+    running = is_running(read_progress(path))
+    try:
+        store = Store(path)
+    except StoreError as exc:
+        return StoreEntry(
+            str(path),
+            path.name,
+            "unreadable",
+            "",
+            "",
+            "",
+            0,
+            0,
+            None,
+            0,
+            running,
+            size_mb,
+            exc.one_line(),
+        )
+    status = "running" if running else store.status
+    return StoreEntry(
+        str(path),
+        path.name,
+        status,
+        store.model,
+        store.dataset,
+        store.split,
+        store.n_images,
+        store.n_texts,
+        store.dim,
+        len(store.skipped),
+        running,
+        size_mb,
+    )
+
+
+def list_stores(store_dir: str | os.PathLike) -> list[StoreEntry]:
+    """Every `*.h5` store in `store_dir` (not the sidecar caches), sorted by name."""
+    root = Path(store_dir)
+    if not root.is_dir():
+        return []
+    paths = [p for p in sorted(root.glob("*.h5")) if not p.name.endswith(".cache.h5")]
+    return [describe(p) for p in paths]

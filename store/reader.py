@@ -1,0 +1,226 @@
+"""Read a store: the typed API that the CLI, the analysis and the TUI share.
+
+Readers see the rows written so far: an image row counts once its block is written and
+it was not skipped; a caption counts once its text block is written and its image
+counts. Arrays are read as contiguous slices and filtered in numpy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import cached_property
+from pathlib import Path
+
+import h5py
+import numpy as np
+from mgap.store import schema as S
+
+from mgap.errors import StoreError
+
+
+def _strings(data: np.ndarray) -> np.ndarray:
+    out = np.empty(data.shape, dtype=object)
+    for i, value in enumerate(data):
+        out[i] = value.decode("utf-8") if isinstance(value, bytes) else str(value)
+    return out
+
+
+def _attr(value: object) -> object:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8")
+    if isinstance(value, np.generic):
+        value = value.item()
+    return value
+
+
+class Store:
+    """A read-only view of one store file. Small metadata is read once; embeddings on demand."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise StoreError(
+                f"store {self.path} does not exist", hint="check the path or `mgap ls`"
+            )
+        try:
+            with h5py.File(self.path, "r") as f:
+                if S.IMAGE_IDS not in f or S.TEXT_CAPTIONS not in f:
+                    raise StoreError(f"{self.path} is HDF5 but not an mgap store")
+                self.attrs: dict[str, object] = {k: _attr(v) for k, v in f.attrs.items()}
+                self._ids_all = _strings(f[S.IMAGE_IDS][...])
+                self._paths_all = _strings(f[S.IMAGE_PATHS][...])
+                self._valid_all = f[S.IMAGE_VALID][...].astype(bool)
+                self._captions_all = _strings(f[S.TEXT_CAPTIONS][...])
+                self._caption_rows_all = f[S.TEXT_IMAGE_ROW][...].astype(np.int64)
+                self._primary_all = f[S.IMAGE_PRIMARY][...].astype(np.int64)
+                self._labels_all = f[S.IMAGE_LABELS][...].astype(bool)
+                self.category_names: list[str] = list(_strings(f[S.CATEGORY_NAMES][...]))
+                self.supercategory_of: list[str] = list(_strings(f[S.CATEGORY_SUPER][...]))
+                self._attributes_all = {
+                    key: _strings(ds[...]) for key, ds in f.get(S.IMAGE_ATTRS, {}).items()
+                }
+                done = f[S.PROGRESS][...]
+                self.has_images = S.IMAGE_EMB in f
+                self.has_texts = S.TEXT_EMB in f
+                self.image_dim = int(f[S.IMAGE_EMB].shape[1]) if self.has_images else None
+                self.text_dim = int(f[S.TEXT_EMB].shape[1]) if self.has_texts else None
+                skipped_ids = _strings(f[S.SKIPPED_IDS][...]) if S.SKIPPED_IDS in f else []
+                reasons = _strings(f[S.SKIPPED_REASONS][...]) if S.SKIPPED_REASONS in f else []
+        except StoreError:
+            raise
+        except (OSError, KeyError) as exc:
+            raise StoreError(
+                f"{self.path} is not a readable mgap store ({exc})",
+                hint="create one with `mgap extract` or `mgap import`",
+            ) from exc
+        self.images_done, self.texts_done = int(done[0]), int(done[1])
+        self.n_images_total = len(self._ids_all)
+        self.n_texts_total = len(self._captions_all)
+        self.skipped: dict[str, str] = dict(zip(skipped_ids, reasons, strict=False))
+        journal = self.path.with_name(self.path.name + ".skipped.jsonl")
+        if journal.exists():  # a run that is going on or was killed keeps its skips here
+            for line in journal.read_text(encoding="utf-8").splitlines():
+                try:
+                    item = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                self.skipped[str(item["id"])] = str(item["reason"])
+
+    # ---- row selection -------------------------------------------------------------
+    @cached_property
+    def image_rows(self) -> np.ndarray:
+        """Store rows of the images that count (embedded, not skipped)."""
+        valid = self._valid_all.copy()
+        if not self.has_images and self.has_texts:
+            # text-only: an image counts once every caption of it is written
+            pending = self._caption_rows_all[self.texts_done :]
+            valid[np.unique(pending)] = False
+        return np.flatnonzero(valid)
+
+    @cached_property
+    def text_rows(self) -> np.ndarray:
+        """Store rows of the captions that count."""
+        counts = np.zeros(self.n_images_total, dtype=bool)
+        counts[self.image_rows] = True
+        keep = counts[self._caption_rows_all]
+        if self.has_texts:
+            keep &= np.arange(self.n_texts_total) < self.texts_done
+        return np.flatnonzero(keep)
+
+    # ---- metadata ------------------------------------------------------------------
+    @property
+    def status(self) -> str:
+        return str(self.attrs.get("status", ""))
+
+    @property
+    def model(self) -> str:
+        return str(self.attrs.get("model", ""))
+
+    @property
+    def dataset(self) -> str:
+        return str(self.attrs.get("dataset", ""))
+
+    @property
+    def split(self) -> str:
+        return str(self.attrs.get("split", ""))
+
+    @property
+    def geometry(self) -> str:
+        return str(self.attrs.get("geometry", S.GEOMETRY_EUCLIDEAN)) or S.GEOMETRY_EUCLIDEAN
+
+    @property
+    def curvature(self) -> float:
+        return float(self.attrs.get("curvature", 0.0) or 0.0)
+
+    @property
+    def dim(self) -> int | None:
+        return self.image_dim if self.image_dim is not None else self.text_dim
+
+    @property
+    def n_images(self) -> int:
+        return int(self.image_rows.size)
+
+    @property
+    def n_texts(self) -> int:
+        return int(self.text_rows.size)
+
+    @property
+    def image_ids(self) -> np.ndarray:
+        return self._ids_all[self.image_rows]
+
+    @property
+    def image_paths(self) -> np.ndarray:
+        return self._paths_all[self.image_rows]
+
+    @property
+    def captions(self) -> np.ndarray:
+        return self._captions_all[self.text_rows]
+
+    @cached_property
+    def text_image_index(self) -> np.ndarray:
+        """For each caption that counts, the index of its image among `image_ids`."""
+        position = np.full(self.n_images_total, -1, dtype=np.int64)
+        position[self.image_rows] = np.arange(self.image_rows.size)
+        return position[self._caption_rows_all[self.text_rows]]
+
+    @property
+    def primary_category(self) -> np.ndarray:
+        """Index into `category_names` per image, -1 where the image has none."""
+        return self._primary_all[self.image_rows]
+
+    @property
+    def labels(self) -> np.ndarray:
+        """(n_images, n_categories) bool: every category present in each image."""
+        return self._labels_all[self.image_rows]
+
+    @property
+    def attributes(self) -> dict[str, np.ndarray]:
+        return {key: values[self.image_rows] for key, values in self._attributes_all.items()}
+
+    def primary_names(self) -> np.ndarray:
+        names = np.asarray([*self.category_names, ""], dtype=object)
+        return names[self.primary_category]
+
+    # ---- embeddings ----------------------------------------------------------------
+    def _read(self, name: str, rows: np.ndarray, dtype: np.dtype | type) -> np.ndarray:
+        with h5py.File(self.path, "r") as f:
+            ds = f[name]
+            stop = int(rows[-1]) + 1 if rows.size else 0
+            block = ds[:stop]
+        return np.asarray(block[rows], dtype=dtype)
+
+    def image_embeddings(self, dtype: np.dtype | type = np.float64) -> np.ndarray:
+        if not self.has_images:
+            raise StoreError(f"{self.path.name} has no image embeddings (a text-only model)")
+        return self._read(S.IMAGE_EMB, self.image_rows, dtype)
+
+    def text_embeddings(self, dtype: np.dtype | type = np.float64) -> np.ndarray:
+        if not self.has_texts:
+            raise StoreError(f"{self.path.name} has no text embeddings (an image-only model)")
+        return self._read(S.TEXT_EMB, self.text_rows, dtype)
+
+    def summary(self) -> dict[str, object]:
+        """The `mgap info --json` document (DESIGN.md §6 keys first)."""
+        return {
+            "path": str(self.path),
+            "status": self.status,
+            "model": self.model,
+            "dataset": self.dataset,
+            "split": self.split,
+            "n_images": self.n_images,
+            "n_texts": self.n_texts,
+            "dim": self.dim,
+            "skipped": len(self.skipped),
+            "n_images_total": self.n_images_total,
+            "n_texts_total": self.n_texts_total,
+            "image_side": self.has_images,
+            "text_side": self.has_texts,
+            "n_categories": len(self.category_names),
+            "geometry": self.geometry,
+            "attrs": self.attrs,
+        }
+
+
+def open_store(path: str | os.PathLike) -> Store:
+    return Store(path)

