@@ -60,6 +60,10 @@ class Store:
                 self._attributes_all = {
                     key: _strings(ds[...]) for key, ds in f.get(S.IMAGE_ATTRS, {}).items()
                 }
+                self._prompts = {
+                    key: (list(_strings(g["names"][...])), g["embeddings"][...].astype(np.float64))
+                    for key, g in f.get(S.PROMPTS, {}).items()
+                }
                 done = f[S.PROGRESS][...]
                 self.has_images = S.IMAGE_EMB in f
                 self.has_texts = S.TEXT_EMB in f
@@ -181,6 +185,14 @@ class Store:
     def primary_names(self) -> np.ndarray:
         names = np.asarray([*self.category_names, ""], dtype=object)
         return names[self.primary_category]
+
+    @property
+    def prompt_sets(self) -> list[str]:
+        return sorted(self._prompts)
+
+    def prompt_embeddings(self, label_set: str = S.PROMPT_SET_CATEGORY):
+        """(class names, (K, d) float64 prompt embeddings) for zero-shot, or None if absent."""
+        return self._prompts.get(label_set)
 
     # ---- embeddings ----------------------------------------------------------------
     def _read(self, name: str, rows: np.ndarray, dtype: np.dtype | type) -> np.ndarray:

@@ -15,6 +15,8 @@ A store holds one (dataset, split, model). Its layout:
     /texts/embeddings      (M, d)  float16|float32   (absent for image-only models)
     /categories/names      (C,)    str
     /categories/supercategories (C,) str  ("" when the dataset has none)
+    /prompts/<set>/names   (K,)    str    zero-shot classes: <set> is "category" or an attribute key
+    /prompts/<set>/embeddings (K, d) float32  mean of the L2-normalised prompt embeddings
     /progress              (2,)    int64  [image rows done, text rows done], in row order
     /skipped/ids, /skipped/reasons (S,) str  written when the run finishes or stops
 
@@ -46,6 +48,8 @@ TEXT_EMB = "texts/embeddings"
 CATEGORY_NAMES = "categories/names"
 CATEGORY_SUPER = "categories/supercategories"
 PROGRESS = "progress"
+PROMPTS = "prompts"
+PROMPT_SET_CATEGORY = "category"
 SKIPPED_IDS = "skipped/ids"
 SKIPPED_REASONS = "skipped/reasons"
 

@@ -208,6 +208,17 @@ class StoreWriter:
             entries[str(item["id"])] = str(item["reason"])
         return entries
 
+    def write_prompts(self, label_set: str, names: Sequence[str], embeddings: np.ndarray) -> None:
+        """Zero-shot class embeddings (written once, after the rows; see schema)."""
+        with h5py.File(self.path, "r+") as f:
+            group = f"{S.PROMPTS}/{label_set}"
+            if group in f:
+                del f[group]
+            f.create_dataset(
+                f"{group}/names", data=np.asarray(list(names), dtype=object), dtype=_STR
+            )
+            f.create_dataset(f"{group}/embeddings", data=np.asarray(embeddings, dtype=np.float32))
+
     def set_attrs(self, **attrs: object) -> None:
         with h5py.File(self.path, "r+") as f:
             for key, value in attrs.items():

@@ -35,6 +35,8 @@ class Manifest:
     annotation_sha256: str = ""
     #: prompt templates for zero-shot classification, "{}" stands for the class name
     prompt_templates: list[str] = field(default_factory=lambda: ["a photo of a {}."])
+    #: zero-shot prompts for per-image attributes: attribute key -> templates ("{}" = value)
+    label_prompts: dict[str, list[str]] = field(default_factory=dict)
 
     def limit(self, n: int | None) -> Manifest:
         if n is None:
