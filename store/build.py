@@ -24,6 +24,7 @@ def store_from_arrays(
     primary: np.ndarray | None = None,
     labels: np.ndarray | None = None,
     attributes: Mapping[str, Sequence[str]] | None = None,
+    prompts: Mapping[str, tuple[Sequence[str], np.ndarray]] | None = None,
     provenance: Mapping[str, object] | None = None,
     dtype: str = "float32",
     overwrite: bool = False,
@@ -69,5 +70,7 @@ def store_from_arrays(
         writer.write_images(0, np.asarray(image_embeddings), np.ones(n, dtype=np.uint8))
     if text_embeddings is not None:
         writer.write_texts(0, np.asarray(text_embeddings))
+    for label_set, (names, embeddings) in (prompts or {}).items():
+        writer.write_prompts(label_set, names, embeddings)
     writer.finish(S.STATUS_COMPLETE)
     return path
