@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+
 from mgap.store import schema as S
 from mgap.store.writer import StoreLayout, create_store
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 import h5py
 import numpy as np
+
 from mgap.store.naming import cache_path
 from mgap.store.reader import Store
 

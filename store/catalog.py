@@ -6,10 +6,9 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from mgap.errors import StoreError
 from mgap.store.progress import is_running, read_progress
 from mgap.store.reader import Store
-
-from mgap.errors import StoreError
 
 
 @dataclass

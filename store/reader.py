@@ -14,9 +14,9 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-from mgap.store import schema as S
 
 from mgap.errors import StoreError
+from mgap.store import schema as S
 
 
 def _strings(data: np.ndarray) -> np.ndarray:

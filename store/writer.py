@@ -18,10 +18,10 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-from mgap.store import schema as S
 
 from mgap import __version__
 from mgap.errors import StoreError
+from mgap.store import schema as S
 
 _STR = h5py.string_dtype(encoding="utf-8")
 
@@ -157,6 +157,8 @@ class StoreWriter:
                 self.n_texts = int(f[S.TEXT_CAPTIONS].shape[0])
                 self.has_images = S.IMAGE_EMB in f
                 self.has_texts = S.TEXT_EMB in f
+                self.image_dim = int(f[S.IMAGE_EMB].shape[1]) if self.has_images else None
+                self.text_dim = int(f[S.TEXT_EMB].shape[1]) if self.has_texts else None
                 self.status = str(f.attrs.get("status", ""))
         except OSError as exc:
             raise StoreError(f"{self.path} is not a readable mgap store: {exc}") from exc

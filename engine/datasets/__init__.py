@@ -6,7 +6,6 @@ import importlib
 from pathlib import Path
 
 from mgap.engine.datasets.base import ImageRecord, Manifest
-
 from mgap.errors import UsageError
 
 #: dataset kind -> module in this package exposing `load(data_root, split, **options)`

@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mgap.engine.specs import ModelSpec
-
 from mgap.errors import UsageError
 
 if TYPE_CHECKING:

@@ -1,0 +1,130 @@
+"""Modality-gap metrics on raw arrays (DESIGN.md §7), in O((n + m)·d): no n×n matrix.
+
+Rows are L2-normalised first (x̂ = x/‖x‖; an all-zero row stays zero). Every metric is
+a mean over rows of a side or over the (image, caption) pairs given by
+`text_image_index`, so several captions per image weigh each caption once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: RMG's floor for the paired distance m (official two-effects-one-trigger code)
+RMG_FLOOR = 1e-3
+
+#: rows per block when pairing captions with their images (bounds the temporary copy)
+PAIR_BLOCK = 8192
+
+
+def normalize(X: np.ndarray, dtype: type = np.float64) -> np.ndarray:
+    """Unit rows in `dtype`; zero rows stay zero instead of becoming NaN."""
+    X = np.asarray(X, dtype=dtype)
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    return X / np.maximum(norms, np.finfo(dtype).tiny)
+
+
+def check_pairs(X: np.ndarray, Y: np.ndarray, text_image_index: np.ndarray) -> np.ndarray:
+    """Validate shapes and the caption -> image index; returns the index as int64."""
+    if X.ndim != 2 or Y.ndim != 2:
+        raise ValueError("image and text embeddings must be 2-D arrays (rows, dim)")
+    if X.shape[1] != Y.shape[1]:
+        raise ValueError(f"image dim {X.shape[1]} != text dim {Y.shape[1]}: not one shared space")
+    index = np.asarray(text_image_index, dtype=np.int64)
+    if index.shape != (Y.shape[0],):
+        raise ValueError(f"text_image_index has shape {index.shape}, expected ({Y.shape[0]},)")
+    if index.size and (index.min() < 0 or index.max() >= X.shape[0]):
+        raise ValueError("text_image_index points outside the image rows")
+    return index
+
+
+def intra_cosine(Xn: np.ndarray) -> float:
+    """Mean of x̂ᵢ·x̂ⱼ over i≠j from the sum of rows: (‖Σx̂‖² − Σ‖x̂ᵢ‖²) / (n(n−1))."""
+    n = Xn.shape[0]
+    if n < 2:
+        return float("nan")
+    total = Xn.sum(axis=0)
+    return float((total @ total - np.einsum("ij,ij->", Xn, Xn)) / (n * (n - 1)))
+
+
+def paired_cosines(Xn: np.ndarray, Yn: np.ndarray, text_image_index: np.ndarray) -> np.ndarray:
+    """x̂_{image(j)}·ŷⱼ for every caption j, in blocks so no (m, d) copy of X is made."""
+    out = np.empty(Yn.shape[0], dtype=np.float64)
+    for start in range(0, Yn.shape[0], PAIR_BLOCK):
+        stop = start + PAIR_BLOCK
+        out[start:stop] = np.einsum(
+            "ij,ij->i", Xn[text_image_index[start:stop]], Yn[start:stop]
+        )
+    return out
+
+
+def rmg(mean_paired_cosine: float, intra_image: float, intra_text: float) -> float:
+    """Relative modality gap, official formula: m / (m + (d_I + d_T)/2), m floored at 1e-3."""
+    m = (1.0 - mean_paired_cosine) / 2.0
+    if not m > 0:
+        m = RMG_FLOOR
+    d_image = (1.0 - intra_image) / 2.0
+    d_text = (1.0 - intra_text) / 2.0
+    return float(m / (m + (d_image + d_text) / 2.0))
+
+
+def top_dims(delta: np.ndarray, k: int) -> list[dict]:
+    """The k dims with the largest |Δ_d|, each with its share of L2M² and the running total."""
+    squared = delta * delta
+    total = float(squared.sum())
+    order = np.argsort(-np.abs(delta), kind="stable")[: max(int(k), 0)]
+    rows, running = [], 0.0
+    for d in order:
+        share = float(squared[d] / total) if total > 0 else 0.0
+        running += share
+        rows.append(
+            {"dim": int(d), "delta": float(delta[d]), "share": share, "cumulative_share": running}
+        )
+    return rows
+
+
+def gap_vector(Xn: np.ndarray, Yn: np.ndarray) -> np.ndarray:
+    """Δ = mean x̂ − mean ŷ (both sides already normalised)."""
+    return Xn.mean(axis=0) - Yn.mean(axis=0)
+
+
+def gap_metrics(
+    X: np.ndarray,
+    Y: np.ndarray,
+    text_image_index: np.ndarray,
+    *,
+    top_k: int = 10,
+    separability: bool = False,
+) -> dict:
+    """Every §7 gap metric for images X (n, d) and captions Y (m, d).
+
+    `separability=True` adds the cross-validated linear separability of the two sides
+    (sklearn, imported only then).
+    """
+    index = check_pairs(X, Y, text_image_index)
+    if X.shape[0] == 0 or Y.shape[0] == 0:
+        raise ValueError("gap metrics need at least one image and one caption")
+    Xn, Yn = normalize(X), normalize(Y)
+    delta = gap_vector(Xn, Yn)
+    cos = paired_cosines(Xn, Yn, index)
+    sq_x = np.einsum("ij,ij->i", Xn, Xn)[index]
+    sq_y = np.einsum("ij,ij->i", Yn, Yn)
+    pair_dist = np.sqrt(np.maximum(sq_x + sq_y - 2.0 * cos, 0.0))
+    intra_image, intra_text = intra_cosine(Xn), intra_cosine(Yn)
+    mean_cos = float(cos.mean())
+    out = {
+        "n_images": int(X.shape[0]),
+        "n_texts": int(Y.shape[0]),
+        "dim": int(X.shape[1]),
+        "l2m": float(np.linalg.norm(delta)),
+        "l2i": float(pair_dist.mean()),
+        "mean_paired_cosine": mean_cos,
+        "intra_image_cosine": intra_image,
+        "intra_text_cosine": intra_text,
+        "rmg": rmg(mean_cos, intra_image, intra_text),
+        "top_dims": top_dims(delta, top_k),
+    }
+    if separability:
+        from mgap.engine.analysis.separability import modality_separability
+
+        out["separability"] = modality_separability(Xn, Yn)
+    return out

@@ -1,0 +1,102 @@
+"""REF arguments (`store.h5`, `store.h5:image`, `store.h5:text`) -> per-image matrices.
+
+Alignment metrics compare two representations of the *same* images, so every REF becomes
+one vector per image id: the image embedding, or for a text side the mean of that image's
+L2-normalised caption embeddings (a text encoder sees several captions per image).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from mgap.errors import StoreError, UsageError
+from mgap.store import open_store
+
+SIDES = ("image", "text")
+MIN_ROWS = 3
+
+
+@dataclass
+class Ref:
+    """One side of one store, as rows keyed by image id."""
+
+    name: str
+    path: Path
+    side: str
+    ids: np.ndarray
+    matrix: np.ndarray
+
+
+def parse_ref(ref: str) -> tuple[Path, str | None]:
+    """Split `a.h5:text` into (path, side); a path that itself exists wins over a suffix."""
+    head, sep, tail = ref.rpartition(":")
+    if not sep or "/" in tail or Path(ref).exists():
+        return Path(ref), None
+    if tail not in SIDES:
+        raise UsageError(f"REF {ref!r} has an unknown side {tail!r}", hint="use :image or :text")
+    if not head:
+        raise UsageError(f"REF {ref!r} names no store", hint="write STORE.h5:{image,text}")
+    return Path(head), tail
+
+
+def _caption_means(store, texts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of each image's unit-norm caption vectors; images without captions are dropped."""
+    norms = np.linalg.norm(texts, axis=1, keepdims=True)
+    unit = texts / np.where(norms > 0, norms, 1.0)
+    owner = store.text_image_index
+    counts = np.bincount(owner, minlength=store.n_images)
+    keep = np.flatnonzero(counts > 0)
+    pool = sp.csr_matrix(
+        (1.0 / counts[owner], (owner, np.arange(owner.size))), shape=(store.n_images, owner.size)
+    )
+    return store.image_ids[keep], np.asarray(pool @ unit)[keep]
+
+
+def load_ref(ref: str) -> Ref:
+    path, side = parse_ref(ref)
+    store = open_store(path)
+    if side is None:
+        side = "image" if store.has_images else "text"
+    has = store.has_images if side == "image" else store.has_texts
+    if not has:
+        present = "text" if store.has_texts else "image" if store.has_images else "no"
+        raise UsageError(
+            f"{path.name} has no {side} embeddings (it has {present} embeddings)",
+            hint=f"drop the :{side} suffix or pick another store",
+        )
+    if side == "image":
+        ids, matrix = store.image_ids, store.image_embeddings()
+    else:
+        ids, matrix = _caption_means(store, store.text_embeddings())
+    if not np.isfinite(matrix).all():
+        raise StoreError(
+            f"{path.name}:{side} holds non-finite embeddings",
+            hint="re-extract with --dtype float32",
+        )
+    return Ref(name=f"{path.name}:{side}", path=path, side=side, ids=ids, matrix=matrix)
+
+
+def align_refs(refs: list[str]) -> tuple[np.ndarray, list[np.ndarray], list[str]]:
+    """Rows of every REF restricted to the image ids they all share, in the first REF's order."""
+    loaded = [load_ref(ref) for ref in refs]
+    names = [r.name for r in loaded]
+    if len(set(names)) < len(names):  # same file name in two folders: show what was typed
+        names = list(refs)
+    common = set(loaded[0].ids.tolist())
+    for r in loaded[1:]:
+        common &= set(r.ids.tolist())
+    ids = np.asarray([i for i in dict.fromkeys(loaded[0].ids.tolist()) if i in common], dtype=object)
+    if ids.size < MIN_ROWS:
+        raise StoreError(
+            f"{', '.join(names)} share {ids.size} image id(s); alignment needs at least {MIN_ROWS}",
+            hint="compare stores extracted from the same dataset and split",
+        )
+    matrices = []
+    for r in loaded:
+        row_of = {key: i for i, key in reversed(list(enumerate(r.ids.tolist())))}
+        matrices.append(r.matrix[[row_of[key] for key in ids.tolist()]])
+    return ids, matrices, names

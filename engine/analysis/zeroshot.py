@@ -1,0 +1,74 @@
+"""Zero-shot classification: each image takes the class whose prompt embedding is nearest.
+
+Ground truth is either a class index per image (-1 = unlabelled, left out) or a multi-hot
+(n_images, n_classes) matrix (COCO: every category in the image); multi-label images
+count as correct when the top-1 class is any of their labels. Per-class accuracy is the
+same score over the images that carry that class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from mgap.engine.analysis.gap import normalize
+
+
+def _as_multi_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.ndim == 2:
+        if labels.shape[1] != n_classes:
+            raise ValueError(f"labels have {labels.shape[1]} columns for {n_classes} classes")
+        return labels.astype(bool)
+    if labels.ndim != 1:
+        raise ValueError("labels must be a class index per image or a multi-hot matrix")
+    labels = labels.astype(np.int64)
+    if labels.size and labels.max() >= n_classes:
+        raise ValueError(f"label {labels.max()} is out of range for {n_classes} classes")
+    hot = np.zeros((labels.size, n_classes), dtype=bool)
+    rows = np.flatnonzero(labels >= 0)
+    hot[rows, labels[rows]] = True
+    return hot
+
+
+def zero_shot(
+    image_embeddings: np.ndarray,
+    class_embeddings: np.ndarray,
+    labels_multi_hot_or_index: np.ndarray,
+    class_names: Sequence[str],
+) -> dict:
+    """{"accuracy", "mean_class_accuracy", "n", "n_classes", "multi_label", "per_class"}."""
+    n_classes = len(class_names)
+    if class_embeddings.shape[0] != n_classes:
+        raise ValueError(f"{class_embeddings.shape[0]} class embeddings for {n_classes} names")
+    if image_embeddings.shape[1] != class_embeddings.shape[1]:
+        raise ValueError("image and class embeddings have different dims")
+    truth = _as_multi_hot(labels_multi_hot_or_index, n_classes)
+    if truth.shape[0] != image_embeddings.shape[0]:
+        raise ValueError(f"{truth.shape[0]} label rows for {image_embeddings.shape[0]} images")
+    labelled = truth.any(axis=1)
+    scores = normalize(image_embeddings[labelled]) @ normalize(class_embeddings).T
+    predicted = np.argmax(scores, axis=1)
+    truth = truth[labelled]
+    correct = truth[np.arange(predicted.size), predicted]
+    per_class = []
+    for c, name in enumerate(class_names):
+        has = truth[:, c]
+        per_class.append(
+            {
+                "name": str(name),
+                "n": int(has.sum()),
+                "accuracy": float(correct[has].mean()) if has.any() else None,
+                "n_predicted": int(np.count_nonzero(predicted == c)),
+            }
+        )
+    present = [row["accuracy"] for row in per_class if row["accuracy"] is not None]
+    return {
+        "accuracy": float(correct.mean()) if correct.size else None,
+        "mean_class_accuracy": float(np.mean(present)) if present else None,
+        "n": int(correct.size),
+        "n_classes": n_classes,
+        "multi_label": bool((truth.sum(axis=1) > 1).any()),
+        "per_class": per_class,
+    }

@@ -1,0 +1,138 @@
+"""Reading helpers shared by the dataset loaders, so every format fails the same way.
+
+Each helper turns a filesystem or format problem into a one-line `DatasetError` /
+`UsageError` that names the file (and line) and the fix; loaders never let a
+KeyError or JSONDecodeError reach the user.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from mgap.errors import DatasetError, UsageError
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
+
+
+def require_root(data_root: Path | None, kind: str) -> Path:
+    """The absolute data root; a missing one is the most common first mistake."""
+    if data_root is None:
+        raise UsageError(
+            f"--dataset {kind} needs --data-root",
+            hint="pass the folder (or file) that holds the dataset",
+        )
+    if not data_root.exists():
+        raise DatasetError(
+            f"data root {data_root} does not exist",
+            hint="check the --data-root path",
+        )
+    return data_root.resolve()
+
+
+def require_dir(root: Path, kind: str) -> Path:
+    if not root.is_dir():
+        raise DatasetError(
+            f"data root {root} is a file, but --dataset {kind} expects a folder",
+            hint="pass the folder that holds the annotation file and the images",
+        )
+    return root
+
+
+def reject_options(kind: str, options: Mapping[str, object], allowed: Sequence[str] = ()) -> None:
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise UsageError(f"--dataset {kind} takes no option {', '.join(unknown)}")
+
+
+def load_json(path: Path) -> tuple[object, str]:
+    """(parsed JSON, sha256 hex of the bytes): one read serves both, which matters at 450 MB."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DatasetError(f"cannot read {path}: {exc.strerror or exc}") from None
+    digest = hashlib.sha256(raw).hexdigest()
+    try:
+        return json.loads(raw), digest
+    except json.JSONDecodeError as exc:
+        raise DatasetError(
+            f"malformed JSON in {path} at line {exc.lineno}, column {exc.colno}: {exc.msg}",
+            hint="re-download or repair the file",
+        ) from None
+    except UnicodeDecodeError:
+        raise DatasetError(f"{path} is not UTF-8 text", hint="re-download the file") from None
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def describe_hashes(hashes: Mapping[str, str]) -> str:
+    """`name:sha256` pairs: each can be checked with `sha256sum` against the file named."""
+    return " ".join(f"{name}:{digest}" for name, digest in hashes.items())
+
+
+@contextmanager
+def annotation_structure(path: Path, what: str) -> Iterator[None]:
+    """Report a missing key or wrong type inside an annotation file as one line naming it."""
+    try:
+        yield
+    except KeyError as exc:
+        raise DatasetError(f"{path} is not {what}: missing key {exc.args[0]!r}") from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise DatasetError(f"{path} is not {what}: {exc}") from None
+
+
+def pick_split(
+    available: Sequence[str],
+    split: str | None,
+    *,
+    kind: str,
+    root: Path,
+    default: str | None = None,
+) -> str:
+    """The requested split, the only one present, or `default`; otherwise list the choices."""
+    listed = ", ".join(sorted(available)) or "none"
+    if split is not None:
+        if split not in available:
+            raise UsageError(
+                f"unknown split {split!r} for --dataset {kind} at {root}",
+                hint=f"available splits: {listed}",
+            )
+        return split
+    if len(available) == 1:
+        return available[0]
+    if default is not None and default in available:
+        return default
+    raise UsageError(
+        f"--dataset {kind} at {root} has several splits",
+        hint=f"pick one with --split ({listed})",
+    )
+
+
+def first_existing_dir(root: Path, candidates: Sequence[str]) -> str:
+    """The first candidate folder under root that exists, else the first (images may be absent
+    for a text-only model, and the extractor records missing files as skipped)."""
+    for candidate in candidates:
+        if (root / candidate).is_dir():
+            return candidate
+    return candidates[0]
+
+
+def join_relative(folder: str, name: str) -> str:
+    return f"{folder}/{name}" if folder not in ("", ".") else name
+
+
+def require_records(records: Sequence[object], source: Path, kind: str) -> None:
+    if not records:
+        raise DatasetError(
+            f"--dataset {kind}: no images found in {source}",
+            hint="check --data-root and --split",
+        )

@@ -1,0 +1,543 @@
+"""The extraction job: dataset x models -> one resumable HDF5 store per model.
+
+Images are decoded once, in DataLoader worker processes, and every model's preprocessing
+runs there too, so one pass feeds every image tower. Rows reach the store in blocks of
+`BLOCK_ROWS` (see `mgap.store.schema`); a killed run resumes at the first unwritten block
+and produces the same arrays as an uninterrupted one. Progress goes to a JSON file next to
+each store (the TUI's view of the job) and to a `reporter` callback (the CLI's bar).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from torch.utils.data._utils.collate import default_collate
+
+from mgap import __version__
+from mgap.engine.datasets import Manifest, load_manifest
+from mgap.engine.models import EmbeddingModel, load_model, resolve_device
+from mgap.errors import DatasetError, StoreError, UsageError
+from mgap.store import schema as S
+from mgap.store.naming import cache_path, default_store_dir, progress_path, store_filename
+from mgap.store.progress import write_progress
+from mgap.store.reader import Store
+from mgap.store.writer import StoreLayout, StoreWriter, create_store
+
+Reporter = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass
+class ExtractRequest:
+    models: Sequence[str]
+    dataset: str
+    data_root: str | Path | None = None
+    split: str | None = None
+    limit: int | None = None
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+    model_options: dict[str, Any] = field(default_factory=dict)
+    batch_size: int = 64
+    device: str = "auto"
+    dtype: str = "float16"
+    store_dir: str | Path | None = None
+    out: str | Path | None = None
+    resume: bool = True
+    overwrite: bool = False
+    num_workers: int | None = None
+    quiet: bool = False
+    command: str = ""
+
+
+@dataclass
+class ExtractSummary:
+    store: str
+    model: str
+    status: str
+    n_images: int
+    n_texts: int
+    skipped: int
+    seconds: float
+    images_per_s: float
+    device: str
+    dtype: str
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _StopRequested(Exception):
+    """SIGTERM/SIGINT arrived: stop after the block in flight."""
+
+
+# ---- decoding in worker processes ---------------------------------------------------
+class _ImageItems(Dataset):
+    """Decodes image `i` once and applies every model's preprocessing to it."""
+
+    def __init__(self, manifest: Manifest, preprocessors: Sequence[Callable], start: int) -> None:
+        self.manifest = manifest
+        self.preprocessors = list(preprocessors)
+        self.start = start
+
+    def __len__(self) -> int:
+        return len(self.manifest.records) - self.start
+
+    def __getitem__(self, k: int) -> tuple[int, Any, str]:
+        index = self.start + k
+        try:
+            image = self.manifest.load_image(index)
+            return index, [pre(image) for pre in self.preprocessors], ""
+        except Exception as exc:  # noqa: BLE001 - any unreadable image is skipped, never fatal
+            return index, None, f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+
+
+def _block_batches(count: int, batch_size: int) -> list[list[int]]:
+    """Batches of dataset positions that never straddle a store block boundary."""
+    batches: list[list[int]] = []
+    for block in range(0, count, S.BLOCK_ROWS):
+        end = min(block + S.BLOCK_ROWS, count)
+        batches.extend(
+            list(range(i, min(i + batch_size, end))) for i in range(block, end, batch_size)
+        )
+    return batches
+
+
+def _collate(items: list[tuple[int, Any, str]]) -> tuple[list[int], list[str], list[Any]]:
+    """Indices, reasons ('' = ok) and, per model, the collated batch of the readable images."""
+    indices = [i for i, _, _ in items]
+    reasons = [r for _, _, r in items]
+    ok = [outs for _, outs, r in items if not r]
+    per_model = [default_collate([outs[m] for outs in ok]) for m in range(len(ok[0]))] if ok else []
+    return indices, reasons, per_model
+
+
+# ---- one store per model ------------------------------------------------------------
+@dataclass
+class _Target:
+    model: EmbeddingModel
+    path: Path
+    writer: StoreWriter | None = None
+    images_done: int = 0
+    texts_done: int = 0
+    skipped: int = 0
+    note: str = ""
+    buffer: np.ndarray | None = None
+    valid: np.ndarray | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.writer is not None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _library_versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    versions = {"python": sys.version.split()[0]}
+    for name in (
+        "torch",
+        "torchvision",
+        "transformers",
+        "open_clip_torch",
+        "h5py",
+        "numpy",
+        "sentence-transformers",
+        "timm",
+    ):
+        try:
+            versions[name] = md.version(name)
+        except md.PackageNotFoundError:
+            continue
+    return versions
+
+
+def _probe_dims(model: EmbeddingModel, device: str) -> tuple[int | None, int | None]:
+    """Embedding sizes from one tiny forward pass (also proves the model runs)."""
+    from PIL import Image
+
+    image_dim = text_dim = None
+    with torch.inference_mode():
+        if model.has_image:
+            sample = model.image_preprocess()(Image.new("RGB", (64, 64), (127, 127, 127)))
+            image_dim = int(model.encode_images(default_collate([sample])).shape[-1])
+        if model.has_text:
+            text_dim = int(model.encode_texts(["a photo."]).shape[-1])
+    return image_dim, text_dim
+
+
+def _layout(manifest: Manifest) -> StoreLayout:
+    captions, rows = manifest.captions_and_rows()
+    primary, labels = manifest.label_arrays()
+    return StoreLayout(
+        image_ids=[r.id for r in manifest.records],
+        image_paths=[r.path for r in manifest.records],
+        captions=captions,
+        caption_image_row=rows,
+        category_names=manifest.category_names,
+        supercategories=[manifest.supercategories.get(c, "") for c in manifest.category_names],
+        primary=primary,
+        labels=labels,
+        attributes=manifest.attribute_columns(),
+    )
+
+
+def _check_same_rows(path: Path, manifest: Manifest, model_spec: str) -> None:
+    store = Store(path)
+    ids = [r.id for r in manifest.records]
+    if store.model != model_spec or store.n_images_total != len(ids) or list(store._ids_all) != ids:
+        raise StoreError(
+            f"{path} exists but holds other rows or another model ({store.model}, "
+            f"{store.n_images_total} images)",
+            hint="pass --overwrite to replace it, or choose another --store-dir/--out",
+        )
+
+
+def _remove_store(path: Path) -> None:
+    for p in (
+        path,
+        progress_path(path),
+        cache_path(path),
+        path.with_name(path.name + ".skipped.jsonl"),
+    ):
+        p.unlink(missing_ok=True)
+
+
+class _Job:
+    """Runs one request; owns the signal handlers and the progress files."""
+
+    def __init__(self, request: ExtractRequest, reporter: Reporter | None) -> None:
+        self.request = request
+        self.reporter = reporter or (lambda event, data: None)
+        self.stop = False
+        self.started = time.time()
+
+    # -- setup ------------------------------------------------------------------------
+    def _store_path(self, spec: str, manifest: Manifest) -> Path:
+        if self.request.out is not None:
+            return Path(self.request.out)
+        root = Path(self.request.store_dir) if self.request.store_dir else default_store_dir()
+        return root / store_filename(manifest.dataset, manifest.split, spec)
+
+    def _provenance(self, model: EmbeddingModel, manifest: Manifest, device: str) -> dict:
+        annotation = manifest.annotation_sha256
+        return {
+            **model.describe(),
+            "compute_dtype": "autocast" if device.startswith("cuda") else "float32",
+            "device": device,
+            "batch_size": self.request.batch_size,
+            "dataset": manifest.dataset,
+            "split": manifest.split,
+            "data_root": manifest.root,
+            "annotation_sha256": annotation,
+            "library_versions": _library_versions(),
+            "command": self.request.command,
+            "mgap_version": __version__,
+        }
+
+    def _prepare(self, model: EmbeddingModel, manifest: Manifest, device: str) -> _Target:
+        path = self._store_path(model.spec.text, manifest)
+        target = _Target(model, path)
+        if path.exists():
+            if self.request.overwrite:
+                _remove_store(path)
+            elif not self.request.resume:
+                raise StoreError(f"{path} already exists", hint="pass --resume or --overwrite")
+            else:
+                _check_same_rows(path, manifest, model.spec.text)
+                writer = StoreWriter(path)
+                target.images_done, target.texts_done = writer.progress()
+                if writer.status == S.STATUS_COMPLETE:
+                    target.note = "already complete"
+                    target.skipped = len(Store(path).skipped)
+                    return target
+                target.writer = writer
+                target.skipped = len(writer.journal_entries())
+                target.note = f"resumed at image row {target.images_done}"
+                return target
+        image_dim, text_dim = _probe_dims(model, device)
+        target.writer = create_store(
+            path,
+            _layout(manifest),
+            self._provenance(model, manifest, device),
+            image_dim=image_dim,
+            text_dim=text_dim,
+            dtype=self.request.dtype,
+        )
+        if not model.has_image:
+            target.images_done = len(manifest.records)
+        return target
+
+    # -- progress ---------------------------------------------------------------------
+    def _progress(self, target: _Target, manifest: Manifest, **fields: Any) -> None:
+        n = len(manifest.records)
+        doc = dict(
+            pid=os.getpid(),
+            model=target.model.spec.text,
+            dataset=manifest.dataset,
+            split=manifest.split,
+            store=str(target.path),
+            n_images=n,
+            n_texts=target.writer.n_texts if target.writer else 0,
+            images_done=target.images_done,
+            texts_done=target.texts_done,
+            skipped=target.skipped,
+            device=self.device,
+            started=self.started,
+            command=self.request.command,
+        )
+        doc.update(fields)
+        write_progress(target.path, **doc)
+        self.reporter("progress", doc)
+
+    # -- phases -----------------------------------------------------------------------
+    def _texts(self, target: _Target, captions: list[str], manifest: Manifest) -> None:
+        model, writer = target.model, target.writer
+        if not model.has_text or writer is None:
+            return
+        step = max(self.request.batch_size, 32)
+        start = target.texts_done
+        while start < len(captions):
+            stop = min(start + S.BLOCK_ROWS, len(captions))
+            parts = [
+                model.encode_texts(captions[i : min(i + step, stop)]).float().cpu().numpy()
+                for i in range(start, stop, step)
+            ]
+            writer.write_texts(start, np.concatenate(parts).astype(self.request.dtype))
+            target.texts_done = start = stop
+            self._progress(target, manifest, status="running", phase="texts")
+            if self.stop:
+                raise _StopRequested
+
+    def _prompts(self, target: _Target, manifest: Manifest) -> None:
+        """Zero-shot class embeddings: mean of normalised prompt embeddings per class."""
+        model, writer = target.model, target.writer
+        if not model.has_text or writer is None:
+            return
+        sets: dict[str, tuple[list[str], list[str]]] = {}
+        if manifest.category_names:
+            sets[S.PROMPT_SET_CATEGORY] = (manifest.category_names, manifest.prompt_templates)
+        columns = manifest.attribute_columns()
+        for key, templates in manifest.label_prompts.items():
+            values = sorted({v for v in columns.get(key, []) if v})
+            if values:
+                sets[key] = (values, templates)
+        for label_set, (names, templates) in sets.items():
+            texts = [t.format(name) for name in names for t in templates]
+            emb = (
+                torch.cat(
+                    [
+                        model.encode_texts(texts[i : i + 256]).float().cpu()
+                        for i in range(0, len(texts), 256)
+                    ]
+                )
+                .numpy()
+                .astype(np.float64)
+            )
+            emb /= np.linalg.norm(emb, axis=1, keepdims=True).clip(1e-12)
+            writer.write_prompts(
+                label_set, names, emb.reshape(len(names), len(templates), -1).mean(1)
+            )
+
+    def _images(self, targets: list[_Target], manifest: Manifest) -> None:
+        active = [t for t in targets if t.active and t.model.has_image]
+        n = len(manifest.records)
+        pending = [t for t in active if t.images_done < n]
+        if not pending:
+            return
+        start = min(t.images_done for t in pending)
+        dataset = _ImageItems(manifest, [t.model.image_preprocess() for t in pending], start)
+        workers = self.request.num_workers
+        if workers is None:
+            workers = min(4, os.cpu_count() or 1)
+        loader = DataLoader(
+            dataset,
+            batch_sampler=_block_batches(n - start, self.request.batch_size),
+            num_workers=workers,
+            collate_fn=_collate,
+            pin_memory=self.device.startswith("cuda"),
+            prefetch_factor=4 if workers else None,
+            persistent_workers=False,
+        )
+        for t in pending:
+            t.buffer = np.zeros((S.BLOCK_ROWS, t.writer.image_dim), dtype=self.request.dtype)
+            t.valid = np.zeros(S.BLOCK_ROWS, dtype=np.uint8)
+        amp = self.device.startswith("cuda")
+        amp_dtype = torch.bfloat16 if amp and torch.cuda.is_bf16_supported() else torch.float16
+        t0, done_here = time.time(), 0
+        block_start = start
+        for indices, reasons, batches in loader:
+            ok_rows = [i for i, r in zip(indices, reasons, strict=True) if not r]
+            for i, reason in zip(indices, reasons, strict=True):
+                if reason:
+                    for t in pending:
+                        if i >= t.images_done:
+                            t.writer.add_skipped(manifest.records[i].id, reason)
+                            t.skipped += 1
+            for t, batch in zip(pending, batches, strict=False):
+                with torch.autocast("cuda", dtype=amp_dtype, enabled=amp):
+                    emb = t.model.encode_images(_to_device(batch, self.device))
+                emb = emb.float().cpu().numpy().astype(self.request.dtype)
+                offsets = np.asarray(ok_rows) - block_start
+                t.buffer[offsets] = emb
+                t.valid[offsets] = 1
+            last = indices[-1] + 1
+            done_here += len(indices)
+            block_full = last - block_start >= S.BLOCK_ROWS or last == n
+            if block_full:
+                rows = last - block_start
+                for t in pending:
+                    if block_start >= t.images_done:
+                        t.writer.write_images(block_start, t.buffer[:rows], t.valid[:rows])
+                        t.images_done = last
+                    t.buffer[:] = 0
+                    t.valid[:] = 0
+                block_start = last
+            rate = done_here / max(time.time() - t0, 1e-9)
+            for t in pending:
+                self._progress(
+                    t,
+                    manifest,
+                    status="running",
+                    phase="images",
+                    images_per_s=rate,
+                    rows_seen=last,
+                    eta_s=(n - last) / rate if rate > 0 else None,
+                )
+            if self.stop and block_full:
+                raise _StopRequested
+        self.images_per_s = done_here / max(time.time() - t0, 1e-9)
+
+    # -- main -------------------------------------------------------------------------
+    def run(self) -> list[ExtractSummary]:
+        req = self.request
+        if not req.models:
+            raise UsageError("no model given", hint="pass --model FAMILY:ID[@TAG]")
+        if req.out is not None and len(req.models) > 1:
+            raise UsageError(
+                "--out names one store, but several models were given",
+                hint="use --store-dir with several --model options",
+            )
+        if req.batch_size < 1:
+            raise UsageError(f"--batch-size must be at least 1, got {req.batch_size}")
+        if req.limit is not None and req.limit < 1:
+            raise UsageError(f"--limit must be at least 1, got {req.limit}")
+        manifest = load_manifest(
+            req.dataset, req.data_root, req.split, req.limit, **req.dataset_options
+        )
+        if not manifest.records:
+            raise DatasetError(f"dataset {req.dataset} split {manifest.split} has no images")
+        self.device = resolve_device(req.device)
+        self.reporter(
+            "start",
+            {
+                "device": self.device,
+                "n_images": len(manifest.records),
+                "models": list(req.models),
+                "dataset": manifest.dataset,
+                "split": manifest.split,
+            },
+        )
+        models = [load_model(spec, self.device, **req.model_options) for spec in req.models]
+        targets = [self._prepare(m, manifest, self.device) for m in models]
+        self.images_per_s = 0.0
+        captions, _ = manifest.captions_and_rows()
+        status = S.STATUS_COMPLETE
+        error = ""
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            with torch.inference_mode():
+                for t in targets:
+                    if t.active:
+                        self._progress(t, manifest, status="running", phase="texts")
+                        self._texts(t, captions, manifest)
+                self._images(targets, manifest)
+                for t in targets:
+                    self._prompts(t, manifest)
+        except _StopRequested:
+            status = "cancelled"
+        except BaseException as exc:
+            status = S.STATUS_FAILED
+            error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+            self._finish(targets, manifest, status, error)
+        return [self._summary(t, manifest, status) for t in targets]
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        if self.stop:  # a second Ctrl-C: stop now, the block in flight is lost
+            raise KeyboardInterrupt
+        self.stop = True
+        self.reporter("note", {"message": "stopping after the block in flight"})
+
+    def _finish(self, targets: list[_Target], manifest: Manifest, status: str, error: str) -> None:
+        elapsed = time.time() - self.started
+        for t in targets:
+            if t.writer is None:
+                continue
+            if status == S.STATUS_COMPLETE:
+                t.writer.finish(S.STATUS_COMPLETE, seconds=round(elapsed, 3))
+            elif status == S.STATUS_FAILED:
+                t.writer.finish(S.STATUS_FAILED, error=error[:500])
+            else:
+                t.writer.finish(S.STATUS_PARTIAL)
+            self._progress(
+                t,
+                manifest,
+                status=status,
+                phase="done",
+                error=error,
+                images_per_s=self.images_per_s,
+                eta_s=0,
+            )
+
+    def _summary(self, t: _Target, manifest: Manifest, status: str) -> ExtractSummary:
+        store = Store(t.path)
+        return ExtractSummary(
+            store=str(t.path),
+            model=t.model.spec.text,
+            status=store.status if t.writer is None else status,
+            n_images=store.n_images,
+            n_texts=store.n_texts,
+            skipped=len(store.skipped),
+            seconds=round(time.time() - self.started, 3),
+            images_per_s=round(self.images_per_s, 2),
+            device=self.device,
+            dtype=self.request.dtype,
+            note=t.note,
+        )
+
+
+def _to_device(batch: Any, device: str) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, list | tuple):
+        return type(batch)(_to_device(v, device) for v in batch)
+    return batch
+
+
+def run_extraction(
+    request: ExtractRequest, reporter: Reporter | None = None
+) -> list[ExtractSummary]:
+    """Extract every model of `request` over its dataset; returns one summary per store."""
+    return _Job(request, reporter).run()

@@ -1,0 +1,206 @@
+"""`mgap import`: embeddings computed by other tools -> an mgap store.
+
+Layouts read:
+- one `.npy` of shape (2, N, d): image rows then text rows, pair i with i (the
+  "Mind the Gap" release);
+- `--image A --text B` (`.npy`, `.pt`, `.npz`), rows paired i with i, or with
+  `--caption-image-row` when there are several captions per image;
+- `.pt` pairs named `{dataset}_{model}_img.pt` / `{dataset}_{model}_txt.pt`
+  (torch.load with weights_only=True, a tensor or a dict holding one);
+- one `.npz` with arrays `image`/`img` and `text`/`txt`.
+Hyperbolic (MERU-style) embeddings keep their space components with
+`--geometry lorentz --curvature C`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from mgap.errors import UsageError
+from mgap.store import schema as S
+from mgap.store.build import store_from_arrays
+
+_IMAGE_KEYS = ("image", "images", "img", "image_embeddings", "image_features")
+_TEXT_KEYS = ("text", "texts", "txt", "text_embeddings", "text_features")
+
+
+def _load_pt(path: Path) -> np.ndarray:
+    import torch
+
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - report any unreadable file in one line
+        raise UsageError(
+            f"cannot read {path} as a torch tensor file: {exc}".splitlines()[0]
+        ) from exc
+    if isinstance(obj, dict):
+        tensors = [v for v in obj.values() if isinstance(v, torch.Tensor)]
+        if len(tensors) != 1:
+            raise UsageError(
+                f"{path} holds a dict with {len(tensors)} tensors",
+                hint="save exactly one tensor per file",
+            )
+        obj = tensors[0]
+    if not isinstance(obj, torch.Tensor):
+        raise UsageError(f"{path} does not hold a tensor (found {type(obj).__name__})")
+    return obj.detach().float().numpy()
+
+
+def load_array(path: Path) -> np.ndarray | dict[str, np.ndarray]:
+    if not path.exists():
+        raise UsageError(f"{path} does not exist")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            return np.load(path, allow_pickle=False)
+        if suffix == ".npz":
+            with np.load(path, allow_pickle=False) as data:
+                return {k: data[k] for k in data.files}
+    except (ValueError, OSError) as exc:
+        raise UsageError(f"cannot read {path}: {exc}".splitlines()[0]) from exc
+    if suffix in (".pt", ".pth"):
+        return _load_pt(path)
+    raise UsageError(f"unsupported embedding file {path.name}", hint="use .npy, .npz or .pt")
+
+
+def _pick(arrays: dict[str, np.ndarray], keys: Sequence[str], path: Path) -> np.ndarray:
+    for key in keys:
+        if key in arrays:
+            return arrays[key]
+    raise UsageError(f"{path} has arrays {sorted(arrays)}", hint=f"name them one of {list(keys)}")
+
+
+def _pair_pt(files: Sequence[Path]) -> tuple[Path, Path] | None:
+    img = [f for f in files if re.search(r"_(img|image)\.pth?$", f.name)]
+    txt = [f for f in files if re.search(r"_(txt|text)\.pth?$", f.name)]
+    if len(img) == 1 and len(txt) == 1:
+        return img[0], txt[0]
+    return None
+
+
+def read_pairs(
+    files: Sequence[Path], image: Path | None, text: Path | None
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(image embeddings, text embeddings) from any supported layout."""
+    if image is not None or text is not None:
+        if files:
+            raise UsageError("give either FILE arguments or --image/--text, not both")
+        x = None if image is None else load_array(image)
+        y = None if text is None else load_array(text)
+        if isinstance(x, dict) or isinstance(y, dict):
+            raise UsageError("--image/--text take .npy or .pt files, not .npz")
+        return x, y
+    if not files:
+        raise UsageError(
+            "nothing to import", hint="pass a (2, N, d) .npy, an .npz, or --image/--text"
+        )
+    if len(files) == 2:
+        pair = _pair_pt(files)
+        if pair is None:
+            raise UsageError(
+                "two files given but not an *_img.pt/*_txt.pt pair", hint="use --image A --text B"
+            )
+        return load_array(pair[0]), load_array(pair[1])
+    if len(files) > 2:
+        raise UsageError(
+            f"{len(files)} files given", hint="pass one file, an _img/_txt pair, or --image/--text"
+        )
+    data = load_array(files[0])
+    if isinstance(data, dict):
+        return _pick(data, _IMAGE_KEYS, files[0]), _pick(data, _TEXT_KEYS, files[0])
+    if data.ndim != 3 or data.shape[0] != 2:
+        raise UsageError(
+            f"{files[0]} has shape {data.shape}",
+            hint="a single .npy must be (2, N, d): image rows then text rows",
+        )
+    return data[0], data[1]
+
+
+def _lines(path: Path | None, expected: int, what: str) -> list[str] | None:
+    if path is None:
+        return None
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if len(lines) != expected:
+        raise UsageError(f"{path} has {len(lines)} lines but there are {expected} {what}")
+    return lines
+
+
+def import_embeddings(
+    files: Sequence[Path],
+    out: Path,
+    *,
+    image: Path | None = None,
+    text: Path | None = None,
+    name: str | None = None,
+    geometry: str = S.GEOMETRY_EUCLIDEAN,
+    curvature: float = 1.0,
+    ids_file: Path | None = None,
+    captions_file: Path | None = None,
+    categories_file: Path | None = None,
+    caption_image_row_file: Path | None = None,
+    overwrite: bool = False,
+) -> Path:
+    x, y = read_pairs(files, image, text)
+    if geometry not in (S.GEOMETRY_EUCLIDEAN, S.GEOMETRY_LORENTZ):
+        raise UsageError(f"unknown geometry {geometry!r}", hint="use euclidean or lorentz")
+    if geometry == S.GEOMETRY_LORENTZ and curvature <= 0:
+        raise UsageError("--curvature must be positive (the space has curvature -C)")
+    for arr, side in ((x, "image"), (y, "text")):
+        if arr is not None and (arr.ndim != 2 or arr.shape[0] == 0):
+            raise UsageError(f"{side} embeddings have shape {arr.shape}, expected (N, d)")
+        if arr is not None and not np.isfinite(arr).all():
+            raise UsageError(f"{side} embeddings contain NaN or inf")
+    if out.exists() and not overwrite:
+        raise UsageError(f"{out} already exists", hint="pass --overwrite to replace it")
+    n = x.shape[0] if x is not None else y.shape[0]
+    m = y.shape[0] if y is not None else 0
+    rows = None
+    if caption_image_row_file is not None:
+        rows = np.asarray(
+            [int(v) for v in caption_image_row_file.read_text().split()], dtype=np.int64
+        )
+        if rows.shape != (m,):
+            raise UsageError(f"{caption_image_row_file} has {rows.size} rows for {m} captions")
+    elif x is not None and y is not None and m != n:
+        raise UsageError(
+            f"{n} image rows but {m} text rows",
+            hint="pass --caption-image-row FILE (one image row per caption)",
+        )
+    ids = _lines(ids_file, n, "images")
+    captions = _lines(captions_file, m, "captions")
+    categories = _lines(categories_file, n, "images")
+    category_kwargs: dict = {}
+    if categories is not None:
+        names = sorted({c for c in categories if c})
+        index = {c: i for i, c in enumerate(names)}
+        primary = np.asarray([index.get(c, -1) for c in categories], dtype=np.int32)
+        labels = np.zeros((n, len(names)), dtype=np.uint8)
+        labels[primary >= 0, primary[primary >= 0]] = 1
+        category_kwargs = dict(category_names=names, primary=primary, labels=labels)
+    label = name or (files[0].stem if files else (image or text).stem)
+    return store_from_arrays(
+        out,
+        image_embeddings=None if x is None else x.astype(np.float32),
+        text_embeddings=None if y is None else y.astype(np.float32),
+        image_ids=ids,
+        captions=captions,
+        caption_image_row=rows if rows is not None else (np.arange(m) if x is not None else None),
+        provenance={
+            "model": f"imported:{label}",
+            "family": "imported",
+            "weights": ", ".join(str(p) for p in [*files, image, text] if p is not None),
+            "embedding_image": "imported" if x is not None else "",
+            "embedding_text": "imported" if y is not None else "",
+            "dataset": label,
+            "split": "all",
+            "geometry": geometry,
+            "curvature": float(curvature) if geometry == S.GEOMETRY_LORENTZ else 0.0,
+        },
+        dtype="float32",
+        overwrite=overwrite,
+        **category_kwargs,
+    )

@@ -1,0 +1,138 @@
+"""Models pane: the catalog with offline availability, a filter box, multi-select with space."""
+
+from __future__ import annotations
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import DataTable, Input, Static
+
+from mgap.errors import MgapError
+from mgap.tui.sources import ModelRow, custom_model, load_catalog
+
+
+class ModelsPane(Vertical):
+    """Pick the models to extract; the choice lives in `selected` (spec strings, in order)."""
+
+    BINDINGS = [
+        Binding("space", "toggle", "Pick", id="models.toggle"),
+        Binding("slash", "filter", "Filter", id="models.filter"),
+        Binding("r", "reload", "Reload", id="models.reload"),
+    ]
+
+    class Changed(Message):
+        def __init__(self, specs: list[str]) -> None:
+            super().__init__()
+            self.specs = specs
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.rows: list[ModelRow] = []
+        self.selected: list[str] = []
+
+    def compose(self) -> ComposeResult:
+        yield Input(placeholder="/ filter · Enter adds a typed FAMILY:ID spec", id="model-filter")
+        yield DataTable(id="models-table", cursor_type="row", zebra_stripes=True)
+        yield Static("loading the model catalog…", id="models-status", classes="status")
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns(" ", "model", "offline", "family", "description")
+        self.action_reload()
+
+    def focus_default(self) -> None:
+        self.query_one(DataTable).focus()
+
+    def action_reload(self) -> None:
+        self.query_one("#models-status", Static).update("loading the model catalog…")
+        self._load()
+
+    @work(thread=True, exclusive=True, group="catalog", exit_on_error=False)
+    def _load(self) -> None:
+        try:
+            rows = load_catalog()
+        except MgapError as exc:
+            self.app.call_from_thread(self._failed, exc.one_line())
+            return
+        self.app.call_from_thread(self._loaded, rows)
+
+    def _failed(self, message: str) -> None:
+        self.query_one("#models-status", Static).update(f"catalog unavailable: {message}")
+        self.app.notify(message, title="Models", severity="error")
+
+    def _loaded(self, rows: list[ModelRow]) -> None:
+        typed = [r for r in self.rows if r.available_offline is None]
+        known = {r.spec for r in rows}
+        self.rows = rows + [r for r in typed if r.spec not in known]
+        self._fill()
+
+    def _visible(self) -> list[ModelRow]:
+        needle = self.query_one("#model-filter", Input).value.strip().lower()
+        if not needle:
+            return self.rows
+        return [r for r in self.rows if needle in f"{r.spec} {r.family} {r.description}".lower()]
+
+    def _fill(self) -> None:
+        table = self.query_one(DataTable)
+        table.clear()
+        for row in self._visible():
+            table.add_row(*self._cells(row), key=row.spec)
+        self._fill_status()
+
+    def _cells(self, row: ModelRow) -> tuple[str, ...]:
+        mark = "✓" if row.spec in self.selected else " "
+        offline = {True: "yes", False: "no", None: "?"}[row.available_offline]
+        return mark, row.spec, offline, row.family, row.description
+
+    @on(Input.Changed, "#model-filter")
+    def _filter_changed(self) -> None:
+        self._fill()
+
+    @on(Input.Submitted, "#model-filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        value = event.value.strip()
+        if ":" in value and value not in {r.spec for r in self.rows}:
+            try:
+                row = custom_model(value)
+            except MgapError as exc:
+                self.app.notify(exc.one_line(), title="Models", severity="error")
+                return
+            self.rows.append(row)
+            self._toggle(row.spec)
+            event.input.value = row.spec
+        self._fill()
+        self.focus_default()
+
+    def on_key(self, event) -> None:
+        if event.key == "escape" and self.query_one("#model-filter", Input).has_focus:
+            event.stop()
+            self.focus_default()
+
+    def action_filter(self) -> None:
+        self.query_one("#model-filter", Input).focus()
+
+    def action_toggle(self) -> None:
+        table = self.query_one(DataTable)
+        if not table.row_count:
+            return
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        self._toggle(str(key))
+        row = next(r for r in self.rows if r.spec == key)
+        table.update_cell(key, table.ordered_columns[0].key, self._cells(row)[0])
+        self._fill_status()
+
+    def _fill_status(self) -> None:
+        offline = sum(1 for r in self.rows if r.available_offline)
+        self.query_one("#models-status", Static).update(
+            f"{len(self.rows)} models, {offline} available offline · "
+            f"picked: {', '.join(self.selected) or 'none (space picks)'}"
+        )
+
+    def _toggle(self, spec: str) -> None:
+        if spec in self.selected:
+            self.selected.remove(spec)
+        else:
+            self.selected.append(spec)
+        self.post_message(self.Changed(list(self.selected)))

@@ -1,0 +1,134 @@
+"""Rich renderables for the Results pane, built from the analysis reports' JSON documents.
+
+Textual-free and pure: the same report always gives the same text, which the Pilot
+tests read back from the screen.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+#: the first row of the category table: no filter, the whole store
+ALL = "(all)"
+
+
+def num(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}" if math.isfinite(value) else "nan"
+    return str(value)
+
+
+@dataclass(frozen=True)
+class CategoryRow:
+    name: str
+    kind: str  # "all", "category" or "supercategory"
+    metrics: dict[str, Any]
+
+    @property
+    def highlight(self) -> str | None:
+        """The category the scatter highlights (supercategories and "(all)" highlight none)."""
+        return self.name if self.kind == "category" else None
+
+
+def category_rows(report: dict[str, Any]) -> list[CategoryRow]:
+    rows = [CategoryRow(ALL, "all", report)]
+    for entry in report.get("by_category") or []:
+        rows.append(CategoryRow(str(entry.get("name")), str(entry.get("kind", "category")), entry))
+    return rows
+
+
+def summary_text(report: dict[str, Any]) -> Text:
+    """The gap summary (DESIGN.md §7 metrics), four lines that fit a 36-column pane."""
+    text = Text()
+    text.append(
+        f"n {report.get('n_images')} img · {report.get('n_texts')} txt · d {report.get('dim')}\n"
+    )
+    text.append("L2M ", style="bold")
+    text.append(f"{num(report.get('l2m')):<9}")
+    text.append("L2I ", style="bold")
+    text.append(f"{num(report.get('l2i'))}\n")
+    text.append("cos ", style="bold")
+    text.append(f"{num(report.get('mean_paired_cosine')):<9}")
+    text.append("RMG ", style="bold")
+    text.append(f"{num(report.get('rmg'))}\n")
+    text.append("intra img ", style="bold")
+    text.append(f"{num(report.get('intra_image_cosine'), 3)}  ")
+    text.append("txt ", style="bold")
+    text.append(num(report.get("intra_text_cosine"), 3))
+    return text
+
+
+def category_detail(row: CategoryRow) -> Text:
+    """The metrics of the highlighted category row (the whole store for "(all)")."""
+    m = row.metrics
+    text = Text()
+    label = "all rows" if row.kind == "all" else f"{row.name} ({row.kind})"
+    text.append("▶ ", style="bold")
+    text.append(label, style="bold")
+    text.append(f"  n {m.get('n_images')}/{m.get('n_texts')}\n")
+    text.append(f"L2M {num(m.get('l2m'))}  RMG {num(m.get('rmg'))}  cos {num(m.get('mean_paired_cosine'), 3)}")
+    return text
+
+
+def retrieval_text(report: dict[str, Any] | None) -> Table | Text:
+    if report is None:
+        return Text("retrieval: needs both an image and a text side", style="dim")
+    table = Table(title="Retrieval", title_justify="left", box=None, pad_edge=False)
+    table.add_column("")
+    for key in ("R@1", "R@5", "R@10", "median_rank"):
+        table.add_column("med" if key == "median_rank" else key, justify="right")
+    for direction, label in (("i2t", "image→text"), ("t2i", "text→image")):
+        scores = report.get(direction) or {}
+        table.add_row(
+            label,
+            *(num(scores.get(k), 3) for k in ("R@1", "R@5", "R@10")),
+            num(scores.get("median_rank"), 1),
+        )
+    return table
+
+
+def short_names(names: Sequence[str]) -> list[str]:
+    return [f"s{i + 1}" for i in range(len(names))]
+
+
+def cka_table(report: dict[str, Any], low: str, high: str) -> Table:
+    """The CKA matrix with each cell's background scaled from `low` (0) to `high` (1)."""
+    from textual.color import Color
+
+    names = list(report.get("names") or [])
+    matrix = report.get("matrix") or []
+    tags = short_names(names)
+    kernel = report.get("kernel", "linear")
+    table = Table(
+        title=f"CKA ({kernel}, n={report.get('n')})", title_justify="left", box=None, pad_edge=False
+    )
+    table.add_column("")
+    for tag in tags:
+        table.add_column(tag, justify="right")
+    start, stop = Color.parse(low), Color.parse(high)
+    for tag, row in zip(tags, matrix, strict=False):
+        cells = []
+        for value in row:
+            if value is None or not math.isfinite(value):
+                cells.append(Text("nan"))
+                continue
+            back = start.blend(stop, max(0.0, min(1.0, float(value))))
+            cells.append(Text(f"{value:.3f}", style=f"{back.get_contrast_text(1.0).hex6} on {back.hex6}"))
+        table.add_row(tag, *cells)
+    return table
+
+
+def cka_legend(names: Sequence[str]) -> Text:
+    text = Text()
+    for tag, name in zip(short_names(names), names, strict=True):
+        text.append(f"{tag} ", style="bold")
+        text.append(f"{name}\n")
+    return text
