@@ -14,7 +14,7 @@ from typing import Any
 from rich.console import Console
 
 stdout = Console(soft_wrap=False)
-stderr = Console(stderr=True, soft_wrap=False)
+stderr = Console(stderr=True, soft_wrap=True)
 
 
 def _clean(value: Any) -> Any:

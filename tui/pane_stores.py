@@ -18,11 +18,11 @@ REFRESH_S = 2.0
 
 
 class StoresPane(Vertical):
-    """Select stores (space) for the Results pane; Enter opens Results on them."""
+    """Select stores (space) for the Results pane; Enter or o opens Results on them."""
 
     BINDINGS = [
         Binding("space", "toggle", "Select", id="stores.toggle"),
-        Binding("enter", "open", "Results", id="stores.open"),
+        Binding("o", "open", "Results", id="stores.open"),
         Binding("r", "refresh", "Refresh", id="stores.refresh"),
     ]
 
@@ -119,6 +119,10 @@ class StoresPane(Vertical):
         self._shown = []
         self._show(self.entries)
         self.post_message(self.Selected(list(self.selected), open_results=False))
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_open()
 
     def action_open(self) -> None:
         path = self._current()

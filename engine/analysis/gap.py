@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from mgap.errors import StoreError
+from mgap.store import Store
+from mgap.store.schema import GEOMETRY_LORENTZ
+
 #: RMG's floor for the paired distance m (official two-effects-one-trigger code)
 RMG_FLOOR = 1e-3
 
@@ -51,9 +55,7 @@ def paired_cosines(Xn: np.ndarray, Yn: np.ndarray, text_image_index: np.ndarray)
     out = np.empty(Yn.shape[0], dtype=np.float64)
     for start in range(0, Yn.shape[0], PAIR_BLOCK):
         stop = start + PAIR_BLOCK
-        out[start:stop] = np.einsum(
-            "ij,ij->i", Xn[text_image_index[start:stop]], Yn[start:stop]
-        )
+        out[start:stop] = np.einsum("ij,ij->i", Xn[text_image_index[start:stop]], Yn[start:stop])
     return out
 
 
@@ -128,3 +130,52 @@ def gap_metrics(
 
         out["separability"] = modality_separability(Xn, Yn)
     return out
+
+
+def gap_report(
+    store: Store,
+    *,
+    captions: str = "all",
+    by_category: bool = False,
+    top_k: int = 10,
+    separability: bool = True,
+) -> dict:
+    """The `mgap gap --json` document: §6 keys at top level, plus the per-category results
+    and, for Lorentz stores, the hyperbolic analysis."""
+    from mgap.engine.analysis.pairs import store_header, store_pairs
+
+    X, Y, index = store_pairs(store, captions=captions, what="gap")
+    doc = {
+        **store_header(store),
+        "captions": captions,
+        **gap_metrics(X, Y, index, top_k=top_k, separability=separability),
+    }
+    if by_category:
+        from mgap.engine.analysis.categories import category_breakdown
+
+        if not store.category_names:
+            raise StoreError(
+                f"{store.path.name} has no category labels, so --by-category has nothing to split",
+                hint="extract from a dataset with categories (COCO instances, image folders)",
+            )
+        doc.update(
+            category_breakdown(
+                X,
+                Y,
+                index,
+                store.primary_category,
+                store.category_names,
+                store.supercategory_of,
+                top_k=top_k,
+            )
+        )
+    if store.geometry == GEOMETRY_LORENTZ:
+        from mgap.engine.analysis.hyperbolic import hyperbolic_report
+
+        if store.curvature == 0:
+            raise StoreError(
+                f"{store.path.name} is a Lorentz store without a curvature",
+                hint="re-import it with `mgap import --geometry lorentz --curvature C`",
+            )
+        doc["hyperbolic"] = hyperbolic_report(X, Y, index, abs(store.curvature), top_k=top_k)
+    return doc

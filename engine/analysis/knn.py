@@ -26,9 +26,9 @@ def _check(X: np.ndarray, Y: np.ndarray, k: int, minimum_k: int = 1) -> None:
     if X.ndim != 2 or Y.ndim != 2 or X.shape[0] != Y.shape[0]:
         raise UsageError(f"k-NN alignment needs equal row counts, got {X.shape} and {Y.shape}")
     n = X.shape[0]
-    if not minimum_k <= k <= n - 2:
+    if not minimum_k <= k <= n - 1:
         raise UsageError(
-            f"--k must be between {minimum_k} and n-2 = {n - 2}, got {k}",
+            f"--k must be between {minimum_k} and n-1 = {n - 1}, got {k}",
             hint="choose a smaller k or compare more images",
         )
 
@@ -62,15 +62,18 @@ def _shared(ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
     return out
 
 
-def mutual_knn(X: np.ndarray, Y: np.ndarray, k: int) -> float:
-    """Mean over rows of |N_k^X(i) ∩ N_k^Y(i)| / k; chance ≈ k/(n−1)."""
-    _check(X, Y, k)
-    ia, _ = knn_graph(X, k)
-    ib, _ = knn_graph(Y, k)
+def _mutual(ia: np.ndarray, ib: np.ndarray) -> float:
     return float(_shared(ia, ib).mean())
 
 
-def _masked(idx: np.ndarray, values: np.ndarray, keep: np.ndarray, n: int) -> sp.csr_matrix:
+def mutual_knn(X: np.ndarray, Y: np.ndarray, k: int) -> float:
+    """Mean over rows of |N_k^X(i) ∩ N_k^Y(i)| / k; chance ≈ k/(n−1)."""
+    _check(X, Y, k)
+    return _mutual(knn_graph(X, k)[0], knn_graph(Y, k)[0])
+
+
+def _masked(idx: np.ndarray, values: np.ndarray, keep: np.ndarray) -> sp.csr_matrix:
+    n = idx.shape[0]
     rows = np.repeat(np.arange(n), idx.shape[1])
     flat = keep.ravel()
     return sp.csr_matrix((values.ravel()[flat], (rows[flat], idx.ravel()[flat])), shape=(n, n))
@@ -85,23 +88,23 @@ def _sparse_unbiased_hsic(A: sp.csr_matrix, B: sp.csr_matrix) -> float:
     return (trace + totals / ((n - 1) * (n - 2)) - 2.0 * cross / (n - 2)) / (n * (n - 3))
 
 
-def cknna(X: np.ndarray, Y: np.ndarray, k: int) -> float:
-    """Centered kernel nearest-neighbour alignment: unbiased HSIC of kernels masked to the
-    pairs that are k-NN in both spaces, normalised by each space's own masked HSIC."""
-    _check(X, Y, k, minimum_k=2)
-    n = X.shape[0]
-    ia, sa = knn_graph(X, k)
-    ib, sb = knn_graph(Y, k)
-    both = _shared(ia, ib)
-    # similarity of Y on A's neighbour slots that are also B's neighbours
-    col = np.argmax(ia[:, :, None] == ib[:, None, :], axis=2)
-    sb_on_a = np.take_along_axis(sb, col, axis=1)
+def _cknna(ia: np.ndarray, sa: np.ndarray, ib: np.ndarray, sb: np.ndarray) -> float:
+    same = ia[:, :, None] == ib[:, None, :]
+    both = same.any(axis=2)
+    # Y's similarity on each of A's neighbour slots (meaningful where the slot is shared)
+    sb_on_a = np.take_along_axis(sb, np.argmax(same, axis=2), axis=1)
+    kl = _sparse_unbiased_hsic(_masked(ia, sa, both), _masked(ia, sb_on_a, both))
     everything = np.ones_like(both)
-    kl = _sparse_unbiased_hsic(_masked(ia, sa, both, n), _masked(ia, sb_on_a, both, n))
-    kk = _masked(ia, sa, everything, n)
-    ll = _masked(ib, sb, everything, n)
+    kk, ll = _masked(ia, sa, everything), _masked(ib, sb, everything)
     denom = _sparse_unbiased_hsic(kk, kk) * _sparse_unbiased_hsic(ll, ll)
     return float(kl / np.sqrt(denom)) if denom > 0 else float("nan")
+
+
+def cknna(X: np.ndarray, Y: np.ndarray, k: int) -> float:
+    """Centered kernel nearest-neighbour alignment: unbiased HSIC of the cosine kernels masked
+    to pairs that are k-NN in both spaces, over each space's own masked HSIC."""
+    _check(X, Y, k, minimum_k=2)
+    return _cknna(*knn_graph(X, k), *knn_graph(Y, k))
 
 
 def knn_report(ref_a: str, ref_b: str, *, k: int = 10) -> dict:
@@ -109,12 +112,14 @@ def knn_report(ref_a: str, ref_b: str, *, k: int = 10) -> dict:
     from mgap.engine.analysis.refs import align_refs
 
     _, (X, Y), names = align_refs([ref_a, ref_b])
+    _check(X, Y, k, minimum_k=2)
     n = X.shape[0]
+    (ia, sa), (ib, sb) = knn_graph(X, k), knn_graph(Y, k)
     return {
         "names": names,
         "k": k,
         "n": n,
-        "mutual_knn": mutual_knn(X, Y, k),
-        "cknna": cknna(X, Y, k),
+        "mutual_knn": _mutual(ia, ib),
+        "cknna": _cknna(ia, sa, ib, sb),
         "chance": k / (n - 1),
     }

@@ -89,7 +89,9 @@ def align_refs(refs: list[str]) -> tuple[np.ndarray, list[np.ndarray], list[str]
     common = set(loaded[0].ids.tolist())
     for r in loaded[1:]:
         common &= set(r.ids.tolist())
-    ids = np.asarray([i for i in dict.fromkeys(loaded[0].ids.tolist()) if i in common], dtype=object)
+    ids = np.asarray(
+        [i for i in dict.fromkeys(loaded[0].ids.tolist()) if i in common], dtype=object
+    )
     if ids.size < MIN_ROWS:
         raise StoreError(
             f"{', '.join(names)} share {ids.size} image id(s); alignment needs at least {MIN_ROWS}",

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from mgap.engine.analysis.gap import check_pairs, normalize
+from mgap.errors import StoreError
+from mgap.store import Store
 
 #: image rows per block: 1024 × 25,000 float32 scores = 100 MB
 DEFAULT_BLOCK = 1024
@@ -91,3 +93,43 @@ def retrieval_metrics(
         raise ValueError(f"recall cut-offs must be >= 1, got {list(ks)}")
     i2t, t2i = retrieval_ranks(X, Y, text_image_index, block=block)
     return {"i2t": summarise_ranks(i2t, ks), "t2i": summarise_ranks(t2i, ks)}
+
+
+def retrieval_report(store: Store, *, by_category: bool = False, captions: str = "all") -> dict:
+    """The `mgap retrieval --json` document; `by_category` adds recall per primary category and
+    supercategory (queries of that group, ranked against the whole gallery)."""
+    from mgap.engine.analysis.categories import category_groups
+    from mgap.engine.analysis.pairs import store_header, store_pairs
+
+    X, Y, index = store_pairs(store, captions=captions, what="retrieval")
+    i2t, t2i = retrieval_ranks(X, Y, index)
+    doc = {
+        **store_header(store),
+        "captions": captions,
+        "n_images": int(X.shape[0]),
+        "n_texts": int(Y.shape[0]),
+        "ties": "count against the query",
+        "i2t": summarise_ranks(i2t),
+        "t2i": summarise_ranks(t2i),
+    }
+    if by_category:
+        if not store.category_names:
+            raise StoreError(
+                f"{store.path.name} has no category labels, so --by-category has nothing to split",
+                hint="extract from a dataset with categories (COCO instances, image folders)",
+            )
+        groups = category_groups(
+            store.primary_category, store.category_names, store.supercategory_of
+        )
+        doc["by_category"] = [
+            {
+                "name": name,
+                "kind": kind,
+                "n_images": int(mask.sum()),
+                "n_texts": int(mask[index].sum()),
+                "i2t": summarise_ranks(i2t[mask]),
+                "t2i": summarise_ranks(t2i[mask[index]]),
+            }
+            for name, kind, mask in groups
+        ]
+    return doc

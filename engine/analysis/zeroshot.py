@@ -13,6 +13,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from mgap.engine.analysis.gap import normalize
+from mgap.errors import StoreError
+from mgap.store import Store
+from mgap.store.schema import PROMPT_SET_CATEGORY
 
 
 def _as_multi_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
@@ -72,3 +75,41 @@ def zero_shot(
         "multi_label": bool((truth.sum(axis=1) > 1).any()),
         "per_class": per_class,
     }
+
+
+def _ground_truth(store: Store, label_set: str, names: list[str]) -> np.ndarray:
+    """Per-image truth over the prompt classes: multi-hot for categories, an index for attributes."""
+    if label_set == PROMPT_SET_CATEGORY:
+        column = {name: c for c, name in enumerate(store.category_names)}
+        missing = [n for n in names if n not in column]
+        if missing:
+            raise StoreError(
+                f"{store.path.name}: prompt classes {missing[:3]} are not categories of the store"
+            )
+        return store.labels[:, [column[n] for n in names]]
+    attributes = store.attributes
+    if label_set not in attributes:
+        raise StoreError(
+            f"{store.path.name} has prompts for {label_set!r} but no image attribute of that name"
+        )
+    position = {name: c for c, name in enumerate(names)}
+    return np.asarray([position.get(v, -1) for v in attributes[label_set]], dtype=np.int64)
+
+
+def zero_shot_report(store: Store, label_set: str = PROMPT_SET_CATEGORY) -> dict:
+    """The `mgap zeroshot --json` document, from the class prompt embeddings in the store."""
+    from mgap.engine.analysis.pairs import store_header
+
+    prompts = store.prompt_embeddings(label_set)
+    if prompts is None:
+        available = ", ".join(store.prompt_sets) or "none"
+        raise StoreError(
+            f"{store.path.name} has no prompt embeddings for {label_set!r} (available: {available})",
+            hint="extract with a two-tower model on a dataset with class names",
+        )
+    if not store.has_images:
+        raise StoreError(f"zero-shot needs image embeddings; {store.path.name} is text-only")
+    names, class_embeddings = prompts
+    truth = _ground_truth(store, label_set, list(names))
+    result = zero_shot(store.image_embeddings(), class_embeddings, truth, names)
+    return {**store_header(store), "label_set": label_set, **result}

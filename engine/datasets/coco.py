@@ -70,8 +70,8 @@ def load(data_root: Path | None, split: str | None, *, kind: str, **options: obj
     names: list[str] = []
     supercategories: dict[str, str] = {}
     if instances_path.is_file():
-        names, supercategories, categories, primary, hashes[instances_path.name] = (
-            _read_instances(instances_path)
+        names, supercategories, categories, primary, hashes[instances_path.name] = _read_instances(
+            instances_path
         )
 
     image_dir = first_existing_dir(root, [split, f"images/{split}"])
@@ -129,7 +129,9 @@ def _read_instances(
         for ann in data["annotations"]:
             category_id = int(ann["category_id"])
             if category_id not in name_of:
-                raise DatasetError(f"{path}: annotation {ann['id']} has unknown category {category_id}")
+                raise DatasetError(
+                    f"{path}: annotation {ann['id']} has unknown category {category_id}"
+                )
             area[int(ann["image_id"])][category_id] += float(ann.get("area", 0.0))
     names = [name_of[int(c["id"])] for c in cats]
     if len(set(names)) != len(names):

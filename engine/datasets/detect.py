@@ -24,7 +24,9 @@ class DetectedDataset:
     splits: list[str]  # the --split values; empty when the dataset has no splits
     n_images: int  # over all splits
     n_captions: int
-    per_split: dict[str, tuple[int, int]] = field(default_factory=dict)  # split -> (images, captions)
+    per_split: dict[str, tuple[int, int]] = field(
+        default_factory=dict
+    )  # split -> (images, captions)
     problem: str = ""  # why extraction would fail, "" when it looks usable
 
 
@@ -34,10 +36,17 @@ def detect_dataset(path: Path) -> list[DetectedDataset]:
         return _detect_file(path)
     if not path.is_dir():
         return []
-    found = _detect_folder(path)
+    found = _detect_annotated(path)
     if found:
         return found
-    return [d for child in imagefolder.class_dirs(path) for d in _detect_folder(child)]
+    children = imagefolder.class_dirs(path)
+    if any(_detect_annotated(child) for child in children):
+        return [
+            d for child in children for d in _detect_annotated(child) or _detect_imagefolder(child)
+        ]
+    return _detect_imagefolder(path) or [
+        d for child in children for d in _detect_imagefolder(child)
+    ]
 
 
 def _detect_file(path: Path) -> list[DetectedDataset]:
@@ -45,23 +54,24 @@ def _detect_file(path: Path) -> list[DetectedDataset]:
     root = parent.parent if parent.name == "annotations" else parent
     suffix = path.suffix.lower()
     if name in (flickr30k.KARPATHY_NAME, flickr30k.CSV_NAME):
-        return _detect_folder(root, only="flickr30k")
+        return _detect_annotated(root, only="flickr30k")
     if name.startswith("nocaps_") and suffix == ".json":
-        return _detect_folder(root, only="nocaps")
+        return _detect_annotated(root, only="nocaps")
     if name.startswith("captions_") and suffix == ".json":
-        return _detect_folder(root, only="coco")
+        return _detect_annotated(root, only="coco")
     for kind, suffixes in tabular.SUFFIXES.items():
         if suffix in suffixes:
             return [_detect_table(path, kind)]
     return []
 
 
-def _detect_folder(root: Path, only: str | None = None) -> list[DetectedDataset]:
+def _detect_annotated(root: Path, only: str | None = None) -> list[DetectedDataset]:
+    """Layouts recognised by their annotation files or tables."""
     found: list[DetectedDataset] = []
     if only in (None, "coco") and (files := coco.caption_files(root)):
-        found.append(_from_json_splits("coco", root, files, "images", "annotations"))
+        found.append(_from_json_splits("coco", root, files))
     if only in (None, "nocaps") and (files := nocaps.annotation_files(root)):
-        found.append(_from_json_splits("nocaps", root, files, "images", "annotations"))
+        found.append(_from_json_splits("nocaps", root, files))
     flickr_file = flickr30k.annotation_file(root) if only in (None, "flickr30k") else None
     if flickr_file is not None:
         found.append(_detect_flickr(root, flickr_file))
@@ -72,21 +82,18 @@ def _detect_folder(root: Path, only: str | None = None) -> list[DetectedDataset]
                 for table in tabular.table_files(root, kind)
                 if table != flickr_file
             )
-        if not found:
-            found.extend(_detect_imagefolder(root))
     return found
 
 
-def _from_json_splits(
-    kind: str, root: Path, files: dict[str, Path], images_key: str, captions_key: str
-) -> DetectedDataset:
+def _from_json_splits(kind: str, root: Path, files: dict[str, Path]) -> DetectedDataset:
+    """COCO-like files: (len(images), len(annotations)) per split."""
     per_split: dict[str, tuple[int, int]] = {}
     problems: list[str] = []
     for split, path in sorted(files.items()):
         try:
             data, _ = load_json(path)
             with annotation_structure(path, f"a {kind} annotation file"):
-                per_split[split] = (len(data[images_key]), len(data.get(captions_key, [])))
+                per_split[split] = (len(data["images"]), len(data.get("annotations", [])))
         except MgapError as exc:
             problems.append(exc.one_line())
     return _summed(kind, root, list(files), per_split, "; ".join(problems))
@@ -120,14 +127,13 @@ def _detect_table(path: Path, kind: str) -> DetectedDataset:
 
 def _detect_imagefolder(root: Path) -> list[DetectedDataset]:
     splits = imagefolder.split_dirs(root)
-    classes = imagefolder.class_dirs(root)
-    if splits and len(splits) == len(classes):
+    if splits and len(splits) == len(imagefolder.class_dirs(root)):
         per_split = {split: _count_classes(root / split) for split in splits}
         return [_summed("imagefolder", root, splits, per_split)]
-    n_images, _ = _count_classes(root)
-    if n_images == 0:
+    if not imagefolder.is_class_layout(root):
         return []
-    return [DetectedDataset("imagefolder", root, [], n_images, n_images)]
+    n_images, n_captions = _count_classes(root)
+    return [DetectedDataset("imagefolder", root, [], n_images, n_captions)]
 
 
 def _count_classes(folder: Path) -> tuple[int, int]:

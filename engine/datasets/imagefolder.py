@@ -51,13 +51,15 @@ def has_direct_images(folder: Path) -> bool:
     )
 
 
+def is_class_layout(folder: Path) -> bool:
+    """Every sub-folder holds images directly: how class folders look."""
+    classes = class_dirs(folder)
+    return bool(classes) and all(has_direct_images(c) for c in classes)
+
+
 def split_dirs(root: Path) -> list[str]:
     """Sub-folders laid out as splits: they hold class folders, not images."""
-    return [
-        d.name
-        for d in class_dirs(root)
-        if not has_direct_images(d) and any(has_direct_images(c) for c in class_dirs(d))
-    ]
+    return [d.name for d in class_dirs(root) if not has_direct_images(d) and is_class_layout(d)]
 
 
 def class_name_text(name: str) -> str:

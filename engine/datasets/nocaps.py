@@ -61,7 +61,9 @@ def load(data_root: Path | None, split: str | None, *, kind: str, **options: obj
         for ann in sorted(data.get("annotations", []), key=lambda a: int(a["id"])):
             captions[int(ann["image_id"])].append(str(ann["caption"]).strip())
         image_dir = first_existing_dir(root, [split, "images"])
-        records = [_record(image_id, images[image_id], captions, image_dir) for image_id in sorted(images)]
+        records = [
+            _record(image_id, images[image_id], captions, image_dir) for image_id in sorted(images)
+        ]
     unknown = sorted({r.primary for r in records} - set(DOMAINS) - {None})
     if unknown:
         raise DatasetError(f"{path}: unknown nocaps domain {unknown[0]!r}")
@@ -76,7 +78,9 @@ def load(data_root: Path | None, split: str | None, *, kind: str, **options: obj
     )
 
 
-def _record(image_id: int, image: dict, captions: dict[int, list[str]], image_dir: str) -> ImageRecord:
+def _record(
+    image_id: int, image: dict, captions: dict[int, list[str]], image_dir: str
+) -> ImageRecord:
     domain = image.get("domain")
     attributes = {"open_images_id": str(image.get("open_images_id", ""))}
     if domain is not None:

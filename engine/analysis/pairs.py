@@ -1,0 +1,61 @@
+"""Read the (images, captions, caption -> image) triple that every paired analysis needs.
+
+One place for the user-facing checks: both sides present, one shared dimension, rows
+written, and the `--captions all|first` choice ("Mind the Gap" keeps the first caption).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mgap.errors import StoreError, UsageError
+from mgap.store import Store
+
+CAPTION_MODES = ("all", "first")
+
+
+def first_caption_rows(text_image_index: np.ndarray) -> np.ndarray:
+    """Caption rows that are the first caption of their image, in caption order."""
+    _, first = np.unique(np.asarray(text_image_index), return_index=True)
+    return np.sort(first)
+
+
+def store_header(store: Store) -> dict:
+    """Where a report's numbers come from (prepended to every store-level document)."""
+    return {
+        "store": str(store.path),
+        "model": store.model,
+        "dataset": store.dataset,
+        "split": store.split,
+        "status": store.status,
+    }
+
+
+def store_pairs(
+    store: Store, *, captions: str = "all", what: str = "gap"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(X images, Y captions, caption -> image index) in float64, or a one-line StoreError."""
+    if captions not in CAPTION_MODES:
+        raise UsageError(f"--captions must be one of {', '.join(CAPTION_MODES)}, got {captions!r}")
+    if not (store.has_images and store.has_texts):
+        kind = "text-only" if store.has_texts else "image-only"
+        raise StoreError(
+            f"{what} needs both image and text embeddings; {store.path.name} is a {kind} store",
+            hint="extract with a two-tower model (CLIP, SigLIP, BLIP)",
+        )
+    if store.image_dim != store.text_dim:
+        raise StoreError(
+            f"{store.path.name}: image dim {store.image_dim} != text dim {store.text_dim}; "
+            f"{what} needs one shared embedding space"
+        )
+    if store.n_images == 0 or store.n_texts == 0:
+        raise StoreError(
+            f"{store.path.name} has no embedded image/caption pairs yet (status {store.status})",
+            hint="wait for the extraction or resume it with `mgap extract`",
+        )
+    X, Y = store.image_embeddings(), store.text_embeddings()
+    index = store.text_image_index
+    if captions == "first":
+        rows = first_caption_rows(index)
+        Y, index = Y[rows], index[rows]
+    return X, Y, index

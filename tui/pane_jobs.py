@@ -1,0 +1,145 @@
+"""Jobs pane: detached extraction processes, their live progress, cancel, log tail."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import DataTable, Static
+
+from mgap.tui.jobs import (
+    JobRow,
+    LaunchedJob,
+    cancel_job,
+    format_eta,
+    progress_bar,
+    scan_jobs,
+    tail,
+)
+
+#: seconds between polls of the progress files
+POLL_S = 1.0
+
+
+class JobsPane(Vertical):
+    """Rows come from `<store>.progress.json` files, so jobs started elsewhere show too."""
+
+    BINDINGS = [
+        Binding("e", "app.extract", "Extract", id="jobs.extract"),
+        Binding("x", "cancel", "Cancel job", id="jobs.cancel"),
+    ]
+
+    class Finished(Message):
+        """A job this pane saw running has stopped (the store list is stale)."""
+
+        def __init__(self, row: JobRow) -> None:
+            super().__init__()
+            self.row = row
+
+    def __init__(self, store_dir: Path, ascii_only: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.store_dir = store_dir
+        self.ascii_only = ascii_only
+        self.launched: list[LaunchedJob] = []
+        self.rows: list[JobRow] = []
+        self._was_running: set[str] = set()
+
+    def compose(self) -> ComposeResult:
+        yield DataTable(id="jobs-table", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="job-detail", classes="detail")
+
+    def on_mount(self) -> None:
+        self.query_one(DataTable).add_columns(
+            "store", "status", "progress", "img/s", "ETA", "device", "pid"
+        )
+        self.poll()
+        self.set_interval(POLL_S, self.poll)
+
+    def focus_default(self) -> None:
+        self.query_one(DataTable).focus()
+
+    def add_launched(self, job: LaunchedJob) -> None:
+        self.launched.append(job)
+        self.poll()
+
+    def poll(self) -> None:
+        self._scan()
+
+    @work(thread=True, exclusive=True, group="jobs", exit_on_error=False)
+    def _scan(self) -> None:
+        rows = scan_jobs(self.store_dir, self.launched)
+        current = self._current_row(rows)
+        lines = tail(current.log, 4) if current is not None else []
+        self.app.call_from_thread(self._show, rows, lines)
+
+    def _current_row(self, rows: list[JobRow]) -> JobRow | None:
+        table = self.query_one(DataTable)
+        if not rows:
+            return None
+        index = min(max(table.cursor_row, 0), len(rows) - 1)
+        return rows[index]
+
+    def _cells(self, row: JobRow) -> tuple[str, ...]:
+        bar = progress_bar(row.fraction, 10, self.ascii_only) if row.total else row.phase or "-"
+        speed = "-" if row.images_per_s is None else f"{row.images_per_s:.1f}"
+        return (
+            row.name,
+            row.status,
+            bar,
+            speed,
+            format_eta(row.eta_s) if row.running else "-",
+            row.device or "-",
+            "-" if row.pid is None else str(row.pid),
+        )
+
+    def _show(self, rows: list[JobRow], log_lines: list[str]) -> None:
+        table = self.query_one(DataTable)
+        keys = [r.key for r in rows]
+        if keys != [r.key for r in self.rows]:
+            cursor = table.cursor_row
+            table.clear()
+            for row in rows:
+                table.add_row(*self._cells(row), key=row.key)
+            if rows:
+                table.move_cursor(row=min(max(cursor, 0), len(rows) - 1))
+        else:
+            for row in rows:
+                for column, value in zip(table.ordered_columns, self._cells(row), strict=True):
+                    table.update_cell(row.key, column.key, value)
+        self.rows = rows
+        self._detail(log_lines)
+        running = {r.key for r in rows if r.running}
+        for row in rows:
+            if row.key in self._was_running and row.key not in running:
+                self.post_message(self.Finished(row))
+        self._was_running = running
+
+    def _detail(self, log_lines: list[str]) -> None:
+        row = self._current_row(self.rows)
+        detail = self.query_one("#job-detail", Static)
+        if row is None:
+            detail.update("no jobs yet · pick models and datasets, then press e to extract")
+            return
+        head = f"{row.name} · {row.status}" + (f" · {row.error}" if row.error else "")
+        log = f"log: {row.log}" if row.log else "log: -"
+        detail.update("\n".join([head, log, *log_lines]))
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        event.stop()
+        self.poll()
+
+    def action_cancel(self) -> None:
+        row = self._current_row(self.rows)
+        if row is None or row.pid is None or not row.running:
+            self.app.notify("no running job under the cursor", severity="warning")
+            return
+        if cancel_job(row.pid):
+            self.app.notify(
+                f"cancel sent to pid {row.pid}: it stops after the block in flight",
+                title="Jobs",
+            )
+        self.poll()
