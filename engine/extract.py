@@ -2,7 +2,7 @@
 
 Images are decoded once, in DataLoader worker processes, and every model's preprocessing
 runs there too, so one pass feeds every image tower. Rows reach the store in blocks of
-`BLOCK_ROWS` (see `mgap.store.schema`); a killed run resumes at the first unwritten block
+the store's `block_rows` (see `mgap.store.schema`); a killed run resumes at the first unwritten block
 and produces the same arrays as an uninterrupted one. Progress goes to a JSON file next to
 each store (the TUI's view of the job) and to a `reporter` callback (the CLI's bar).
 """
@@ -54,8 +54,11 @@ class ExtractRequest:
     resume: bool = True
     overwrite: bool = False
     num_workers: int | None = None
+    block_rows: int = S.BLOCK_ROWS
     quiet: bool = False
     command: str = ""
+    #: an already loaded manifest (the CLI loads it before importing torch, to fail fast)
+    manifest: Manifest | None = None
 
 
 @dataclass
@@ -101,11 +104,11 @@ class _ImageItems(Dataset):
             return index, None, f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
 
 
-def _block_batches(count: int, batch_size: int) -> list[list[int]]:
+def _block_batches(count: int, batch_size: int, block_rows: int) -> list[list[int]]:
     """Batches of dataset positions that never straddle a store block boundary."""
     batches: list[list[int]] = []
-    for block in range(0, count, S.BLOCK_ROWS):
-        end = min(block + S.BLOCK_ROWS, count)
+    for block in range(0, count, block_rows):
+        end = min(block + block_rows, count)
         batches.extend(
             list(range(i, min(i + batch_size, end))) for i in range(block, end, batch_size)
         )
@@ -279,6 +282,7 @@ class _Job:
             image_dim=image_dim,
             text_dim=text_dim,
             dtype=self.request.dtype,
+            block_rows=self.request.block_rows,
         )
         if not model.has_image:
             target.images_done = len(manifest.records)
@@ -314,7 +318,7 @@ class _Job:
         step = max(self.request.batch_size, 32)
         start = target.texts_done
         while start < len(captions):
-            stop = min(start + S.BLOCK_ROWS, len(captions))
+            stop = min(start + writer.block_rows, len(captions))
             parts = [
                 model.encode_texts(captions[i : min(i + step, stop)]).float().cpu().numpy()
                 for i in range(start, stop, step)
@@ -331,7 +335,7 @@ class _Job:
         if not model.has_text or writer is None:
             return
         sets: dict[str, tuple[list[str], list[str]]] = {}
-        if manifest.category_names:
+        if manifest.category_names and manifest.prompt_templates:
             sets[S.PROMPT_SET_CATEGORY] = (manifest.category_names, manifest.prompt_templates)
         columns = manifest.attribute_columns()
         for key, templates in manifest.label_prompts.items():
@@ -339,7 +343,8 @@ class _Job:
             if values:
                 sets[key] = (values, templates)
         for label_set, (names, templates) in sets.items():
-            texts = [t.format(name) for name in names for t in templates]
+            shown = [manifest.display_names.get(name, name) for name in names]
+            texts = [t.format(name) for name in shown for t in templates]
             emb = (
                 torch.cat(
                     [
@@ -362,13 +367,19 @@ class _Job:
         if not pending:
             return
         start = min(t.images_done for t in pending)
+        block = pending[0].writer.block_rows
+        if any(t.writer.block_rows != block for t in pending):
+            raise UsageError(
+                "these stores were created with different block sizes",
+                hint="extract them in separate runs",
+            )
         dataset = _ImageItems(manifest, [t.model.image_preprocess() for t in pending], start)
         workers = self.request.num_workers
         if workers is None:
             workers = min(4, os.cpu_count() or 1)
         loader = DataLoader(
             dataset,
-            batch_sampler=_block_batches(n - start, self.request.batch_size),
+            batch_sampler=_block_batches(n - start, self.request.batch_size, block),
             num_workers=workers,
             collate_fn=_collate,
             pin_memory=self.device.startswith("cuda"),
@@ -376,8 +387,8 @@ class _Job:
             persistent_workers=False,
         )
         for t in pending:
-            t.buffer = np.zeros((S.BLOCK_ROWS, t.writer.image_dim), dtype=self.request.dtype)
-            t.valid = np.zeros(S.BLOCK_ROWS, dtype=np.uint8)
+            t.buffer = np.zeros((block, t.writer.image_dim), dtype=self.request.dtype)
+            t.valid = np.zeros(block, dtype=np.uint8)
         amp = self.device.startswith("cuda")
         amp_dtype = torch.bfloat16 if amp and torch.cuda.is_bf16_supported() else torch.float16
         t0, done_here = time.time(), 0
@@ -399,7 +410,7 @@ class _Job:
                 t.valid[offsets] = 1
             last = indices[-1] + 1
             done_here += len(indices)
-            block_full = last - block_start >= S.BLOCK_ROWS or last == n
+            block_full = last - block_start >= block or last == n
             if block_full:
                 rows = last - block_start
                 for t in pending:
@@ -438,12 +449,14 @@ class _Job:
             raise UsageError(f"--batch-size must be at least 1, got {req.batch_size}")
         if req.limit is not None and req.limit < 1:
             raise UsageError(f"--limit must be at least 1, got {req.limit}")
-        manifest = load_manifest(
+        manifest = req.manifest or load_manifest(
             req.dataset, req.data_root, req.split, req.limit, **req.dataset_options
         )
         if not manifest.records:
             raise DatasetError(f"dataset {req.dataset} split {manifest.split} has no images")
         self.device = resolve_device(req.device)
+        models = [load_model(spec, self.device, **req.model_options) for spec in req.models]
+        targets = [self._prepare(m, manifest, self.device) for m in models]
         self.reporter(
             "start",
             {
@@ -454,8 +467,6 @@ class _Job:
                 "split": manifest.split,
             },
         )
-        models = [load_model(spec, self.device, **req.model_options) for spec in req.models]
-        targets = [self._prepare(m, manifest, self.device) for m in models]
         self.images_per_s = 0.0
         captions, _ = manifest.captions_and_rows()
         status = S.STATUS_COMPLETE

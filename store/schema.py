@@ -32,7 +32,8 @@ from __future__ import annotations
 
 SCHEMA_VERSION = 1
 
-#: Rows per write. Extraction writes rows [k*BLOCK_ROWS, (k+1)*BLOCK_ROWS) at once.
+#: Default rows per write: extraction writes rows [k*B, (k+1)*B) at once. A store records
+#: its own B in the `block_rows` attribute (smaller blocks lose less to a kill).
 BLOCK_ROWS = 256
 
 IMAGE_IDS = "images/ids"
@@ -73,6 +74,7 @@ PROVENANCE_KEYS = (
     "embedding_text",
     "preprocessing",
     "precision",  # storage dtype: float16 or float32
+    "block_rows",
     "compute_dtype",
     "device",
     "batch_size",

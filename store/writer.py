@@ -88,6 +88,7 @@ def create_store(
     image_dim: int | None,
     text_dim: int | None,
     dtype: str = "float16",
+    block_rows: int = S.BLOCK_ROWS,
 ) -> StoreWriter:
     """Write a new store with every array allocated; refuses to replace an existing file."""
     path = Path(path)
@@ -133,6 +134,7 @@ def create_store(
             schema_version=S.SCHEMA_VERSION,
             mgap_version=__version__,
             precision=dtype,
+            block_rows=int(block_rows),
             created=now_iso(),
             geometry=S.GEOMETRY_EUCLIDEAN,
             curvature=0.0,
@@ -160,6 +162,7 @@ class StoreWriter:
                 self.image_dim = int(f[S.IMAGE_EMB].shape[1]) if self.has_images else None
                 self.text_dim = int(f[S.TEXT_EMB].shape[1]) if self.has_texts else None
                 self.status = str(f.attrs.get("status", ""))
+                self.block_rows = int(f.attrs.get("block_rows", S.BLOCK_ROWS))
         except OSError as exc:
             raise StoreError(f"{self.path} is not a readable mgap store: {exc}") from exc
 

@@ -20,6 +20,7 @@ TINY_VISION = {
     "num_attention_heads": 4,
     "image_size": IMAGE_SIZE,
     "patch_size": PATCH,
+    "initializer_range": 0.02,  # BLIP's vision default of 1e-10 would make every image alike
 }
 TINY_BERT = {
     "hidden_size": 32,
@@ -63,20 +64,26 @@ def _blip_config(vocab_size: int):
     )
 
 
-def make_tiny_blip(folder: Path, minilm_dir: Path, *, captioning: bool = False, seed: int = 0) -> Path:
+def make_tiny_blip(
+    folder: Path, minilm_dir: Path, *, captioning: bool = False, seed: int = 0
+) -> Path:
     """A tiny `BlipForImageTextRetrieval` (or, with `captioning`, a `BlipForConditionalGeneration`,
     whose contrastive heads a retrieval load would leave random) plus its processor."""
     import torch
     from transformers import BlipForConditionalGeneration, BlipForImageTextRetrieval, BlipProcessor
 
     tokenizer = _bert_tokenizer(minilm_dir)
+    # the real BLIP tokenizer adds a decoder BOS [DEC] and an encoder token [ENC]
+    tokenizer.add_special_tokens({"bos_token": "[DEC]", "additional_special_tokens": ["[ENC]"]})
     config = _blip_config(len(tokenizer))
     torch.manual_seed(seed)
     cls = BlipForConditionalGeneration if captioning else BlipForImageTextRetrieval
     model = cls(config).eval()
     folder = Path(folder)
     model.save_pretrained(folder)
-    BlipProcessor(image_processor=_blip_image_processor(), tokenizer=tokenizer).save_pretrained(folder)
+    BlipProcessor(image_processor=_blip_image_processor(), tokenizer=tokenizer).save_pretrained(
+        folder
+    )
     return folder
 
 
@@ -100,6 +107,7 @@ def make_tiny_blip2(
             "vocab_size": len(tokenizer),
             "encoder_hidden_size": 32,
             "cross_attention_frequency": 1,
+            "use_qformer_text_input": True,
         },
         text_config={
             "model_type": "opt",
@@ -135,7 +143,9 @@ def make_tiny_llama_tokenizer():
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=300, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        vocab_size=300,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     bpe.train_from_iterator(_BPE_CORPUS, trainer)
     bos = bpe.token_to_id("<s>")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -61,13 +62,13 @@ class DatasetsPane(Vertical):
     @work(thread=True, exclusive=True, group="detect", exit_on_error=False)
     def _detect(self) -> None:
         for name, root in self.roots:
-            row = describe_dataset(name, root)
-            self.app.call_from_thread(self._detected, row)
+            self.app.call_from_thread(self._detected, describe_dataset(name, root))
 
-    def _detected(self, row: DatasetRow) -> None:
-        self.rows[row.name] = row
-        if row.error:
-            self.app.notify(row.error, title=f"dataset {row.name}", severity="warning")
+    def _detected(self, rows: list[DatasetRow]) -> None:
+        for row in rows:
+            self.rows[row.name] = row
+            if row.error:
+                self.app.notify(row.error, title=f"dataset {row.name}", severity="warning")
         self._refill()
 
     def _cells(self, row: DatasetRow) -> tuple[str, ...]:
@@ -101,7 +102,7 @@ class DatasetsPane(Vertical):
             f"{c.name}:{c.split}" + (f"[:{c.limit}]" if c.limit else "") for c in self.choices()
         )
         self.query_one("#datasets-status", Static).update(
-            f"picked: {picked or 'none (space picks)'} · s: split · l: limit"
+            Text(f"picked: {picked or 'none (space picks)'} · s: split · l: limit"), layout=False
         )
 
     def choices(self) -> list[DatasetChoice]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -29,7 +30,6 @@ class JobsPane(Vertical):
     """Rows come from `<store>.progress.json` files, so jobs started elsewhere show too."""
 
     BINDINGS = [
-        Binding("e", "app.extract", "Extract", id="jobs.extract"),
         Binding("x", "cancel", "Cancel job", id="jobs.cancel"),
     ]
 
@@ -47,6 +47,7 @@ class JobsPane(Vertical):
         self.launched: list[LaunchedJob] = []
         self.rows: list[JobRow] = []
         self._was_running: set[str] = set()
+        self._detail_text = ""
 
     def compose(self) -> ComposeResult:
         yield DataTable(id="jobs-table", cursor_type="row", zebra_stripes=True)
@@ -120,13 +121,14 @@ class JobsPane(Vertical):
 
     def _detail(self, log_lines: list[str]) -> None:
         row = self._current_row(self.rows)
-        detail = self.query_one("#job-detail", Static)
         if row is None:
-            detail.update("no jobs yet · pick models and datasets, then press e to extract")
-            return
-        head = f"{row.name} · {row.status}" + (f" · {row.error}" if row.error else "")
-        log = f"log: {row.log}" if row.log else "log: -"
-        detail.update("\n".join([head, log, *log_lines]))
+            text = "no jobs yet · pick models and datasets, then press e to extract"
+        else:
+            head = f"{row.name} · {row.status}" + (f" · {row.error}" if row.error else "")
+            text = "\n".join([head, f"log: {row.log or '-'}", *log_lines])
+        if text != self._detail_text:  # polled every second: repaint only on change
+            self._detail_text = text
+            self.query_one("#job-detail", Static).update(Text(text), layout=False)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         event.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -10,7 +11,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Input, Static
 
 from mgap.errors import MgapError
-from mgap.tui.sources import ModelRow, custom_model, load_catalog
+from mgap.tui.sources import CatalogLoader, ModelRow, custom_model
 
 
 class ModelsPane(Vertical):
@@ -31,6 +32,7 @@ class ModelsPane(Vertical):
         super().__init__(**kwargs)
         self.rows: list[ModelRow] = []
         self.selected: list[str] = []
+        self.catalog = CatalogLoader()
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="/ filter · Enter adds a typed FAMILY:ID spec", id="model-filter")
@@ -39,27 +41,33 @@ class ModelsPane(Vertical):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_columns(" ", "model", "offline", "family", "description")
+        table.add_columns(" ", "model", "offline", "sides", "description")
         self.action_reload()
+
+    def on_unmount(self) -> None:
+        self.catalog.stop()
 
     def focus_default(self) -> None:
         self.query_one(DataTable).focus()
 
     def action_reload(self) -> None:
-        self.query_one("#models-status", Static).update("loading the model catalog…")
+        self.query_one("#models-status", Static).update("loading the model catalog…", layout=False)
         self._load()
 
     @work(thread=True, exclusive=True, group="catalog", exit_on_error=False)
     def _load(self) -> None:
         try:
-            rows = load_catalog()
+            rows = self.catalog.run()
         except MgapError as exc:
-            self.app.call_from_thread(self._failed, exc.one_line())
+            if not self.catalog.stopped:  # a kill on quit is no error to report
+                self.app.call_from_thread(self._failed, exc.one_line())
             return
         self.app.call_from_thread(self._loaded, rows)
 
     def _failed(self, message: str) -> None:
-        self.query_one("#models-status", Static).update(f"catalog unavailable: {message}")
+        self.query_one("#models-status", Static).update(
+            Text(f"catalog unavailable: {message}"), layout=False
+        )
         self.app.notify(message, title="Models", severity="error")
 
     def _loaded(self, rows: list[ModelRow]) -> None:
@@ -84,7 +92,7 @@ class ModelsPane(Vertical):
     def _cells(self, row: ModelRow) -> tuple[str, ...]:
         mark = "✓" if row.spec in self.selected else " "
         offline = {True: "yes", False: "no", None: "?"}[row.available_offline]
-        return mark, row.spec, offline, row.family, row.description
+        return mark, row.spec, offline, row.sides or "-", row.description
 
     @on(Input.Changed, "#model-filter")
     def _filter_changed(self) -> None:
@@ -126,8 +134,11 @@ class ModelsPane(Vertical):
     def _fill_status(self) -> None:
         offline = sum(1 for r in self.rows if r.available_offline)
         self.query_one("#models-status", Static).update(
-            f"{len(self.rows)} models, {offline} available offline · "
-            f"picked: {', '.join(self.selected) or 'none (space picks)'}"
+            Text(
+                f"{len(self.rows)} models, {offline} available offline · "
+                f"picked: {', '.join(self.selected) or 'none (space picks)'}"
+            ),
+            layout=False,
         )
 
     def _toggle(self, spec: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -98,7 +99,8 @@ class StoresPane(Vertical):
         if table.row_count:
             table.move_cursor(row=min(cursor, table.row_count - 1))
         self.query_one("#stores-status", Static).update(
-            f"{len(entries)} stores in {self.store_dir} · space: select · enter: results"
+            Text(f"{len(entries)} stores in {self.store_dir} · space: select · enter: results"),
+            layout=False,
         )
 
     def _current(self) -> Path | None:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
@@ -74,7 +75,9 @@ def category_detail(row: CategoryRow) -> Text:
     text.append("▶ ", style="bold")
     text.append(label, style="bold")
     text.append(f"  n {m.get('n_images')}/{m.get('n_texts')}\n")
-    text.append(f"L2M {num(m.get('l2m'))}  RMG {num(m.get('rmg'))}  cos {num(m.get('mean_paired_cosine'), 3)}")
+    text.append(
+        f"L2M {num(m.get('l2m'))}  RMG {num(m.get('rmg'))}  cos {num(m.get('mean_paired_cosine'), 3)}"
+    )
     return text
 
 
@@ -99,7 +102,7 @@ def short_names(names: Sequence[str]) -> list[str]:
     return [f"s{i + 1}" for i in range(len(names))]
 
 
-def cka_table(report: dict[str, Any], low: str, high: str) -> Table:
+def cka_table(report: dict[str, Any], low: str, high: str) -> Group:
     """The CKA matrix with each cell's background scaled from `low` (0) to `high` (1)."""
     from textual.color import Color
 
@@ -107,9 +110,8 @@ def cka_table(report: dict[str, Any], low: str, high: str) -> Table:
     matrix = report.get("matrix") or []
     tags = short_names(names)
     kernel = report.get("kernel", "linear")
-    table = Table(
-        title=f"CKA ({kernel}, n={report.get('n')})", title_justify="left", box=None, pad_edge=False
-    )
+    title = Text(f"CKA ({kernel}, {report.get('estimator', 'biased')}, n={report.get('n')})")
+    table = Table(box=None, pad_edge=False)
     table.add_column("")
     for tag in tags:
         table.add_column(tag, justify="right")
@@ -121,9 +123,11 @@ def cka_table(report: dict[str, Any], low: str, high: str) -> Table:
                 cells.append(Text("nan"))
                 continue
             back = start.blend(stop, max(0.0, min(1.0, float(value))))
-            cells.append(Text(f"{value:.3f}", style=f"{back.get_contrast_text(1.0).hex6} on {back.hex6}"))
+            cells.append(
+                Text(f"{value:.3f}", style=f"{back.get_contrast_text(1.0).hex6} on {back.hex6}")
+            )
         table.add_row(tag, *cells)
-    return table
+    return Group(title, table)
 
 
 def cka_legend(names: Sequence[str]) -> Text:

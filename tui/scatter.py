@@ -16,8 +16,9 @@ from textual.widget import Widget
 class ScatterView(Widget):
     """Shows `projection` (an engine Projection) or a one-line message when there is none."""
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, ascii_only: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.ascii_only = ascii_only
         self.projection: Any = None
         self.color_by = "modality"
         self.highlight: str | None = None
@@ -39,6 +40,10 @@ class ScatterView(Widget):
         self.highlight = highlight
         if title is not None:
             self.title = title
+        self.refresh()
+
+    def set_highlight(self, category: str | None) -> None:
+        self.highlight = category
         self.refresh()
 
     def say(self, message: str) -> None:
@@ -63,6 +68,7 @@ class ScatterView(Widget):
             highlight=self.highlight,
             pairs=False,
             title=self.title,
+            ascii=self.ascii_only,
         )
         self._cache = (key, text)
         return text

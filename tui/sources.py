@@ -12,7 +12,7 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from mgap.errors import MgapError
@@ -31,6 +31,8 @@ class ModelRow:
     description: str
     available_offline: bool | None  # None: unknown (typed in by the user)
     where: str = ""
+    sides: str = ""  # "image+text", "image" or "text"
+    recommended: bool = False
 
 
 @dataclass
@@ -39,12 +41,11 @@ class DatasetRow:
     kind: str
     root: Path | None
     splits: list[str]
-    n_images: int | None = None
-    n_captions: int | None = None
+    n_images: int | dict[str, int] | None = None  # one count, or one per split
+    n_captions: int | dict[str, int] | None = None
     error: str = ""
     split_index: int = 0
     limit: int | None = None
-    extra: dict[str, object] = field(default_factory=dict)
 
     @property
     def split(self) -> str:
@@ -53,43 +54,73 @@ class DatasetRow:
 
 def _entry_to_row(entry: dict[str, object]) -> ModelRow:
     offline = entry.get("available_offline")
+    sides = "+".join(side for side in ("image", "text") if entry.get(side))
     return ModelRow(
         spec=str(entry.get("spec", "")),
         family=str(entry.get("family", "")),
         description=str(entry.get("description", "")),
         available_offline=bool(offline) if offline is not None else None,
         where=str(entry.get("where") or ""),
+        sides=sides,
+        recommended=bool(entry.get("recommended")),
     )
 
 
 def parse_catalog(document: object) -> list[ModelRow]:
-    """Rows from `mgap models --json`: a list of entries or {"models": [...]}."""
+    """Rows from `mgap models --json`, usable ones first: offline, then recommended."""
     entries = document.get("models", []) if isinstance(document, dict) else document
     if not isinstance(entries, list):
         raise MgapError("`mgap models --json` printed no list of models")
-    return [_entry_to_row(e) for e in entries if isinstance(e, dict) and e.get("spec")]
+    rows = [_entry_to_row(e) for e in entries if isinstance(e, dict) and e.get("spec")]
+    return sorted(rows, key=lambda r: (not r.available_offline, not r.recommended))
 
 
-def load_catalog(timeout: float = CATALOG_TIMEOUT_S) -> list[ModelRow]:
-    """The model catalog, computed in a child process so this one never imports torch."""
-    try:
-        done = subprocess.run(
+def _reason(stderr: str) -> str:
+    """The most telling line of a child's stderr (click draws its errors in boxes)."""
+    lines = [line.strip(" │╭╮╰╯─") for line in stderr.splitlines()]
+    lines = [line for line in lines if any(ch.isalnum() for ch in line) and line != "Error"]
+    errors = [line for line in lines if "error:" in line.lower()]
+    return (errors or lines or ["no output"])[-1]
+
+
+class CatalogLoader:
+    """Runs `mgap models --json` in a child process, which `stop()` kills on quit.
+
+    The child imports open_clip (and with it torch) to list architectures; that must
+    never happen in the TUI's process, and a quitting TUI must not wait for it.
+    """
+
+    def __init__(self, timeout: float = CATALOG_TIMEOUT_S) -> None:
+        self.timeout = timeout
+        self.process: subprocess.Popen | None = None
+        self.stopped = False
+
+    def run(self) -> list[ModelRow]:
+        self.process = subprocess.Popen(
             [sys.executable, "-m", "mgap", "models", "--json"],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
             stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
             env={**os.environ, "NO_COLOR": "1"},
         )
-    except subprocess.TimeoutExpired as exc:
-        raise MgapError(f"`mgap models --json` took longer than {timeout:.0f} s") from exc
-    if done.returncode != 0:
-        reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise MgapError(f"`mgap models --json` failed: {reason}")
-    try:
-        return parse_catalog(json.loads(done.stdout))
-    except json.JSONDecodeError as exc:
-        raise MgapError(f"`mgap models --json` printed invalid JSON: {exc}") from exc
+        try:
+            out, err = self.process.communicate(timeout=self.timeout)
+        except subprocess.TimeoutExpired as exc:
+            self.stop()
+            raise MgapError(f"`mgap models --json` took longer than {self.timeout:.0f} s") from exc
+        if self.process.returncode != 0:
+            raise MgapError(f"`mgap models --json` failed: {_reason(err)}")
+        try:
+            return parse_catalog(json.loads(out))
+        except json.JSONDecodeError as exc:
+            raise MgapError(f"`mgap models --json` printed invalid JSON: {exc}") from exc
+
+    def stop(self) -> None:
+        """Kill the child; the thread waiting in `run` then returns."""
+        self.stopped = True
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
 
 
 def custom_model(spec: str) -> ModelRow:
@@ -118,21 +149,29 @@ def synthetic_row() -> DatasetRow:
     )
 
 
-def describe_dataset(name: str, root: Path) -> DatasetRow:
-    """Detect a root's layout; a root that cannot be read becomes a row with the reason."""
+def describe_dataset(name: str, root: Path) -> list[DatasetRow]:
+    """Detect a root's layouts; a root that cannot be read becomes one row with the reason.
+
+    A root may hold several datasets (e.g. COCO captions and a CSV): each gets a row,
+    named `name:kind` when there is more than one.
+    """
     from mgap.engine.datasets.detect import detect_dataset
 
     try:
         found = detect_dataset(root)
     except MgapError as exc:
-        return DatasetRow(name, "?", root, [], error=exc.one_line())
+        return [DatasetRow(name, "?", root, [], error=exc.one_line())]
     except OSError as exc:
-        return DatasetRow(name, "?", root, [], error=f"{root}: {exc.strerror or exc}")
-    return DatasetRow(
-        name,
-        str(found.kind),
-        Path(found.root),
-        list(found.splits) or [""],
-        found.n_images,
-        found.n_captions,
-    )
+        return [DatasetRow(name, "?", root, [], error=f"{root}: {exc.strerror or exc}")]
+    if not found:
+        return [DatasetRow(name, "?", root, [], error=f"no dataset layout recognised in {root}")]
+    rows = []
+    for item in found:
+        label = name if len(found) == 1 else f"{name}:{item.kind}"
+        splits = list(item.splits) or [""]
+        per_split = {k: v[0] for k, v in item.per_split.items()} or item.n_images
+        captions = {k: v[1] for k, v in item.per_split.items()} or item.n_captions
+        rows.append(
+            DatasetRow(label, item.kind, Path(item.root), splits, per_split, captions, item.problem)
+        )
+    return rows

@@ -16,9 +16,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from mgap.engine.analysis.gap import gap_metrics, normalize
+from mgap.engine.analysis.retrieval import block_rows
 
-#: image rows per block of the mean-pairwise table
-PAIRWISE_BLOCK = 1024
+#: image rows per block of the mean-pairwise table (None: sized to the number of captions)
+PAIRWISE_BLOCK: int | None = None
 
 
 def category_groups(
@@ -78,8 +79,9 @@ def category_tables(
     Y32T = np.ascontiguousarray(Yc.T, dtype=np.float32)
     txt_hot32 = one_hot_txt.astype(np.float32)
     sums = np.zeros((C, C))
-    for lo in range(0, Xc.shape[0], PAIRWISE_BLOCK):
-        hi = lo + PAIRWISE_BLOCK
+    block = PAIRWISE_BLOCK or block_rows(Yc.shape[0])
+    for lo in range(0, Xc.shape[0], block):
+        hi = lo + block
         sq = sq_x[lo:hi, None] + sq_y[None, :] - 2.0 * (Xc[lo:hi].astype(np.float32) @ Y32T)
         dist = np.sqrt(np.maximum(sq, 0.0))
         sums += one_hot_img[lo:hi].T @ (dist @ txt_hot32).astype(np.float64)

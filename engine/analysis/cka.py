@@ -8,6 +8,8 @@ d / (n + d), which is why reports carry n, d and a random-pairing baseline.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +22,11 @@ FULL_KERNEL_BYTES = 2 * 1024**3
 DEFAULT_BATCH = 2048
 #: rows sampled to set the RBF bandwidth in minibatch mode (all rows when n is smaller)
 SIGMA_SAMPLE = 4096
+#: entries sampled to bracket the median distance before the exact selection
+MEDIAN_SAMPLE = 100_000
+#: n x n passes on fewer rows than this stay on one thread
+PARALLEL_ROWS = 1024
+THREADS = os.cpu_count() or 1
 
 
 def _centre(X: np.ndarray) -> np.ndarray:
@@ -128,25 +135,96 @@ def kernel_cka(a: KernelStats, b: KernelStats, *, unbiased: bool = False) -> flo
     )
 
 
+def _spans(n: int) -> list[tuple[int, int]]:
+    step = max(64, -(-n // (4 * THREADS)))
+    return [(s, min(s + step, n)) for s in range(0, n, step)]
+
+
+def _row_blocks(n: int, fn) -> list:
+    """Run fn(start, stop) over row blocks on every core: numpy ufuncs on large slices release
+    the GIL, so the memory-bound n x n passes scale with threads (BLAS already does)."""
+    if n < PARALLEL_ROWS:
+        return [fn(0, n)]
+    with ThreadPoolExecutor(THREADS) as pool:
+        return list(pool.map(lambda span: fn(*span), _spans(n)))
+
+
 def squared_distances(X: np.ndarray) -> np.ndarray:
     """Pairwise squared Euclidean distances (n x n), exact zeros on the diagonal."""
     Xc = _centre(X)
     sq = np.einsum("ij,ij->i", Xc, Xc)
     D = Xc @ Xc.T
-    D *= -2.0
-    D += sq[:, None]
-    D += sq[None, :]
-    np.maximum(D, 0.0, out=D)
-    np.fill_diagonal(D, 0.0)
+
+    def finish(start: int, stop: int) -> None:
+        block = D[start:stop]
+        block *= -2.0
+        block += sq[start:stop, None] + sq[None, :]  # one rounded sum: D stays exactly symmetric
+        np.maximum(block, 0.0, out=block)
+        block[np.arange(stop - start), np.arange(start, stop)] = 0.0
+
+    _row_blocks(D.shape[0], finish)
     return D
 
 
+def _exact_median(values: np.ndarray) -> float:
+    m = values.size
+    lo, hi = np.partition(values, [(m - 1) // 2, m // 2])[[(m - 1) // 2, m // 2]]
+    return 0.5 * (float(lo) + float(hi))
+
+
+def _upper_parts(D2: np.ndarray, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows a..b of the strict upper triangle: the rectangle right of the diagonal block and
+    the diagonal block's own upper triangle."""
+    return D2[a:b, b:], D2[a:b, a:b][np.triu_indices(b - a, 1)]
+
+
 def median_sigma(D2: np.ndarray) -> float:
-    """σ with σ² = median of the nonzero squared distances (the 0-shot-llm-vision choice)."""
-    values = D2[D2 != 0]
-    if values.size == 0:
+    """σ with σ² = median of the nonzero squared distances (the 0-shot-llm-vision choice).
+
+    D2 is symmetric, so the strict upper triangle has the same median. Exact without sorting
+    n²/2 values: a random sample of pairs brackets the median; one threaded pass counts the
+    positive values and those below the bracket and keeps those inside, and only those are
+    partitioned (if the bracket misses, the full selection runs). D2 is left unchanged.
+    """
+    n = D2.shape[0]
+    if n * n <= 4 * MEDIAN_SAMPLE:
+        upper = D2[np.triu_indices(n, 1)]
+        return _checked_sqrt(_exact_median(upper[upper > 0]) if (upper > 0).any() else 0.0)
+    rng = np.random.default_rng(0)
+    i, j = rng.integers(0, n, (2, MEDIAN_SAMPLE))
+    sample = np.sort(D2[i[i != j], j[i != j]])
+    sample = sample[sample > 0]
+    slack = 6.0 * np.sqrt(MEDIAN_SAMPLE)  # ±12 standard deviations of the sample rank
+    lo = sample[max(int(sample.size / 2 - slack), 0)] if sample.size else 0.0
+    hi = sample[min(int(sample.size / 2 + slack), sample.size - 1)] if sample.size else 0.0
+
+    def scan(a: int, b: int) -> tuple[int, int, list[np.ndarray]]:
+        positive = below = 0
+        kept = []
+        for part in _upper_parts(D2, a, b):
+            positive += int(np.count_nonzero(part > 0))
+            below += int(np.count_nonzero((part > 0) & (part < lo)))
+            kept.append(part[(part >= lo) & (part <= hi) & (part > 0)])
+        return positive, below, kept
+
+    parts = _row_blocks(n, scan)
+    m = sum(p[0] for p in parts)
+    below = sum(p[1] for p in parts)
+    window = np.concatenate([w for p in parts for w in p[2]])
+    k1, k2 = (m - 1) // 2, m // 2
+    if m == 0:
+        return _checked_sqrt(0.0)
+    if not below <= k1 or below + window.size <= k2:
+        upper = np.concatenate([v.ravel() for a, b in _spans(n) for v in _upper_parts(D2, a, b)])
+        return _checked_sqrt(_exact_median(upper[upper > 0]))
+    picked = np.partition(window, [k1 - below, k2 - below])
+    return _checked_sqrt(0.5 * (picked[k1 - below] + picked[k2 - below]))
+
+
+def _checked_sqrt(median: float) -> float:
+    if not median > 0:
         raise UsageError("RBF CKA: every pairwise distance is zero", hint="give --sigma")
-    return float(np.sqrt(np.median(values, overwrite_input=True)))
+    return float(np.sqrt(median))
 
 
 def rbf_kernel(X: np.ndarray, sigma: float | None = None) -> tuple[np.ndarray, float]:
@@ -154,8 +232,14 @@ def rbf_kernel(X: np.ndarray, sigma: float | None = None) -> tuple[np.ndarray, f
     K = squared_distances(X)
     if sigma is None:
         sigma = median_sigma(K)
-    K *= -0.5 / sigma**2
-    np.exp(K, out=K)
+    scale = -0.5 / sigma**2
+
+    def expo(start: int, stop: int) -> None:
+        block = K[start:stop]
+        block *= scale
+        np.exp(block, out=block)
+
+    _row_blocks(K.shape[0], expo)
     return K, sigma
 
 
@@ -237,6 +321,34 @@ def _matrix(k: int, pair, *, unit_diagonal: bool = True) -> list[list[float]]:
     return M.tolist()
 
 
+def _linear_matrices(mats: list[np.ndarray], unbiased: bool):
+    """All pairs with each REF centred and its d x d Gram norm computed once; the random-pairing
+    baseline comes with biased CKA."""
+    n = mats[0].shape[0]
+    cent = [_centre(m) for m in mats]
+    grams = [_fro2(c.T @ c) for c in cent]
+    if unbiased:
+        selfs = [_unbiased_linear_hsic(c, c, g) for c, g in zip(cent, grams, strict=True)]
+
+    def pair(i: int, j: int) -> float:
+        xy = cent[j].T @ cent[i]
+        cross = _fro2(xy)
+        if unbiased:
+            return _ratio(_unbiased_linear_hsic(cent[i], cent[j], cross), selfs[i], selfs[j])
+        return _ratio(cross, grams[i], grams[j])
+
+    k = len(mats)
+    if unbiased:
+        return _matrix(k, pair), None
+    sizes = [_fro2(c) for c in cent]
+    chance = _matrix(
+        k,
+        lambda i, j: _ratio(sizes[i] * sizes[j] / (n - 1), grams[i], grams[j]),
+        unit_diagonal=False,
+    )
+    return _matrix(k, pair), chance
+
+
 def cka_report(
     refs: list[str],
     *,
@@ -266,12 +378,9 @@ def cka_report(
         return doc
     doc["estimator"] = "unbiased" if unbiased else "biased"
     if kernel == "linear":
-        fn = unbiased_cka if unbiased else linear_cka
-        doc["matrix"] = _matrix(k, lambda i, j: fn(mats[i], mats[j]))
-        if not unbiased:
-            doc["chance"] = _matrix(
-                k, lambda i, j: pairing_baseline(mats[i], mats[j]), unit_diagonal=False
-            )
+        doc["matrix"], chance = _linear_matrices(mats, unbiased)
+        if chance is not None:
+            doc["chance"] = chance
         return doc
     kernels = [rbf_kernel(m, sigma) for m in mats]
     stats = [KernelStats.of(K) for K, _ in kernels]

@@ -144,7 +144,18 @@ def gap_report(
     and, for Lorentz stores, the hyperbolic analysis."""
     from mgap.engine.analysis.pairs import store_header, store_pairs
 
+    lorentz = store.geometry == GEOMETRY_LORENTZ
+    if lorentz and store.curvature == 0:
+        raise StoreError(
+            f"{store.path.name} is a Lorentz store without a curvature",
+            hint="re-import it with `mgap import --geometry lorentz --curvature C`",
+        )
     X, Y, index = store_pairs(store, captions=captions, what="gap")
+    if by_category and not store.category_names:
+        raise StoreError(
+            f"{store.path.name} has no category labels, so --by-category has nothing to split",
+            hint="extract from a dataset with categories (COCO instances, image folders)",
+        )
     doc = {
         **store_header(store),
         "captions": captions,
@@ -153,11 +164,6 @@ def gap_report(
     if by_category:
         from mgap.engine.analysis.categories import category_breakdown
 
-        if not store.category_names:
-            raise StoreError(
-                f"{store.path.name} has no category labels, so --by-category has nothing to split",
-                hint="extract from a dataset with categories (COCO instances, image folders)",
-            )
         doc.update(
             category_breakdown(
                 X,
@@ -169,13 +175,8 @@ def gap_report(
                 top_k=top_k,
             )
         )
-    if store.geometry == GEOMETRY_LORENTZ:
+    if lorentz:
         from mgap.engine.analysis.hyperbolic import hyperbolic_report
 
-        if store.curvature == 0:
-            raise StoreError(
-                f"{store.path.name} is a Lorentz store without a curvature",
-                hint="re-import it with `mgap import --geometry lorentz --curvature C`",
-            )
         doc["hyperbolic"] = hyperbolic_report(X, Y, index, abs(store.curvature), top_k=top_k)
     return doc

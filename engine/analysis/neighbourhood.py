@@ -32,9 +32,7 @@ def kendall_tau_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.count_nonzero(sign_a * sign_b < 0) / sign_a.size)
 
 
-def neighbourhood_distances(
-    image_centroids: np.ndarray, text_centroids: np.ndarray
-) -> np.ndarray:
+def neighbourhood_distances(image_centroids: np.ndarray, text_centroids: np.ndarray) -> np.ndarray:
     """Per category, the Kendall-τ distance between its image and text neighbour orderings."""
     K = image_centroids.shape[0]
     sim_image = normalize(image_centroids) @ normalize(image_centroids).T
@@ -77,7 +75,9 @@ def neighbourhood_report(store: Store) -> dict:
     from mgap.engine.analysis.pairs import store_header
 
     if not store.has_images:
-        raise StoreError(f"the neighbourhood test needs image embeddings; {store.path.name} has none")
+        raise StoreError(
+            f"the neighbourhood test needs image embeddings; {store.path.name} has none"
+        )
     if not store.category_names:
         raise StoreError(f"{store.path.name} has no category labels to compare neighbourhoods of")
     primary = store.primary_category

@@ -10,7 +10,8 @@ Public API (the CLI's `mgap plot` and the TUI's scatter widget call these):
   (k,) int (index into `category_names`, -1 none; a caption takes its image's primary
   category), `image_index` (k,) int (the image of each point, to join images to captions),
   `category_names`, `n_shown`, `n_total`, `method`, `params`, `seconds`, `cached`, plus
-  `model`, `dataset` and `shown_label()` ("N of M shown") for titles.
+  `model`, `dataset`, `title()` ("model · dataset · METHOD") and `shown_label()`
+  ("N of M shown") for figure titles.
 
 Both modalities are projected together, after L2 normalisation (the modality gap is a
 property of the normalised embeddings; stores with a non-Euclidean geometry keep their raw
@@ -20,9 +21,10 @@ vectors). Methods:
 - `umap`: umap-learn on PCA-50 with a precomputed *exact* k-NN graph (blocked matrix
   products). PCA-50 and the graph are cached separately, so changing `min_dist` or `spread`
   reruns only the layout. Parameters: n_neighbors=15, min_dist=0.1, spread=1.0, n_epochs.
-- `tsne`: openTSNE (FFT-accelerated interpolation of the gradient, Linderman et al. 2019) on
-  PCA-50, with its affinities built from the same cached exact k-NN graph (k = 3·perplexity).
-  Parameters: perplexity=30, n_iter=500.
+- `tsne`: openTSNE on PCA-50, with its affinities built from the same cached exact k-NN
+  graph (k = 3·perplexity). From 10,000 points the repulsive forces use FFT-accelerated
+  interpolation (FIt-SNE, Linderman et al. 2019), below that Barnes-Hut, which is faster there
+  (openTSNE's "auto"). Parameters: perplexity=30, n_iter=500.
 
 Beyond `max_points` the fit runs on a stratified sample (by modality and category, every
 non-empty stratum kept) and `n_shown < n_total` says so. Results are cached in the store's
@@ -79,6 +81,11 @@ class Projection:
         if self.n_shown < self.n_total:
             return f"{self.n_shown:,} of {self.n_total:,} shown"
         return f"{self.n_total:,} points"
+
+    def title(self) -> str:
+        """ "model · dataset · METHOD", the figure title both renderers use by default."""
+        method = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}.get(self.method, self.method)
+        return " · ".join(part for part in (self.model, self.dataset, method) if part)
 
     def summary(self) -> dict[str, object]:
         """The `mgap plot --json` document."""
@@ -172,30 +179,34 @@ def reduce_dims(Z: np.ndarray, seed: int) -> np.ndarray:
 
 def exact_knn(Z: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact Euclidean k-NN, self first (umap-learn's layout), by blocks of rows so memory
-    stays near 64 MB whatever n. Returns (indices int32, distances float32), both (n, k)."""
+    stays near 64 MB whatever n. Returns (indices int32, distances float32), both (n, k).
+
+    Selection: `np.partition` finds each row's k-th smallest distance (a third of the cost
+    of `argpartition`), then only the entries at or below it are sorted."""
     Z = np.ascontiguousarray(Z, dtype=np.float32)
     n = Z.shape[0]
     k = min(k, n)
     sq = np.einsum("ij,ij->i", Z, Z)
+    minus_2z = -2.0 * Z
     rows = max(1, (1 << 24) // max(n, 1))
     indices = np.empty((n, k), dtype=np.int32)
     distances = np.empty((n, k), dtype=np.float32)
     for start in range(0, n, rows):
         stop = min(n, start + rows)
-        d2 = Z[start:stop] @ Z.T
-        d2 *= -2.0
-        d2 += sq[start:stop, None]
-        d2 += sq[None, :]
-        d2[np.arange(stop - start), np.arange(start, stop)] = -1.0
-        part = (
-            np.argpartition(d2, k - 1, axis=1)[:, :k]
-            if k < n
-            else np.tile(np.arange(n), (stop - start, 1))
-        )
-        near = np.take_along_axis(d2, part, axis=1)
-        order = np.argsort(near, axis=1, kind="stable")
-        indices[start:stop] = np.take_along_axis(part, order, axis=1)
-        distances[start:stop] = np.sqrt(np.maximum(np.take_along_axis(near, order, axis=1), 0.0))
+        # ‖a‖² is the same along a row, so rank by ‖b‖² - 2a·b and add it back at the end
+        d = Z[start:stop] @ minus_2z.T
+        d += sq[None, :]
+        d[np.arange(stop - start), np.arange(start, stop)] = -np.inf
+        kth = np.partition(d, k - 1, axis=1)[:, k - 1]
+        row, col = np.nonzero(d <= kth[:, None])
+        value = d[row, col]
+        order = np.lexsort((col, value, row))  # ties beyond k: the lower index wins
+        first = np.searchsorted(row[order], np.arange(stop - start))
+        pick = order[first[:, None] + np.arange(k)]
+        indices[start:stop] = col[pick]
+        d2 = value[pick] + sq[start:stop, None]
+        d2[:, 0] = 0.0  # self
+        distances[start:stop] = np.sqrt(np.maximum(d2, 0.0))
     return indices, distances
 
 
@@ -232,7 +243,7 @@ def tsne_layout(
     init = initialization.pca(reduced, random_state=seed)
     tsne = TSNE(
         n_iter=int(params["n_iter"]),
-        negative_gradient_method="fft",
+        negative_gradient_method="auto",
         random_state=seed,
         n_jobs=1,
     )
@@ -354,16 +365,14 @@ def project_store(
     if cached:
         coords = hit["coords"]
     else:
-        k = knn_size(method, params, sample.size)
-        graph_key = cache_key("knn-graph", {**sample_params, "k": k})
-        graph_cache = (
-            (
+        graph_cache = None
+        if use_cache and method != "pca":
+            k = knn_size(method, params, sample.size)
+            graph_key = cache_key("knn-graph", {**sample_params, "k": k})
+            graph_cache = (
                 lambda: load_cached(store, graph_key),
                 lambda arrays: save_cached(store, graph_key, arrays, sample_params),
             )
-            if use_cache
-            else None
-        )
         coords = fit_layout(
             lambda: _read_points(store, sample, normalize),
             method,

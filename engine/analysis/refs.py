@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 
 from mgap.errors import StoreError, UsageError
 from mgap.store import open_store
@@ -48,15 +47,14 @@ def _caption_means(store, texts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     norms = np.linalg.norm(texts, axis=1, keepdims=True)
     unit = texts / np.where(norms > 0, norms, 1.0)
     owner = store.text_image_index
-    counts = np.bincount(owner, minlength=store.n_images)
-    keep = np.flatnonzero(counts > 0)
-    pool = sp.csr_matrix(
-        (1.0 / counts[owner], (owner, np.arange(owner.size))), shape=(store.n_images, owner.size)
-    )
-    return store.image_ids[keep], np.asarray(pool @ unit)[keep]
+    order = np.argsort(owner, kind="stable")
+    keep, starts, counts = np.unique(owner[order], return_index=True, return_counts=True)
+    sums = np.add.reduceat(unit[order], starts, axis=0) if owner.size else unit[:0]
+    return store.image_ids[keep], sums / counts[:, None]
 
 
 def load_ref(ref: str) -> Ref:
+    """Read one REF in float64; a bad suffix or a side the store lacks is a usage error."""
     path, side = parse_ref(ref)
     store = open_store(path)
     if side is None:

@@ -1,18 +1,24 @@
 """Image<->text retrieval with CLIP_benchmark hit-rate semantics, by counting, never sorting.
 
-The rank of a query is 1 + the number of wrong candidates that score at least as high as
-its (best) right one. So t2i R@k is the share of captions whose image is in the top k,
-and i2t R@k the share of images with any of their captions in the top k. Ties count
-against the query (a collapsed model with all-equal scores gets rank N, not 1); the
-positive's own score is excluded exactly, never compared with itself.
+A query's right candidates are its image (text->image) or its captions (image->text);
+t2i R@k is the share of captions whose image is in the top k, i2t R@k the share of
+images with any of their captions in the top k. For each query we count the wrong
+candidates that score above its best right one (`above`) and those that tie with it
+(`tied`, within TIE_TOL: float32 rounding cannot order them). Ties are broken at random,
+in expectation: with g above, t tied wrong and q tied right candidates, the query is a hit
+at k with probability 1 - C(t, k-g) / C(t+q, k-g), and its expected rank is
+g + 1 + t/(q+1). Without ties this is the plain rank; a collapsed model whose scores all
+tie gets chance recall, neither 0 nor a perfect 1; identical duplicate captions (common in
+real data) share the credit instead of depending on row order.
 
 Scores come from blocked float32 matrix products (one block of images against every
-caption at a time): one pass gives both directions, memory stays at block × captions.
+caption at a time): one pass gives both directions, memory stays at block x captions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -20,8 +26,51 @@ from mgap.engine.analysis.gap import check_pairs, normalize
 from mgap.errors import StoreError
 from mgap.store import Store
 
-#: image rows per block: 1024 × 25,000 float32 scores = 100 MB
-DEFAULT_BLOCK = 1024
+#: score cells per block (float32): 25M cells = 100 MB, e.g. 1,000 images x 25,000 captions
+BLOCK_CELLS = 25_000_000
+
+
+def block_rows(n_candidates: int) -> int:
+    """Image rows per block so that one block of scores stays near BLOCK_CELLS."""
+    return max(1, BLOCK_CELLS // max(int(n_candidates), 1))
+
+
+#: scores this close to the right candidate's are ties (float32 dot products of unit rows)
+TIE_TOL = 1e-6
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """Per query: wrong candidates above and tied with the best right one, right ones tied.
+
+    Queries with no right candidate (an image without captions) have `valid` False.
+    """
+
+    above: np.ndarray
+    tied: np.ndarray
+    right_tied: np.ndarray
+    valid: np.ndarray
+
+    def subset(self, mask: np.ndarray) -> Ranks:
+        return Ranks(self.above[mask], self.tied[mask], self.right_tied[mask], self.valid[mask])
+
+    def hit_probability(self, k: int) -> np.ndarray:
+        """P(a right candidate is in the top k) per valid query, ties broken at random."""
+        above, tied, right = (a[self.valid] for a in (self.above, self.tied, self.right_tied))
+        slots = np.clip(k - above, 0, None)  # places left in the top k after those above
+        hit = (slots > 0).astype(np.float64)
+        partial = (slots > 0) & (slots <= tied)  # the cut falls inside the tied group
+        miss = np.ones(int(partial.sum()))
+        s, t, q = slots[partial], tied[partial], right[partial]
+        for i in range(int(s.max(initial=0))):
+            step = i < s
+            miss[step] *= (t[step] - i) / (t[step] + q[step] - i)
+        hit[partial] = 1.0 - miss
+        return hit
+
+    def expected_rank(self) -> np.ndarray:
+        v = self.valid
+        return self.above[v] + 1.0 + self.tied[v] / (self.right_tied[v] + 1.0)
 
 
 def _caption_slices(index: np.ndarray, n_images: int) -> tuple[np.ndarray, np.ndarray]:
@@ -31,52 +80,74 @@ def _caption_slices(index: np.ndarray, n_images: int) -> tuple[np.ndarray, np.nd
     return order, starts
 
 
+def _column_counts(mask: np.ndarray) -> np.ndarray:
+    """True values per column (summing the bytes is faster than count_nonzero along axis 0)."""
+    return mask.view(np.uint8).sum(axis=0, dtype=np.int64)
+
+
 def retrieval_ranks(
     X: np.ndarray,
     Y: np.ndarray,
     text_image_index: np.ndarray,
     *,
-    block: int = DEFAULT_BLOCK,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(i2t rank per image, t2i rank per caption), 1 = first; images with no caption get 0."""
+    block: int | None = None,
+) -> tuple[Ranks, Ranks]:
+    """(image->text ranks per image, text->image ranks per caption), by blocked counting."""
     index = check_pairs(X, Y, text_image_index)
     n, m = X.shape[0], Y.shape[0]
+    block = block_rows(m) if block is None else max(int(block), 1)
     Xn, Yn = normalize(X, np.float32), normalize(Y, np.float32)
     positive = np.einsum("ij,ij->i", Xn[index], Yn)
+    t2i_low, t2i_high = positive - TIE_TOL, positive + TIE_TOL
     order, starts = _caption_slices(index, n)
-    t2i_count = np.zeros(m, dtype=np.int64)
-    i2t_rank = np.zeros(n, dtype=np.int64)
+    t2i_above = np.zeros(m, dtype=np.int64)
+    t2i_atleast = np.zeros(m, dtype=np.int64)
+    i2t_above = np.zeros(n, dtype=np.int64)
+    i2t_tied = np.zeros(n, dtype=np.int64)
+    i2t_right = np.zeros(n, dtype=np.int64)
     YnT = np.ascontiguousarray(Yn.T)
-    for lo in range(0, n, max(int(block), 1)):
+    score_buf = np.empty((min(block, n), m), dtype=np.float32)  # reused: no page faults
+    mask_buf = np.empty((min(block, n), m), dtype=bool)
+    for lo in range(0, n, block):
         hi = min(lo + block, n)
-        scores = Xn[lo:hi] @ YnT
+        scores = np.matmul(Xn[lo:hi], YnT, out=score_buf[: hi - lo])
+        mask = mask_buf[: hi - lo]
         mine = order[starts[lo] : starts[hi]]  # captions whose image is in this block
         local = index[mine] - lo
         own = scores[local, mine]
-        # text -> image: images of this block at least as close as the caption's own image
-        t2i_count += np.count_nonzero(scores >= positive, axis=0)
-        t2i_count[mine] -= own >= positive[mine]
-        # image -> text: captions at least as close as the image's best caption
+        # text -> image: this block's images above / within the tie band of the caption's own
+        t2i_above += _column_counts(np.greater(scores, t2i_high, out=mask))
+        t2i_atleast += _column_counts(np.greater_equal(scores, t2i_low, out=mask))
+        t2i_above[mine] -= own > t2i_high[mine]
+        t2i_atleast[mine] -= own >= t2i_low[mine]
+        # image -> text: captions above / tied with the image's best caption
         best = np.full(hi - lo, np.inf, dtype=np.float32)
-        has = np.zeros(hi - lo, dtype=bool)
-        has[local] = True
-        best[has] = -np.inf
+        best[local] = -np.inf
         np.maximum.at(best, local, own)
-        beaten = np.count_nonzero(scores >= best[:, None], axis=1)
-        own_at_best = np.bincount(local, weights=own >= best[local], minlength=hi - lo)
-        i2t_rank[lo:hi] = np.where(has, beaten - own_at_best.astype(np.int64) + 1, 0)
-    return i2t_rank, t2i_count + 1
+        above = np.count_nonzero(np.greater(scores, (best + TIE_TOL)[:, None], out=mask), axis=1)
+        atleast = np.count_nonzero(
+            np.greater_equal(scores, (best - TIE_TOL)[:, None], out=mask), axis=1
+        )
+        right = np.bincount(local, weights=own >= best[local] - TIE_TOL, minlength=hi - lo)
+        i2t_above[lo:hi] = above
+        i2t_right[lo:hi] = right.astype(np.int64)
+        i2t_tied[lo:hi] = atleast - above - i2t_right[lo:hi]
+    has_caption = np.bincount(index, minlength=n) > 0
+    i2t = Ranks(i2t_above, i2t_tied, i2t_right, has_caption)
+    t2i = Ranks(t2i_above, t2i_atleast - t2i_above, np.ones(m, dtype=np.int64), np.ones(m, bool))
+    return i2t, t2i
 
 
-def summarise_ranks(ranks: np.ndarray, ks: Sequence[int] = (1, 5, 10)) -> dict:
-    """{"R@k" fractions..., "median_rank", "mean_rank", "n"} over the ranks that exist (> 0)."""
-    ranks = ranks[ranks > 0]
-    out: dict = {}
-    for k in ks:
-        out[f"R@{int(k)}"] = float(np.mean(ranks <= k)) if ranks.size else None
-    out["median_rank"] = float(np.median(ranks)) if ranks.size else None
-    out["mean_rank"] = float(ranks.mean()) if ranks.size else None
-    out["n"] = int(ranks.size)
+def summarise_ranks(ranks: Ranks, ks: Sequence[int] = (1, 5, 10)) -> dict:
+    """{"R@k" fractions..., "median_rank", "mean_rank", "n"} over the valid queries."""
+    n = int(ranks.valid.sum())
+    out: dict = {
+        f"R@{int(k)}": (float(ranks.hit_probability(int(k)).mean()) if n else None) for k in ks
+    }
+    expected = ranks.expected_rank()
+    out["median_rank"] = float(np.median(expected)) if n else None
+    out["mean_rank"] = float(expected.mean()) if n else None
+    out["n"] = n
     return out
 
 
@@ -86,7 +157,7 @@ def retrieval_metrics(
     text_image_index: np.ndarray,
     *,
     ks: Sequence[int] = (1, 5, 10),
-    block: int = DEFAULT_BLOCK,
+    block: int | None = None,
 ) -> dict:
     """{"i2t": {...}, "t2i": {...}} with R@k as fractions, median and mean rank."""
     if any(int(k) < 1 for k in ks):
@@ -102,22 +173,22 @@ def retrieval_report(store: Store, *, by_category: bool = False, captions: str =
     from mgap.engine.analysis.pairs import store_header, store_pairs
 
     X, Y, index = store_pairs(store, captions=captions, what="retrieval")
+    if by_category and not store.category_names:
+        raise StoreError(
+            f"{store.path.name} has no category labels, so --by-category has nothing to split",
+            hint="extract from a dataset with categories (COCO instances, image folders)",
+        )
     i2t, t2i = retrieval_ranks(X, Y, index)
     doc = {
         **store_header(store),
         "captions": captions,
         "n_images": int(X.shape[0]),
         "n_texts": int(Y.shape[0]),
-        "ties": "count against the query",
+        "ties": "broken at random, in expectation",
         "i2t": summarise_ranks(i2t),
         "t2i": summarise_ranks(t2i),
     }
     if by_category:
-        if not store.category_names:
-            raise StoreError(
-                f"{store.path.name} has no category labels, so --by-category has nothing to split",
-                hint="extract from a dataset with categories (COCO instances, image folders)",
-            )
         groups = category_groups(
             store.primary_category, store.category_names, store.supercategory_of
         )
@@ -127,8 +198,8 @@ def retrieval_report(store: Store, *, by_category: bool = False, captions: str =
                 "kind": kind,
                 "n_images": int(mask.sum()),
                 "n_texts": int(mask[index].sum()),
-                "i2t": summarise_ranks(i2t[mask]),
-                "t2i": summarise_ranks(t2i[mask[index]]),
+                "i2t": summarise_ranks(i2t.subset(mask)),
+                "t2i": summarise_ranks(t2i.subset(mask[index])),
             }
             for name, kind, mask in groups
         ]

@@ -7,6 +7,7 @@ a text-only model never opens an image. Loaders must be picklable.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,20 +38,13 @@ class Manifest:
     prompt_templates: list[str] = field(default_factory=lambda: ["a photo of a {}."])
     #: zero-shot prompts for per-image attributes: attribute key -> templates ("{}" = value)
     label_prompts: dict[str, list[str]] = field(default_factory=dict)
+    #: how a class name reads inside a prompt ("golden_retriever" -> "golden retriever")
+    display_names: dict[str, str] = field(default_factory=dict)
 
     def limit(self, n: int | None) -> Manifest:
         if n is None:
             return self
-        return Manifest(
-            self.dataset,
-            self.split,
-            self.root,
-            self.records[:n],
-            self.category_names,
-            self.supercategories,
-            self.annotation_sha256,
-            self.prompt_templates,
-        )
+        return dataclasses.replace(self, records=self.records[:n])
 
     def load_image(self, index: int):
         """The PIL image of record `index`, converted to RGB. Raises on unreadable files."""

@@ -8,6 +8,7 @@ per-category analyses are reproducible across runs and machines.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -37,6 +38,8 @@ PHOTO_TEMPLATES = [
     "a close-up photo of a {}.",
     "a cropped photo of the {}.",
 ]
+#: a segmentation value: a polygon list (numbers and brackets only) or an RLE object
+_SEGMENTATION = re.compile(rb'"segmentation"\s*:\s*(?:\[[\d\s.,eE+\-\[\]]*\]|\{[^{}]*\})')
 
 
 def caption_files(root: Path) -> dict[str, Path]:
@@ -70,9 +73,8 @@ def load(data_root: Path | None, split: str | None, *, kind: str, **options: obj
     names: list[str] = []
     supercategories: dict[str, str] = {}
     if instances_path.is_file():
-        names, supercategories, categories, primary, hashes[instances_path.name] = _read_instances(
-            instances_path
-        )
+        names, supercategories, categories, primary, instances_sha = _read_instances(instances_path)
+        hashes[instances_path.name] = instances_sha
 
     image_dir = first_existing_dir(root, [split, f"images/{split}"])
     records = [
@@ -120,7 +122,7 @@ def _read_instances(
     path: Path,
 ) -> tuple[list[str], dict[str, str], dict[int, list[str]], dict[int, str], str]:
     """(category names in id order, supercategories, categories and primary per image, sha)."""
-    data, digest = load_json(path)
+    data, digest = load_json(path, prepare=_drop_segmentation)
     with annotation_structure(path, "a COCO instances file"):
         cats = sorted(data["categories"], key=lambda c: int(c["id"]))
         name_of = {int(c["id"]): str(c["name"]) for c in cats}
@@ -144,3 +146,10 @@ def _read_instances(
         for image_id, totals in area.items()
     }
     return names, supercategories, categories, primary, digest
+
+
+def _drop_segmentation(raw: bytes) -> bytes:
+    """Segmentations are ~77% of COCO's instances bytes and never read here: cutting them
+    before parsing loads train2017-sized files ~1.8x faster with far less memory
+    (benchmarks/bench_coco_load.py)."""
+    return _SEGMENTATION.sub(b'"segmentation":0', raw)

@@ -1,8 +1,9 @@
 """Recognise dataset layouts in a folder, so the TUI can offer `--dataset/--split` choices.
 
 Counts come from the annotation files alone (one JSON read per split, no image is
-opened, COCO's instances file is never read). A folder that holds none of the known
-layouts is searched one level down, so pointing at `~/datasets` lists every dataset in it.
+opened, COCO's instances file is never read). A folder that holds no annotated dataset
+or class folders (tables aside) is searched one level down, so pointing at `~/datasets`
+lists every dataset in it.
 A recognised but broken dataset is still listed, with the problem that `mgap extract`
 would report, instead of vanishing from the list.
 """
@@ -24,9 +25,8 @@ class DetectedDataset:
     splits: list[str]  # the --split values; empty when the dataset has no splits
     n_images: int  # over all splits
     n_captions: int
-    per_split: dict[str, tuple[int, int]] = field(
-        default_factory=dict
-    )  # split -> (images, captions)
+    #: split -> (images, captions)
+    per_split: dict[str, tuple[int, int]] = field(default_factory=dict)
     problem: str = ""  # why extraction would fail, "" when it looks usable
 
 
@@ -37,16 +37,14 @@ def detect_dataset(path: Path) -> list[DetectedDataset]:
     if not path.is_dir():
         return []
     found = _detect_annotated(path)
-    if found:
+    if any(d.kind not in tabular.SUFFIXES for d in found):
         return found
-    children = imagefolder.class_dirs(path)
-    if any(_detect_annotated(child) for child in children):
-        return [
-            d for child in children for d in _detect_annotated(child) or _detect_imagefolder(child)
-        ]
-    return _detect_imagefolder(path) or [
-        d for child in children for d in _detect_imagefolder(child)
-    ]
+    found.extend(_detect_imagefolder(path))
+    if any(d.kind == "imagefolder" for d in found):
+        return found
+    for child in imagefolder.class_dirs(path):
+        found.extend(_detect_annotated(child) or _detect_imagefolder(child))
+    return found
 
 
 def _detect_file(path: Path) -> list[DetectedDataset]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -48,15 +48,24 @@ def reject_options(kind: str, options: Mapping[str, object], allowed: Sequence[s
         raise UsageError(f"--dataset {kind} takes no option {', '.join(unknown)}")
 
 
-def load_json(path: Path) -> tuple[object, str]:
-    """(parsed JSON, sha256 hex of the bytes): one read serves both, which matters at 450 MB."""
+def load_json(path: Path, prepare: Callable[[bytes], bytes] | None = None) -> tuple[object, str]:
+    """(parsed JSON, sha256 hex of the file): one read serves both, which matters at 450 MB.
+
+    `prepare` may cut parts the caller never reads before parsing (COCO's polygons);
+    the hash is of the file as it is, and a syntax error is located in the file as it is.
+    """
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise DatasetError(f"cannot read {path}: {exc.strerror or exc}") from None
     digest = hashlib.sha256(raw).hexdigest()
     try:
-        return json.loads(raw), digest
+        try:
+            return json.loads(prepare(raw) if prepare else raw), digest
+        except json.JSONDecodeError:
+            if prepare is None:
+                raise
+            return json.loads(raw), digest
     except json.JSONDecodeError as exc:
         raise DatasetError(
             f"malformed JSON in {path} at line {exc.lineno}, column {exc.colno}: {exc.msg}",

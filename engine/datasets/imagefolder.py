@@ -112,17 +112,28 @@ def load(data_root: Path | None, split: str | None, *, kind: str, **options: obj
         category_names=sorted({r.primary for r in records if r.primary is not None}),
         annotation_sha256=describe_hashes({"file-listing": listing}),
         prompt_templates=list(templates),
+        display_names={
+            name: class_name_text(name) for name in {r.primary for r in records} if name
+        },
     )
 
 
 def _templates(value: object) -> list[str]:
+    """Templates from the API (a list) or from `-o templates="a photo of a {}.|art of the {}."`."""
     if value is None:
         return list(DEFAULT_TEMPLATES)
-    templates = [value] if isinstance(value, str) else value
+    templates = value.split("|") if isinstance(value, str) else value
     if (
         not isinstance(templates, list | tuple)
         or not templates
         or any(not isinstance(t, str) or "{}" not in t for t in templates)
     ):
         raise UsageError("imagefolder templates must be strings containing '{}'")
+    for template in templates:
+        try:
+            template.format("class")
+        except (IndexError, KeyError, ValueError):
+            raise UsageError(
+                f"imagefolder template {template!r} has braces other than one '{{}}'"
+            ) from None
     return list(templates)

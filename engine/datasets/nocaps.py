@@ -59,6 +59,8 @@ def load(data_root: Path | None, split: str | None, *, kind: str, **options: obj
         images = {int(image["id"]): image for image in data["images"]}
         captions: dict[int, list[str]] = defaultdict(list)
         for ann in sorted(data.get("annotations", []), key=lambda a: int(a["id"])):
+            if int(ann["image_id"]) not in images:
+                raise DatasetError(f"{path}: caption {ann['id']} refers to an unknown image")
             captions[int(ann["image_id"])].append(str(ann["caption"]).strip())
         image_dir = first_existing_dir(root, [split, "images"])
         records = [
@@ -75,6 +77,7 @@ def load(data_root: Path | None, split: str | None, *, kind: str, **options: obj
         records=records,
         category_names=list(DOMAINS),
         annotation_sha256=describe_hashes({path.name: digest}),
+        prompt_templates=[],  # domains are not visual classes: no zero-shot prompts
     )
 
 

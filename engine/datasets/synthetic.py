@@ -56,7 +56,7 @@ _RGB = {
     "orange": (245, 140, 30),
 }
 _BACKGROUND = {"white": (245, 245, 245), "gray": (128, 128, 128), "black": (15, 15, 15)}
-_RADIUS = {"small": 8, "medium": 13, "large": 18}
+_RADIUS = {"small": 10, "medium": 14, "large": 19}
 _CENTRE = {
     "top left": (0.28, 0.28),
     "top right": (0.72, 0.28),
@@ -92,7 +92,9 @@ class SyntheticManifest(Manifest):
 
     def load_image(self, index: int):
         record = self.records[index]
-        return render(record.primary or "", record.attributes, self.image_size, self.seed, record.id)
+        return render(
+            record.primary or "", record.attributes, self.image_size, self.seed, record.id
+        )
 
 
 def render(shape: str, attributes: dict[str, str], size: int, seed: int, image_id: str):

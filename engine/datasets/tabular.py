@@ -67,7 +67,7 @@ def load(data_root: Path | None, split: str | None, *, kind: str, **options: obj
     ids: dict[str, str] = {}  # image id -> path, to catch one id on two images
     has_split = False
     for lineno, row in rows:
-        image_key = _first_key(row, IMAGE_KEYS, table, lineno, "an image column")
+        image_key = _first_key(row, IMAGE_KEYS, table, lineno, "image column")
         caption_key = next((k for k in CAPTION_KEYS if k in row), None)
         if caption_key is None and "category" not in row:
             raise DatasetError(

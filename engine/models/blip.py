@@ -29,7 +29,6 @@ from mgap.engine.models.hf_parts import (
     weights_record,
 )
 from mgap.engine.specs import ModelSpec
-from mgap.errors import UsageError
 
 if TYPE_CHECKING:
     import torch

@@ -32,6 +32,7 @@ from mgap.engine.models.hf_parts import (
     weights_record,
 )
 from mgap.engine.specs import ModelSpec
+from mgap.errors import UsageError
 
 if TYPE_CHECKING:
     import torch
@@ -56,9 +57,7 @@ class Blip2Adapter(EmbeddingModel):
         "mean over queries of vision_projection(qformer(query_tokens, vision_model)"
         ".last_hidden_state) (ITC, unnormalised)"
     )
-    embedding_text = (
-        "text_projection(qformer(text).last_hidden_state[:, 0]) (text-only [CLS], ITC, unnormalised)"
-    )
+    embedding_text = "text_projection(qformer(text).last_hidden_state[:, 0]) (text-only [CLS], ITC, unnormalised)"
 
     def __init__(
         self,
@@ -147,7 +146,14 @@ def load_blip2(spec: ModelSpec, folder: Path, device: str, **options: object) ->
     )
 
     opts = check_options(spec, options, OPTIONS)
-    check_architecture(spec, AutoConfig.from_pretrained(folder), ARCHITECTURE)
+    config = AutoConfig.from_pretrained(folder)
+    check_architecture(spec, config, ARCHITECTURE)
+    if not getattr(config.qformer_config, "use_qformer_text_input", False):
+        raise UsageError(
+            f"{spec} has a Q-Former without a text path (use_qformer_text_input is false), "
+            "so it cannot embed captions",
+            hint="use an image-text retrieval checkpoint such as hf:Salesforce/blip2-itm-vit-g",
+        )
     dtype = torch_dtype(device, opts.get("precision"), gpu_default="float16")
     model, info = Blip2ForImageTextRetrieval.from_pretrained(
         folder, dtype=dtype, output_loading_info=True

@@ -57,16 +57,27 @@ def torch_dtype(device: str, precision: str | None, gpu_default: str) -> torch.d
     return getattr(torch, name)
 
 
-def refuse_random_heads(spec: ModelSpec, missing_keys: Sequence[str], prefixes: Sequence[str]) -> None:
+RETRIEVAL_HINT = (
+    "use an image-text retrieval checkpoint such as hf:Salesforce/blip-itm-base-coco "
+    "or hf:Salesforce/blip2-itm-vit-g"
+)
+
+
+def refuse_random_heads(
+    spec: ModelSpec,
+    missing_keys: Sequence[str],
+    prefixes: Sequence[str],
+    *,
+    what: str = "image-text contrastive weights",
+    hint: str = RETRIEVAL_HINT,
+) -> None:
     """Refuse a checkpoint whose embedding weights would load randomly initialised."""
     missing = sorted(key for key in missing_keys if key.startswith(tuple(prefixes)))
     if missing:
-        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
-        raise UsageError(
-            f"{spec} lacks the image-text contrastive weights ({shown}); they would be random",
-            hint="use an image-text retrieval checkpoint such as hf:Salesforce/blip-itm-base-coco "
-            "or hf:Salesforce/blip2-itm-vit-g",
+        shown = ", ".join(missing[:3]) + (
+            f" and {len(missing) - 3} more" if len(missing) > 3 else ""
         )
+        raise UsageError(f"{spec} lacks its {what} ({shown}); they would be random", hint=hint)
 
 
 def check_architecture(spec: ModelSpec, config: Any, expected: str) -> None:
@@ -76,8 +87,7 @@ def check_architecture(spec: ModelSpec, config: Any, expected: str) -> None:
         raise UsageError(
             f"{spec} is a {archs[0]} checkpoint, not {expected}: its text encoder and "
             "contrastive projections would load randomly initialised",
-            hint="use an image-text retrieval checkpoint such as hf:Salesforce/blip-itm-base-coco "
-            "or hf:Salesforce/blip2-itm-vit-g",
+            hint=RETRIEVAL_HINT,
         )
 
 

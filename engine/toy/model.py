@@ -26,8 +26,8 @@ PAD, UNK = "<pad>", "<unk>"
 @dataclass(frozen=True)
 class ToyArchitecture:
     embed_dim: int = 64
-    image_size: int = 64
-    channels: tuple[int, ...] = (32, 64, 96, 128)
+    image_size: int = 32
+    channels: tuple[int, ...] = (16, 32, 64)
     text_width: int = 64
     text_layers: int = 1
     text_heads: int = 4
@@ -69,13 +69,17 @@ class ToyPreprocess:
     def __init__(self, image_size: int) -> None:
         self.image_size = image_size
 
-    def __call__(self, image) -> torch.Tensor:
+    def pixels(self, image) -> np.ndarray:
+        """uint8 (S, S, 3): the resize that training and extraction share."""
         from PIL import Image
 
         image = image.convert("RGB")
         if image.size != (self.image_size, self.image_size):
             image = image.resize((self.image_size, self.image_size), Image.BILINEAR)
-        return pixels_to_input(torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1))
+        return np.asarray(image)
+
+    def __call__(self, image) -> torch.Tensor:
+        return pixels_to_input(torch.from_numpy(self.pixels(image).copy()).permute(2, 0, 1))
 
 
 def pixels_to_input(pixels: torch.Tensor) -> torch.Tensor:
@@ -110,9 +114,7 @@ class ToyCLIP(nn.Module):
             dropout=0.0,
             batch_first=True,
         )
-        self.text_tower = nn.TransformerEncoder(
-            layer, arch.text_layers, enable_nested_tensor=False
-        )
+        self.text_tower = nn.TransformerEncoder(layer, arch.text_layers, enable_nested_tensor=False)
         self.text_proj = nn.Linear(arch.text_width, arch.embed_dim)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / temperature)))
 

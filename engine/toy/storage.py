@@ -70,9 +70,7 @@ def _write_json(path: Path, doc: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def save_toy(
-    name: str, model: ToyCLIP, config: dict[str, Any], metrics: dict[str, Any]
-) -> Path:
+def save_toy(name: str, model: ToyCLIP, config: dict[str, Any], metrics: dict[str, Any]) -> Path:
     from safetensors.torch import save_file
 
     folder = toy_dir(name)

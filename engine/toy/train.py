@@ -20,7 +20,13 @@ import torch.nn.functional as F
 from mgap import __version__
 from mgap.engine.datasets.synthetic import SHAPES, SyntheticManifest, vocabulary
 from mgap.engine.datasets.synthetic import load as load_synthetic
-from mgap.engine.toy.model import ToyArchitecture, ToyCLIP, ToyTokenizer, pixels_to_input
+from mgap.engine.toy.model import (
+    ToyArchitecture,
+    ToyCLIP,
+    ToyPreprocess,
+    ToyTokenizer,
+    pixels_to_input,
+)
 from mgap.engine.toy.storage import build_model
 from mgap.errors import UsageError
 
@@ -34,8 +40,8 @@ class TrainConfig:
     seed: int = 0
     n_train: int = 2000
     n_test: int = 500
-    batch_size: int = 128
-    lr: float = 2e-3
+    batch_size: int = 64
+    lr: float = 3e-3
     captions_per_image: int = 3
 
     def validate(self) -> None:
@@ -65,22 +71,28 @@ class TrainResult:
     metrics: dict[str, Any]  # what metrics.json holds
 
 
-def render_pixels(manifest: SyntheticManifest) -> torch.Tensor:
-    """uint8 (N, 3, S, S) of every record, rendered once."""
-    frames = [np.asarray(manifest.load_image(i)) for i in range(len(manifest.records))]
+def render_pixels(manifest: SyntheticManifest, image_size: int) -> torch.Tensor:
+    """uint8 (N, 3, S, S) of every record, rendered once and resized as extraction does."""
+    resize = ToyPreprocess(image_size).pixels
+    frames = [resize(manifest.load_image(i)) for i in range(len(manifest.records))]
     return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous()
 
 
 @torch.inference_mode()
 def encode_pixels(model: ToyCLIP, pixels: torch.Tensor, batch: int = 256) -> torch.Tensor:
     return torch.cat(
-        [model.encode_image(pixels_to_input(pixels[i : i + batch])) for i in range(0, len(pixels), batch)]
+        [
+            model.encode_image(pixels_to_input(pixels[i : i + batch]))
+            for i in range(0, len(pixels), batch)
+        ]
     )
 
 
 @torch.inference_mode()
 def encode_texts(model: ToyCLIP, tokenizer: ToyTokenizer, texts: list[str]) -> torch.Tensor:
-    return torch.cat([model.encode_text(tokenizer(texts[i : i + 512])) for i in range(0, len(texts), 512)])
+    return torch.cat(
+        [model.encode_text(tokenizer(texts[i : i + 512])) for i in range(0, len(texts), 512)]
+    )
 
 
 def zero_shot_accuracy(
@@ -113,7 +125,7 @@ def train_toy(
     started = time.time()
     train = load_synthetic(None, "train", kind="synthetic", **config.dataset_options("train"))
     test = load_synthetic(None, "test", kind="synthetic", **config.dataset_options("test"))
-    pixels = render_pixels(train)
+    pixels = render_pixels(train, arch.image_size)
     vocab = vocabulary()
     model, tokenizer = build_model(arch, vocab, config.temperature, config.seed)
     model.logit_scale.requires_grad_(config.learned_temperature)
@@ -148,7 +160,7 @@ def train_toy(
         epoch_losses.append(float(np.mean(losses)))
         log(f"epoch {epoch + 1}/{config.epochs}: loss {epoch_losses[-1]:.4f}")
     model.eval()
-    test_embeddings = encode_pixels(model, render_pixels(test))
+    test_embeddings = encode_pixels(model, render_pixels(test, arch.image_size))
     shape_labels = [r.primary for r in test.records]
     accuracy = zero_shot_accuracy(
         model, tokenizer, test_embeddings, shape_labels, list(SHAPES), test.prompt_templates

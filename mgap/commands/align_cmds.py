@@ -1,9 +1,188 @@
-"""(being written)"""
+"""`mgap cka`, `mgap knn`, `mgap match`: representational alignment between REFs.
+
+A REF is a store path, optionally suffixed `:image` or `:text` (DESIGN.md §6). Analysis
+modules (numpy/scipy/sklearn) are imported inside the commands.
+"""
 
 from __future__ import annotations
 
+import math
+
 import typer
+
+from mgap.output import fmt, note, print_json, stdout
+
+JSON_OPT = typer.Option(False, "--json", help="Print one JSON document on stdout.")
+#: a dark-to-bright ramp for values in [0, 1] (viridis stops)
+RAMP = ((68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37))
+
+
+def _shade(value: float | None, digits: int = 3):
+    """A table cell whose background follows the value on RAMP."""
+    from rich.color import Color
+    from rich.style import Style
+    from rich.text import Text
+
+    if value is None:
+        return Text("-")
+    if not math.isfinite(value):
+        return Text("nan")
+    t = min(max(value, 0.0), 1.0) * (len(RAMP) - 1)
+    lo = min(int(t), len(RAMP) - 2)
+    w = t - lo
+    rgb = [round(a + (b - a) * w) for a, b in zip(RAMP[lo], RAMP[lo + 1], strict=True)]
+    ink = "black" if t > 2.0 else "white"
+    return Text(f"{value:.{digits}f}", style=Style(color=ink, bgcolor=Color.from_rgb(*rgb)))
+
+
+def _matrix_table(title: str, names: list[str], dims: list[int], matrix, shade: bool):
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", header_style="bold")
+    table.add_column("REF", no_wrap=True)
+    table.add_column("d", justify="right")
+    for i in range(len(names)):
+        table.add_column(str(i + 1), justify="right", no_wrap=True)
+    for i, (name, row) in enumerate(zip(names, matrix, strict=True)):
+        cells = [_shade(v) if shade else fmt(v, 3) for v in row]
+        table.add_row(f"{i + 1} {name}", str(dims[i]), *cells)
+    return table
+
+
+def cka(
+    refs: list[str] = typer.Argument(..., help="Two or more REFs: STORE[:image|:text]."),
+    kernel: str = typer.Option("linear", "--kernel", help="linear or rbf."),
+    unbiased: bool = typer.Option(False, "--unbiased", help="Song et al. unbiased HSIC."),
+    sigma: float | None = typer.Option(
+        None, "--sigma", help="RBF bandwidth σ (default: median distance per REF)."
+    ),
+    batch_size: int | None = typer.Option(
+        None, "--batch-size", help="Minibatch unbiased CKA with batches of this size."
+    ),
+    json_out: bool = JSON_OPT,
+) -> None:
+    """CKA matrix between REFs, rows aligned by image id."""
+    from mgap.engine.analysis.cka import cka_report
+
+    doc = cka_report(refs, kernel=kernel, unbiased=unbiased, sigma=sigma, batch_size=batch_size)
+    if json_out:
+        print_json(doc)
+        return
+    extra = f", batch {doc['batch_size']}" if "batch_size" in doc else ""
+    title = f"{doc['kernel']} CKA, {doc['estimator']}{extra} (n = {doc['n']} shared images)"
+    stdout.print(_matrix_table(title, doc["names"], doc["dims"], doc["matrix"], shade=True))
+    if "chance" in doc:
+        stdout.print(
+            _matrix_table(
+                "random-pairing baseline of biased CKA (≈ d/(n+d) for isotropic features)",
+                doc["names"],
+                doc["dims"],
+                doc["chance"],
+                shade=False,
+            )
+        )
+        note("biased CKA is inflated unless d << n; --unbiased removes the bias")
+    if "sigma" in doc:
+        note("RBF σ per REF: " + ", ".join(fmt(s, 4) for s in doc["sigma"]))
+
+
+def knn(
+    ref_a: str = typer.Argument(..., help="REF: STORE[:image|:text]."),
+    ref_b: str = typer.Argument(..., help="REF: STORE[:image|:text]."),
+    k: int = typer.Option(10, "--k", help="Neighbours per image."),
+    json_out: bool = JSON_OPT,
+) -> None:
+    """Mutual k-NN and CKNNA alignment (Huh et al. 2024) between two REFs."""
+    from rich.table import Table
+
+    from mgap.engine.analysis.knn import knn_report
+
+    doc = knn_report(ref_a, ref_b, k=k)
+    if json_out:
+        print_json(doc)
+        return
+    table = Table(
+        title=f"{doc['names'][0]} vs {doc['names'][1]} (k = {doc['k']}, n = {doc['n']})",
+        title_justify="left",
+        header_style="bold",
+    )
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("mutual k-NN", _shade(doc["mutual_knn"]))
+    table.add_row("CKNNA", _shade(doc["cknna"]))
+    table.add_row("chance k/(n-1)", fmt(doc["chance"], 3))
+    stdout.print(table)
+
+
+def match(
+    ref_a: str = typer.Argument(..., help="REF for the images, e.g. vision.h5."),
+    ref_b: str = typer.Argument(..., help="REF for the texts, e.g. text.h5."),
+    base: int | None = typer.Option(
+        None, "--base", help="Known pairs (seeds). Default: min(320, n/2)."
+    ),
+    query: int | None = typer.Option(
+        None, "--query", help="Pairs to recover. Default: min(100, n - base)."
+    ),
+    restarts: int = typer.Option(8, "--restarts", help="Random FAQ restarts (run in parallel)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for base, queries and restarts."),
+    method: str = typer.Option(
+        "qap", "--method", help="qap, local-cka, linear, relative, cosine or all."
+    ),
+    kernel: str = typer.Option("linear", "--kernel", help="Local-CKA kernel: linear or rbf."),
+    base_selection: str = typer.Option("kmeans", "--base-selection", help="kmeans or random."),
+    stretch: bool = typer.Option(
+        False, "--stretch", help="Standardise each dimension on the base set first."
+    ),
+    json_out: bool = JSON_OPT,
+) -> None:
+    """Recover which text belongs to which image from a few known pairs (seeded matching)."""
+    from rich.table import Table
+
+    from mgap.engine.analysis.matching import match_report
+
+    doc = match_report(
+        ref_a,
+        ref_b,
+        n_base=base,
+        n_query=query,
+        restarts=restarts,
+        seed=seed,
+        method=method,
+        kernel=kernel,
+        stretch_dims=stretch,
+        base_method=base_selection,
+    )
+    if json_out:
+        print_json(doc)
+        return
+    table = Table(
+        title=(
+            f"{doc['names'][0]} -> {doc['names'][1]}: base {doc['n_base']} ({base_selection}), "
+            f"query {doc['n_query']}, chance {doc['chance']:.3f}"
+        ),
+        title_justify="left",
+        header_style="bold",
+    )
+    for column in ("method", "matching acc", "top-1", "top-5", "top-10"):
+        table.add_column(column, justify="left" if column == "method" else "right")
+    for name, result in doc["methods"].items():
+        label = name
+        if name == "qap":
+            label = f"qap ({result['restarts']} restarts, {result['seconds']:.1f} s)"
+        elif name == "local-cka":
+            label = f"local-cka ({result['kernel']})"
+        table.add_row(
+            label,
+            _shade(result["accuracy"]),
+            *(fmt(result.get(key), 3) for key in ("top1", "top5", "top10")),
+        )
+    stdout.print(table)
+    for name, result in doc["methods"].items():
+        if "note" in result:
+            note(f"{name}: {result['note']}")
 
 
 def register(app: typer.Typer) -> None:
-    return None
+    app.command("cka")(cka)
+    app.command("knn")(knn)
+    app.command("match")(match)

@@ -121,14 +121,28 @@ def extract(
     workers: int | None = typer.Option(
         None, "--workers", help="Decoding worker processes (default min(4, cores))."
     ),
+    block_rows: int = typer.Option(
+        256, "--block-rows", help="Rows per store write; a kill loses at most one block."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON summary on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Embed a dataset with one or more models into resumable HDF5 stores."""
     if dtype not in ("float16", "float32"):
         raise UsageError(f"--dtype must be float16 or float32, got {dtype!r}")
+    if block_rows < 1:
+        raise UsageError(f"--block-rows must be at least 1, got {block_rows}")
     if store_dir is not None and out is not None:
         raise UsageError("--store-dir and --out exclude each other", hint="give one of them")
+    # fail fast on bad specs and datasets, before torch is imported
+    from mgap.engine.datasets import load_manifest
+    from mgap.engine.specs import parse_model_spec
+
+    for spec in model:
+        parse_model_spec(spec)
+    dataset_options = parse_options(option, "--option")
+    manifest = load_manifest(dataset, data_root, split, limit, **dataset_options)
+
     from mgap.engine.extract import ExtractRequest, run_extraction
 
     if store_dir is None and out is None:
@@ -141,7 +155,7 @@ def extract(
         data_root=data_root,
         split=split,
         limit=limit,
-        dataset_options=parse_options(option, "--option"),
+        dataset_options=dataset_options,
         model_options=parse_options(model_option, "--model-option"),
         batch_size=batch_size,
         device=device,
@@ -151,8 +165,10 @@ def extract(
         resume=resume,
         overwrite=overwrite,
         num_workers=workers,
+        block_rows=block_rows,
         quiet=quiet,
         command=shlex.join(["mgap", *sys.argv[1:]]),
+        manifest=manifest,
     )
     reporter = _Reporter(quiet)
     try:

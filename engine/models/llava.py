@@ -1,0 +1,285 @@
+"""LLaVA (`LlavaForConditionalGeneration`, e.g. `llava-hf/llava-1.5-7b-hf`) in two views.
+
+`view=before` (default), the spaces that meet at the LLM's input:
+  image = mean over patches of `multi_modal_projector(vision_tower hidden state at
+  vision_feature_layer)`, CLS dropped when vision_feature_select_strategy is "default"
+  (LLaVA-1.5: layer -2, 576 patch tokens); text = mean of the LLM's input embeddings
+  (`embed_tokens`) over the caption's tokens, padding and special tokens (BOS) excluded.
+`view=after`, the LLM's final (normed) hidden states:
+  image = mean over the image-token positions of the sequence BOS + image tokens; text =
+  mean over the caption-token positions of BOS + caption. Positions come from the
+  attention mask and the image-token ids, and position ids are rebuilt from the mask, so
+  neither the tokenizer's padding side nor the batch changes an item's embedding.
+
+The view is chosen by the `view` option or by the spec tag (`llava:REPO@after`); any other
+tag is the hub revision. `load_in=4bit|8bit` quantises with bitsandbytes (CUDA only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mgap.engine.models.base import EmbeddingModel
+from mgap.engine.models.hf_parts import (
+    PRECISIONS,
+    HFImagePreprocess,
+    as_embedding,
+    check_architecture,
+    check_options,
+    image_processing_record,
+    int_option,
+    refuse_random_heads,
+    torch_dtype,
+    weights_record,
+)
+from mgap.engine.specs import ModelSpec
+from mgap.errors import UsageError
+
+if TYPE_CHECKING:
+    import torch
+
+ARCHITECTURE = "LlavaForConditionalGeneration"
+VIEWS = ("before", "after")
+LOAD_IN = ("4bit", "8bit")
+OPTIONS = {"view": VIEWS, "load_in": LOAD_IN, "precision": PRECISIONS, "max_length": None}
+DEFAULT_MAX_LENGTH = 128
+EMBEDDINGS = {
+    "before": (
+        "mean over patches of multi_modal_projector(vision layer {layer} tokens, {tokens}) "
+        "(before the LLM)",
+        "masked mean of the LLM input embeddings of the caption tokens, padding and special "
+        "tokens excluded (before the LLM)",
+    ),
+    "after": (
+        "mean of the LLM's final hidden states over the image-token positions of "
+        "[BOS, image tokens] (after the LLM)",
+        "masked mean of the LLM's final hidden states over the caption tokens of "
+        "[BOS, caption], padding and special tokens excluded (after the LLM)",
+    ),
+}
+
+
+def masked_mean(states: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Mean over the kept positions of each row, in fp32; a row with none gives zeros."""
+    import torch
+
+    weights = keep.to(states.device, torch.float32)[..., None]
+    total = (states.to(torch.float32) * weights).sum(dim=1)
+    return total / weights.sum(dim=1).clamp(min=1.0)
+
+
+def positions_from_mask(mask: torch.Tensor) -> torch.Tensor:
+    """Position ids counted over real tokens only, so left padding does not shift them."""
+    return (mask.long().cumsum(dim=-1) - 1).clamp(min=0)
+
+
+class LlavaAdapter(EmbeddingModel):
+    family = "llava"
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        device: str,
+        *,
+        model: Any,
+        tokenizer: Any,
+        image_processor: Any,
+        folder: Path,
+        view: str,
+        max_length: int,
+        load_in: str | None,
+    ) -> None:
+        super().__init__(spec, device)
+        self.model = model
+        self.tokenizer = tokenizer
+        if tokenizer.pad_token is None:  # LLaMA ships none; pads are masked out, any id will do
+            tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
+        self.image_processor = image_processor
+        self.folder = folder
+        self.view = view
+        self.max_length = max_length
+        self.load_in = load_in
+        config = model.config
+        self.image_token_id = int(config.image_token_id)
+        self.feature_layer = config.vision_feature_layer
+        self.select_strategy = config.vision_feature_select_strategy
+        self.patch_size = int(config.vision_config.patch_size)
+        self.dtype = model.model.vision_tower.get_input_embeddings().weight.dtype
+        tokens = "CLS dropped" if self.select_strategy == "default" else "CLS kept"
+        image, text = EMBEDDINGS[view]
+        self.embedding_image = image.format(layer=self.feature_layer, tokens=tokens)
+        self.embedding_text = text
+
+    def image_preprocess(self) -> HFImagePreprocess:
+        return HFImagePreprocess(self.image_processor)
+
+    # ---- images --------------------------------------------------------------------
+    def image_tokens(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(B, N, D): the projected vision tokens the LLM receives in place of `<image>`."""
+        import torch
+
+        features = self.model.model.get_image_features(
+            pixel_values=pixels,
+            vision_feature_layer=self.feature_layer,
+            vision_feature_select_strategy=self.select_strategy,
+        ).pooler_output
+        return features if isinstance(features, torch.Tensor) else torch.stack(list(features))
+
+    def encode_images(self, batch: torch.Tensor) -> torch.Tensor:
+        pixels = batch.to(self.device, self.dtype)
+        if self.view == "before":
+            return as_embedding(self.image_tokens(pixels).mean(dim=1))
+        return self._images_after(pixels)
+
+    def _images_after(self, pixels: torch.Tensor) -> torch.Tensor:
+        import torch
+
+        height, width = pixels.shape[-2:]
+        count = (height // self.patch_size) * (width // self.patch_size)
+        count += 0 if self.select_strategy == "default" else 1
+        prefix = [] if self.tokenizer.bos_token_id is None else [self.tokenizer.bos_token_id]
+        row = torch.tensor(prefix + [self.image_token_id] * count, device=pixels.device)
+        input_ids = row.expand(pixels.shape[0], -1)
+        mask = torch.ones_like(input_ids)
+        hidden = self.model.model(
+            input_ids=input_ids,
+            pixel_values=pixels,
+            attention_mask=mask,
+            position_ids=positions_from_mask(mask),
+            vision_feature_layer=self.feature_layer,
+            vision_feature_select_strategy=self.select_strategy,
+            use_cache=False,
+        ).last_hidden_state
+        return masked_mean(hidden, (input_ids == self.image_token_id) & mask.bool())
+
+    # ---- texts ---------------------------------------------------------------------
+    def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        tokens = self.tokenizer(
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
+            return_special_tokens_mask=True,
+        )
+        input_ids = tokens["input_ids"].to(self.device)
+        mask = tokens["attention_mask"].to(self.device)
+        keep = mask.bool() & ~tokens["special_tokens_mask"].to(self.device).bool()
+        language_model = self.model.model.language_model
+        if self.view == "before":
+            return masked_mean(language_model.get_input_embeddings()(input_ids), keep)
+        hidden = language_model(
+            input_ids=input_ids,
+            attention_mask=mask,
+            position_ids=positions_from_mask(mask),
+            use_cache=False,
+        ).last_hidden_state
+        return masked_mean(hidden, keep)
+
+    def provenance(self) -> dict[str, object]:
+        return {
+            "weights": weights_record(self.spec, self.folder, ARCHITECTURE),
+            "view": self.view,
+            "vision_feature_layer": str(self.feature_layer),
+            "vision_feature_select_strategy": self.select_strategy,
+            "preprocessing": {
+                "image": image_processing_record(self.image_processor),
+                "text": {
+                    "tokenizer": type(self.tokenizer).__name__,
+                    "padding": "longest; positions and pooling from the attention mask",
+                    "truncation": True,
+                    "max_length": self.max_length,
+                    "excluded": "padding and special tokens (BOS)",
+                },
+            },
+            "precision": str(self.dtype).removeprefix("torch."),
+            "load_in": self.load_in or "none",
+        }
+
+
+def _view_and_revision(spec: ModelSpec, options: dict[str, str]) -> tuple[str, str | None]:
+    """`@before`/`@after` pick the view; any other tag is a hub revision."""
+    tag_view = spec.tag if spec.tag in VIEWS else None
+    view = options.get("view", tag_view or "before")
+    if tag_view and view != tag_view:
+        raise UsageError(
+            f"{spec} asks for view {tag_view} in its tag but view={view} in its options",
+            hint="give the view once",
+        )
+    return view, (None if tag_view else spec.tag)
+
+
+def _quantization(spec: ModelSpec, load_in: str | None, device: str) -> Any:
+    if load_in is None:
+        return None
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError as exc:
+        raise UsageError(
+            f"load_in={load_in} for {spec} needs bitsandbytes, which is not installed",
+            hint="pip install bitsandbytes, or leave out load_in",
+        ) from exc
+    if not device.startswith("cuda"):
+        raise UsageError(
+            f"load_in={load_in} for {spec} quantises on CUDA only, but the device is {device}",
+            hint="use --device cuda, or leave out load_in",
+        )
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    if load_in == "4bit":
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.bfloat16)
+    return BitsAndBytesConfig(load_in_8bit=True)
+
+
+def load(spec: ModelSpec, device: str, **options: object) -> LlavaAdapter:
+    """Load a LLaVA checkpoint (hub id or folder); options: view, load_in, precision, max_length."""
+    from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer
+
+    from mgap.engine.models.hub import resolve_pretrained
+
+    opts = check_options(spec, options, OPTIONS)
+    view, revision = _view_and_revision(spec, opts)
+    quantization = _quantization(spec, opts.get("load_in"), device)
+    folder = resolve_pretrained(spec.id, what=f"LLaVA model {spec}", revision=revision)
+    config = AutoConfig.from_pretrained(folder)
+    if getattr(config, "model_type", None) != "llava":
+        raise UsageError(
+            f"{spec} is a {getattr(config, 'model_type', 'unknown')} model, not LLaVA "
+            "(LlavaForConditionalGeneration)",
+            hint="llava: takes LLaVA-1.5-style checkpoints such as llava-hf/llava-1.5-7b-hf",
+        )
+    check_architecture(spec, config, ARCHITECTURE)
+    from transformers import LlavaForConditionalGeneration
+
+    dtype = torch_dtype(device, opts.get("precision"), gpu_default="bfloat16")
+    placement = {"device_map": {"": device}} if quantization is not None else {}
+    model, info = LlavaForConditionalGeneration.from_pretrained(
+        folder,
+        dtype=dtype,
+        quantization_config=quantization,
+        output_loading_info=True,
+        **placement,
+    )
+    refuse_random_heads(
+        spec,
+        info["missing_keys"],
+        ("model.vision_tower.", "model.multi_modal_projector.", "model.language_model."),
+        what="vision tower, projector or language model weights",
+        hint="check that the folder holds a complete LLaVA checkpoint",
+    )
+    if quantization is None:
+        model = model.to(device)
+    return LlavaAdapter(
+        spec,
+        device,
+        model=model.eval(),
+        tokenizer=AutoTokenizer.from_pretrained(folder),
+        image_processor=AutoImageProcessor.from_pretrained(folder),
+        folder=Path(folder),
+        view=view,
+        max_length=int_option(spec, opts, "max_length", DEFAULT_MAX_LENGTH),
+        load_in=opts.get("load_in"),
+    )

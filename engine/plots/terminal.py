@@ -1,0 +1,365 @@
+"""Scatter plots as text: points binned onto the character grid, so a redraw costs the canvas.
+
+Public API (`mgap plot` prints it; the TUI puts it in a Static and re-renders on resize):
+
+- `render_scatter(projection, width, height, *, color_by="modality"|"category",
+  highlight=None, pairs=False, title="", legend=True, ascii=False) -> rich.text.Text`
+- `scatter_grid(...)`, `plot_size(...)`: the binning and the layout behind it
+- `render_scatter_plotext(projection, width, height, *, bare=False) -> str`: the plain
+  reference that hands every point to plotext (benchmark and tests)
+- `occupied(text) -> (rows, cols) bool`: which cells of a rendered plot hold a mark
+
+How it draws: every point falls into one braille dot (2×4 dots per cell; 1×1 with
+`ascii=True`), mapped exactly as plotext maps it (half-cell margins), so both renderers mark
+the same dots. Dots are collected with a few vectorised numpy passes over the points; the
+text is then built per cell, so the Python work depends on the canvas, not on n. A cell's
+colour is the colour group holding the most points in it (ties: the first group), except
+that a highlighted category wins every cell it touches and everything else is dimmed.
+Lines joining images to captions (`pairs=True`, at most `MAX_PAIRS`, an evenly spaced
+subset) are drawn beneath the points in grey. Colours are rich styles, so NO_COLOR and
+terminals with fewer colours are handled by the Console that prints the Text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from rich.text import Span, Text
+
+from mgap.engine.analysis.projections import Projection
+from mgap.engine.plots.palette import PAIR_COLOR, ColorGroups, color_groups
+
+#: plotext's margins in cells at the low and high end of each axis ("center" alignment)
+MARGINS = (0.5016585662, 0.501516152)
+#: braille bit of the dot at (row, col) inside a cell
+BRAILLE_BITS = np.array([[0x01, 0x08], [0x02, 0x10], [0x04, 0x20], [0x40, 0x80]], dtype=np.uint8)
+MAX_PAIRS = 60
+LINE = -2
+EMPTY = -1
+AXIS_NAMES = {"pca": "PC", "umap": "UMAP-", "tsne": "t-SNE-"}
+MIN_COLS, MIN_ROWS = 8, 2
+
+
+@dataclass
+class Grid:
+    """The plot area: `marks` (rows, cols) braille bits (ascii: 1 where occupied) and
+    `group` (rows, cols) colour group per cell, EMPTY or LINE."""
+
+    marks: np.ndarray
+    group: np.ndarray
+
+
+def limits(coords: np.ndarray) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Data bounds per axis; a flat axis is widened by 1 each way (as plotext does)."""
+    out = []
+    for axis in (0, 1):
+        values = coords[:, axis] if coords.size else np.zeros(1)
+        lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
+        out.append((lo - 1.0, hi + 1.0) if np.isclose(lo, hi) else (lo, hi))
+    return out[0], out[1]
+
+
+def dot_positions(
+    coords: np.ndarray,
+    xlim: tuple[float, float],
+    ylim: tuple[float, float],
+    cols: int,
+    rows: int,
+    res: tuple[int, int],
+) -> tuple[np.ndarray, np.ndarray]:
+    """(dot column, dot row from the top) of each point, plotext's arithmetic in float64."""
+    low, high = MARGINS
+    fx = (coords[:, 0].astype(np.float64) - xlim[0]) / (xlim[1] - xlim[0])
+    fy = (coords[:, 1].astype(np.float64) - ylim[1]) / (ylim[0] - ylim[1])
+    px = low + (cols - low - high) * fx
+    py = low + (rows - low - high) * fy
+    cx, cy = np.floor(px), np.floor(py)
+    dx = cx * res[0] + np.floor((px - cx) * res[0])
+    dy = cy * res[1] + np.floor((py - cy) * res[1])
+    return dx.astype(np.int64), dy.astype(np.int64)
+
+
+def _line_dots(ax, ay, bx, by) -> tuple[np.ndarray, np.ndarray]:
+    """Every dot on the segments a->b (DDA, one dot per step along the longer axis)."""
+    steps = np.maximum(np.abs(bx - ax), np.abs(by - ay)) + 1
+    owner = np.repeat(np.arange(steps.size), steps)
+    t = (np.arange(owner.size) - np.repeat(np.cumsum(steps) - steps, steps)) / np.maximum(
+        steps[owner] - 1, 1
+    )
+    x = np.rint(ax[owner] + (bx - ax)[owner] * t).astype(np.int64)
+    y = np.rint(ay[owner] + (by - ay)[owner] * t).astype(np.int64)
+    return x, y
+
+
+def pair_segments(projection: Projection, limit: int = MAX_PAIRS) -> tuple[np.ndarray, np.ndarray]:
+    """(image point, caption point) index pairs among the shown points, at most `limit`."""
+    images = np.flatnonzero(projection.modality == 0)
+    texts = np.flatnonzero((projection.modality == 1) & (projection.image_index >= 0))
+    if not images.size or not texts.size:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    where = np.full(int(projection.image_index.max()) + 1, -1, dtype=np.int64)
+    where[projection.image_index[images]] = images
+    owner = where[np.minimum(projection.image_index[texts], where.size - 1)]
+    keep = owner >= 0
+    a, b = owner[keep], texts[keep]
+    if a.size > limit:
+        pick = np.linspace(0, a.size - 1, limit).astype(np.int64)
+        a, b = a[pick], b[pick]
+    return a, b
+
+
+def scatter_grid(
+    coords: np.ndarray,
+    groups: ColorGroups,
+    cols: int,
+    rows: int,
+    *,
+    xlim: tuple[float, float],
+    ylim: tuple[float, float],
+    ascii: bool = False,
+    segments: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Grid:
+    """Bin the points (and optional segments) into a rows × cols grid of cells."""
+    res = (1, 1) if ascii else (2, 4)
+    n_groups = len(groups.names)
+    n_cells = rows * cols
+    dx, dy = dot_positions(coords, xlim, ylim, cols, rows, res)
+    inside = (dx >= 0) & (dx < cols * res[0]) & (dy >= 0) & (dy < rows * res[1])
+    dx, dy, of_point = dx[inside], dy[inside], groups.of_point[inside]
+    cell = (dy // res[1]) * cols + dx // res[0]
+    dot = (dy % res[1]) * res[0] + dx % res[0]
+    lit = np.zeros(n_cells * res[0] * res[1], dtype=bool)
+    lit[cell * (res[0] * res[1]) + dot] = True
+    counts = np.bincount(cell * n_groups + of_point, minlength=n_cells * n_groups).reshape(
+        n_cells, n_groups
+    )
+    group = np.where(counts.any(axis=1), counts.argmax(axis=1), EMPTY)
+    if groups.top is not None:
+        group[counts[:, groups.top] > 0] = groups.top
+    if segments is not None and segments[0].size:
+        a, b = segments
+        pos = np.stack(dot_positions(coords, xlim, ylim, cols, rows, res), axis=1)
+        lx, ly = _line_dots(pos[a, 0], pos[a, 1], pos[b, 0], pos[b, 1])
+        ok = (lx >= 0) & (lx < cols * res[0]) & (ly >= 0) & (ly < rows * res[1])
+        lx, ly = lx[ok], ly[ok]
+        line_cell = (ly // res[1]) * cols + lx // res[0]
+        lit[line_cell * (res[0] * res[1]) + (ly % res[1]) * res[0] + lx % res[0]] = True
+        group[line_cell[group[line_cell] == EMPTY]] = LINE
+    if ascii:
+        marks = lit.astype(np.uint8)
+    else:
+        weights = BRAILLE_BITS.reshape(-1).astype(np.uint16)
+        marks = (lit.reshape(n_cells, 8) @ weights).astype(np.uint8)
+    return Grid(marks.reshape(rows, cols), group.reshape(rows, cols))
+
+
+def _tick(value: float) -> str:
+    return f"{value:.3g}"
+
+
+def _legend_lines(groups: ColorGroups, width: int, ascii: bool) -> list[list[tuple[str, str]]]:
+    """Legend entries as (text, style) pieces, wrapped to `width`."""
+    lines: list[list[tuple[str, str]]] = [[]]
+    used = 0
+    for name, color, glyph, count in zip(
+        groups.names, groups.colors, groups.glyphs, groups.counts, strict=True
+    ):
+        mark = glyph if ascii else "⣿"
+        label = f" {name} ({count:,})  "
+        if used and used + len(mark) + len(label) > width:
+            lines.append([])
+            used = 0
+        lines[-1] += [(mark, f"bold {color}"), (label, "")]
+        used += len(mark) + len(label)
+    return lines
+
+
+def plot_size(
+    projection: Projection,
+    width: int,
+    height: int,
+    *,
+    groups: ColorGroups,
+    title: str = "",
+    legend: bool = True,
+    ascii: bool = False,
+) -> tuple[int, int, int]:
+    """(margin, cols, rows): the left margin and the plot area that a width × height figure
+    leaves after title, axes and legend."""
+    (xlo, xhi), (ylo, yhi) = limits(projection.coords)
+    y_name = f"{AXIS_NAMES.get(projection.method, '')}2"
+    margin = max(len(_tick(ylo)), len(_tick(yhi)), len(_tick((ylo + yhi) / 2)), len(y_name)) + 1
+    header = 1 if title or projection.n_shown < projection.n_total else 0
+    legend_rows = len(_legend_lines(groups, width, ascii)) if legend else 0
+    cols = max(MIN_COLS, width - margin - 1)
+    rows = max(MIN_ROWS, height - header - 2 - legend_rows)
+    return margin, cols, rows
+
+
+def render_scatter(
+    projection: Projection,
+    width: int,
+    height: int,
+    *,
+    color_by: str = "modality",
+    highlight: str | None = None,
+    pairs: bool = False,
+    title: str = "",
+    legend: bool = True,
+    ascii: bool = False,
+) -> Text:
+    """The whole figure (title, plot with axes, legend) as one rich Text of `height` lines."""
+    groups = color_groups(
+        projection.modality,
+        projection.category,
+        projection.category_names,
+        color_by=color_by,
+        highlight=highlight,
+    )
+    margin, cols, rows = plot_size(
+        projection, width, height, groups=groups, title=title, legend=legend, ascii=ascii
+    )
+    xlim, ylim = limits(projection.coords)
+    grid = scatter_grid(
+        projection.coords,
+        groups,
+        cols,
+        rows,
+        xlim=xlim,
+        ylim=ylim,
+        ascii=ascii,
+        segments=pair_segments(projection) if pairs else None,
+    )
+    return _compose(projection, grid, groups, margin, xlim, ylim, title, legend, ascii, width)
+
+
+def _cell_text(grid: Grid, groups: ColorGroups, ascii: bool) -> np.ndarray:
+    """One character code per cell."""
+    if not ascii:
+        return np.where(grid.marks > 0, 0x2800 + grid.marks.astype(np.uint32), 0x20)
+    # LINE (-2) and EMPTY (-1) index the two glyphs appended at the end
+    glyphs = np.array([ord(g) for g in groups.glyphs] + [ord("."), ord(" ")], dtype=np.uint32)
+    return glyphs[grid.group]
+
+
+def _compose(
+    projection: Projection,
+    grid: Grid,
+    groups: ColorGroups,
+    margin: int,
+    xlim: tuple[float, float],
+    ylim: tuple[float, float],
+    title: str,
+    legend: bool,
+    ascii: bool,
+    width: int,
+) -> Text:
+    rows, cols = grid.marks.shape
+    styles = [f"bold {c}" if i == groups.top else c for i, c in enumerate(groups.colors)]
+    vbar, tick_bar, corner, hbar = ("|", "+", "+", "-") if ascii else ("│", "┤", "└", "─")
+    axis = AXIS_NAMES.get(projection.method, "")
+    ticks_at = {0: ylim[1], rows // 2: (ylim[0] + ylim[1]) / 2, rows - 1: ylim[0]}
+    y_labels = {r: _tick(v) for r, v in ticks_at.items()}
+    if rows >= 8 and axis:
+        y_labels[rows // 4] = f"{axis}2"
+    codes = _cell_text(grid, groups, ascii)
+    plain: list[str] = []
+    spans: list[Span] = []
+    offset = 0
+
+    def add(line: str, pieces: list[tuple[int, int, str]] = ()) -> None:
+        nonlocal offset
+        spans.extend(Span(offset + a, offset + b, s) for a, b, s in pieces if s)
+        plain.append(line)
+        offset += len(line) + 1
+
+    header = title
+    if projection.n_shown < projection.n_total:
+        header = f"{title}  ({projection.shown_label()})" if title else projection.shown_label()
+    if header:
+        add(header[:width], [(0, min(len(header), width), "bold")])
+    for r in range(rows):
+        label = y_labels.get(r, "")
+        bar = tick_bar if r in ticks_at else vbar
+        lead = f"{label:>{margin - 1}} {bar}"
+        row_text = codes[r].astype("<u4").tobytes().decode("utf-32-le")
+        g = grid.group[r]
+        cuts = np.flatnonzero(np.diff(g)) + 1
+        starts = np.concatenate([[0], cuts])
+        stops = np.concatenate([cuts, [cols]])
+        pieces = [(0, len(lead), "dim")]
+        for a, b in zip(starts.tolist(), stops.tolist(), strict=True):
+            kind = int(g[a])
+            if kind >= 0:
+                pieces.append((len(lead) + a, len(lead) + b, styles[kind]))
+            elif kind == LINE:
+                pieces.append((len(lead) + a, len(lead) + b, PAIR_COLOR))
+        add(lead + row_text, pieces)
+    add(" " * margin + corner + hbar * cols, [(0, margin + 1 + cols, "dim")])
+    left, mid, right = _tick(xlim[0]), f"{axis}1" if axis else "", _tick(xlim[1])
+    ticks = [" "] * (margin + 1 + cols)
+    for start, text in (
+        (margin + 1, left),
+        (margin + 1 + (cols - len(mid)) // 2, mid),
+        (margin + 1 + cols - len(right), right),
+    ):
+        ticks[start : start + len(text)] = text
+    add("".join(ticks).rstrip(), [(0, len(ticks), "dim")])
+    if legend:
+        for pieces in _legend_lines(groups, width, ascii):
+            line, marks, at = "", [], 0
+            for piece, style in pieces:
+                marks.append((at, at + len(piece), style))
+                line += piece
+                at += len(piece)
+            add(line.rstrip(), [(a, min(b, len(line.rstrip())), s) for a, b, s in marks])
+    text = Text("\n".join(plain), no_wrap=True, overflow="crop")
+    text.spans = spans
+    return text
+
+
+def render_scatter_plotext(
+    projection: Projection,
+    width: int,
+    height: int,
+    *,
+    color_by: str = "modality",
+    bare: bool = False,
+) -> str:
+    """Every point handed to plotext as braille markers, one signal per colour group.
+    `bare=True`: no axes, ticks or title, colourless, so the width × height text is the plot
+    area alone (what `occupied` compares with `scatter_grid`)."""
+    import plotext as plt
+
+    groups = color_groups(
+        projection.modality, projection.category, projection.category_names, color_by=color_by
+    )
+    xlim, ylim = limits(projection.coords)
+    fig = plt.figure
+    fig.clear()
+    plt.terminal.limit(False, False)
+    fig.plot_size(width, height)
+    for index, name in enumerate(groups.names):
+        points = projection.coords[groups.of_point == index].astype(np.float64)
+        signal = fig.signal(points[:, 0].tolist(), points[:, 1].tolist(), marker="braille")
+        fig.draw(signal if bare else signal.label(name))
+    fig.ruler(0).lim(*xlim)
+    fig.ruler(1).lim(*ylim)
+    if bare:
+        fig.axes(False)
+        fig.ruler([0, 1]).frequency(0)
+    return fig.build().string(colorless=bare)
+
+
+def occupied(text: str) -> np.ndarray:
+    """(rows, cols) bool: cells holding anything but a blank (space or empty braille)."""
+    lines = text.split("\n")
+    while lines and not lines[-1]:
+        lines.pop()
+    cols = max((len(line) for line in lines), default=0)
+    out = np.zeros((len(lines), cols), dtype=bool)
+    for r, line in enumerate(lines):
+        for c, char in enumerate(line):
+            out[r, c] = char not in " \u2800"
+    return out

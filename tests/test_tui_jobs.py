@@ -1,0 +1,129 @@
+"""The TUI's Textual-free parts: job launching and scanning, catalog parsing, formatting."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+from mgap.errors import UsageError
+from mgap.store.progress import write_progress
+from mgap.tui.jobs import (
+    DatasetChoice,
+    LaunchedJob,
+    extract_command,
+    format_eta,
+    launch_job,
+    progress_bar,
+    scan_jobs,
+    tail,
+)
+from mgap.tui.sources import _reason, dataset_roots, parse_catalog
+
+SYNTH = DatasetChoice("synthetic", "synthetic", None, "test", 8)
+
+
+def test_extract_command_names_every_model_and_the_dataset(tmp_path):
+    coco = DatasetChoice("c", "coco", tmp_path / "coco", "val2017", None)
+    command = extract_command(["toy:a", "toy:b"], coco, tmp_path, "cpu")
+    assert command[:4] == [sys.executable, "-m", "mgap", "extract"]
+    assert command[4:] == [
+        "--model", "toy:a", "--model", "toy:b",
+        "--dataset", "coco", "--split", "val2017",
+        "--data-root", str(tmp_path / "coco"),
+        "--store-dir", str(tmp_path), "--device", "cpu",
+    ]  # fmt: skip
+    assert extract_command(["toy:a"], SYNTH, tmp_path)[-6:-4] == ["--limit", "8"]
+    with pytest.raises(UsageError, match="no model selected"):
+        extract_command([], SYNTH, tmp_path)
+
+
+def test_progress_bar_and_eta():
+    assert progress_bar(0.5, 10) == "█████░░░░░  50%"
+    assert progress_bar(1.0, 4, ascii_only=True) == "#### 100%"
+    assert progress_bar(0.0, 4, ascii_only=True) == "----   0%"
+    assert format_eta(None) == "-"
+    assert format_eta(75) == "1m15s"
+    assert format_eta(3 * 3600 + 120) == "3h02m"
+
+
+def test_tail_keeps_the_latest_state_of_carriage_return_lines(tmp_path):
+    log = tmp_path / "x.log"
+    log.write_text("first\nimages 1/8\rimages 4/8\rimages 8/8\n\nlast line\n")
+    assert tail(log, 2) == ["images 8/8", "last line"]
+    assert tail(tmp_path / "missing.log") == []
+
+
+def test_scan_jobs_orders_running_first_and_flags_lost_jobs(tmp_path):
+    live = tmp_path / "a.h5"
+    dead = tmp_path / "b.h5"
+    done = tmp_path / "c.h5"
+    write_progress(live, pid=os.getpid(), status="running", images_done=5, n_images=10)
+    write_progress(dead, pid=2**22 + 12345, status="running", images_done=1, n_images=10)
+    write_progress(done, pid=os.getpid(), status="complete", images_done=10, n_images=10)
+    rows = scan_jobs(tmp_path, [])
+    assert [r.name for r in rows][0] == "a.h5"
+    by_name = {r.name: r for r in rows}
+    assert (by_name["a.h5"].status, by_name["a.h5"].running, by_name["a.h5"].fraction) == (
+        "running",
+        True,
+        0.5,
+    )
+    assert by_name["b.h5"].status == "lost" and not by_name["b.h5"].running
+    assert by_name["c.h5"].status == "complete" and not by_name["c.h5"].running
+
+
+def test_a_launched_job_is_detached_and_its_failure_reaches_the_jobs_list(tmp_path):
+    """A bad dataset kind makes `mgap extract` exit 2 at once: the row says why, from the log."""
+    bad = DatasetChoice("nope", "no-such-kind", None, "test")
+    job = launch_job(["toy:demo"], bad, tmp_path)
+    assert os.getsid(job.pid) == job.pid  # its own session: a hang-up of ours never reaches it
+    assert job.log.parent == tmp_path.resolve()
+    assert job.process.wait(timeout=60) == 2
+    (row,) = scan_jobs(tmp_path, [job])
+    assert row.status == "failed" and not row.running
+    assert "unknown dataset kind" in row.error
+    assert job.log.read_text().startswith("$ ")
+
+
+def test_a_launched_job_gives_way_to_its_progress_files(tmp_path):
+    store = tmp_path / "synthetic-test__toy-demo.h5"
+    write_progress(store, pid=os.getpid(), status="running", images_done=3, n_images=8)
+    job = LaunchedJob(os.getpid(), ["mgap"], tmp_path / "x.log", "synthetic", ["toy:demo"], 0.0)
+    (row,) = scan_jobs(tmp_path, [job])
+    assert row.name == store.name and row.key.endswith(".progress.json")
+
+
+def test_parse_catalog_puts_usable_models_first():
+    doc = [
+        {"spec": "hf:x", "family": "hf", "available_offline": False, "image": True, "text": True},
+        {"spec": "toy:demo", "family": "toy", "available_offline": True, "image": True},
+        {"spec": "st:y", "family": "st", "available_offline": False, "recommended": True},
+        {"family": "hf"},
+    ]
+    rows = parse_catalog(doc)
+    assert [r.spec for r in rows] == ["toy:demo", "st:y", "hf:x"]
+    assert rows[0].sides == "image" and rows[2].sides == "image+text"
+    assert parse_catalog({"models": doc[:1]})[0].spec == "hf:x"
+
+
+def test_reason_picks_the_error_line_out_of_a_click_box():
+    stderr = "╭─ Error ─────╮\n│ No such command 'models'. │\n╰─────────────╯\n"
+    assert _reason(stderr) == "No such command 'models'."
+    assert _reason("") == "no output"
+
+
+def test_dataset_roots_merge_config_and_command_line(tmp_path):
+    roots = dataset_roots({"coco": tmp_path}, [tmp_path, tmp_path / "other"])
+    assert roots == [("coco", tmp_path), ("other", tmp_path / "other")]
+
+
+@pytest.mark.slow
+def test_catalog_subprocess_lists_models_without_torch_here():
+    """The real `mgap models --json` (slow: it imports open_clip in the child)."""
+    from mgap.tui.sources import CatalogLoader
+
+    rows = CatalogLoader().run()
+    assert rows and any(r.available_offline for r in rows)
+    assert all(":" in r.spec for r in rows)

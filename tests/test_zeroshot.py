@@ -1,0 +1,116 @@
+"""Zero-shot accuracy: single- and multi-label ground truth, store prompt sets, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from mgap.engine.analysis.zeroshot import zero_shot, zero_shot_report
+from mgap.errors import StoreError
+from mgap.store import open_store
+
+NAMES = ["cat", "dog", "car"]
+
+
+def test_single_label_accuracy_by_hand():
+    classes = np.eye(3)
+    images = np.array([[2.0, 0.1, 0], [0, 1, 0.2], [0.9, 0, 1.0], [0, 3, 0], [1, 1, 5]])
+    truth = np.array([0, 1, 0, 1, -1])  # image 2 is nearest "car": wrong; image 4 unlabelled
+    doc = zero_shot(images, classes, truth, NAMES)
+    assert doc["accuracy"] == pytest.approx(3 / 4)
+    assert doc["n"] == 4 and not doc["multi_label"]
+    per = {r["name"]: r for r in doc["per_class"]}
+    assert per["cat"]["accuracy"] == 0.5 and per["dog"]["accuracy"] == 1.0
+    assert per["car"]["accuracy"] is None and per["car"]["n_predicted"] == 1
+    assert doc["mean_class_accuracy"] == pytest.approx(0.75)
+
+
+def test_multi_label_is_top1_in_labels():
+    classes = np.eye(3)
+    images = np.array([[1.0, 0.5, 0], [0, 0.2, 1.0], [0, 1.0, 0.9]])
+    truth = np.array([[1, 1, 0], [1, 0, 0], [0, 1, 1]], dtype=bool)
+    doc = zero_shot(images, classes, truth, NAMES)
+    assert doc["accuracy"] == pytest.approx(2 / 3) and doc["multi_label"]
+    per = {r["name"]: r for r in doc["per_class"]}
+    assert per["cat"]["accuracy"] == 0.5  # images 0 (hit) and 1 (predicted car: miss)
+    assert per["car"]["accuracy"] == 1.0  # image 2 predicted dog, which it also has
+
+
+def test_matches_plain_argmax_and_is_scale_invariant(rng):
+    classes = rng.standard_normal((5, 8))
+    truth = rng.integers(0, 5, 200)
+    images = classes[truth] + 1.5 * rng.standard_normal((200, 8))
+    unit = classes / np.linalg.norm(classes, axis=1, keepdims=True)
+    expected = np.mean(np.argmax(images @ unit.T, axis=1) == truth)
+    doc = zero_shot(images * rng.uniform(0.1, 5, (200, 1)), classes * 7.0, truth, list("abcde"))
+    assert doc["accuracy"] == pytest.approx(expected)
+    assert 0.3 < expected < 1.0
+
+
+def test_bad_shapes(rng):
+    with pytest.raises(ValueError, match="class embeddings"):
+        zero_shot(np.ones((2, 3)), np.ones((2, 3)), np.zeros(2, int), NAMES)
+    with pytest.raises(ValueError, match="out of range"):
+        zero_shot(np.ones((2, 3)), np.eye(3), np.array([0, 3]), NAMES)
+
+
+def _store(make_store, rng, prompts=True):
+    classes = np.eye(3, 6)
+    primary = np.array([0, 1, 2, 0, 1, 2, 0, 1])
+    X = classes[primary] + 0.3 * rng.standard_normal((8, 6))
+    labels = np.zeros((8, 3), dtype=bool)
+    labels[np.arange(8), primary] = True
+    labels[0, 2] = True
+    return (
+        make_store(
+            X=X,
+            Y=X + 0.1,
+            category_names=NAMES,
+            supercategories=["animal", "animal", "vehicle"],
+            primary=primary,
+            labels=labels,
+            attributes={"colour": ["red", "blue", "red", "blue", "red", "blue", "red", "green"]},
+            prompts=(
+                {
+                    "category": (["car", "cat", "dog"], classes[[2, 0, 1]]),
+                    "colour": (["red", "blue"], np.eye(2, 6, 3)),
+                }
+                if prompts
+                else None
+            ),
+        ),
+        X,
+        labels,
+    )
+
+
+def test_store_report_maps_prompt_names_to_categories(rng, make_store):
+    path, X, labels = _store(make_store, rng)
+    doc = zero_shot_report(open_store(path))
+    expected = zero_shot(X, np.eye(3, 6), labels, NAMES)
+    assert doc["accuracy"] == pytest.approx(expected["accuracy"])
+    assert [r["name"] for r in doc["per_class"]] == ["car", "cat", "dog"]
+    colour = zero_shot_report(open_store(path), "colour")
+    assert colour["n"] == 7  # "green" has no prompt: left out
+    assert colour["label_set"] == "colour"
+
+
+def test_store_without_prompts_is_a_clear_error(rng, make_store, cli):
+    path, _, _ = _store(make_store, rng, prompts=False)
+    with pytest.raises(StoreError, match="no prompt embeddings for 'category'"):
+        zero_shot_report(open_store(path))
+    failed = cli("zeroshot", str(path))
+    assert failed.returncode == 1
+    assert failed.stderr.startswith("mgap: error: s.h5 has no prompt embeddings")
+
+
+def test_cli_zeroshot(rng, make_store, cli):
+    path, _, _ = _store(make_store, rng)
+    done = cli("zeroshot", str(path), "--json")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert {"accuracy", "mean_class_accuracy", "per_class", "n"} <= set(doc)
+    people = cli("zeroshot", str(path), "--labels", "colour")
+    assert people.returncode == 0 and "red" in people.stdout
