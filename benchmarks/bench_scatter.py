@@ -91,7 +91,8 @@ def main() -> None:
 
     # same plot area, cell for cell and dot for dot
     groups = color_groups(projection.modality, projection.category, projection.category_names)
-    _, cols, rows = plot_size(projection, w, h, groups=groups, title="bench")
+    layout = plot_size(projection, w, h, groups=groups, title="bench")
+    cols, rows = layout.cols, layout.rows
     xlim, ylim = limits(projection.coords)
     grid_s, grid = timed(
         lambda: scatter_grid(projection.coords, groups, cols, rows, xlim=xlim, ylim=ylim),

@@ -6,6 +6,7 @@ library's own model, plus shape, dtype, determinism and batch invariance.
 
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 
@@ -165,6 +166,26 @@ def test_open_clip_pretrained_tag_loads_from_hf_cache(tmp_path, monkeypatch):
     # the transform normalises with the tag's mean and std
     grey = Image.fromarray(np.full((32, 32, 3), 128, dtype=np.uint8))
     torch.testing.assert_close(pre(grey)[:, 0, 0], (torch.full((3,), 128 / 255) - 0.5) / 0.25)
+
+
+def test_open_clip_hf_hub_repo_loads_from_the_cache(oc, tmp_path, monkeypatch):
+    """`open_clip:hf-hub:ORG/REPO` reads open_clip_config.json and weights from the cache."""
+    from safetensors.torch import save_file
+
+    source = tmp_path / "src"
+    source.mkdir()
+    config = {"model_cfg": TINY_OPEN_CLIP, "preprocess_cfg": {"mean": [0.5] * 3, "std": [0.5] * 3}}
+    (source / "open_clip_config.json").write_text(json.dumps(config))
+    state = {k: v.contiguous() for k, v in oc.model.state_dict().items()}
+    save_file(state, source / "open_clip_model.safetensors")
+    fake_hub_cache(tmp_path / "hub", "mgap-test/tiny-oc", source)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    model = load_model("open_clip:hf-hub:mgap-test/tiny-oc")
+    assert model.provenance()["weights"] == f"mgap-test/tiny-oc@{FAKE_COMMIT}"
+    torch.testing.assert_close(embed_texts(model, TEXTS), embed_texts(oc, TEXTS))
+    grey = Image.fromarray(np.full((32, 32, 3), 128, dtype=np.uint8))
+    pixel = model.image_preprocess()(grey)[:, 0, 0]
+    torch.testing.assert_close(pixel, (torch.full((3,), 128 / 255) - 0.5) / 0.5)
 
 
 @pytest.mark.parametrize(

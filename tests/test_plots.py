@@ -103,11 +103,11 @@ def test_render_scatter_fills_the_canvas_with_axes_and_legend(rng):
     assert "image (150)" in lines[-1] and "text (150)" in lines[-1]
     # the plot area is exactly the binned grid
     groups = color_groups(proj.modality, proj.category, proj.category_names)
-    margin, cols, rows = T.plot_size(proj, 80, 24, groups=groups, title=proj.title())
-    _, grid = _grid(proj, cols, rows)
-    for line, marks in zip(lines[1 : 1 + rows], grid.marks, strict=True):
+    layout = T.plot_size(proj, 80, 24, groups=groups, title=proj.title())
+    _, grid = _grid(proj, layout.cols, layout.rows)
+    for line, marks in zip(lines[1 : 1 + layout.rows], grid.marks, strict=True):
         expected = "".join(chr(0x2800 + int(b)) if b else " " for b in marks)
-        assert line[margin + 1 :] == expected
+        assert line[layout.margin + 1 :] == expected
     styles = {str(span.style) for span in text.spans}
     assert set(MODALITY_COLORS) <= styles
 

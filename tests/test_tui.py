@@ -359,7 +359,10 @@ def test_starting_a_job_from_the_tui_produces_a_store(tmp_path, no_catalog):
             jobs = app.query_one("#jobs-pane")
             (launched,) = jobs.launched
             assert os.getsid(launched.pid) == launched.pid
-            await _until(pilot, lambda: any(r.status == "complete" for r in jobs.rows), 900)
+            finished = ("complete", "failed", "cancelled", "lost")
+            await _until(pilot, lambda: any(r.status in finished for r in jobs.rows), 900)
+            (row,) = jobs.rows
+            assert row.status == "complete", f"the job ended {row.status}: {row.error}"
             await pilot.press("4")
             stores = app.query_one("#stores-pane")
             await _until(pilot, lambda: any(e.status == "complete" for e in stores.entries))

@@ -106,8 +106,6 @@ class MgapApp(App[None]):
         if self.select:
             self.results.set_stores(self.stores.selected)
             self.action_pane("results")
-        else:
-            self.call_after_refresh(self._focus_pane)
 
     # ---- layout ----------------------------------------------------------------------
     def on_resize(self, event: events.Resize) -> None:
@@ -129,9 +127,14 @@ class MgapApp(App[None]):
 
     # ---- panes -----------------------------------------------------------------------
     def _focus_pane(self) -> None:
+        """Focus the active pane's main widget unless the focus is already inside the pane
+        (a deferred call must not pull the focus out of a box the user just opened)."""
         active = self.tabs.active
-        if active:
-            self.main.query_one(f"#{active}-pane").focus_default()
+        if not active:
+            return
+        pane = self.main.query_one(f"#{active}-pane")
+        if self.focused is None or pane not in self.focused.ancestors_with_self:
+            pane.focus_default()
 
     def action_pane(self, name: str) -> None:
         self.tabs.active = name
@@ -239,7 +242,8 @@ class MgapApp(App[None]):
         severity = "information" if row.status == "complete" else "warning"
         self.notify(f"{row.name}: {row.status}", title="Job finished", severity=severity)
         self.stores.action_refresh()
-        self.results.refresh_store(Path(row.key.removesuffix(".progress.json")).resolve())
+        if row.key.endswith(".progress.json"):
+            self.results.refresh_store(Path(row.key.removesuffix(".progress.json")).resolve())
 
     # ---- selections ------------------------------------------------------------------
     def on_stores_pane_selected(self, event: StoresPane.Selected) -> None:

@@ -26,6 +26,10 @@ from mgap.tui.jobs import (
 POLL_S = 1.0
 
 
+def _at(rows: list[JobRow], cursor: int) -> JobRow | None:
+    return rows[min(max(cursor, 0), len(rows) - 1)] if rows else None
+
+
 class JobsPane(Vertical):
     """Rows come from `<store>.progress.json` files, so jobs started elsewhere show too."""
 
@@ -68,21 +72,17 @@ class JobsPane(Vertical):
         self.poll()
 
     def poll(self) -> None:
-        self._scan()
+        self._scan(self.query_one(DataTable).cursor_row)
 
     @work(thread=True, exclusive=True, group="jobs", exit_on_error=False)
-    def _scan(self) -> None:
-        rows = scan_jobs(self.store_dir, self.launched)
-        current = self._current_row(rows)
+    def _scan(self, cursor: int) -> None:
+        rows = scan_jobs(self.store_dir, list(self.launched))
+        current = _at(rows, cursor)
         lines = tail(current.log, 4) if current is not None else []
         self.app.call_from_thread(self._show, rows, lines)
 
-    def _current_row(self, rows: list[JobRow]) -> JobRow | None:
-        table = self.query_one(DataTable)
-        if not rows:
-            return None
-        index = min(max(table.cursor_row, 0), len(rows) - 1)
-        return rows[index]
+    def _current_row(self) -> JobRow | None:
+        return _at(self.rows, self.query_one(DataTable).cursor_row)
 
     def _cells(self, row: JobRow) -> tuple[str, ...]:
         bar = progress_bar(row.fraction, 10, self.ascii_only) if row.total else row.phase or "-"
@@ -107,10 +107,12 @@ class JobsPane(Vertical):
                 table.add_row(*self._cells(row), key=row.key)
             if rows:
                 table.move_cursor(row=min(max(cursor, 0), len(rows) - 1))
-        else:
-            for row in rows:
-                for column, value in zip(table.ordered_columns, self._cells(row), strict=True):
-                    table.update_cell(row.key, column.key, value)
+        else:  # same rows: touch only the cells that changed (polled every second)
+            for old, row in zip(self.rows, rows, strict=True):
+                cells = zip(table.ordered_columns, self._cells(old), self._cells(row), strict=True)
+                for column, before, after in cells:
+                    if before != after:
+                        table.update_cell(row.key, column.key, after)
         self.rows = rows
         self._detail(log_lines)
         running = {r.key for r in rows if r.running}
@@ -120,7 +122,7 @@ class JobsPane(Vertical):
         self._was_running = running
 
     def _detail(self, log_lines: list[str]) -> None:
-        row = self._current_row(self.rows)
+        row = self._current_row()
         if row is None:
             text = "no jobs yet · pick models and datasets, then press e to extract"
         else:
@@ -135,7 +137,7 @@ class JobsPane(Vertical):
         self.poll()
 
     def action_cancel(self) -> None:
-        row = self._current_row(self.rows)
+        row = self._current_row()
         if row is None or row.pid is None or not row.running:
             self.app.notify("no running job under the cursor", severity="warning")
             return

@@ -10,8 +10,9 @@ Public API (the CLI's `mgap plot` and the TUI's scatter widget call these):
   (k,) int (index into `category_names`, -1 none; a caption takes its image's primary
   category), `image_index` (k,) int (the image of each point, to join images to captions),
   `category_names`, `n_shown`, `n_total`, `method`, `params`, `seconds`, `cached`, plus
-  `model`, `dataset`, `title()` ("model · dataset · METHOD") and `shown_label()`
-  ("N of M shown") for figure titles.
+  `model`, `dataset`, `sample` (each point's row among the store's images-then-captions,
+  to look up its id or caption), `title()` ("model · dataset · METHOD") and
+  `shown_label()` ("N of M shown") for figure titles.
 
 Both modalities are projected together, after L2 normalisation (the modality gap is a
 property of the normalised embeddings; stores with a non-Euclidean geometry keep their raw

@@ -24,10 +24,10 @@ class ToyModel(EmbeddingModel):
     embedding_image = "image_proj(mean+max pooled CoordConv features), not normalised"
     embedding_text = "text_proj(masked mean of transformer token states), not normalised"
 
-    def __init__(self, spec: ModelSpec, device: str, random_seed: int | None) -> None:
+    def __init__(self, spec: ModelSpec, device: str) -> None:
         super().__init__(spec, device)
-        self.random_seed = random_seed
-        self.toy = load_toy(spec.id, random_seed=random_seed, device=device)
+        random_init, seed = _random_tag(spec)
+        self.toy = load_toy(spec.id, random_init=random_init, random_seed=seed, device=device)
 
     def image_preprocess(self) -> Callable[[Any], torch.Tensor]:
         return ToyPreprocess(self.toy.architecture.image_size)
@@ -41,8 +41,8 @@ class ToyModel(EmbeddingModel):
     def provenance(self) -> dict[str, object]:
         training = self.toy.config.get("training", {})
         weights = (
-            f"random(seed={self.random_seed})"
-            if self.random_seed is not None
+            f"random(seed={self.toy.random_seed})"
+            if self.toy.random_seed is not None
             else str(self.toy.folder / "model.safetensors")
         )
         return {
@@ -59,21 +59,18 @@ class ToyModel(EmbeddingModel):
         }
 
 
-def _random_seed(spec: ModelSpec) -> int | None:
+def _random_tag(spec: ModelSpec) -> tuple[bool, int | None]:
+    """(random init?, explicit seed or None) from the spec's tag."""
     if spec.tag is None:
-        return None
+        return False, None
     kind, _, seed = spec.tag.partition(":")
     if kind != "random" or (seed and not seed.isdigit()):
         raise UsageError(
             f"unknown toy model tag {spec.tag!r} in {spec.text}",
             hint="use toy:NAME (trained) or toy:NAME@random (random init, optionally @random:SEED)",
         )
-    return int(seed) if seed else -1
+    return True, int(seed) if seed else None
 
 
 def load(spec: ModelSpec, device: str, **options: object) -> EmbeddingModel:
-    seed = _random_seed(spec)
-    if seed == -1:  # the seed recorded in the trained model's config
-        probe = load_toy(spec.id, random_seed=0)
-        seed = int(probe.config.get("random_seed", 0))
-    return ToyModel(spec, device, seed)
+    return ToyModel(spec, device)

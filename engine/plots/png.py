@@ -62,21 +62,30 @@ def save_png(
     dot = _marker_size(projection.n_shown)
     order = [i for i in range(len(groups.names)) if i != groups.top]
     order += [] if groups.top is None else [groups.top]
+    # colour by category/highlight: shapes still tell the modalities apart
+    shapes = {0: "o", 1: "o"} if groups.names == ["image", "text"] else {0: "o", 1: "^"}
     for index in order:
-        points = coords[groups.of_point == index]
-        if not points.size:
-            continue
         on_top = index == groups.top
-        ax.scatter(
-            points[:, 0],
-            points[:, 1],
-            s=dot * (3 if on_top else 1),
-            c=groups.colors[index],
-            alpha=1.0 if on_top else 0.6,
-            linewidths=0,
-            label=f"{groups.names[index]} ({groups.counts[index]:,})",
-            rasterized=True,
-        )
+        label = f"{groups.names[index]} ({groups.counts[index]:,})"
+        for modality, shape in shapes.items():
+            points = coords[(groups.of_point == index) & (projection.modality == modality)]
+            if not points.size:
+                continue
+            ax.scatter(
+                points[:, 0],
+                points[:, 1],
+                s=dot * (3 if on_top else 1),
+                c=groups.colors[index],
+                marker=shape,
+                alpha=1.0 if on_top else 0.6,
+                linewidths=0,
+                label=label,
+                rasterized=True,
+            )
+            label = "_"  # one legend entry per group
+    if shapes[1] != "o":
+        for modality, name in ((0, "image"), (1, "text")):
+            ax.scatter([], [], c="black", marker=shapes[modality], s=dot, label=name)
     axis = AXIS_NAMES.get(projection.method, "")
     ax.set_xlabel(f"{axis}1")
     ax.set_ylabel(f"{axis}2")

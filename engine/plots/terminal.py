@@ -34,7 +34,7 @@ from mgap.engine.plots.palette import PAIR_COLOR, ColorGroups, color_groups
 MARGINS = (0.5016585662, 0.501516152)
 #: braille bit of the dot at (row, col) inside a cell
 BRAILLE_BITS = np.array([[0x01, 0x08], [0x02, 0x10], [0x04, 0x20], [0x40, 0x80]], dtype=np.uint8)
-MAX_PAIRS = 60
+MAX_PAIRS = 40
 LINE = -2
 EMPTY = -1
 AXIS_NAMES = {"pca": "PC", "umap": "UMAP-", "tsne": "t-SNE-"}
@@ -175,6 +175,18 @@ def _legend_lines(groups: ColorGroups, width: int, ascii: bool) -> list[list[tup
     return lines
 
 
+@dataclass
+class Layout:
+    """Where things go in a width × height figure: the left margin (y ticks), the plot area
+    (cols × rows) and whether the header and legend lines fit."""
+
+    margin: int
+    cols: int
+    rows: int
+    header: bool
+    legend: bool
+
+
 def plot_size(
     projection: Projection,
     width: int,
@@ -184,17 +196,19 @@ def plot_size(
     title: str = "",
     legend: bool = True,
     ascii: bool = False,
-) -> tuple[int, int, int]:
-    """(margin, cols, rows): the left margin and the plot area that a width × height figure
-    leaves after title, axes and legend."""
+) -> Layout:
+    """The layout of a width × height figure; the legend is dropped when the plot would
+    otherwise get fewer than MIN_ROWS rows."""
     (xlo, xhi), (ylo, yhi) = limits(projection.coords)
     y_name = f"{AXIS_NAMES.get(projection.method, '')}2"
     margin = max(len(_tick(ylo)), len(_tick(yhi)), len(_tick((ylo + yhi) / 2)), len(y_name)) + 1
-    header = 1 if title or projection.n_shown < projection.n_total else 0
+    header = bool(title) or projection.n_shown < projection.n_total
     legend_rows = len(_legend_lines(groups, width, ascii)) if legend else 0
+    if height - header - 2 - legend_rows < MIN_ROWS:
+        legend, legend_rows = False, 0
     cols = max(MIN_COLS, width - margin - 1)
     rows = max(MIN_ROWS, height - header - 2 - legend_rows)
-    return margin, cols, rows
+    return Layout(margin, cols, rows, header, legend)
 
 
 def render_scatter(
@@ -217,21 +231,21 @@ def render_scatter(
         color_by=color_by,
         highlight=highlight,
     )
-    margin, cols, rows = plot_size(
+    layout = plot_size(
         projection, width, height, groups=groups, title=title, legend=legend, ascii=ascii
     )
     xlim, ylim = limits(projection.coords)
     grid = scatter_grid(
         projection.coords,
         groups,
-        cols,
-        rows,
+        layout.cols,
+        layout.rows,
         xlim=xlim,
         ylim=ylim,
         ascii=ascii,
         segments=pair_segments(projection) if pairs else None,
     )
-    return _compose(projection, grid, groups, margin, xlim, ylim, title, legend, ascii, width)
+    return _compose(projection, grid, groups, layout, xlim, ylim, title, ascii, width)
 
 
 def _cell_text(grid: Grid, groups: ColorGroups, ascii: bool) -> np.ndarray:
@@ -247,15 +261,14 @@ def _compose(
     projection: Projection,
     grid: Grid,
     groups: ColorGroups,
-    margin: int,
+    layout: Layout,
     xlim: tuple[float, float],
     ylim: tuple[float, float],
     title: str,
-    legend: bool,
     ascii: bool,
     width: int,
 ) -> Text:
-    rows, cols = grid.marks.shape
+    rows, cols, margin = layout.rows, layout.cols, layout.margin
     styles = [f"bold {c}" if i == groups.top else c for i, c in enumerate(groups.colors)]
     vbar, tick_bar, corner, hbar = ("|", "+", "+", "-") if ascii else ("│", "┤", "└", "─")
     axis = AXIS_NAMES.get(projection.method, "")
@@ -274,10 +287,11 @@ def _compose(
         plain.append(line)
         offset += len(line) + 1
 
-    header = title
-    if projection.n_shown < projection.n_total:
-        header = f"{title}  ({projection.shown_label()})" if title else projection.shown_label()
-    if header:
+    if layout.header:
+        header = title
+        if projection.n_shown < projection.n_total:
+            shown = projection.shown_label()
+            header = f"{title}  ({shown})" if title else shown
         add(header[:width], [(0, min(len(header), width), "bold")])
     for r in range(rows):
         label = y_labels.get(r, "")
@@ -299,14 +313,13 @@ def _compose(
     add(" " * margin + corner + hbar * cols, [(0, margin + 1 + cols, "dim")])
     left, mid, right = _tick(xlim[0]), f"{axis}1" if axis else "", _tick(xlim[1])
     ticks = [" "] * (margin + 1 + cols)
-    for start, text in (
-        (margin + 1, left),
-        (margin + 1 + (cols - len(mid)) // 2, mid),
-        (margin + 1 + cols - len(right), right),
-    ):
-        ticks[start : start + len(text)] = text
+    ticks[margin + 1 : margin + 1 + len(left)] = left
+    ticks[margin + 1 + cols - len(right) : margin + 1 + cols] = right
+    at = margin + 1 + (cols - len(mid)) // 2
+    if mid and "".join(ticks[at - 1 : at + len(mid) + 1]).strip() == "":
+        ticks[at : at + len(mid)] = mid
     add("".join(ticks).rstrip(), [(0, len(ticks), "dim")])
-    if legend:
+    if layout.legend:
         for pieces in _legend_lines(groups, width, ascii):
             line, marks, at = "", [], 0
             for piece, style in pieces:

@@ -35,6 +35,7 @@ class LoadedToy:
     config: dict[str, Any]
     metrics: dict[str, Any]
     folder: Path
+    random_seed: int | None  # the init seed of a random twin; None for trained weights
 
 
 def toy_root() -> Path:
@@ -84,8 +85,11 @@ def save_toy(name: str, model: ToyCLIP, config: dict[str, Any], metrics: dict[st
     return folder
 
 
-def load_toy(name: str, *, random_seed: int | None = None, device: str = "cpu") -> LoadedToy:
-    """The trained toy `name`, or with `random_seed` its architecture freshly initialised."""
+def load_toy(
+    name: str, *, random_init: bool = False, random_seed: int | None = None, device: str = "cpu"
+) -> LoadedToy:
+    """The trained toy `name`, or with `random_init` its architecture freshly initialised
+    (with `random_seed`, default the seed recorded in config.json: training's start)."""
     folder = toy_dir(name)
     if not (folder / CONFIG).is_file():
         raise ModelUnavailableError(
@@ -102,9 +106,9 @@ def load_toy(name: str, *, random_seed: int | None = None, device: str = "cpu") 
             f"{folder / CONFIG} is not a toy model config ({type(exc).__name__}: {exc})",
             hint=f"retrain it with `mgap train-toy --name {name} --overwrite`",
         ) from exc
-    seed = int(config["random_seed"]) if random_seed is None else random_seed
+    seed = int(config.get("random_seed", 0)) if random_seed is None else random_seed
     model, tokenizer = build_model(arch, vocabulary, temperature, seed)
-    if random_seed is None:
+    if not random_init:
         from safetensors.torch import load_file
 
         if not (folder / WEIGHTS).is_file():
@@ -116,4 +120,4 @@ def load_toy(name: str, *, random_seed: int | None = None, device: str = "cpu") 
     metrics_path = folder / METRICS
     metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else {}
     model.to(device).eval()
-    return LoadedToy(model, tokenizer, arch, config, metrics, folder)
+    return LoadedToy(model, tokenizer, arch, config, metrics, folder, seed if random_init else None)

@@ -1,9 +1,310 @@
-"""(being written)"""
+"""`mgap demo`, `mgap train-toy` and `mgap object-bias`: the offline default and its experiments.
+
+`mgap demo` works on a fresh machine with no weights or data: it trains `toy:demo` on the
+synthetic dataset if missing, extracts stores for it and its random-initialised twin,
+prints gap, retrieval, zero-shot and object-bias results for both, and opens the TUI.
+Torch, textual and the analysis modules are imported inside the commands.
+"""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from typing import Any
+
 import typer
+
+from mgap.output import fmt, note, print_json, stdout
+
+DEMO_MODEL = "demo"
+QUICK_MODEL = "demo-quick"
+
+
+def _table(title: str, columns: list[str]):
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for i, column in enumerate(columns):
+        table.add_column(column, justify="left" if i == 0 else "right", no_wrap=True)
+    return table
+
+
+def _train_config(
+    temperature: float,
+    learned: bool,
+    caption_detail: float,
+    epochs: int,
+    seed: int,
+    n_train: int,
+):
+    from mgap.engine.toy.train import TrainConfig
+
+    config = TrainConfig(
+        temperature=temperature,
+        learned_temperature=learned,
+        caption_detail=caption_detail,
+        epochs=epochs,
+        seed=seed,
+        n_train=n_train,
+    )
+    config.validate()
+    return config
+
+
+def _train_and_save(name: str, config, *, quiet: bool) -> dict[str, Any]:
+    from mgap.engine.toy.storage import save_toy
+    from mgap.engine.toy.train import train_toy
+
+    note(f"training toy:{name} on {config.n_train} synthetic images ({config.epochs} epochs)")
+    result = train_toy(config, log=None if quiet else note)
+    folder = save_toy(name, result.model, result.config, result.metrics)
+    return {"model": f"toy:{name}", "folder": str(folder), **result.metrics}
+
+
+# ---- mgap train-toy ---------------------------------------------------------------
+def _print_sweep(doc: dict[str, Any]) -> None:
+    kind = doc["sweep"]
+    table = _table(
+        f"Gap vs {kind} (toy CLIPs, synthetic test split)",
+        [kind, "L2M", "RMG", "paired cos", "t2i R@1", "0-shot shape", "final T", "seconds"],
+    )
+    for row in doc["rows"]:
+        table.add_row(
+            fmt(row[kind], 3),
+            fmt(row["l2m"]),
+            fmt(row["rmg"]),
+            fmt(row["mean_paired_cosine"]),
+            fmt(row["t2i_R@1"], 3),
+            fmt(row["zero_shot_shape_accuracy"], 3),
+            fmt(row["final_temperature"], 3),
+            fmt(row["seconds"], 1),
+        )
+    stdout.print(table)
+
+
+def train_toy_cmd(
+    name: str = typer.Option("toy", "--name", help="Saved as toy:NAME in the cache directory."),
+    temperature: float = typer.Option(
+        0.07, "--temperature", help="Softmax temperature (the initial one if learned)."
+    ),
+    learned_temperature: bool = typer.Option(
+        False, "--learned-temperature", help="Learn the temperature, CLIP style."
+    ),
+    caption_detail: float = typer.Option(
+        0.5, "--caption-detail", help="Share of image attributes each caption names, 0..1."
+    ),
+    epochs: int = typer.Option(12, "--epochs", help="Passes over the training images."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the data, initialisation and order."),
+    n_train: int = typer.Option(2000, "--n-train", help="Synthetic training images."),
+    sweep: str | None = typer.Option(
+        None, "--sweep", help="temperature or caption-detail: train one toy per value."
+    ),
+    values: str | None = typer.Option(
+        None, "--values", help="Comma-separated sweep values (default: five per sweep)."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing toy:NAME."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+) -> None:
+    """Train a toy CLIP on the synthetic dataset, or sweep temperature / caption detail."""
+    from mgap.errors import UsageError
+
+    config = _train_config(temperature, learned_temperature, caption_detail, epochs, seed, n_train)
+    if sweep is not None:
+        from mgap.engine.toy.sweep import parse_values, run_sweep
+
+        doc = run_sweep(sweep, parse_values(sweep, values), config, log=note)
+        print_json(doc) if json_out else _print_sweep(doc)
+        return
+    if values is not None:
+        raise UsageError("--values needs --sweep", hint="add --sweep temperature|caption-detail")
+    from mgap.engine.toy.storage import toy_dir, toy_exists
+
+    if toy_exists(name) and not overwrite:
+        raise UsageError(
+            f"toy:{name} already exists in {toy_dir(name)}",
+            hint="pass --overwrite to retrain it, or choose another --name",
+        )
+    doc = _train_and_save(name, config, quiet=json_out)
+    if json_out:
+        print_json(doc)
+        return
+    stdout.print(
+        f"toy:{name} saved in {doc['folder']}: zero-shot shape accuracy "
+        f"{doc['zero_shot_shape_accuracy']:.3f} (chance {doc['chance_accuracy']:.3f}), "
+        f"loss {doc['loss_first_epoch']:.3f} -> {doc['loss_last_epoch']:.3f}, "
+        f"{doc['seconds']:.0f} s",
+        highlight=False,
+    )
+
+
+# ---- mgap object-bias -------------------------------------------------------------
+def _print_object_bias(doc: dict[str, Any]) -> None:
+    table = _table(
+        f"Object bias: {doc['model'] or Path(doc['store']).name}",
+        ["labels", "image within-across", "text within-across"],
+    )
+    sides = [doc.get("image"), doc.get("text")]
+
+    def cell(side: dict | None, key: str | None) -> str:
+        if side is None:
+            return "-"
+        row = side["object"] if key is None else side["attributes"][key]
+        return fmt(row["separation"])
+
+    table.add_row("object (category)", *(cell(s, None) for s in sides))
+    for key in doc["attribute_keys"]:
+        table.add_row(f"attribute {key}", *(cell(s, key) for s in sides))
+    table.add_row("[bold]object bias[/]", *(fmt(s["object_bias"]) if s else "-" for s in sides))
+    stdout.print(table)
+    shots = doc["zero_shot"]
+    stdout.print(
+        "zero-shot accuracy: " + ", ".join(f"{k} {fmt(v, 3)}" for k, v in shots.items()),
+        highlight=False,
+    )
+
+
+def object_bias_cmd(
+    store: Path = typer.Argument(..., help="Store file (.h5).", show_default=False),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+) -> None:
+    """Object vs attribute organisation of each modality (MOAD) and zero-shot accuracies."""
+    from mgap.engine.analysis.object_bias import object_bias_report
+    from mgap.store import open_store
+
+    doc = object_bias_report(open_store(store))
+    print_json(doc) if json_out else _print_object_bias(doc)
+
+
+# ---- mgap demo ----------------------------------------------------------------------
+def _store_summary(path: Path) -> dict[str, Any]:
+    from mgap.engine.analysis.gap import gap_metrics
+    from mgap.engine.analysis.object_bias import object_bias_report
+    from mgap.engine.analysis.retrieval import retrieval_metrics
+    from mgap.engine.analysis.zeroshot import zero_shot_report
+    from mgap.store import open_store
+
+    store = open_store(path)
+    X, Y, index = store.image_embeddings(), store.text_embeddings(), store.text_image_index
+    gap = gap_metrics(X, Y, index)
+    retrieval = retrieval_metrics(X, Y, index)
+    bias = object_bias_report(store)
+    zero_shot = {"shape": zero_shot_report(store, "category")["accuracy"]}
+    zero_shot.update({k: v for k, v in bias["zero_shot"].items() if k != "object"})
+    return {
+        "model": store.model,
+        "store": str(path),
+        "n_images": store.n_images,
+        "n_texts": store.n_texts,
+        "gap": {k: gap[k] for k in ("l2m", "rmg", "mean_paired_cosine", "l2i")},
+        "retrieval": {
+            side: {k: retrieval[side][k] for k in ("R@1", "R@5", "R@10")} for side in ("i2t", "t2i")
+        },
+        "zero_shot": zero_shot,
+        "object_bias": {
+            side: bias[side]["object_bias"] for side in ("image", "text") if side in bias
+        },
+    }
+
+
+def _print_demo(doc: dict[str, Any]) -> None:
+    summaries = doc["stores"]
+    table = _table(
+        f"mgap demo: synthetic test split, {summaries[0]['n_images']} images, "
+        f"{summaries[0]['n_texts']} captions",
+        ["metric", *(s["model"] for s in summaries)],
+    )
+    rows = [
+        ("gap L2M", lambda s: s["gap"]["l2m"]),
+        ("RMG", lambda s: s["gap"]["rmg"]),
+        ("mean paired cosine", lambda s: s["gap"]["mean_paired_cosine"]),
+        ("i2t R@1", lambda s: s["retrieval"]["i2t"]["R@1"]),
+        ("i2t R@5", lambda s: s["retrieval"]["i2t"]["R@5"]),
+        ("t2i R@1", lambda s: s["retrieval"]["t2i"]["R@1"]),
+        ("t2i R@5", lambda s: s["retrieval"]["t2i"]["R@5"]),
+        *(
+            (f"zero-shot {key}", lambda s, key=key: s["zero_shot"][key])
+            for key in summaries[0]["zero_shot"]
+        ),
+        ("object bias (image)", lambda s: s["object_bias"].get("image")),
+        ("object bias (text)", lambda s: s["object_bias"].get("text")),
+    ]
+    for label, get in rows:
+        table.add_row(label, *(fmt(get(s)) for s in summaries))
+    stdout.print(table)
+    for s in summaries:
+        stdout.print(f"store {s['store']}", highlight=False)
+
+
+def demo_cmd(
+    no_tui: bool = typer.Option(False, "--no-tui", help="Print the summary only."),
+    json_out: bool = typer.Option(False, "--json", help="One JSON document; implies --no-tui."),
+    store_dir: Path | None = typer.Option(None, "--store-dir", help="Where the stores go."),
+    retrain: bool = typer.Option(False, "--retrain", help="Retrain toy:demo and re-extract."),
+    quick: bool = typer.Option(
+        False, "--quick", help="A tiny budget (toy:demo-quick, 100 test images) for smoke tests."
+    ),
+) -> None:
+    """The offline end-to-end demo: synthetic data, a toy CLIP trained here, two stores, TUI."""
+    from mgap.config import load_config
+    from mgap.engine.extract import ExtractRequest, run_extraction
+    from mgap.engine.toy.storage import load_toy, toy_exists
+    from mgap.engine.toy.train import TrainConfig
+
+    name = QUICK_MODEL if quick else DEMO_MODEL
+    config = load_config()
+    store_dir = store_dir or config.store_dir
+    trained = None
+    if retrain or not toy_exists(name):
+        base = TrainConfig(epochs=2, n_train=400, n_test=100) if quick else TrainConfig()
+        trained = _train_and_save(name, base, quiet=json_out)
+    training = TrainConfig(
+        **{
+            k: v
+            for k, v in load_toy(name).config["training"].items()
+            if k in TrainConfig.__dataclass_fields__
+        }
+    )
+    models = [f"toy:{name}", f"toy:{name}@random"]
+    note(f"extracting {', '.join(models)} on the synthetic test split into {store_dir}")
+    summaries = run_extraction(
+        ExtractRequest(
+            models=models,
+            dataset="synthetic",
+            split="test",
+            dataset_options=training.dataset_options("test"),
+            batch_size=64,
+            device="cpu",
+            dtype="float16",
+            store_dir=Path(store_dir),
+            overwrite=retrain or trained is not None,
+            num_workers=0,
+            quiet=True,
+            command=" ".join(["mgap", *sys.argv[1:]]),
+        )
+    )
+    paths = [Path(s.store) for s in summaries]
+    doc = {
+        "toy_model": f"toy:{name}",
+        "trained_now": trained is not None,
+        "training": {**training.__dict__},
+        "store_dir": str(store_dir),
+        "stores": [_store_summary(p) for p in paths],
+    }
+    if json_out:
+        print_json(doc)
+        return
+    _print_demo(doc)
+    if no_tui:
+        return
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        note("not a terminal: skipping the TUI (run `mgap tui` to browse the stores)")
+        return
+    from mgap.tui.app import run_tui
+
+    run_tui(Path(store_dir), select=paths)
 
 
 def register(app: typer.Typer) -> None:
-    return None
+    app.command("demo")(demo_cmd)
+    app.command("train-toy")(train_toy_cmd)
+    app.command("object-bias")(object_bias_cmd)

@@ -16,7 +16,7 @@ def _table(entries: list, offline_only: bool) -> None:
 
     fixed = 16 + 1 + 7 + 7  # borders and padding of 5 columns, then the narrow columns
     longest = max((len(e.spec) for e in entries), default=10)
-    spec_width = min(longest, max(30, stdout.width - fixed - 20))
+    spec_width = min(longest, max(30, stdout.width - fixed - 14))
     table = Table(
         title="models" + (" available offline" if offline_only else ""),
         caption="* recommended; ✓ cached or local; any open_clip arch also takes @random",

@@ -11,10 +11,16 @@ from mgap.errors import UsageError
 
 def tui(
     store_dir: Path | None = typer.Option(
-        None, "--store-dir", help="Store directory (default: config store_dir / MGAP_STORE_DIR)."
+        None,
+        "--store-dir",
+        metavar="DIR",
+        help="Store directory (default: config store_dir / MGAP_STORE_DIR).",
     ),
     data_root: list[Path] | None = typer.Option(
-        None, "--data-root", help="A dataset root to offer in the Datasets pane (repeatable)."
+        None,
+        "--data-root",
+        metavar="PATH",
+        help="A dataset root to offer in the Datasets pane (repeatable).",
     ),
     ascii_only: bool = typer.Option(
         False, "--ascii", help="ASCII bars and borders for terminals without box-drawing glyphs."
