@@ -25,12 +25,9 @@ from mgap.store import open_store
 
 
 def naive_loop(spec: str, manifest, device: str) -> tuple[np.ndarray, np.ndarray]:
-    import open_clip
-
     model = load_model(spec, device)
     net = model.model  # the open_clip module
     preprocess = model.image_preprocess()
-    tokenizer = open_clip.get_tokenizer(spec.split(":", 1)[1].split("@")[0])
     images, texts = [], []
     records = manifest.records
     with torch.no_grad():
@@ -39,7 +36,7 @@ def naive_loop(spec: str, manifest, device: str) -> tuple[np.ndarray, np.ndarray
             images.append(net.encode_image(batch.to(device)).float().cpu().numpy())
         captions, _ = manifest.captions_and_rows()
         for i in range(0, len(captions), 8):
-            tokens = tokenizer(captions[i : i + 8]).to(device)
+            tokens = model.tokenize(captions[i : i + 8]).to(device)  # padded to the full context
             texts.append(net.encode_text(tokens).float().cpu().numpy())
     if device.startswith("cuda"):
         torch.cuda.synchronize()

@@ -26,8 +26,18 @@ def _coco_counts(root: Path, split: str = "train2017") -> tuple[int, int]:
 
 
 def _extract(cli, *args: str):
-    r = cli("extract", "--model", MODEL, "--dataset", "coco", "--split", "train2017", "--json",
-            "--quiet", *args)
+    r = cli(
+        "extract",
+        "--model",
+        MODEL,
+        "--dataset",
+        "coco",
+        "--split",
+        "train2017",
+        "--json",
+        "--quiet",
+        *args,
+    )
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
 
@@ -69,22 +79,52 @@ def test_broken_and_missing_images_are_skipped(tiny_coco, tmp_path, cli):
     assert info["skipped"] == len(store.skipped) == summary["skipped"]
     assert info["n_images"] == 12 - info["skipped"]
     missing_id = str(int(images[1].stem))
-    assert "FileNotFoundError" in store.skipped[missing_id] or "No such file" in store.skipped[missing_id]
+    assert (
+        "FileNotFoundError" in store.skipped[missing_id]
+        or "No such file" in store.skipped[missing_id]
+    )
     assert cli("verify", str(tmp_path / "s.h5")).returncode == 0
 
 
 def test_sigkill_then_resume_equals_uninterrupted_run(tiny_coco, tmp_path, cli):
-    common = ["--data-root", str(tiny_coco), "--limit", "24", "--block-rows", "8",
-              "--batch-size", "4", "--workers", "1"]
+    common = [
+        "--data-root",
+        str(tiny_coco),
+        "--limit",
+        "24",
+        "--block-rows",
+        "8",
+        "--batch-size",
+        "4",
+        "--workers",
+        "1",
+    ]
     _extract(cli, *common, "--out", str(tmp_path / "ref.h5"))
     target = tmp_path / "killed.h5"
-    cmd = [sys.executable, "-m", "mgap", "extract", "--model", MODEL, "--dataset", "coco",
-           "--split", "train2017", "--quiet", *common, "--out", str(target)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "mgap",
+        "extract",
+        "--model",
+        MODEL,
+        "--dataset",
+        "coco",
+        "--split",
+        "train2017",
+        "--quiet",
+        *common,
+        "--out",
+        str(target),
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
-        doc = json.loads(progress_path(target).read_text()) if progress_path(target).exists() else {}
+        doc = (
+            json.loads(progress_path(target).read_text()) if progress_path(target).exists() else {}
+        )
         if doc.get("phase") == "images" and doc.get("images_done", 0) >= 8:
             break
         time.sleep(0.05)
@@ -96,14 +136,31 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tiny_coco, tmp_path, cli):
     doc = _extract(cli, *common, "--out", str(target))
     assert doc["stores"][0]["status"] == "complete"
     ref, resumed = open_store(tmp_path / "ref.h5"), open_store(target)
-    np.testing.assert_array_equal(resumed.image_embeddings(np.float16), ref.image_embeddings(np.float16))
-    np.testing.assert_array_equal(resumed.text_embeddings(np.float16), ref.text_embeddings(np.float16))
+    np.testing.assert_array_equal(
+        resumed.image_embeddings(np.float16), ref.image_embeddings(np.float16)
+    )
+    np.testing.assert_array_equal(
+        resumed.text_embeddings(np.float16), ref.text_embeddings(np.float16)
+    )
     np.testing.assert_array_equal(resumed.image_ids, ref.image_ids)
 
 
 def test_sentence_encoder_writes_text_only_store(tiny_coco, minilm_dir, tmp_path, cli):
-    r = cli("extract", "--model", f"st:{minilm_dir}", "--dataset", "coco", "--data-root",
-            str(tiny_coco), "--split", "train2017", "--out", str(tmp_path / "t.h5"), "--json", "--quiet")
+    r = cli(
+        "extract",
+        "--model",
+        f"st:{minilm_dir}",
+        "--dataset",
+        "coco",
+        "--data-root",
+        str(tiny_coco),
+        "--split",
+        "train2017",
+        "--out",
+        str(tmp_path / "t.h5"),
+        "--json",
+        "--quiet",
+    )
     assert r.returncode == 0, r.stderr
     store = open_store(tmp_path / "t.h5")
     assert store.has_texts and not store.has_images
@@ -112,13 +169,16 @@ def test_sentence_encoder_writes_text_only_store(tiny_coco, minilm_dir, tmp_path
     assert cli("verify", str(tmp_path / "t.h5")).returncode == 0
 
 
-@pytest.mark.parametrize("args,code", [
-    (["--model", "nosuch:thing", "--dataset", "coco"], 2),
-    (["--model", "open_clip:NoSuchArch@random", "--dataset", "synthetic"], 2),
-    (["--model", MODEL, "--dataset", "coco", "--data-root", "/nonexistent/coco"], 1),
-    (["--model", MODEL, "--dataset", "coco", "--limit", "0"], 2),
-    (["--model", MODEL, "--dataset", "nosuch"], 2),
-])
+@pytest.mark.parametrize(
+    "args,code",
+    [
+        (["--model", "nosuch:thing", "--dataset", "coco"], 2),
+        (["--model", "open_clip:NoSuchArch@random", "--dataset", "synthetic"], 2),
+        (["--model", MODEL, "--dataset", "coco", "--data-root", "/nonexistent/coco"], 1),
+        (["--model", MODEL, "--dataset", "coco", "--limit", "0"], 2),
+        (["--model", MODEL, "--dataset", "nosuch"], 2),
+    ],
+)
 def test_bad_input_is_one_line(args, code, cli, tmp_path):
     r = cli("extract", *args, "--store-dir", str(tmp_path))
     assert r.returncode == code, r.stderr
@@ -129,12 +189,38 @@ def test_bad_input_is_one_line(args, code, cli, tmp_path):
 def test_missing_annotations_and_malformed_json(tiny_coco, tmp_path, cli):
     root = tmp_path / "coco"
     (root / "annotations").mkdir(parents=True)
-    r = cli("extract", "--model", MODEL, "--dataset", "coco", "--data-root", str(root),
-            "--split", "val2017", "--store-dir", str(tmp_path))
-    assert r.returncode in (1, 2) and "Traceback" not in r.stderr and "captions_val2017.json" in r.stderr
+    r = cli(
+        "extract",
+        "--model",
+        MODEL,
+        "--dataset",
+        "coco",
+        "--data-root",
+        str(root),
+        "--split",
+        "val2017",
+        "--store-dir",
+        str(tmp_path),
+    )
+    assert (
+        r.returncode in (1, 2)
+        and "Traceback" not in r.stderr
+        and "captions_val2017.json" in r.stderr
+    )
     (root / "annotations" / "captions_val2017.json").write_text('{"images": [')
-    r = cli("extract", "--model", MODEL, "--dataset", "coco", "--data-root", str(root),
-            "--split", "val2017", "--store-dir", str(tmp_path))
+    r = cli(
+        "extract",
+        "--model",
+        MODEL,
+        "--dataset",
+        "coco",
+        "--data-root",
+        str(root),
+        "--split",
+        "val2017",
+        "--store-dir",
+        str(tmp_path),
+    )
     assert r.returncode in (1, 2) and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
 
@@ -142,7 +228,18 @@ def test_missing_annotations_and_malformed_json(tiny_coco, tmp_path, cli):
 def test_store_path_that_is_not_hdf5(tiny_coco, tmp_path, cli):
     bad = tmp_path / "bad.h5"
     bad.write_text("not hdf5")
-    r = cli("extract", "--model", MODEL, "--dataset", "coco", "--data-root", str(tiny_coco),
-            "--split", "train2017", "--out", str(bad))
+    r = cli(
+        "extract",
+        "--model",
+        MODEL,
+        "--dataset",
+        "coco",
+        "--data-root",
+        str(tiny_coco),
+        "--split",
+        "train2017",
+        "--out",
+        str(bad),
+    )
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert bad.read_text() == "not hdf5"

@@ -15,7 +15,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from tiny_clip_models import FAKE_COMMIT, fake_hub_cache, make_tiny_clip, make_tiny_siglip
+from tiny_clip_models import (
+    FAKE_COMMIT,
+    fake_hub_cache,
+    make_tiny_clip,
+    make_tiny_siglip,
+    make_tiny_siglip2,
+)
 
 from mgap.engine.models import load_model
 from mgap.errors import UsageError
@@ -302,6 +308,32 @@ def test_hf_siglip_pads_to_max_length(siglip_dir):
     text_all = text_all if isinstance(text_all, torch.Tensor) else text_all.pooler_output
     torch.testing.assert_close(txt, text_all)
     assert_batch_invariant(model, TEXTS, imgs)
+
+
+def test_hf_siglip2_feeds_patches_mask_and_shapes(tmp_path, minilm_dir):
+    from torch.utils.data import default_collate
+    from transformers import Siglip2Model
+
+    folder = make_tiny_siglip2(tmp_path / "siglip2", minilm_dir)
+    model = load_model(f"hf:{folder}")
+    imgs = images(3)  # three aspect ratios: different patch grids, padded to 16 patches
+    pre = model.image_preprocess()
+    batch = default_collate([pre(im) for im in imgs])
+    assert set(batch) == {"pixel_values", "pixel_attention_mask", "spatial_shapes"}
+    with torch.inference_mode():
+        img = model.encode_images(batch)
+        alone = [model.encode_images(default_collate([pre(im)]))[0] for im in imgs]
+        out = Siglip2Model.from_pretrained(folder).eval().get_image_features(**batch)
+    out = out if isinstance(out, torch.Tensor) else out.pooler_output
+    assert img.shape == (3, 32) and img.dtype == torch.float32
+    torch.testing.assert_close(img, out)
+    for i, vec in enumerate(alone):
+        torch.testing.assert_close(vec, img[i], atol=1e-5, rtol=1e-4)
+    assert model.tokenize(["a dog"])["input_ids"].shape == (1, 64)
+    assert_batch_invariant(model, TEXTS, [])
+    assert torch.equal(
+        pickle.loads(pickle.dumps(pre))(imgs[0])["pixel_values"], pre(imgs[0])["pixel_values"]
+    )
 
 
 def test_hf_unsupported_model_type_names_the_families(tmp_path):

@@ -88,6 +88,24 @@ def make_tiny_siglip(folder: Path, minilm_dir: Path, seed: int = 0) -> Path:
     return Path(folder)
 
 
+def make_tiny_siglip2(folder: Path, minilm_dir: Path, seed: int = 0) -> Path:
+    """SigLIP 2 NaFlex: images become up to 16 patches of 8x8 with a mask and their shape."""
+    import torch
+    from transformers import BertTokenizerFast, Siglip2Config, Siglip2ImageProcessor, Siglip2Model
+
+    tokenizer = BertTokenizerFast(vocab_file=str(Path(minilm_dir) / "vocab.txt"))
+    vision = {k: v for k, v in TINY_VISION.items() if k != "image_size"}
+    config = Siglip2Config(
+        text_config={**TINY_TEXT, "vocab_size": len(tokenizer), "max_position_embeddings": 64},
+        vision_config={**vision, "num_patches": 16},
+    )
+    torch.manual_seed(seed)
+    Siglip2Model(config).eval().save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    Siglip2ImageProcessor(patch_size=8, max_num_patches=16).save_pretrained(folder)
+    return Path(folder)
+
+
 def make_tiny_vision(folder: Path, kind: str, seed: int = 0) -> Path:
     """kind: dinov2 (with 2 register tokens), vit, or convnext."""
     import torch

@@ -40,7 +40,7 @@ wait_for() {
         waited=$((waited + 1))
         [ "$waited" -ge $((limit * 4)) ] && fail "'$text' did not appear within ${limit}s"
     done
-    echo "tmux_drive: ok: $text"
+    echo "tmux_drive: ok: $text (${SECONDS}s)"
 }
 
 # a store with categories, the way a finished extraction leaves one

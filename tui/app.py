@@ -7,7 +7,9 @@ first frame appears without torch (tests/test_tui_imports.py checks it).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from textual import events
@@ -31,10 +33,19 @@ MIN_WIDTH, MIN_HEIGHT = 80, 24
 ROOMY_WIDTH, ROOMY_HEIGHT = 120, 32
 
 
+class _NoWaitExecutor(ThreadPoolExecutor):
+    """Thread workers' executor that `q` does not wait for: a UMAP or t-SNE fit cannot be
+    interrupted, and asyncio's shutdown would otherwise hold the terminal until it ends."""
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        super().shutdown(wait=False, cancel_futures=True)
+
+
 class MgapApp(App[None]):
+    """Five panes in tabs; state shared between them lives in the panes themselves."""
+
     CSS_PATH = Path(__file__).with_name("mgap.tcss")  # absolute: subclasses live elsewhere
     TITLE = "mgap"
-    AUTO_FOCUS = "#models-table"
     SUB_TITLE = "modality gap & alignment"
 
     BINDINGS = [
@@ -89,6 +100,7 @@ class MgapApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        asyncio.get_running_loop().set_default_executor(_NoWaitExecutor())
         # App.query_one searches the active screen only, which is the palette or the help
         # screen while those are open: keep the main screen's widgets at hand instead
         self.main = self.screen

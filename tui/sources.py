@@ -20,8 +20,8 @@ from mgap.errors import MgapError
 #: seconds the catalog subprocess may take before the pane shows an error instead
 CATALOG_TIMEOUT_S = 60.0
 
-#: splits of the built-in synthetic dataset (engine/datasets/synthetic.py)
-SYNTHETIC_SPLITS = ["test", "train"]
+#: the synthetic dataset's default `captions_per_image` (engine/datasets/synthetic.py)
+SYNTHETIC_CAPTIONS_PER_IMAGE = 3
 
 
 @dataclass(frozen=True)
@@ -144,9 +144,12 @@ def dataset_roots(
 
 
 def synthetic_row() -> DatasetRow:
-    return DatasetRow(
-        "synthetic", "synthetic", None, list(SYNTHETIC_SPLITS), 500, 2500, "", 0, None
-    )
+    """The built-in synthetic dataset, with the engine's default sizes per split."""
+    from mgap.engine.datasets.synthetic import DEFAULT_N, SPLITS
+
+    splits = sorted(SPLITS, key=SPLITS.get, reverse=True)  # test (the small one) first
+    captions = {split: DEFAULT_N[split] * SYNTHETIC_CAPTIONS_PER_IMAGE for split in splits}
+    return DatasetRow("synthetic", "synthetic", None, splits, dict(DEFAULT_N), captions)
 
 
 def describe_dataset(name: str, root: Path) -> list[DatasetRow]:

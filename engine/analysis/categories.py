@@ -74,16 +74,21 @@ def category_tables(
     diff = img_centroids[:, None, :] - txt_centroids[None, :, :]
     centroid = np.sqrt(np.einsum("abd,abd->ab", diff, diff))
 
-    sq_x = np.einsum("ij,ij->i", Xc, Xc).astype(np.float32)
-    sq_y = np.einsum("ij,ij->i", Yc, Yc).astype(np.float32)
-    Y32T = np.ascontiguousarray(Yc.T, dtype=np.float32)
+    sq_x = np.einsum("ij,ij->i", Xc, Xc).astype(np.float32)[:, None]
+    sq_y = np.einsum("ij,ij->i", Yc, Yc).astype(np.float32)[None, :]
+    X32, Y32 = Xc.astype(np.float32), Yc.astype(np.float32)
     txt_hot32 = one_hot_txt.astype(np.float32)
-    sums = np.zeros((C, C))
     block = PAIRWISE_BLOCK or block_rows(Yc.shape[0])
+    buf = np.empty((min(block, max(Xc.shape[0], 1)), Yc.shape[0]), dtype=np.float32)
+    sums = np.zeros((C, C))
     for lo in range(0, Xc.shape[0], block):
-        hi = lo + block
-        sq = sq_x[lo:hi, None] + sq_y[None, :] - 2.0 * (Xc[lo:hi].astype(np.float32) @ Y32T)
-        dist = np.sqrt(np.maximum(sq, 0.0))
+        hi = min(lo + block, Xc.shape[0])
+        dist = np.matmul(X32[lo:hi], Y32.T, out=buf[: hi - lo])  # in place: no new arrays
+        dist *= -2.0
+        dist += sq_x[lo:hi]
+        dist += sq_y
+        np.maximum(dist, 0.0, out=dist)
+        np.sqrt(dist, out=dist)
         sums += one_hot_img[lo:hi].T @ (dist @ txt_hot32).astype(np.float64)
     pairwise = sums / np.outer(counts_img, counts_txt)
     return present, centroid, pairwise

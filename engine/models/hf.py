@@ -65,6 +65,18 @@ def read_model_type(folder: Path, spec: ModelSpec) -> str:
         raise UsageError(f"{spec}: {path} is not a transformers config with a model_type") from exc
 
 
+class HFImageInputs:
+    """PIL image -> every tensor the processor makes for one image (SigLIP 2's NaFlex
+    patches come with `pixel_attention_mask` and `spatial_shapes`); picklable."""
+
+    def __init__(self, image_processor: Any) -> None:
+        self.image_processor = image_processor
+
+    def __call__(self, image: Any) -> dict[str, torch.Tensor]:
+        inputs = self.image_processor(images=image.convert("RGB"), return_tensors="pt")
+        return {key: value[0] for key, value in inputs.items()}
+
+
 class HFDualEncoder(EmbeddingModel):
     """CLIP or SigLIP from transformers: projected image and text features."""
 
@@ -95,12 +107,16 @@ class HFDualEncoder(EmbeddingModel):
             self.embedding_image = f"{name}.get_image_features (visual_projection of pooled CLS)"
             self.embedding_text = f"{name}.get_text_features (text_projection of the EOS token)"
 
-    def image_preprocess(self) -> HFImagePreprocess:
+    def image_preprocess(self) -> HFImagePreprocess | HFImageInputs:
+        if self.model_type == "siglip2":
+            return HFImageInputs(self.image_processor)
         return HFImagePreprocess(self.image_processor)
 
     def encode_images(self, batch: Any) -> torch.Tensor:
-        pixels = batch.to(self.device, dtype=self.model.dtype)
-        return features(self.model.get_image_features(pixel_values=pixels)).float()
+        inputs = dict(batch) if isinstance(batch, dict) else {"pixel_values": batch}
+        inputs = {k: v.to(self.device) for k, v in inputs.items()}
+        inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+        return features(self.model.get_image_features(**inputs)).float()
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         tokens = self.tokenizer(

@@ -41,6 +41,20 @@ def tui(
     from mgap.tui.app import run_tui
 
     run_tui(store_dir, data_roots=list(data_root or []), ascii_only=ascii_only, compact=compact)
+    _exit_now()
+
+
+def _exit_now() -> None:
+    """Quit without joining analysis threads: a UMAP or t-SNE fit cannot be interrupted and
+    would hold the shell for seconds after `q`. Jobs are separate processes and keep running."""
+    import os
+    import sys
+    import threading
+
+    if threading.active_count() > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def register(app: typer.Typer) -> None:
