@@ -10,7 +10,13 @@ import sys
 import pytest
 from tiny_clip_models import fake_hub_cache
 
-from mgap.engine.models.catalog import RECOMMENDED, catalog, check_offline, locate
+from mgap.engine.models.catalog import (
+    RECOMMENDED,
+    catalog,
+    check_offline,
+    locate,
+    open_clip_table,
+)
 from mgap.engine.specs import parse_model_spec
 from mgap.errors import ModelUnavailableError
 
@@ -36,6 +42,7 @@ def env(tmp_path, monkeypatch):
     (source / "model.safetensors").write_bytes(b"")
     snapshot = fake_hub_cache(hub, "openai/clip-vit-base-patch32", source)
     (tmp_path / "cache" / "toy" / "demo").mkdir(parents=True)
+    open_clip_table(tmp_path / "cache")  # built here once, so the CLI runs skip open_clip
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         closed = s.getsockname()[1]
@@ -112,6 +119,23 @@ def test_open_clip_entries_cover_every_pretrained_tag(env):
     assert entries[0].recommended and not entries[-1].recommended
 
 
+def test_open_clip_table_is_cached_per_version(env, monkeypatch):
+    import importlib.metadata
+
+    import open_clip
+
+    cache = env["tmp"] / "fresh-cache"
+    first = catalog(None, families=("open_clip",), cache_dir=cache)
+    version = importlib.metadata.version("open_clip_torch")
+    assert (cache / f"open_clip-{version}-pretrained.json").is_file()
+
+    def no_listing():
+        raise AssertionError("open_clip was asked again")
+
+    monkeypatch.setattr(open_clip, "list_pretrained", no_listing)
+    assert catalog(None, families=("open_clip",), cache_dir=cache) == first
+
+
 def test_models_used_by_stores_are_listed(env, make_store, rng, minilm_dir):
     store_dir = env["tmp"] / "stores"
     store_dir.mkdir()
@@ -172,6 +196,8 @@ def test_locate_covers_every_family(env, minilm_dir):
         (["--family", "nope"], 2, "unknown model family nope"),
         (["--check", "nofamily"], 2, "has no family"),
         (["--check", "hf:openai/clip-vit-large-patch14"], 1, "not available offline"),
+        (["--check", "open_clip:ViT-B-32@openai"], 1, "timm/vit_base_patch32_clip_224.openai"),
+        (["--check", "open_clip:ViT-B-32@nope"], 2, "no open_clip architecture"),
     ],
 )
 def test_bad_input_is_one_line(env, cli, args, code, needle):

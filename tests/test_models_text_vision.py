@@ -147,13 +147,14 @@ def test_vision_refuses_two_tower_models(tmp_path):
 
 
 def test_timm_random_pools_token_or_average():
-    cls_model = load_model("vision:timm/vit_tiny_patch16_224@random", pool="cls")
-    mean_model = load_model("vision:timm/vit_tiny_patch16_224@random", pool="mean")
+    """timm's own tiny test ViT (the same VisionTransformer class as vit_base_*)."""
+    cls_model = load_model("vision:timm/test_vit@random", pool="cls")
+    mean_model = load_model("vision:timm/test_vit@random", pool="mean")
     assert "global_pool='token'" in cls_model.embedding_image
     assert "global_pool='avg'" in mean_model.embedding_image
     imgs = images(2)
     cls_emb, mean_emb = embed_images(cls_model, imgs), embed_images(mean_model, imgs)
-    assert cls_emb.shape == mean_emb.shape == (2, 192) and cls_emb.dtype == torch.float32
+    assert cls_emb.shape == mean_emb.shape == (2, 64) and cls_emb.dtype == torch.float32
     with torch.inference_mode():
         tokens = cls_model.model.forward_features(pixels(cls_model, imgs))
         mean_tokens = mean_model.model.forward_features(pixels(mean_model, imgs))
@@ -163,7 +164,7 @@ def test_timm_random_pools_token_or_average():
     torch.testing.assert_close(
         mean_emb, mean_model.model.fc_norm(mean_tokens[:, prefix:].mean(1)), atol=1e-5, rtol=1e-4
     )
-    again = load_model("vision:timm/vit_tiny_patch16_224@random", pool="cls")
+    again = load_model("vision:timm/test_vit@random", pool="cls")
     assert torch.equal(embed_images(again, imgs), cls_emb)
     pre = cls_model.image_preprocess()
     assert torch.equal(pickle.loads(pickle.dumps(pre))(imgs[0]), pre(imgs[0]))

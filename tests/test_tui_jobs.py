@@ -127,3 +127,31 @@ def test_catalog_subprocess_lists_models_without_torch_here():
     rows = CatalogLoader().run()
     assert rows and any(r.available_offline for r in rows)
     assert all(":" in r.spec for r in rows)
+
+
+def test_store_scanner_describes_a_changing_store_at_most_every_few_seconds(
+    make_store, monkeypatch
+):
+    import numpy as np
+
+    from mgap.store.catalog import list_stores
+    from mgap.tui import store_scan
+
+    path = make_store("a.h5", X=np.eye(3), Y=np.eye(3))
+    make_store("b.h5", X=np.eye(3), Y=np.eye(3))
+    calls = []
+    monkeypatch.setattr(store_scan, "describe", lambda p: calls.append(p.name) or p.name)
+    scanner = store_scan.StoreScanner(path.parent)
+    assert scanner.scan() == ["a.h5", "b.h5"]
+    assert scanner.scan() == ["a.h5", "b.h5"] and len(calls) == 2  # unchanged: cached
+    with path.open("ab") as fh:
+        fh.write(b"\0")  # the file changes, as it does under a writing job
+    scanner.scan()
+    assert len(calls) == 2  # changed, but described a moment ago
+    scanner.scan(force=True)
+    assert calls[2:] == ["a.h5"]
+    monkeypatch.undo()
+    entries = store_scan.StoreScanner(path.parent).scan()
+    assert [e.to_dict() for e in entries] == [
+        e.to_dict() for e in list_stores(path.parent)
+    ]  # same entries as the catalog's own listing

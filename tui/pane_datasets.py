@@ -9,7 +9,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.message import Message
 from textual.widgets import DataTable, Input, Static
 
 from mgap.tui.jobs import DatasetChoice
@@ -31,11 +30,6 @@ class DatasetsPane(Vertical):
         Binding("s", "split", "Split", id="datasets.split"),
         Binding("l", "limit", "Limit", id="datasets.limit"),
     ]
-
-    class Changed(Message):
-        def __init__(self, choices: list[DatasetChoice]) -> None:
-            super().__init__()
-            self.choices = choices
 
     def __init__(self, roots: list[tuple[str, Path]], **kwargs) -> None:
         super().__init__(**kwargs)
@@ -119,10 +113,6 @@ class DatasetsPane(Vertical):
         key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
         return self.rows[str(key)]
 
-    def _changed(self) -> None:
-        self._refill()
-        self.post_message(self.Changed(self.choices()))
-
     def action_toggle(self) -> None:
         row = self._current()
         if row is None:
@@ -134,13 +124,13 @@ class DatasetsPane(Vertical):
             self.picked.remove(row.name)
         else:
             self.picked.append(row.name)
-        self._changed()
+        self._refill()
 
     def action_split(self) -> None:
         row = self._current()
         if row is not None and len(row.splits) > 1:
             row.split_index = (row.split_index + 1) % len(row.splits)
-            self._changed()
+            self._refill()
 
     def action_limit(self) -> None:
         row = self._current()
@@ -162,7 +152,7 @@ class DatasetsPane(Vertical):
             row.limit = int(value) if value else None
         event.input.display = False
         self.focus_default()
-        self._changed()
+        self._refill()
 
     def on_key(self, event) -> None:
         box = self.query_one("#dataset-limit", Input)

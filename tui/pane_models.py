@@ -7,7 +7,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.message import Message
 from textual.widgets import DataTable, Input, Static
 
 from mgap.errors import MgapError
@@ -22,11 +21,6 @@ class ModelsPane(Vertical):
         Binding("slash", "filter", "Filter", id="models.filter"),
         Binding("r", "reload", "Reload", id="models.reload"),
     ]
-
-    class Changed(Message):
-        def __init__(self, specs: list[str]) -> None:
-            super().__init__()
-            self.specs = specs
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -146,4 +140,3 @@ class ModelsPane(Vertical):
             self.selected.remove(spec)
         else:
             self.selected.append(spec)
-        self.post_message(self.Changed(list(self.selected)))

@@ -12,7 +12,8 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
-from mgap.store.catalog import StoreEntry, list_stores
+from mgap.store.catalog import StoreEntry
+from mgap.tui.store_scan import StoreScanner
 
 #: seconds between re-reads of the store directory
 REFRESH_S = 2.0
@@ -38,6 +39,7 @@ class StoresPane(Vertical):
     def __init__(self, store_dir: Path, selected: list[Path] | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.store_dir = store_dir
+        self.scanner = StoreScanner(store_dir)
         self.entries: list[StoreEntry] = []
         self.selected: list[Path] = [Path(p).resolve() for p in selected or []]
         self._shown: list[tuple] = []
@@ -51,18 +53,19 @@ class StoresPane(Vertical):
             " ", "store", "status", "images", "texts", "dim", "model", "dataset"
         )
         self.action_refresh()
-        self.set_interval(REFRESH_S, self.action_refresh)
+        self.set_interval(REFRESH_S, self._scan)
 
     def focus_default(self) -> None:
         self.query_one(DataTable).focus()
 
     def action_refresh(self) -> None:
-        self._scan()
+        """Re-describe every store whose file changed, however recently it was described."""
+        self._scan(force=True)
 
     @work(thread=True, exclusive=True, group="stores", exit_on_error=False)
-    def _scan(self) -> None:
+    def _scan(self, force: bool = False) -> None:
         try:
-            entries = list_stores(self.store_dir)
+            entries = self.scanner.scan(force)
         except OSError as exc:
             self.app.call_from_thread(
                 self.app.notify, f"cannot list {self.store_dir}: {exc}", severity="error"

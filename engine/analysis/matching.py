@@ -77,21 +77,28 @@ def _qap_init(A: np.ndarray, B: np.ndarray, seeds: np.ndarray) -> None:
     _QAP.update(A=A, B=B, seeds=seeds)
 
 
-def _qap_restart(seed: int) -> tuple[float, np.ndarray]:
+def _qap_run(
+    A: np.ndarray, B: np.ndarray, seeds: np.ndarray, seed: int
+) -> tuple[float, np.ndarray]:
     from scipy.optimize import quadratic_assignment
 
     res = quadratic_assignment(
-        _QAP["A"],
-        _QAP["B"],
+        A,
+        B,
         method="faq",
         options={
             "maximize": True,
-            "partial_match": _QAP["seeds"],
+            "partial_match": seeds,
             "P0": "randomized",
             "rng": np.random.default_rng(seed),
         },
     )
     return float(res.fun), np.asarray(res.col_ind)
+
+
+def _qap_restart(seed: int) -> tuple[float, np.ndarray]:
+    """A worker's restart on the matrices its initializer received."""
+    return _qap_run(_QAP["A"], _QAP["B"], _QAP["seeds"], seed)
 
 
 def seeded_qap(
@@ -105,9 +112,7 @@ def seeded_qap(
     run_seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(restarts)]
     workers = min(restarts, workers or os.cpu_count() or 1)
     if workers == 1:
-        _QAP.update(A=A, B=B, seeds=seeds)
-        results = [_qap_restart(s) for s in run_seeds]
-        _QAP.clear()
+        results = [_qap_run(A, B, seeds, s) for s in run_seeds]
     else:
         context = multiprocessing.get_context(_start_method())
         with ProcessPoolExecutor(

@@ -56,7 +56,7 @@ _RGB = {
     "orange": (245, 140, 30),
 }
 _BACKGROUND = {"white": (245, 245, 245), "gray": (128, 128, 128), "black": (15, 15, 15)}
-_RADIUS = {"small": 10, "medium": 14, "large": 19}
+_RADIUS = {"small": 12, "medium": 16, "large": 21}
 _CENTRE = {
     "top left": (0.28, 0.28),
     "top right": (0.72, 0.28),

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from mgap.engine.models.hub import cached_snapshot, looks_like_path, unavailable
 from mgap.engine.specs import ModelSpec, parse_model_spec
-from mgap.errors import ModelUnavailableError
+from mgap.errors import ModelUnavailableError, UsageError
 
 #: the spec families `--family` accepts
 FAMILIES = ("open_clip", "hf", "llava", "vision", "st", "toy")
@@ -85,19 +85,57 @@ def _hub_entry(spec: str, description: str, image: bool, text: bool) -> CatalogE
     )
 
 
-def open_clip_entries() -> list[CatalogEntry]:
-    """One entry per open_clip (architecture, pretrained tag); imports open_clip (torch)."""
+def _config_cache_dir(cache_dir: Path | None) -> Path:
+    if cache_dir is not None:
+        return cache_dir
+    from mgap.config import load_config
+
+    return load_config().cache_dir
+
+
+def open_clip_table(cache_dir: Path | None = None) -> dict[str, dict[str, str]]:
+    """`ARCH@TAG` -> the hub repo / URL of its weights, for every open_clip pretrained tag.
+
+    Listing them imports open_clip and with it torch (seconds); the table is therefore kept
+    in the cache directory, keyed by the installed open_clip version.
+    """
+    import importlib.metadata
+    import json
+    import os
+
+    version = importlib.metadata.version("open_clip_torch")
+    path = _config_cache_dir(cache_dir) / f"open_clip-{version}-pretrained.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        pass
     import open_clip
 
+    table = {}
+    for arch, tag in open_clip.list_pretrained():
+        cfg = open_clip.get_pretrained_cfg(arch, tag)
+        table[f"{arch}@{tag}"] = {"hf_hub": cfg.get("hf_hub", ""), "url": cfg.get("url", "")}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps(table), encoding="utf-8")
+        os.replace(partial, path)
+    except OSError:
+        pass  # a read-only cache only costs the next call the import again
+    return table
+
+
+def open_clip_entries(cache_dir: Path | None = None) -> list[CatalogEntry]:
+    """One entry per open_clip (architecture, pretrained tag)."""
     from mgap.engine.models.openclip import cached_tag_checkpoint, tag_source
 
     entries = []
-    for arch, tag in open_clip.list_pretrained():
-        cfg = open_clip.get_pretrained_cfg(arch, tag)
+    for name, cfg in open_clip_table(cache_dir).items():
+        arch, tag = name.split("@", 1)
         found = cached_tag_checkpoint(cfg)
         entries.append(
             CatalogEntry(
-                spec=f"open_clip:{arch}@{tag}",
+                spec=f"open_clip:{name}",
                 family="open_clip",
                 description=f"open_clip {arch} trained on {tag}",
                 image=True,
@@ -163,14 +201,15 @@ def _timm_location(name: str) -> tuple[bool, str]:
     return (True, str(found)) if found else (False, (cfg.hf_hub_id or cfg.url) if cfg else name)
 
 
-def _open_clip_location(spec: ModelSpec) -> tuple[bool, str]:
-    import open_clip
-
+def _open_clip_location(spec: ModelSpec, cache_dir: Path | None) -> tuple[bool, str]:
     from mgap.engine.models.openclip import cached_tag_checkpoint, tag_source
 
-    cfg = open_clip.get_pretrained_cfg(spec.id.replace("/", "-"), spec.tag or "")
+    cfg = open_clip_table(cache_dir).get(f"{spec.id.replace('/', '-')}@{spec.tag}")
     if not cfg:
-        return False, f"unknown open_clip model or tag {spec}"
+        raise UsageError(
+            f"{spec} is no open_clip architecture with that pretrained tag",
+            hint="`mgap models --family open_clip` lists them; any architecture takes @random",
+        )
     found = cached_tag_checkpoint(cfg)
     return (True, str(found)) if found else (False, tag_source(cfg))
 
@@ -185,16 +224,12 @@ def locate(spec: ModelSpec | str, cache_dir: Path | None = None) -> tuple[bool, 
     if local.exists():
         return True, str(local.resolve())
     if spec.family == "toy":
-        if cache_dir is None:
-            from mgap.config import load_config
-
-            cache_dir = load_config().cache_dir
-        folder = cache_dir / "toy" / spec.id
+        folder = _config_cache_dir(cache_dir) / "toy" / spec.id
         return folder.is_dir(), str(folder)
     if spec.family == "open_clip" and not spec.id.startswith("hf-hub:"):
         if spec.tag and Path(spec.tag).expanduser().is_file():
             return True, str(Path(spec.tag).expanduser().resolve())
-        return _open_clip_location(spec)
+        return _open_clip_location(spec, cache_dir)
     if spec.family == "vision" and spec.id.startswith("timm/"):
         return _timm_location(spec.id.removeprefix("timm/"))
     if looks_like_path(spec.id):
@@ -255,14 +290,11 @@ def catalog(
     """Every known model, recommended first within each family, plus the models the stores
     in `store_dir` were made with. Toy models live in `cache_dir/toy` (default: the
     configured cache directory)."""
-    if cache_dir is None:
-        from mgap.config import load_config
-
-        cache_dir = load_config().cache_dir
+    cache_dir = _config_cache_dir(cache_dir)
     entries = [_hub_entry(*item) for item in RECOMMENDED if item[0].split(":")[0] in families]
     entries += [e for e in _local_entries(cache_dir) if e.family in families]
     if "open_clip" in families:
-        entries += open_clip_entries()
+        entries += open_clip_entries(cache_dir)
     if store_dir is not None:
         known = {e.spec for e in entries}
         entries += [e for e in _store_entries(store_dir, known, cache_dir) if e.family in families]

@@ -57,6 +57,7 @@ def measure(result: TrainResult, config: TrainConfig) -> dict[str, Any]:
         "intra_text_cosine": gap["intra_text_cosine"],
         "t2i_R@1": retrieval["t2i"]["R@1"],
         "zero_shot_shape_accuracy": result.metrics["zero_shot_shape_accuracy"],
+        "zero_shot_attribute_accuracy": result.metrics["zero_shot_attribute_accuracy"],
         "final_temperature": result.metrics["final_temperature"],
         "loss_last_epoch": result.metrics["loss_last_epoch"],
         "seconds": result.metrics["seconds"],

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from mgap import __version__
-from mgap.engine.datasets.synthetic import SHAPES, SyntheticManifest, vocabulary
+from mgap.engine.datasets.synthetic import ATTRIBUTES, SHAPES, SyntheticManifest, vocabulary
 from mgap.engine.datasets.synthetic import load as load_synthetic
 from mgap.engine.toy.model import (
     ToyArchitecture,
@@ -166,6 +166,17 @@ def train_toy(
         model, tokenizer, test_embeddings, shape_labels, list(SHAPES), test.prompt_templates
     )
     seconds = time.time() - started
+    attribute_accuracy = {
+        key: zero_shot_accuracy(
+            model,
+            tokenizer,
+            test_embeddings,
+            [r.attributes[key] for r in test.records],
+            list(ATTRIBUTES[key]),
+            test.label_prompts[key],
+        )
+        for key in ATTRIBUTES
+    }
     log(f"zero-shot shape accuracy on {len(test.records)} test images: {accuracy:.3f}")
     metrics = {
         "loss_first_epoch": epoch_losses[0],
@@ -174,6 +185,8 @@ def train_toy(
         "chance_loss": math.log(min(config.batch_size, n)),
         "zero_shot_shape_accuracy": accuracy,
         "chance_accuracy": 1.0 / len(SHAPES),
+        "zero_shot_attribute_accuracy": attribute_accuracy,
+        "attribute_chance_accuracy": {k: 1.0 / len(v) for k, v in ATTRIBUTES.items()},
         "n_test": len(test.records),
         "final_temperature": model.temperature,
         "steps": total,

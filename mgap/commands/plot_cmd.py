@@ -52,7 +52,7 @@ def plot(
     params = {"n_neighbors": n_neighbors, "min_dist": min_dist, "perplexity": perplexity}
     projection = project_store(
         store,
-        method=method,
+        method=method.lower(),
         max_points=max_points,
         seed=seed,
         use_cache=not no_cache,

@@ -1,0 +1,48 @@
+"""The Stores pane's view of the store directory, cheap enough to poll while jobs write.
+
+`mgap.store.catalog.describe` opens a store and reads its ids and captions: for a store
+of a few hundred thousand rows that is a noticeable share of a core, and a store being
+written changes on every block. So a store is described again only when its file
+changed, and a changing store at most every `CHANGING_EVERY_S` seconds unless a refresh
+is forced (a job just finished).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from mgap.store.catalog import StoreEntry, describe
+
+#: least seconds between two descriptions of a store whose file keeps changing
+CHANGING_EVERY_S = 10.0
+
+
+class StoreScanner:
+    def __init__(self, store_dir: Path) -> None:
+        self.store_dir = Path(store_dir)
+        self._seen: dict[Path, tuple[tuple[int, int], float, StoreEntry]] = {}
+
+    def scan(self, force: bool = False) -> list[StoreEntry]:
+        """Every `*.h5` store (not the sidecar caches), sorted by name, as `list_stores`."""
+        if not self.store_dir.is_dir():
+            return []
+        paths = sorted(p for p in self.store_dir.glob("*.h5") if not p.name.endswith(".cache.h5"))
+        now = time.monotonic()
+        entries = []
+        for path in paths:
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue  # removed since the glob
+            signature = (stat.st_mtime_ns, stat.st_size)
+            seen = self._seen.get(path)
+            fresh = seen is not None and (
+                seen[0] == signature or (not force and now - seen[1] < CHANGING_EVERY_S)
+            )
+            if not fresh:
+                seen = (signature, now, describe(path))
+                self._seen[path] = seen
+            entries.append(seen[2])
+        self._seen = {p: v for p, v in self._seen.items() if p in set(paths)}
+        return entries
