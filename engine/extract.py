@@ -9,7 +9,6 @@ each store (the TUI's view of the job) and to a `reporter` callback (the CLI's b
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import sys
@@ -142,14 +141,6 @@ class _Target:
         return self.writer is not None
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _library_versions() -> dict[str, str]:
     import importlib.metadata as md
 
@@ -239,7 +230,6 @@ class _Job:
         return root / store_filename(manifest.dataset, manifest.split, spec)
 
     def _provenance(self, model: EmbeddingModel, manifest: Manifest, device: str) -> dict:
-        annotation = manifest.annotation_sha256
         return {
             **model.describe(),
             "compute_dtype": "autocast" if device.startswith("cuda") else "float32",
@@ -248,7 +238,7 @@ class _Job:
             "dataset": manifest.dataset,
             "split": manifest.split,
             "data_root": manifest.root,
-            "annotation_sha256": annotation,
+            "annotation_sha256": manifest.annotation_sha256,
             "library_versions": _library_versions(),
             "command": self.request.command,
             "mgap_version": __version__,

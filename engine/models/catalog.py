@@ -252,6 +252,9 @@ def check_offline(spec: ModelSpec | str, cache_dir: Path | None = None) -> str:
             f"model {spec}: {where} does not exist",
             hint="give an existing folder, or `mgap demo` to train the toy model",
         )
+    if spec.family == "open_clip" and not spec.id.startswith("hf-hub:"):
+        local = f"pass the checkpoint file as open_clip:{spec.id}@/path/to/weights.pt"
+        raise unavailable(f"model {spec}", where, local_hint=local)
     raise unavailable(f"model {spec}", where)
 
 
