@@ -44,7 +44,9 @@ class ExtractRequest:
     split: str | None = None
     limit: int | None = None
     dataset_options: dict[str, Any] = field(default_factory=dict)
+    #: options for every model, and per model spec (`--model-option SPEC::KEY=VALUE`)
     model_options: dict[str, Any] = field(default_factory=dict)
+    per_model_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     batch_size: int = 64
     device: str = "auto"
     dtype: str = "float16"
@@ -445,7 +447,18 @@ class _Job:
         if not manifest.records:
             raise DatasetError(f"dataset {req.dataset} split {manifest.split} has no images")
         self.device = resolve_device(req.device)
-        models = [load_model(spec, self.device, **req.model_options) for spec in req.models]
+        unknown = set(req.per_model_options) - set(req.models)
+        if unknown:
+            raise UsageError(
+                f"--model-option names {sorted(unknown)[0]!r}, which is not a --model",
+                hint="write SPEC::KEY=VALUE with SPEC exactly as given to --model",
+            )
+        models = [
+            load_model(
+                spec, self.device, **{**req.model_options, **req.per_model_options.get(spec, {})}
+            )
+            for spec in req.models
+        ]
         targets = [self._prepare(m, manifest, self.device) for m in models]
         self.reporter(
             "start",

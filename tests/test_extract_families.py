@@ -54,6 +54,7 @@ def test_five_families_in_one_pass_equal_separate_runs(checkpoints, tiny_coco, t
         "--quiet",
     ]
     args = [a for spec in specs for a in ("--model", spec)]
+    args += ["--model-option", f"{specs[-1]}::view=after"]  # one model's own option
     r = cli("extract", *args, *common, "--store-dir", str(tmp_path / "one"))
     assert r.returncode == 0, r.stderr
     stores = json.loads(r.stdout)["stores"]
@@ -75,6 +76,7 @@ def test_five_families_in_one_pass_equal_separate_runs(checkpoints, tiny_coco, t
                 limit=6,
                 batch_size=3,
                 dtype="float32",
+                model_options={"view": "after"} if spec.startswith("llava:") else {},
                 out=alone,
                 quiet=True,
             )
@@ -86,5 +88,6 @@ def test_five_families_in_one_pass_equal_separate_runs(checkpoints, tiny_coco, t
             store.text_embeddings(), open_store(alone).text_embeddings(), atol=1e-5
         )
     assert families == ["hf", "hf", "blip", "blip2", "llava"]
+    assert "after the LLM" in open_store(stores[-1]["store"]).attrs["embedding_image"]
     siglip = open_store(stores[1]["store"])
     assert "max_length" in siglip.attrs["embedding_text"]

@@ -159,6 +159,22 @@ def test_two_stores_give_a_cka_matrix_and_retrieval(make_store, no_catalog):
     asyncio.run(scenario())
 
 
+def test_an_image_only_store_explains_instead_of_crashing(make_store, no_catalog):
+    path = make_store("img.h5", X=np.random.default_rng(0).normal(size=(20, 4)))
+
+    async def scenario() -> None:
+        app = MgapApp(path.parent, select=[path])
+        async with app.run_test(size=(80, 24)) as pilot:
+            results = app.query_one("#results-pane")
+            await _until(pilot, lambda: not results.busy - {"scatter"})
+            assert _text(app, "#gap-summary").startswith("no gap: ")
+            assert "image" in _text(app, "#gap-summary")
+            await pilot.press("v")
+            assert "needs both an image and a text side" in _text(app, "#retrieval")
+
+    asyncio.run(scenario())
+
+
 def test_models_pane_filters_and_picks(tmp_path, no_catalog):
     async def scenario() -> None:
         app = MgapApp(tmp_path)

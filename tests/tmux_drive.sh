@@ -18,6 +18,7 @@ export NO_COLOR=1 MGAP_CONFIG="$WORK/none.toml" XDG_CACHE_HOME="$WORK/cache"
 
 cleanup() {
     tmux -L "$SOCKET" kill-server 2>/dev/null || true
+    rm -f "${TMUX_TMPDIR:-/tmp}/tmux-$(id -u)/$SOCKET"  # the server leaves its socket behind
     rm -rf "$WORK"
 }
 trap cleanup EXIT

@@ -165,9 +165,16 @@ class ResultsPane(Horizontal):
             store = open_store(path)
             report = gap_report(store, by_category=bool(store.category_names), separability=False)
         except Exception as exc:  # noqa: BLE001 - shown as a notification, never a crash
-            self.app.call_from_thread(self._failed, "gap", _error_text(exc))
+            self.app.call_from_thread(self._gap_failed, path, _error_text(exc))
             return
         self.app.call_from_thread(self._gap_ready, path, report)
+
+    def _gap_failed(self, path: Path, message: str) -> None:
+        if path == self.current:
+            self.query_one("#gap-summary", Static).update(
+                Text(f"no gap: {message}", style="dim"), layout=False
+            )
+        self._failed("gap", message)
 
     def _gap_ready(self, path: Path, report: dict[str, Any]) -> None:
         self.gap_reports[path] = report

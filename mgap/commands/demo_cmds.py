@@ -249,10 +249,17 @@ def demo_cmd(
     from mgap.engine.extract import ExtractRequest, run_extraction
     from mgap.engine.toy.storage import load_toy, toy_exists
     from mgap.engine.toy.train import TrainConfig
+    from mgap.errors import MgapError
 
     name = QUICK_MODEL if quick else DEMO_MODEL
-    config = load_config()
-    store_dir = store_dir or config.store_dir
+    store_dir = Path(store_dir or load_config().store_dir)
+    try:
+        store_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MgapError(
+            f"cannot create the store directory {store_dir}: {exc.strerror}",
+            hint="pass a writable --store-dir or set MGAP_STORE_DIR",
+        ) from exc
     trained = None
     if retrain or not toy_exists(name):
         base = TrainConfig(epochs=2, n_train=400, n_test=100) if quick else TrainConfig()
@@ -275,7 +282,7 @@ def demo_cmd(
             batch_size=64,
             device="cpu",
             dtype="float16",
-            store_dir=Path(store_dir),
+            store_dir=store_dir,
             overwrite=retrain or trained is not None,
             num_workers=0,
             quiet=True,

@@ -26,6 +26,16 @@ def parse_options(items: list[str] | None, flag: str) -> dict[str, str]:
     return options
 
 
+def per_model_options(items: list[str] | None) -> dict[str, dict[str, str]]:
+    """`SPEC::KEY=VALUE` options that apply to one model of a multi-model pass."""
+    scoped: dict[str, dict[str, str]] = {}
+    for item in items or []:
+        spec, sep, option = item.rpartition("::")
+        if sep:
+            scoped.setdefault(spec, {}).update(parse_options([option], "--model-option"))
+    return scoped
+
+
 class _Reporter:
     """A rich bar on a terminal, a plain line every few seconds otherwise (logs, the TUI)."""
 
@@ -105,7 +115,9 @@ def extract(
         None, "--option", "-o", help="Dataset option KEY=VALUE (repeatable)."
     ),
     model_option: list[str] | None = typer.Option(
-        None, "--model-option", help="Model option KEY=VALUE, e.g. pool=mean."
+        None,
+        "--model-option",
+        help="Model option KEY=VALUE for every model, or SPEC::KEY=VALUE for one (e.g. vision:facebook/dinov2-base::pool=mean).",
     ),
     batch_size: int = typer.Option(64, "--batch-size", "-b"),
     device: str = typer.Option("auto", "--device", help="auto|cpu|cuda[:i]"),
@@ -156,7 +168,10 @@ def extract(
         split=split,
         limit=limit,
         dataset_options=dataset_options,
-        model_options=parse_options(model_option, "--model-option"),
+        model_options=parse_options(
+            [o for o in model_option or [] if "::" not in o], "--model-option"
+        ),
+        per_model_options=per_model_options(model_option),
         batch_size=batch_size,
         device=device,
         dtype=dtype,
