@@ -251,9 +251,6 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=40)
     parser.add_argument("--points", type=int, default=100_000)
     args = parser.parse_args()
-    from mgap.tui.jobs import read_without_locks
-
-    read_without_locks()  # as `mgap tui` does: the writer must be able to open its store
     print(f"cpus: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}")
 
     with tempfile.TemporaryDirectory() as tmp:

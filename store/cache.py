@@ -33,7 +33,7 @@ def load_cached(store: Store, key: str) -> dict[str, np.ndarray] | None:
     if not path.exists():
         return None
     try:
-        with h5py.File(path, "r") as f:
+        with h5py.File(path, "r", locking=False) as f:
             if key not in f or f[key].attrs.get("stamp") != _stamp(store):
                 return None
             return {name: ds[...] for name, ds in f[key].items()}

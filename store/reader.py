@@ -44,7 +44,7 @@ class Store:
                 f"store {self.path} does not exist", hint="check the path or `mgap ls`"
             )
         try:
-            with h5py.File(self.path, "r") as f:
+            with h5py.File(self.path, "r", locking=False) as f:
                 if S.IMAGE_IDS not in f or S.TEXT_CAPTIONS not in f:
                     raise StoreError(f"{self.path} is HDF5 but not an mgap store")
                 self.attrs: dict[str, object] = {k: _attr(v) for k, v in f.attrs.items()}
@@ -196,7 +196,7 @@ class Store:
 
     # ---- embeddings ----------------------------------------------------------------
     def _read(self, name: str, rows: np.ndarray, dtype: np.dtype | type) -> np.ndarray:
-        with h5py.File(self.path, "r") as f:
+        with h5py.File(self.path, "r", locking=False) as f:
             ds = f[name]
             stop = int(rows[-1]) + 1 if rows.size else 0
             block = ds[:stop]

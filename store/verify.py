@@ -25,7 +25,7 @@ def verify_store(path: str | os.PathLike) -> list[str]:
     rows = store._caption_rows_all
     if rows.size and (rows.min() < 0 or rows.max() >= n):
         problems.append("a caption points at an image row that does not exist")
-    with h5py.File(store.path, "r") as f:
+    with h5py.File(store.path, "r", locking=False) as f:
         for name, expected in (
             (S.IMAGE_PATHS, n),
             (S.IMAGE_VALID, n),

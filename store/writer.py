@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -147,6 +148,18 @@ def create_store(
     return StoreWriter(path)
 
 
+def _open_for_write(path: Path, timeout: float = 5.0) -> h5py.File:
+    """Open `path` r+; another process's HDF5 lock (a reader that locks) is waited out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return h5py.File(path, "r+")
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 class StoreWriter:
     """Writes embedding blocks into an existing store; every call opens and closes the file."""
 
@@ -175,7 +188,7 @@ class StoreWriter:
         self, dataset: str, start: int, rows: np.ndarray, slot: int, valid: np.ndarray | None
     ) -> None:
         stop = start + rows.shape[0]
-        with h5py.File(self.path, "r+") as f:
+        with _open_for_write(self.path) as f:
             f[dataset][start:stop] = rows
             if valid is not None:
                 f[S.IMAGE_VALID][start:stop] = valid
@@ -215,7 +228,7 @@ class StoreWriter:
 
     def write_prompts(self, label_set: str, names: Sequence[str], embeddings: np.ndarray) -> None:
         """Zero-shot class embeddings (written once, after the rows; see schema)."""
-        with h5py.File(self.path, "r+") as f:
+        with _open_for_write(self.path) as f:
             group = f"{S.PROMPTS}/{label_set}"
             if group in f:
                 del f[group]
@@ -225,14 +238,14 @@ class StoreWriter:
             f.create_dataset(f"{group}/embeddings", data=np.asarray(embeddings, dtype=np.float32))
 
     def set_attrs(self, **attrs: object) -> None:
-        with h5py.File(self.path, "r+") as f:
+        with _open_for_write(self.path) as f:
             for key, value in attrs.items():
                 f.attrs[key] = json.dumps(value) if isinstance(value, dict | list) else value
 
     def finish(self, status: str = S.STATUS_COMPLETE, **attrs: object) -> None:
         """Move the skipped journal into the store and set the final status."""
         skipped = self.journal_entries()
-        with h5py.File(self.path, "r+") as f:
+        with _open_for_write(self.path) as f:
             for name in (S.SKIPPED_IDS, S.SKIPPED_REASONS):
                 if name in f:
                     del f[name]

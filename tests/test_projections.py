@@ -88,9 +88,11 @@ def test_project_store_joint_shapes_and_metadata(make_store, rng):
 
 def test_cache_hit_after_reopening(make_store, rng):
     path = _store(make_store, rng)
-    first = P.project_store(open_store(path), method="pca", seed=3)
-    again = P.project_store(open_store(path), method="pca", seed=3)
+    said: list[str] = []
+    first = P.project_store(open_store(path), method="pca", seed=3, on_fit=said.append)
+    again = P.project_store(open_store(path), method="pca", seed=3, on_fit=said.append)
     assert not first.cached and again.cached
+    assert said == ["fitting pca on 120 points"]  # nothing said on the cache hit
     np.testing.assert_array_equal(first.coords, again.coords)
     other = P.project_store(open_store(path), method="pca", seed=4)
     assert not other.cached

@@ -89,3 +89,28 @@ def test_layout_rejects_duplicate_ids():
     with pytest.raises(StoreError, match="unique"):
         StoreLayout(image_ids=["a", "a"], image_paths=["", ""], captions=[],
                     caption_image_row=np.zeros(0))
+
+
+def test_writer_is_not_blocked_by_readers(tmp_path, rng):
+    """A reader holding the store open (the TUI, `mgap gap`) never fails a running job."""
+    import subprocess
+    import sys
+    import time
+
+    p = tmp_path / "r.h5"
+    w = create_store(p, _layout(8), {}, image_dim=2, text_dim=None)
+    holders = [
+        # mgap's own reader: lock-free, the writer opens at once
+        "from mgap.store import open_store; import h5py, time;"
+        f"f = h5py.File({str(p)!r}, 'r', locking=False); print('open', flush=True); time.sleep(3)",
+        # a locking reader (a user's script): the writer waits until it lets go
+        f"import h5py, time; f = h5py.File({str(p)!r}, 'r'); print('open', flush=True); time.sleep(1)",
+    ]
+    for code in holders:
+        proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "open"
+        t0 = time.monotonic()
+        w.write_images(0, rng.normal(size=(8, 2)), np.ones(8, dtype=np.uint8))
+        assert time.monotonic() - t0 < 4.5
+        proc.wait()
+    assert open_store(p).n_images == 8

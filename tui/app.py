@@ -278,10 +278,8 @@ def run_tui(
     ones named in the config file and MGAP_DATA_ROOTS.
     """
     from mgap.config import load_config
-    from mgap.tui.jobs import read_without_locks
     from mgap.tui.sources import dataset_roots
 
-    read_without_locks()
     config = load_config()
     app = MgapApp(
         Path(store_dir) if store_dir is not None else config.store_dir,

@@ -21,27 +21,10 @@ from mgap.errors import UsageError
 from mgap.store.naming import store_filename
 from mgap.store.progress import find_progress_files, is_running, pid_alive, read_progress
 
-#: environment variables this process set for itself that its jobs must not inherit
-_NOT_FOR_JOBS: set[str] = set()
-
-
-def read_without_locks() -> None:
-    """Open stores without HDF5 file locks, so a job never fails to open the store it writes.
-
-    A reader holding a store open (the Stores pane's refresh, an analysis) makes the
-    writer's `h5py.File(path, "r+")` fail with errno 11 while HDF5 locks files. The
-    stores are written at fixed offsets with the row counter last, so lock-free reads
-    are safe. HDF5 reads the variable once: call this before the first store is opened.
-    A value the user set (e.g. FALSE on NFS) is kept and passed on to jobs.
-    """
-    if "HDF5_USE_FILE_LOCKING" not in os.environ:
-        os.environ["HDF5_USE_FILE_LOCKING"] = "FALSE"
-        _NOT_FOR_JOBS.add("HDF5_USE_FILE_LOCKING")
-
 
 def job_environment() -> dict[str, str]:
-    """The TUI's environment minus what it set for its own reads; unbuffered output for logs."""
-    env = {k: v for k, v in os.environ.items() if k not in _NOT_FOR_JOBS}
+    """The TUI's environment with unbuffered output, so job logs are current."""
+    env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

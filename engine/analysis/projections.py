@@ -3,7 +3,8 @@
 Public API (the CLI's `mgap plot` and the TUI's scatter widget call these):
 
 - `project_store(store, *, method="pca"|"umap"|"tsne", max_points=20000, seed=0,
-  use_cache=True, **params) -> Projection`
+  use_cache=True, on_fit=None, **params) -> Projection` (`on_fit(message)` is called just
+  before a real fit, never on a cache hit)
 - `project_arrays(X, *, modality=None, category=None, image_index=None, category_names=(),
   method="pca", max_points=20000, seed=0, **params) -> Projection` (raw arrays, no cache)
 - `Projection`: `coords` (k, 2) float32, `modality` (k,) int8 (0 image, 1 text), `category`
@@ -344,9 +345,12 @@ def project_store(
     max_points: int = 20000,
     seed: int = 0,
     use_cache: bool = True,
+    on_fit: Callable[[str], None] | None = None,
     **params: object,
 ) -> Projection:
-    """Joint 2-D projection of a store (its only side for unimodal stores), cached."""
+    """Joint 2-D projection of a store (its only side for unimodal stores), cached.
+    `on_fit(message)` is called only when a layout is really fitted (not on a cache hit), so
+    a caller can say that this will take a while."""
     started = time.perf_counter()
     params = resolve_params(method, params)
     modality, category, image_index = _points_of(store)
@@ -366,6 +370,13 @@ def project_store(
     if cached:
         coords = hit["coords"]
     else:
+        if on_fit is not None:
+            shown = (
+                f"{sample.size:,} of {modality.size:,}"
+                if sample.size < modality.size
+                else f"{sample.size:,}"
+            )
+            on_fit(f"fitting {method} on {shown} points")
         graph_cache = None
         if use_cache and method != "pca":
             k = knn_size(method, params, sample.size)

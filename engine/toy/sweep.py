@@ -13,22 +13,15 @@ from typing import Any
 import numpy as np
 
 from mgap.engine.datasets.synthetic import load as load_synthetic
+from mgap.engine.toy.config import SWEEPS, TrainConfig
 from mgap.engine.toy.storage import save_toy
 from mgap.engine.toy.train import (
-    TrainConfig,
     TrainResult,
     encode_pixels,
     encode_texts,
     render_pixels,
     train_toy,
 )
-from mgap.errors import UsageError
-
-SWEEPS = {"temperature": "temperature", "caption-detail": "caption_detail"}
-DEFAULT_VALUES = {
-    "temperature": (0.01, 0.03, 0.07, 0.2, 0.5),
-    "caption-detail": (0.0, 0.25, 0.5, 0.75, 1.0),
-}
 
 
 def held_out_embeddings(
@@ -62,20 +55,6 @@ def measure(result: TrainResult, config: TrainConfig) -> dict[str, Any]:
         "loss_last_epoch": result.metrics["loss_last_epoch"],
         "seconds": result.metrics["seconds"],
     }
-
-
-def parse_values(kind: str, text: str | None) -> list[float]:
-    if kind not in SWEEPS:
-        raise UsageError(f"unknown sweep {kind!r}", hint=f"use one of: {', '.join(SWEEPS)}")
-    if not text:
-        return list(DEFAULT_VALUES[kind])
-    try:
-        return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError as exc:
-        raise UsageError(
-            f"--values {text!r} is not a comma-separated list of numbers",
-            hint="e.g. --values 0.01,0.07,0.5",
-        ) from exc
 
 
 def run_sweep(

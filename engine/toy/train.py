@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from mgap import __version__
 from mgap.engine.datasets.synthetic import ATTRIBUTES, SHAPES, SyntheticManifest, vocabulary
 from mgap.engine.datasets.synthetic import load as load_synthetic
+from mgap.engine.toy.config import TrainConfig
 from mgap.engine.toy.model import (
     ToyArchitecture,
     ToyCLIP,
@@ -28,38 +29,6 @@ from mgap.engine.toy.model import (
     pixels_to_input,
 )
 from mgap.engine.toy.storage import build_model
-from mgap.errors import UsageError
-
-
-@dataclass
-class TrainConfig:
-    temperature: float = 0.07  # the initial value when learned_temperature is set
-    learned_temperature: bool = False
-    caption_detail: float = 0.5
-    epochs: int = 12
-    seed: int = 0
-    n_train: int = 2000
-    n_test: int = 500
-    batch_size: int = 64
-    lr: float = 3e-3
-    captions_per_image: int = 3
-
-    def validate(self) -> None:
-        if not 0.0 < self.temperature <= 10.0:
-            raise UsageError(f"--temperature must be in (0, 10], got {self.temperature}")
-        if not 0.0 <= self.caption_detail <= 1.0:
-            raise UsageError(f"--caption-detail must be in [0, 1], got {self.caption_detail}")
-        if self.epochs < 1 or self.n_train < 2 or self.n_test < 1 or self.batch_size < 2:
-            raise UsageError("epochs, n_train, n_test and batch_size must be positive (batch >= 2)")
-
-    def dataset_options(self, split: str) -> dict[str, Any]:
-        """The synthetic dataset this model was trained (or is tested) on."""
-        return {
-            "n": self.n_train if split == "train" else self.n_test,
-            "seed": self.seed,
-            "caption_detail": self.caption_detail,
-            "captions_per_image": self.captions_per_image,
-        }
 
 
 @dataclass

@@ -37,7 +37,7 @@ def _train_config(
     seed: int,
     n_train: int,
 ):
-    from mgap.engine.toy.train import TrainConfig
+    from mgap.engine.toy.config import TrainConfig
 
     config = TrainConfig(
         temperature=temperature,
@@ -110,9 +110,12 @@ def train_toy_cmd(
 
     config = _train_config(temperature, learned_temperature, caption_detail, epochs, seed, n_train)
     if sweep is not None:
-        from mgap.engine.toy.sweep import parse_values, run_sweep
+        from mgap.engine.toy.config import parse_values
 
-        doc = run_sweep(sweep, parse_values(sweep, values), config, log=note)
+        sweep_values = parse_values(sweep, values)
+        from mgap.engine.toy.sweep import run_sweep
+
+        doc = run_sweep(sweep, sweep_values, config, log=note)
         print_json(doc) if json_out else _print_sweep(doc)
         return
     if values is not None:
@@ -247,8 +250,8 @@ def demo_cmd(
     """The offline end-to-end demo: synthetic data, a toy CLIP trained here, two stores, TUI."""
     from mgap.config import load_config
     from mgap.engine.extract import ExtractRequest, run_extraction
+    from mgap.engine.toy.config import TrainConfig
     from mgap.engine.toy.storage import load_toy, toy_exists
-    from mgap.engine.toy.train import TrainConfig
     from mgap.errors import MgapError
 
     name = QUICK_MODEL if quick else DEMO_MODEL

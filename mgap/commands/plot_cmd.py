@@ -49,13 +49,16 @@ def plot(
     store = open_store(store_path)
     if category is not None:
         find_category(store.category_names, category)
+    method = method.lower()
+    slow_start = " (umap-learn compiles itself on first use)" if method == "umap" else ""
     params = {"n_neighbors": n_neighbors, "min_dist": min_dist, "perplexity": perplexity}
     projection = project_store(
         store,
-        method=method.lower(),
+        method=method,
         max_points=max_points,
         seed=seed,
         use_cache=not no_cache,
+        on_fit=lambda message: note(message + slow_start),
         **{k: v for k, v in params.items() if v is not None},
     )
     note(
