@@ -33,8 +33,9 @@ def class_separation(X: np.ndarray, labels: np.ndarray) -> dict[str, float | int
     Xn, labels = _unit(np.asarray(X, dtype=np.float64)[keep]), labels[keep]
     classes, codes = np.unique(labels, return_inverse=True)
     n = len(labels)
-    sums = np.zeros((len(classes), Xn.shape[1]))
-    np.add.at(sums, codes, Xn)
+    members = np.zeros((len(classes), n))
+    members[codes, np.arange(n)] = 1.0
+    sums = members @ Xn  # a BLAS product; np.add.at is ~10x slower here
     counts = np.bincount(codes, minlength=len(classes)).astype(np.float64)
     self_sim = float(np.einsum("ij,ij->", Xn, Xn))
     within_total = float(np.einsum("ij,ij->", sums, sums)) - self_sim

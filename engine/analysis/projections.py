@@ -6,7 +6,8 @@ Public API (the CLI's `mgap plot` and the TUI's scatter widget call these):
   use_cache=True, on_fit=None, **params) -> Projection` (`on_fit(message)` is called just
   before a real fit, never on a cache hit)
 - `project_arrays(X, *, modality=None, category=None, image_index=None, category_names=(),
-  method="pca", max_points=20000, seed=0, **params) -> Projection` (raw arrays, no cache)
+  method="pca", max_points=20000, seed=0, normalize=True, **params) -> Projection` (raw
+  arrays, no cache)
 - `Projection`: `coords` (k, 2) float32, `modality` (k,) int8 (0 image, 1 text), `category`
   (k,) int (index into `category_names`, -1 none; a caption takes its image's primary
   category), `image_index` (k,) int (the image of each point, to join images to captions),
