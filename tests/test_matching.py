@@ -114,7 +114,8 @@ def test_report_rejects_bad_options(make_store, rotated, kwargs):
 def test_restarts_fork_only_from_a_single_threaded_process():
     import threading
 
-    assert M._start_method() == "fork"
+    alone = threading.active_count() == 1  # earlier tests may leave threads behind
+    assert M._start_method() == ("fork" if alone else "forkserver")
     seen = []
     worker = threading.Thread(target=lambda: seen.append(M._start_method()))
     worker.start()

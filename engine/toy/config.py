@@ -19,7 +19,7 @@ class TrainConfig:
     temperature: float = 0.07  # the initial value when learned_temperature is set
     learned_temperature: bool = False
     caption_detail: float = 0.5
-    epochs: int = 12
+    epochs: int = 20
     seed: int = 0
     n_train: int = 2000
     n_test: int = 500

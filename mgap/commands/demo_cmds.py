@@ -93,7 +93,7 @@ def train_toy_cmd(
     caption_detail: float = typer.Option(
         0.5, "--caption-detail", help="Share of image attributes each caption names, 0..1."
     ),
-    epochs: int = typer.Option(12, "--epochs", help="Passes over the training images."),
+    epochs: int = typer.Option(20, "--epochs", help="Passes over the training images."),
     seed: int = typer.Option(0, "--seed", help="Seed of the data, initialisation and order."),
     n_train: int = typer.Option(2000, "--n-train", help="Synthetic training images."),
     sweep: str | None = typer.Option(
