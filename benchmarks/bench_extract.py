@@ -52,6 +52,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=1, help="repeat the dataset N times (GPU)")
+    parser.add_argument("--workers", type=int, default=None, help="decoding workers (default: mgap's)")
     args = parser.parse_args()
     device = resolve_device(args.device)
     manifest = load_manifest("coco", args.data_root, args.split)
@@ -68,6 +69,7 @@ def main() -> None:
             request = ExtractRequest(
                 models=[args.model], dataset="coco", data_root=args.data_root, split=args.split,
                 batch_size=args.batch_size, device=device, out=Path(tmp) / f"s{r}.h5", quiet=True,
+                num_workers=args.workers,
             )
             run_extraction(request)
         fast = time.perf_counter() - t0

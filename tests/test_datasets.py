@@ -546,3 +546,14 @@ def test_cli_bad_dataset_is_one_line(cli, tmp_path, case):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("mgap: error: ") and expected in lines[0]
     assert not (tmp_path / "out.h5").exists()
+
+
+def test_limit_keeps_every_manifest_field():
+    """--limit must not drop prompts, display names or a subclass's own fields."""
+    import numpy as np
+
+    full = load_manifest("synthetic", None, "test")
+    cut = load_manifest("synthetic", None, "test", limit=3)
+    assert type(cut) is type(full) and len(cut.records) == 3
+    assert cut.label_prompts == full.label_prompts and cut.prompt_templates == full.prompt_templates
+    np.testing.assert_array_equal(np.asarray(cut.load_image(0)), np.asarray(full.load_image(0)))

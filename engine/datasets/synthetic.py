@@ -73,23 +73,6 @@ class SyntheticManifest(Manifest):
     image_size: int = 64
     seed: int = 0
 
-    def limit(self, n: int | None) -> SyntheticManifest:
-        if n is None:
-            return self
-        return SyntheticManifest(
-            self.dataset,
-            self.split,
-            self.root,
-            self.records[:n],
-            self.category_names,
-            self.supercategories,
-            self.annotation_sha256,
-            self.prompt_templates,
-            self.label_prompts,
-            self.image_size,
-            self.seed,
-        )
-
     def load_image(self, index: int):
         record = self.records[index]
         return render(
