@@ -51,7 +51,7 @@ def test_demo_full_end_to_end_in_a_clean_home(cli, tmp_path):
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
     _check_demo(doc, tmp_path, "demo", 500)
-    assert doc["stores"][0]["zero_shot"]["shape"] > 1.5 / 6
+    assert doc["stores"][0]["zero_shot"]["shape"] > 0.5  # 0.886 measured (chance 1/6)
 
 
 def test_demo_with_bad_store_dir_is_one_line_error(cli, tmp_path):

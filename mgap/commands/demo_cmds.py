@@ -66,20 +66,24 @@ def _print_sweep(doc: dict[str, Any]) -> None:
     kind = doc["sweep"]
     table = _table(
         f"Gap vs {kind} (toy CLIPs, synthetic test split)",
-        [kind, "L2M", "RMG", "paired cos", "t2i R@1", "0-shot shape", "final T", "seconds"],
+        [kind, "L2M", "RMG", "cos", "t2i R@1", "0-shot", "final T", "s"],
     )
     for row in doc["rows"]:
         table.add_row(
             fmt(row[kind], 3),
-            fmt(row["l2m"]),
-            fmt(row["rmg"]),
-            fmt(row["mean_paired_cosine"]),
+            fmt(row["l2m"], 3),
+            fmt(row["rmg"], 3),
+            fmt(row["mean_paired_cosine"], 3),
             fmt(row["t2i_R@1"], 3),
             fmt(row["zero_shot_shape_accuracy"], 3),
             fmt(row["final_temperature"], 3),
-            fmt(row["seconds"], 1),
+            fmt(row["seconds"], 0),
         )
     stdout.print(table)
+    stdout.print(
+        "cos: mean paired cosine; 0-shot: zero-shot shape accuracy (chance 0.167)",
+        highlight=False,
+    )
 
 
 def train_toy_cmd(
@@ -211,11 +215,12 @@ def _store_summary(path: Path) -> dict[str, Any]:
 
 def _print_demo(doc: dict[str, Any]) -> None:
     summaries = doc["stores"]
-    table = _table(
+    stdout.print(
         f"mgap demo: synthetic test split, {summaries[0]['n_images']} images, "
         f"{summaries[0]['n_texts']} captions",
-        ["metric", *(s["model"] for s in summaries)],
+        highlight=False,
     )
+    table = _table("", ["metric", *(s["model"] for s in summaries)])
     rows = [
         ("gap L2M", lambda s: s["gap"]["l2m"]),
         ("RMG", lambda s: s["gap"]["rmg"]),
@@ -253,6 +258,7 @@ def demo_cmd(
     from mgap.engine.toy.config import TrainConfig
     from mgap.engine.toy.storage import load_toy, toy_exists
     from mgap.errors import MgapError
+    from mgap.store.naming import store_filename
 
     name = QUICK_MODEL if quick else DEMO_MODEL
     store_dir = Path(store_dir or load_config().store_dir)
@@ -275,6 +281,13 @@ def demo_cmd(
         }
     )
     models = [f"toy:{name}", f"toy:{name}@random"]
+    weights = load_toy(name).folder / "config.json"
+    stale = any(
+        (store_dir / store_filename("synthetic", "test", m)).exists()
+        and (store_dir / store_filename("synthetic", "test", m)).stat().st_mtime
+        < weights.stat().st_mtime
+        for m in models
+    )  # stores extracted before toy:NAME was retrained
     note(f"extracting {', '.join(models)} on the synthetic test split into {store_dir}")
     summaries = run_extraction(
         ExtractRequest(
@@ -286,7 +299,7 @@ def demo_cmd(
             device="cpu",
             dtype="float16",
             store_dir=store_dir,
-            overwrite=retrain or trained is not None,
+            overwrite=retrain or trained is not None or stale,
             num_workers=0,
             quiet=True,
             command=" ".join(["mgap", *sys.argv[1:]]),
