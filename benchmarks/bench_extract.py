@@ -32,7 +32,9 @@ def naive_loop(spec: str, manifest, device: str) -> tuple[np.ndarray, np.ndarray
     records = manifest.records
     with torch.no_grad():
         for i in range(0, len(records), 8):
-            batch = torch.stack([preprocess(manifest.load_image(j)) for j in range(i, min(i + 8, len(records)))])
+            batch = torch.stack(
+                [preprocess(manifest.load_image(j)) for j in range(i, min(i + 8, len(records)))]
+            )
             images.append(net.encode_image(batch.to(device)).float().cpu().numpy())
         captions, _ = manifest.captions_and_rows()
         for i in range(0, len(captions), 8):
@@ -52,7 +54,9 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=1, help="repeat the dataset N times (GPU)")
-    parser.add_argument("--workers", type=int, default=None, help="decoding workers (default: mgap's)")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="decoding workers (default: mgap's)"
+    )
     args = parser.parse_args()
     device = resolve_device(args.device)
     manifest = load_manifest("coco", args.data_root, args.split)
@@ -67,8 +71,14 @@ def main() -> None:
         t0 = time.perf_counter()
         for r in range(args.repeat):
             request = ExtractRequest(
-                models=[args.model], dataset="coco", data_root=args.data_root, split=args.split,
-                batch_size=args.batch_size, device=device, out=Path(tmp) / f"s{r}.h5", quiet=True,
+                models=[args.model],
+                dataset="coco",
+                data_root=args.data_root,
+                split=args.split,
+                batch_size=args.batch_size,
+                device=device,
+                out=Path(tmp) / f"s{r}.h5",
+                quiet=True,
                 num_workers=args.workers,
             )
             run_extraction(request)
@@ -78,11 +88,17 @@ def main() -> None:
     cos_x = np.sum(x * x_naive, 1) / np.linalg.norm(x, axis=1) / np.linalg.norm(x_naive, axis=1)
     cos_y = np.sum(y * y_naive, 1) / np.linalg.norm(y, axis=1) / np.linalg.norm(y_naive, axis=1)
     print(f"device {device}, model {args.model}, {n} images x {args.repeat}, {len(y)} captions")
-    print(f"naive loop (PIL main thread, batch 8, fp32): {naive:.2f} s, {n * args.repeat / naive:.1f} images/s")
-    print(f"mgap extract (workers, batch {args.batch_size}, store writes): {fast:.2f} s, "
-          f"{n * args.repeat / fast:.1f} images/s")
-    print(f"speed-up: {naive / fast:.2f}x; min cosine to the naive embeddings: "
-          f"images {cos_x.min():.5f}, texts {cos_y.min():.5f}")
+    print(
+        f"naive loop (PIL main thread, batch 8, fp32): {naive:.2f} s, {n * args.repeat / naive:.1f} images/s"
+    )
+    print(
+        f"mgap extract (workers, batch {args.batch_size}, store writes): {fast:.2f} s, "
+        f"{n * args.repeat / fast:.1f} images/s"
+    )
+    print(
+        f"speed-up: {naive / fast:.2f}x; min cosine to the naive embeddings: "
+        f"images {cos_x.min():.5f}, texts {cos_y.min():.5f}"
+    )
 
 
 if __name__ == "__main__":

@@ -35,9 +35,16 @@ def main() -> None:
         load_model(spec, device)
 
     def request(out_dir: Path, specs: list[str]) -> ExtractRequest:
-        return ExtractRequest(models=specs, dataset="coco", data_root=args.data_root,
-                              split=args.split, batch_size=args.batch_size, device=device,
-                              store_dir=out_dir, quiet=True)
+        return ExtractRequest(
+            models=specs,
+            dataset="coco",
+            data_root=args.data_root,
+            split=args.split,
+            batch_size=args.batch_size,
+            device=device,
+            store_dir=out_dir,
+            quiet=True,
+        )
 
     with tempfile.TemporaryDirectory() as tmp:
         sep_dir, one_dir = Path(tmp) / "separate", Path(tmp) / "one"
@@ -54,8 +61,10 @@ def main() -> None:
             np.testing.assert_allclose(a, b, atol=2e-3)
         n = summaries[0].n_images
     print(f"device {device}, {len(models)} models ({', '.join(models)}), {n} images")
-    print(f"separate runs: {separate:.2f} s; one pass: {one:.2f} s; "
-          f"saving {100 * (1 - one / separate):.0f}% ({separate / one:.2f}x)")
+    print(
+        f"separate runs: {separate:.2f} s; one pass: {one:.2f} s; "
+        f"saving {100 * (1 - one / separate):.0f}% ({separate / one:.2f}x)"
+    )
 
 
 if __name__ == "__main__":

@@ -13,17 +13,22 @@ HEAVY = ("torch", "textual", "transformers", "open_clip", "sklearn", "umap")
 def _loaded(code: str) -> set[str]:
     out = subprocess.run(
         [sys.executable, "-c", code + "\nimport sys; print(' '.join(sorted(sys.modules)))"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     return {m for m in out if m.split(".")[0] in HEAVY}
 
 
-@pytest.mark.parametrize("code", [
-    "import mgap.store, mgap.store.catalog, mgap.store.verify, mgap.store.cache",
-    "import mgap.cli",
-    "from mgap.cli import app\ntry:\n    app(['--help'])\nexcept SystemExit:\n    pass",
-    "import mgap.engine.analysis",
-])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import mgap.store, mgap.store.catalog, mgap.store.verify, mgap.store.cache",
+        "import mgap.cli",
+        "from mgap.cli import app\ntry:\n    app(['--help'])\nexcept SystemExit:\n    pass",
+        "import mgap.engine.analysis",
+    ],
+)
 def test_light_imports(code):
     assert _loaded(code) == set()
 
@@ -36,5 +41,5 @@ def test_store_imports_only_numpy_and_h5py():
 def test_ls_and_gap_commands_stay_light(tmp_path, make_store, rng):
     p = make_store("g.h5", X=rng.normal(size=(20, 4)), Y=rng.normal(size=(20, 4)))
     for argv in (["ls", "--store-dir", str(tmp_path)], ["gap", str(p)]):
-        code = (f"from mgap.cli import app\ntry:\n    app({argv!r})\nexcept SystemExit:\n    pass")
+        code = f"from mgap.cli import app\ntry:\n    app({argv!r})\nexcept SystemExit:\n    pass"
         assert not (_loaded(code) & {"torch", "textual"}), argv

@@ -43,14 +43,21 @@ def test_partial_store_shows_written_rows_only(tmp_path, rng):
     assert s.skipped == {"img3": "OSError: truncated"}
     np.testing.assert_array_equal(s.image_embeddings(np.float16), np.delete(x, 3, axis=0))
     # every caption that counts points at its own image
-    assert (s.image_ids[s.text_image_index] == np.asarray(layout.image_ids)[s._caption_rows_all[s.text_rows]]).all()
+    assert (
+        s.image_ids[s.text_image_index]
+        == np.asarray(layout.image_ids)[s._caption_rows_all[s.text_rows]]
+    ).all()
     assert verify_store(tmp_path / "s.h5")  # partial -> problems reported
 
 
 def test_complete_store_round_trip_and_verify(tmp_path, rng):
     x, y = rng.normal(size=(5, 3)), rng.normal(size=(10, 3))
-    p = store_from_arrays(tmp_path / "c.h5", image_embeddings=x, text_embeddings=y,
-                          caption_image_row=np.repeat(np.arange(5), 2))
+    p = store_from_arrays(
+        tmp_path / "c.h5",
+        image_embeddings=x,
+        text_embeddings=y,
+        caption_image_row=np.repeat(np.arange(5), 2),
+    )
     s = open_store(p)
     assert s.status == S.STATUS_COMPLETE
     np.testing.assert_allclose(s.image_embeddings(), x.astype(np.float32), rtol=1e-6)
@@ -87,8 +94,9 @@ def test_text_only_store_counts_images_once_their_captions_are_written(tmp_path,
 
 def test_layout_rejects_duplicate_ids():
     with pytest.raises(StoreError, match="unique"):
-        StoreLayout(image_ids=["a", "a"], image_paths=["", ""], captions=[],
-                    caption_image_row=np.zeros(0))
+        StoreLayout(
+            image_ids=["a", "a"], image_paths=["", ""], captions=[], caption_image_row=np.zeros(0)
+        )
 
 
 def test_writer_is_not_blocked_by_readers(tmp_path, rng):
