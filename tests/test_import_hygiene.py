@@ -43,3 +43,27 @@ def test_ls_and_gap_commands_stay_light(tmp_path, make_store, rng):
     for argv in (["ls", "--store-dir", str(tmp_path)], ["gap", str(p)]):
         code = f"from mgap.cli import app\ntry:\n    app({argv!r})\nexcept SystemExit:\n    pass"
         assert not (_loaded(code) & {"torch", "textual"}), argv
+
+
+def _modules(folder: str, package: str) -> list[str]:
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / folder
+    return sorted(
+        f"{package}.{p.relative_to(root).with_suffix('').as_posix().replace('/', '.')}"
+        for p in root.rglob("*.py")
+        if p.name != "__init__.py"
+    )
+
+
+def test_engine_never_imports_textual_and_analysis_needs_no_torch():
+    engine = _modules("engine", "mgap.engine")
+    assert not _loaded("\n".join(f"import {m}" for m in engine)) & {"textual"}
+    analysis = [m for m in engine if m.startswith(("mgap.engine.analysis", "mgap.engine.plots"))]
+    assert not _loaded("\n".join(f"import {m}" for m in analysis)) & {"torch", "textual"}
+
+
+def test_tui_never_imports_model_code():
+    tui = _modules("tui", "mgap.tui")
+    loaded = _loaded("\n".join(f"import {m}" for m in tui))
+    assert not loaded & {"torch", "transformers", "open_clip"}
