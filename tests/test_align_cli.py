@@ -97,8 +97,8 @@ def test_cli_cka_knn_match(cli, stores):
     M = np.asarray(doc["matrix"])
     assert np.allclose(np.diag(M), 1)
     ids, mats, _ = refs.align_refs([f"{two}:image", f"{two}:text", str(text)])
-    assert M[0, 1] == pytest.approx(linear_cka(mats[0], mats[1]), abs=1e-9)
-    assert M[1, 2] == pytest.approx(linear_cka(mats[1], mats[2]), abs=1e-9)
+    assert M[0, 1] == pytest.approx(linear_cka(mats[0], mats[1]), abs=1e-7)
+    assert M[1, 2] == pytest.approx(linear_cka(mats[1], mats[2]), abs=1e-7)
     X, T = refs.align_refs([f"{two}:image", f"{two}:text"])[1]
     doc = _json(cli("knn", f"{two}:image", f"{two}:text", "--k", "4", "--json"))
     assert (doc["k"], doc["n"]) == (4, 30)
@@ -139,7 +139,7 @@ def test_cli_on_real_convirt_embeddings(cli, convirt_dir, tmp_path):
     X, Y = features[0].astype(np.float64), _unit(features[1].astype(np.float64))
     doc = _json(cli("cka", f"{path}:image", f"{path}:text", "--json"))
     assert doc["n"] == 500 and doc["dims"] == [512, 512]
-    assert doc["matrix"][0][1] == pytest.approx(linear_cka(X, Y), abs=1e-9)
+    assert doc["matrix"][0][1] == pytest.approx(linear_cka(X, Y), abs=1e-7)
     assert 0.05 < doc["matrix"][0][1] < 0.95  # trained towers: related, not identical
     assert doc["chance"][0][1] < doc["matrix"][0][1]
     doc = _json(cli("knn", f"{path}:image", f"{path}:text", "--json"))

@@ -52,15 +52,21 @@ def _fro2(G: np.ndarray) -> float:
 
 
 def linear_cka(X: np.ndarray, Y: np.ndarray) -> float:
-    """Biased linear CKA ‖YᵀX‖²_F / (‖XᵀX‖_F ‖YᵀY‖_F) on column-centred data."""
+    """Biased linear CKA ‖YᵀX‖²_F / (‖XᵀX‖_F ‖YᵀY‖_F) on column-centred data.
+
+    Centring and the Frobenius sums are float64; the d×d products run in float32, which
+    halves their cost and moves CKA by ~1e-8 (stores hold float16 embeddings anyway;
+    tests/test_cka.py pins the agreement with a float64 reference to 1e-7).
+    """
     _check_pair(X, Y, 2)
-    Xc, Yc = _centre(X), _centre(Y)
+    Xc, Yc = _centre(X).astype(np.float32), _centre(Y).astype(np.float32)
     n, dx, dy = Xc.shape[0], Xc.shape[1], Yc.shape[1]
     if n * (dx + dy) < (dx + dy) ** 2:  # wide data: the n x n Grams are the smaller products
-        K, L = Xc @ Xc.T, Yc @ Yc.T
+        K, L = (Xc @ Xc.T).astype(np.float64), (Yc @ Yc.T).astype(np.float64)
         return _ratio(np.vdot(K, L), np.vdot(K, K), np.vdot(L, L))
-    xy = Yc.T @ Xc
-    return _ratio(np.vdot(xy, xy), _fro2(Xc.T @ Xc), _fro2(Yc.T @ Yc))
+    xy = (Yc.T @ Xc).astype(np.float64)
+    xx, yy = (Xc.T @ Xc).astype(np.float64), (Yc.T @ Yc).astype(np.float64)
+    return _ratio(np.vdot(xy, xy), _fro2(xx), _fro2(yy))
 
 
 def _unbiased_linear_hsic(Xc: np.ndarray, Yc: np.ndarray, cross: float) -> float:
