@@ -18,19 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mgap.engine.models.base import EmbeddingModel
-from mgap.engine.models.hf_parts import (
-    PRECISIONS,
-    HFImagePreprocess,
-    as_embedding,
-    check_architecture,
-    check_options,
-    image_processing_record,
-    int_option,
-    refuse_random_heads,
-    torch_dtype,
-    weights_record,
-)
+from mgap.engine.models.hf_parts import PRECISIONS, as_embedding
+from mgap.engine.models.itc import ITCAdapter, load_itc
 from mgap.engine.specs import ModelSpec
 from mgap.errors import UsageError
 
@@ -51,35 +40,19 @@ DEFAULT_MAX_LENGTH = 32
 OPTIONS = {"precision": PRECISIONS, "max_length": None}
 
 
-class Blip2Adapter(EmbeddingModel):
+class Blip2Adapter(ITCAdapter):
     family = "blip2"
+    architecture = ARCHITECTURE
     embedding_image = (
         "mean over queries of vision_projection(qformer(query_tokens, vision_model)"
         ".last_hidden_state) (ITC, unnormalised)"
     )
     embedding_text = "text_projection(qformer(text).last_hidden_state[:, 0]) (text-only [CLS], ITC, unnormalised)"
 
-    def __init__(
-        self,
-        spec: ModelSpec,
-        device: str,
-        *,
-        model: Any,
-        tokenizer: Any,
-        image_processor: Any,
-        folder: Path,
-        max_length: int,
-    ) -> None:
-        super().__init__(spec, device)
-        self.model = model
-        self.tokenizer = tokenizer
-        self.image_processor = image_processor
-        self.folder = folder
-        self.max_length = max_length
-        self.dtype = model.vision_model.embeddings.patch_embedding.weight.dtype
-
-    def image_preprocess(self) -> HFImagePreprocess:
-        return HFImagePreprocess(self.image_processor)
+    def __init__(self, spec: ModelSpec, device: str, **parts: Any) -> None:
+        super().__init__(spec, device, **parts)
+        # the Q-Former stays in fp32 whatever the precision: inputs follow the vision tower
+        self.dtype = self.model.vision_model.embeddings.patch_embedding.weight.dtype
 
     def encode_images_all_queries(self, batch: torch.Tensor) -> torch.Tensor:
         """(B, num_query_tokens, d): every projected query vector, for max-over-queries scores."""
@@ -99,15 +72,7 @@ class Blip2Adapter(EmbeddingModel):
         return self.encode_images_all_queries(batch).mean(dim=1)
 
     def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
-        # right padding keeps [CLS] at index 0 and the absolute positions of every real token
-        self.tokenizer.padding_side = "right"
-        tokens = self.tokenizer(
-            list(texts),
-            padding=True,
-            truncation=True,
-            max_length=self.max_length,
-            return_tensors="pt",
-        ).to(self.device)
+        tokens = self.tokenize(texts)
         model = self.model
         hidden = model.qformer(
             query_embeds=model.embeddings(input_ids=tokens["input_ids"]),
@@ -119,17 +84,7 @@ class Blip2Adapter(EmbeddingModel):
 
     def provenance(self) -> dict[str, object]:
         return {
-            "weights": weights_record(self.spec, self.folder, ARCHITECTURE),
-            "preprocessing": {
-                "image": image_processing_record(self.image_processor),
-                "text": {
-                    "tokenizer": type(self.tokenizer).__name__,
-                    "padding": "longest, right",
-                    "truncation": True,
-                    "max_length": self.max_length,
-                },
-            },
-            "precision": str(self.dtype).removeprefix("torch."),
+            **super().provenance(),
             "num_query_tokens": int(self.model.config.num_query_tokens),
             "query_pooling": "mean",
         }
@@ -138,33 +93,25 @@ class Blip2Adapter(EmbeddingModel):
 def load_blip2(spec: ModelSpec, folder: Path, device: str, **options: object) -> Blip2Adapter:
     """Load a BLIP-2 ITM checkpoint folder; options: precision, max_length. The Q-Former
     stays in fp32 whatever the precision (transformers keeps it there)."""
-    from transformers import (
-        AutoConfig,
-        AutoImageProcessor,
-        AutoTokenizer,
-        Blip2ForImageTextRetrieval,
-    )
+    from transformers import Blip2ForImageTextRetrieval
 
-    opts = check_options(spec, options, OPTIONS)
-    config = AutoConfig.from_pretrained(folder)
-    check_architecture(spec, config, ARCHITECTURE)
-    if not getattr(config.qformer_config, "use_qformer_text_input", False):
-        raise UsageError(
-            f"{spec} has a Q-Former without a text path (use_qformer_text_input is false), "
-            "so it cannot embed captions",
-            hint="use an image-text retrieval checkpoint such as hf:Salesforce/blip2-itm-vit-g",
-        )
-    dtype = torch_dtype(device, opts.get("precision"), gpu_default="float16")
-    model, info = Blip2ForImageTextRetrieval.from_pretrained(
-        folder, dtype=dtype, output_loading_info=True
-    )
-    refuse_random_heads(spec, info["missing_keys"], CONTRASTIVE_WEIGHTS)
-    return Blip2Adapter(
+    def needs_text_path(config: Any) -> None:
+        if not getattr(config.qformer_config, "use_qformer_text_input", False):
+            raise UsageError(
+                f"{spec} has a Q-Former without a text path (use_qformer_text_input is false), "
+                "so it cannot embed captions",
+                hint="use an image-text retrieval checkpoint such as hf:Salesforce/blip2-itm-vit-g",
+            )
+
+    return load_itc(
+        Blip2Adapter,
+        Blip2ForImageTextRetrieval,
         spec,
+        folder,
         device,
-        model=model.to(device).eval(),
-        tokenizer=AutoTokenizer.from_pretrained(folder),
-        image_processor=AutoImageProcessor.from_pretrained(folder),
-        folder=Path(folder),
-        max_length=int_option(spec, opts, "max_length", DEFAULT_MAX_LENGTH),
+        options,
+        allowed=OPTIONS,
+        contrastive_weights=CONTRASTIVE_WEIGHTS,
+        default_max_length=DEFAULT_MAX_LENGTH,
+        check_config=needs_text_path,
     )
