@@ -186,41 +186,29 @@ def test_bad_input_is_one_line(args, code, cli, tmp_path):
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
-def test_missing_annotations_and_malformed_json(tiny_coco, tmp_path, cli):
+def _coco_args(root, split: str, *extra: str) -> list[str]:
+    return [
+        "extract",
+        "--model",
+        MODEL,
+        "--dataset",
+        "coco",
+        "--data-root",
+        str(root),
+        "--split",
+        split,
+        *extra,
+    ]
+
+
+def test_missing_annotations_and_malformed_json(tmp_path, cli):
     root = tmp_path / "coco"
     (root / "annotations").mkdir(parents=True)
-    r = cli(
-        "extract",
-        "--model",
-        MODEL,
-        "--dataset",
-        "coco",
-        "--data-root",
-        str(root),
-        "--split",
-        "val2017",
-        "--store-dir",
-        str(tmp_path),
-    )
-    assert (
-        r.returncode in (1, 2)
-        and "Traceback" not in r.stderr
-        and "captions_val2017.json" in r.stderr
-    )
+    r = cli(*_coco_args(root, "val2017", "--store-dir", str(tmp_path)))
+    assert r.returncode in (1, 2) and "Traceback" not in r.stderr
+    assert "captions_val2017.json" in r.stderr
     (root / "annotations" / "captions_val2017.json").write_text('{"images": [')
-    r = cli(
-        "extract",
-        "--model",
-        MODEL,
-        "--dataset",
-        "coco",
-        "--data-root",
-        str(root),
-        "--split",
-        "val2017",
-        "--store-dir",
-        str(tmp_path),
-    )
+    r = cli(*_coco_args(root, "val2017", "--store-dir", str(tmp_path)))
     assert r.returncode in (1, 2) and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
 
@@ -228,18 +216,6 @@ def test_missing_annotations_and_malformed_json(tiny_coco, tmp_path, cli):
 def test_store_path_that_is_not_hdf5(tiny_coco, tmp_path, cli):
     bad = tmp_path / "bad.h5"
     bad.write_text("not hdf5")
-    r = cli(
-        "extract",
-        "--model",
-        MODEL,
-        "--dataset",
-        "coco",
-        "--data-root",
-        str(tiny_coco),
-        "--split",
-        "train2017",
-        "--out",
-        str(bad),
-    )
+    r = cli(*_coco_args(tiny_coco, "train2017", "--out", str(bad)))
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert bad.read_text() == "not hdf5"
