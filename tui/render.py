@@ -15,16 +15,10 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from mgap.output import fmt as num
+
 #: the first row of the category table: no filter, the whole store
 ALL = "(all)"
-
-
-def num(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}" if math.isfinite(value) else "nan"
-    return str(value)
 
 
 @dataclass(frozen=True)
