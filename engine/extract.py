@@ -384,6 +384,7 @@ class _Job:
         amp = self.device.startswith("cuda")
         amp_dtype = torch.bfloat16 if amp and torch.cuda.is_bf16_supported() else torch.float16
         t0, done_here = time.time(), 0
+        last_report = 0.0
         block_start = start
         for indices, reasons, batches in loader:
             ok_rows = [i for i, r in zip(indices, reasons, strict=True) if not r]
@@ -412,7 +413,11 @@ class _Job:
                     t.buffer[:] = 0
                     t.valid[:] = 0
                 block_start = last
-            rate = done_here / max(time.time() - t0, 1e-9)
+            now = time.time()
+            rate = done_here / max(now - t0, 1e-9)
+            if not block_full and now - last_report < 0.5:
+                continue  # progress files at most twice a second between blocks
+            last_report = now
             for t in pending:
                 self._progress(
                     t,
