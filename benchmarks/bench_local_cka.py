@@ -17,19 +17,11 @@ import os
 import time
 
 import numpy as np
+from bench_cka import center_gram  # the Kornblith et al. baseline, shared with bench_cka
 
 from mgap.engine.analysis.cka import median_sigma, squared_distances
 from mgap.engine.analysis.local_cka import local_cka_scores
 from mgap.engine.analysis.matching import _centred_kernel, seeded_qap
-
-
-def center_gram(gram):
-    gram = gram.copy()
-    means = np.mean(gram, 0, dtype=np.float64)
-    means -= np.mean(means) / 2
-    gram -= means[:, None]
-    gram -= means[None, :]
-    return gram
 
 
 def gram_cka(gx, gy):

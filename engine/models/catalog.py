@@ -99,16 +99,15 @@ def open_clip_table(cache_dir: Path | None = None) -> dict[str, dict[str, str]]:
     Listing them imports open_clip and with it torch (seconds); the table is therefore kept
     in the cache directory, keyed by the installed open_clip version.
     """
+    import contextlib
     import importlib.metadata
     import json
     import os
 
     version = importlib.metadata.version("open_clip_torch")
     path = _config_cache_dir(cache_dir) / f"open_clip-{version}-pretrained.json"
-    try:
+    with contextlib.suppress(OSError, ValueError):  # not cached yet, or unreadable: rebuild
         return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        pass
     import open_clip
 
     table = {}
