@@ -35,7 +35,8 @@ class ModelsPane(Vertical):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_columns(" ", "model", "offline", "sides", "description")
+        # short columns first: a long local path must not push them off an 80-column screen
+        table.add_columns(" ", "offline", "sides", "model", "description")
         self.action_reload()
 
     def on_unmount(self) -> None:
@@ -86,7 +87,7 @@ class ModelsPane(Vertical):
     def _cells(self, row: ModelRow) -> tuple[str, ...]:
         mark = "✓" if row.spec in self.selected else " "
         offline = {True: "yes", False: "no", None: "?"}[row.available_offline]
-        return mark, row.spec, offline, row.sides or "-", row.description
+        return mark, offline, row.sides or "-", row.spec, row.description
 
     @on(Input.Changed, "#model-filter")
     def _filter_changed(self) -> None:
