@@ -40,12 +40,13 @@ def _matrix_table(title: str, names: list[str], dims: list[int], matrix, shade: 
 
     table = Table(title=title, title_justify="left", header_style="bold")
     table.add_column("REF", no_wrap=True)
-    table.add_column("d", justify="right")
+    table.add_column("d", justify="right", no_wrap=True, min_width=4)
     for i in range(len(names)):
-        table.add_column(str(i + 1), justify="right", no_wrap=True)
+        table.add_column(str(i + 1), justify="right", no_wrap=True, min_width=5)
     for i, (name, row) in enumerate(zip(names, matrix, strict=True)):
         cells = [_shade(v) if shade else fmt(v, 3) for v in row]
-        table.add_row(f"{i + 1} {name}", str(dims[i]), *cells)
+        label = name if len(name) <= 38 else "…" + name[-37:]  # keep the :image/:text end
+        table.add_row(f"{i + 1} {label}", str(dims[i]), *cells)
     return table
 
 
