@@ -324,7 +324,8 @@ def demo_cmd(
         return
     from mgap.tui.app import run_tui
 
-    run_tui(Path(store_dir), select=paths)
+    # Results opens on the last selected store: the trained model, its random twin one `n` away
+    run_tui(Path(store_dir), select=paths[::-1])
 
 
 def register(app: typer.Typer) -> None:
