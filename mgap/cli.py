@@ -19,7 +19,11 @@ from mgap.errors import MgapError
 COMMAND_MODULES = (
     "extract_cmd",
     "store_cmds",
-    "gap_cmds",
+    "gap_cmd",
+    "retrieval_cmd",
+    "zeroshot_cmd",
+    "neighbours_cmd",
+    "experiment_cmd",
     "align_cmds",
     "plot_cmd",
     "models_cmd",

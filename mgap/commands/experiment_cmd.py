@@ -1,0 +1,106 @@
+"""`mgap experiment shift|ablate`: move the modalities along the gap, or drop gap dimensions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from mgap.commands.report_common import JSON_OPT, STORE_ARG, open_store_arg, print_header, table
+from mgap.errors import UsageError
+from mgap.output import fmt, print_json, stdout
+
+DEFAULT_LAMBDAS = "-1,-0.5,-0.25,0,0.25,0.5,0.75,1"
+
+
+def parse_lambdas(text: str) -> list[float]:
+    """Comma-separated shifts to floats; a usage error names the bad value and an example."""
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(
+            f"--lambdas must be comma-separated numbers, got {text!r}",
+            hint="e.g. --lambdas=-1,-0.5,0,0.5,1",
+        ) from None
+    if not values:
+        raise UsageError("--lambdas is empty", hint="e.g. --lambdas=-1,-0.5,0,0.5,1")
+    return values
+
+
+def print_steps(title: str, key: str, rows: list[dict]) -> None:
+    """One row per step: gap, paired cosine, R@1 both ways, and InfoNCE when computed."""
+    columns = [key, "L2M", "RMG", "paired cos", "i2t R@1", "t2i R@1"]
+    if rows and "infonce" in rows[0]:
+        columns.append("InfoNCE")
+    out = table(title, columns)
+    for row in rows:
+        cells = [
+            fmt(row[key], 3) if isinstance(row[key], float) else str(row[key]),
+            fmt(row["l2m"]),
+            fmt(row["rmg"]),
+            fmt(row["mean_paired_cosine"]),
+            fmt(row["i2t"]["R@1"], 3),
+            fmt(row["t2i"]["R@1"], 3),
+        ]
+        if "infonce" in row:
+            cells.append(fmt(row["infonce"]))
+        out.add_row(*cells)
+    stdout.print(out)
+
+
+def shift(
+    store: Path = STORE_ARG,
+    lambdas: str = typer.Option(
+        DEFAULT_LAMBDAS, "--lambdas", help="Comma-separated shifts (use --lambdas=-1,0,1)."
+    ),
+    logit_scale: float = typer.Option(100.0, "--logit-scale", help="InfoNCE logit scale."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Mind the Gap's shift along the gap vector: gap, retrieval and InfoNCE per lambda."""
+    from mgap.engine.analysis.experiments import gap_shift
+    from mgap.engine.analysis.pairs import store_header, store_pairs
+
+    values = parse_lambdas(lambdas)
+    opened = open_store_arg(store)
+    X, Y, index = store_pairs(opened, what="the shift experiment")
+    doc = {
+        **store_header(opened),
+        "logit_scale": logit_scale,
+        "steps": gap_shift(X, Y, index, values, logit_scale=logit_scale),
+    }
+    if as_json:
+        print_json(doc)
+    else:
+        print_header(doc)
+        print_steps(f"Gap shift (InfoNCE at logit scale {logit_scale:g})", "lambda", doc["steps"])
+
+
+def ablate(
+    store: Path = STORE_ARG,
+    k_max: int = typer.Option(10, "--k-max", min=0, help="Drop up to this many top gap dims."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Drop the top-k gap dimensions, re-normalise, recompute gap and retrieval."""
+    from mgap.engine.analysis.experiments import ablate_dims
+    from mgap.engine.analysis.pairs import store_header, store_pairs
+
+    opened = open_store_arg(store)
+    X, Y, index = store_pairs(opened, what="the ablation experiment")
+    if k_max >= X.shape[1]:
+        raise UsageError(f"--k-max {k_max} must be below the embedding dim {X.shape[1]}")
+    doc = {**store_header(opened), "steps": ablate_dims(X, Y, index, k_max)}
+    if as_json:
+        print_json(doc)
+    else:
+        print_header(doc)
+        print_steps("Gap dimension ablation", "k", doc["steps"])
+
+
+def register(app: typer.Typer) -> None:
+    experiment = typer.Typer(
+        help="Gap experiments: shift the modalities, ablate the gap dimensions.",
+        no_args_is_help=True,
+    )
+    experiment.command("shift")(shift)
+    experiment.command("ablate")(ablate)
+    app.add_typer(experiment, name="experiment")

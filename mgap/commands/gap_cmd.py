@@ -1,0 +1,122 @@
+"""`mgap gap`: modality gap metrics of one store, as a rich table or one JSON document.
+
+The analysis module is imported inside the command; it imports neither torch nor textual
+(sklearn only for the separability column).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from mgap.commands.report_common import (
+    BY_CATEGORY_OPT,
+    CAPTIONS_OPT,
+    JSON_OPT,
+    KIND_SHORT,
+    STORE_ARG,
+    open_store_arg,
+    print_header,
+    table,
+)
+from mgap.output import fmt, print_json, stdout
+
+
+def print_gap(doc: dict) -> None:
+    """The gap report for people: metrics, top dimensions, categories, hyperbolic block."""
+    print_header(doc)
+    metrics = table(
+        "Modality gap",
+        ["metric", "value"],
+        caption=f"{doc['n_images']} images, {doc['n_texts']} captions ({doc['captions']}), "
+        f"d={doc['dim']}",
+    )
+    for label, key in (
+        ("L2M  ||mean x - mean y||", "l2m"),
+        ("L2I  mean paired ||x - y||", "l2i"),
+        ("mean paired cosine", "mean_paired_cosine"),
+        ("intra-image cosine", "intra_image_cosine"),
+        ("intra-text cosine", "intra_text_cosine"),
+        ("RMG", "rmg"),
+    ):
+        metrics.add_row(label, fmt(doc[key]))
+    sep = doc.get("separability")
+    if sep is not None:
+        metrics.add_row(
+            f"separability ({sep['folds']}-fold, {sep['n_per_side']}/side)", fmt(sep["accuracy"])
+        )
+    stdout.print(metrics)
+    if doc["top_dims"]:
+        dims = table("Top gap dimensions", ["dim", "delta", "share of L2M²", "cumulative"])
+        for row in doc["top_dims"]:
+            dims.add_row(
+                str(row["dim"]), fmt(row["delta"]), fmt(row["share"]), fmt(row["cumulative_share"])
+            )
+        stdout.print(dims)
+    if "by_category" in doc:
+        _print_categories(doc["by_category"])
+    if "hyperbolic" in doc:
+        _print_hyperbolic(doc["hyperbolic"])
+
+
+def _print_categories(rows: list[dict]) -> None:
+    cats = table(
+        "By category, ranked by L2M",
+        ["name", "kind", "img", "txt", "L2M", "L2I", "cos", "RMG"],
+        caption="cos = mean paired cosine; --json adds the category x category tables",
+    )
+    for row in sorted(rows, key=lambda r: (r["kind"], -r["l2m"])):
+        cats.add_row(
+            row["name"][:16],
+            KIND_SHORT[row["kind"]],
+            str(row["n_images"]),
+            str(row["n_texts"]),
+            fmt(row["l2m"], 3),
+            fmt(row["l2i"], 3),
+            fmt(row["mean_paired_cosine"], 3),
+            fmt(row["rmg"], 3),
+        )
+    stdout.print(cats)
+
+
+def _print_hyperbolic(hyp: dict) -> None:
+    out = table(f"Hyperbolic (Lorentz, curvature {fmt(hyp['curvature'])})", ["metric", "value"])
+    out.add_row("tangent-space L2M", fmt(hyp["tangent_gap"]["l2m"]))
+    out.add_row("tangent-space RMG", fmt(hyp["tangent_gap"]["rmg"]))
+    for key, value in hyp["geodesic"].items():
+        if key != "sampled_pairs":
+            out.add_row(f"mean geodesic distance, {key.replace('_', '-')}", fmt(value))
+    for side, value in hyp["origin_distance"].items():
+        out.add_row(f"mean distance from origin, {side}", fmt(value))
+    stdout.print(out)
+
+
+def gap(
+    store: Path = STORE_ARG,
+    by_category: bool = BY_CATEGORY_OPT,
+    captions: str = CAPTIONS_OPT,
+    top_k: int = typer.Option(10, "--top-k", min=0, help="Gap dimensions to list."),
+    no_separability: bool = typer.Option(
+        False, "--no-separability", help="Skip the logistic-regression separability."
+    ),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Modality gap metrics: L2M, L2I, paired and intra-modal cosines, RMG, top dims."""
+    from mgap.engine.analysis.gap import gap_report
+
+    doc = gap_report(
+        open_store_arg(store),
+        captions=captions,
+        by_category=by_category,
+        top_k=top_k,
+        separability=not no_separability,
+    )
+    if as_json:
+        print_json(doc)
+    else:
+        print_gap(doc)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("gap")(gap)

@@ -1,0 +1,70 @@
+"""`mgap retrieval`: image->text and text->image recall and ranks of one store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from mgap.commands.report_common import (
+    BY_CATEGORY_OPT,
+    CAPTIONS_OPT,
+    JSON_OPT,
+    KIND_SHORT,
+    STORE_ARG,
+    open_store_arg,
+    print_header,
+    recall_cells,
+    table,
+)
+from mgap.output import fmt, print_json, stdout
+
+
+def print_retrieval(doc: dict) -> None:
+    """Both directions' recall table, then the per-category rows when asked for."""
+    print_header(doc)
+    out = table(
+        "Retrieval",
+        ["direction", "R@1", "R@5", "R@10", "med rank", "mean rank"],
+        caption=f"{doc['n_images']} images, {doc['n_texts']} captions; ties {doc['ties']}",
+    )
+    out.add_row("image -> text", *recall_cells(doc["i2t"]))
+    out.add_row("text -> image", *recall_cells(doc["t2i"]))
+    stdout.print(out)
+    if "by_category" in doc:
+        cats = table(
+            "By category",
+            ["name", "kind", "img", "i2t R@1", "i2t R@5", "t2i R@1", "t2i R@5"],
+            caption="queries of each group, ranked against the whole gallery",
+        )
+        for row in doc["by_category"]:
+            cats.add_row(
+                row["name"][:16],
+                KIND_SHORT[row["kind"]],
+                str(row["n_images"]),
+                fmt(row["i2t"]["R@1"], 3),
+                fmt(row["i2t"]["R@5"], 3),
+                fmt(row["t2i"]["R@1"], 3),
+                fmt(row["t2i"]["R@5"], 3),
+            )
+        stdout.print(cats)
+
+
+def retrieval(
+    store: Path = STORE_ARG,
+    by_category: bool = BY_CATEGORY_OPT,
+    captions: str = CAPTIONS_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Image->text and text->image recall@1/5/10 and ranks (CLIP_benchmark hit rates)."""
+    from mgap.engine.analysis.retrieval import retrieval_report
+
+    doc = retrieval_report(open_store_arg(store), by_category=by_category, captions=captions)
+    if as_json:
+        print_json(doc)
+    else:
+        print_retrieval(doc)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("retrieval")(retrieval)
