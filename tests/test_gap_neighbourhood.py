@@ -209,3 +209,18 @@ def test_unknown_similarity_is_a_usage_error(rng, make_store):
     path = _class_store(make_store, "c.h5", X, primary, prompts, names)
     with pytest.raises(UsageError, match="unknown similarity"):
         neighbourhood_report(open_store(path), similarity="median")
+
+
+def test_cli_names_the_definition_and_takes_the_variant(rng, make_store, cli):
+    X, primary, prompts, names = _fixed_classification(rng)
+    path = str(_class_store(make_store, "c.h5", X, primary, prompts, names))
+    default = json.loads(cli("neighbours", path, "--json").stdout)
+    variant = cli("neighbours", path, "--similarity", "centroid", "--exclude-self", "--json")
+    assert variant.returncode == 0, variant.stderr
+    doc = json.loads(variant.stdout)
+    assert (default["similarity"], default["exclude_self"]) == ("mean_pairwise", False)
+    assert (doc["similarity"], doc["exclude_self"]) == ("centroid", True)
+    expected = neighbourhood_report(open_store(path), similarity="centroid", exclude_self=True)
+    assert doc["mean_distance"] == pytest.approx(expected["mean_distance"])
+    bad = cli("neighbours", path, "--similarity", "median")
+    assert bad.returncode == 2 and "unknown similarity" in bad.stderr
