@@ -210,3 +210,49 @@ def make_tiny_llava(folder: Path, *, seed: int = 0, select_strategy: str = "defa
         num_additional_image_tokens=1,
     ).save_pretrained(folder)
     return folder
+
+
+#: ViLT's processor resizes the shorter edge to this and keeps sizes divisible by VILT_PATCH
+VILT_SHORTEST = 48
+VILT_PATCH = 16
+
+
+def make_tiny_vilt(
+    folder: Path, minilm_dir: Path, *, head: str = "retrieval", seed: int = 0
+) -> Path:
+    """A tiny ViLT with the retrieval head (`ViltForImageAndTextRetrieval`) or, with
+    `head="mlm"`, a `ViltForMaskedLM` (as dandelin/vilt-b32-mlm: no retrieval head), plus a
+    BERT tokenizer and a ViltImageProcessor whose patch grid differs from the config's
+    pretraining grid (image_size 32 / patch 16 = 2×2), as the real 384/32 checkpoints do."""
+    import torch
+    from transformers import (
+        ViltConfig,
+        ViltForImageAndTextRetrieval,
+        ViltForMaskedLM,
+        ViltImageProcessor,
+        ViltProcessor,
+    )
+
+    tokenizer = _bert_tokenizer(minilm_dir)
+    config = ViltConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=40,
+        image_size=32,
+        patch_size=VILT_PATCH,
+        initializer_range=0.2,  # the default 0.02 makes every token state nearly alike
+    )
+    torch.manual_seed(seed)
+    cls = {"retrieval": ViltForImageAndTextRetrieval, "mlm": ViltForMaskedLM}[head]
+    model = cls(config).eval()
+    with torch.no_grad():  # zero-initialised by design; distinct positions make grids visible
+        model.vilt.embeddings.position_embeddings.normal_(0.0, 0.5)
+        model.vilt.embeddings.cls_token.normal_(0.0, 0.5)
+    folder = Path(folder)
+    model.save_pretrained(folder)
+    processor = ViltImageProcessor(size={"shortest_edge": VILT_SHORTEST}, size_divisor=VILT_PATCH)
+    ViltProcessor(image_processor=processor, tokenizer=tokenizer).save_pretrained(folder)
+    return folder

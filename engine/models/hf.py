@@ -1,6 +1,6 @@
 """`hf:REPO_OR_FOLDER`: transformers two-tower models, dispatched on the config's `model_type`.
 
-CLIP and SigLIP are handled here; BLIP and BLIP-2 live in their own modules (DESIGN.md §8).
+CLIP and SigLIP are handled here; BLIP, BLIP-2 and ViLT live in their own modules (DESIGN.md §8).
 The embedding is the projected feature of `get_image_features`/`get_text_features`; in
 transformers 5 those return a model output whose `pooler_output` holds it, in 4.x a tensor.
 """
@@ -32,10 +32,11 @@ DELEGATES = {
     "blip": ("mgap.engine.models.blip", "load_blip"),
     "blip-2": ("mgap.engine.models.blip2", "load_blip2"),
     "blip_2": ("mgap.engine.models.blip2", "load_blip2"),
+    "vilt": ("mgap.engine.models.vilt", "load_vilt"),
 }
 CLIP_TYPES = ("clip",)
 SIGLIP_TYPES = ("siglip", "siglip2")
-SUPPORTED = (*CLIP_TYPES, *SIGLIP_TYPES, "blip", "blip-2")
+SUPPORTED = (*CLIP_TYPES, *SIGLIP_TYPES, "blip", "blip-2", "vilt")
 #: SigLIP was trained on texts padded to this many tokens (its pooled token is the last one)
 SIGLIP_TEXT_LENGTH = 64
 
