@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from mgap.engine.analysis.gap import gap_metrics, intra_cosine, normalize
-from mgap.engine.analysis.retrieval import block_rows, retrieval_metrics
+from mgap.engine.analysis.backend import resolve_backend
+from mgap.engine.analysis.retrieval import retrieval_metrics
 
 KS = (1, 5, 10)
 
@@ -45,7 +46,7 @@ def score_blocks(X, Y):
     """The same float32 score blocks mgap computes: (images x captions), one block at a time."""
     Xn, Yn = normalize(X, np.float32), normalize(Y, np.float32)
     YnT = np.ascontiguousarray(Yn.T)
-    block = block_rows(len(Yn))
+    block = resolve_backend("cpu").block_rows(len(Yn))
     return np.vstack([Xn[lo : lo + block] @ YnT for lo in range(0, len(Xn), block)])
 
 

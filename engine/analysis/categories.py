@@ -15,10 +15,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from mgap.engine.analysis.backend import Backend, resolve_backend
 from mgap.engine.analysis.gap import gap_metrics, normalize
-from mgap.engine.analysis.retrieval import block_rows
 
-#: image rows per block of the mean-pairwise table (None: sized to the number of captions)
+#: image rows per block of the mean-pairwise table (None: sized by the backend)
 PAIRWISE_BLOCK: int | None = None
 
 
@@ -50,7 +50,12 @@ def _subset(
 
 
 def category_tables(
-    Xn: np.ndarray, Yn: np.ndarray, index: np.ndarray, primary: np.ndarray, n_categories: int
+    Xn: np.ndarray,
+    Yn: np.ndarray,
+    index: np.ndarray,
+    primary: np.ndarray,
+    n_categories: int,
+    backend: Backend | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(present category ids, centroid table, mean-pairwise table) over categories with captions."""
     primary = np.asarray(primary, dtype=np.int64)
@@ -74,22 +79,13 @@ def category_tables(
     diff = img_centroids[:, None, :] - txt_centroids[None, :, :]
     centroid = np.sqrt(np.einsum("abd,abd->ab", diff, diff))
 
-    sq_x = np.einsum("ij,ij->i", Xc, Xc).astype(np.float32)[:, None]
-    sq_y = np.einsum("ij,ij->i", Yc, Yc).astype(np.float32)[None, :]
-    X32, Y32 = Xc.astype(np.float32), Yc.astype(np.float32)
-    txt_hot32 = one_hot_txt.astype(np.float32)
-    block = PAIRWISE_BLOCK or block_rows(Yc.shape[0])
-    buf = np.empty((min(block, max(Xc.shape[0], 1)), Yc.shape[0]), dtype=np.float32)
-    sums = np.zeros((C, C))
-    for lo in range(0, Xc.shape[0], block):
-        hi = min(lo + block, Xc.shape[0])
-        dist = np.matmul(X32[lo:hi], Y32.T, out=buf[: hi - lo])  # in place: no new arrays
-        dist *= -2.0
-        dist += sq_x[lo:hi]
-        dist += sq_y
-        np.maximum(dist, 0.0, out=dist)
-        np.sqrt(dist, out=dist)
-        sums += one_hot_img[lo:hi].T @ (dist @ txt_hot32).astype(np.float64)
+    sums = (backend or resolve_backend("cpu")).distance_sums(
+        Xc.astype(np.float32, copy=False),
+        Yc.astype(np.float32, copy=False),
+        one_hot_img,
+        one_hot_txt.astype(np.float32),
+        rows=PAIRWISE_BLOCK,
+    )
     pairwise = sums / np.outer(counts_img, counts_txt)
     return present, centroid, pairwise
 

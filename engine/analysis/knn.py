@@ -10,16 +10,17 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from mgap.engine.analysis.backend import Backend, resolve_backend
 from mgap.errors import UsageError
 
-#: rows per similarity block: block x n float64 stays near 80 MB at n = 10,000
+#: rows per block when intersecting neighbour sets
 BLOCK = 1024
 
 
 def _unit(X: np.ndarray) -> np.ndarray:
-    X = np.asarray(X, dtype=np.float64)
-    norms = np.linalg.norm(X, axis=1, keepdims=True)
-    return X / np.where(norms > 0, norms, 1.0)
+    """Unit rows in float32 (norms taken in float64); zero rows stay zero."""
+    norms = np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64))[:, None]
+    return (X / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
 
 def _check(X: np.ndarray, Y: np.ndarray, k: int, minimum_k: int = 1) -> None:
@@ -33,24 +34,15 @@ def _check(X: np.ndarray, Y: np.ndarray, k: int, minimum_k: int = 1) -> None:
         )
 
 
-def knn_graph(X: np.ndarray, k: int, block: int = BLOCK) -> tuple[np.ndarray, np.ndarray]:
+def knn_graph(
+    X: np.ndarray, k: int, block: int | None = None, backend: Backend | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(indices, cosine similarities), each (n, k): the k nearest rows, self excluded.
 
-    Rows of the result are sorted by index (not by similarity) so that sets intersect fast.
+    Similarities are float32 products on the backend (top-k never leaves the device); rows
+    of the result are sorted by index (not by similarity) so that sets intersect fast.
     """
-    U = _unit(X)
-    n = U.shape[0]
-    idx = np.empty((n, k), dtype=np.int64)
-    sim = np.empty((n, k))
-    for start in range(0, n, block):
-        stop = min(start + block, n)
-        S = U[start:stop] @ U.T
-        S[np.arange(stop - start), np.arange(start, stop)] = -np.inf
-        top = np.argpartition(S, n - k, axis=1)[:, n - k :]
-        top.sort(axis=1)
-        idx[start:stop] = top
-        sim[start:stop] = np.take_along_axis(S, top, axis=1)
-    return idx, sim
+    return (backend or resolve_backend("cpu")).topk(_unit(X), k, block)
 
 
 def _shared(ia: np.ndarray, ib: np.ndarray) -> np.ndarray:

@@ -17,29 +17,18 @@ caption at a time): one pass gives both directions, memory stays at block x capt
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from mgap.engine.analysis.gap import check_pairs, normalize
+from mgap.engine.analysis.backend import Backend, resolve_backend
+from mgap.engine.analysis.gap import check_pairs, normalize, paired_cosines
 from mgap.errors import StoreError
 from mgap.store import Store
 
-#: score cells per block (float32): 25M cells = 100 MB, e.g. 1,000 images x 25,000 captions
-BLOCK_CELLS = 25_000_000
-
-
-def block_rows(n_candidates: int) -> int:
-    """Image rows per block so that one block of scores stays near BLOCK_CELLS."""
-    return max(1, BLOCK_CELLS // max(int(n_candidates), 1))
-
-
 #: scores this close to the right candidate's are ties (float32 dot products of unit rows)
 TIE_TOL = 1e-6
-
-#: rows compared at a time inside a block: 16 x 25,000 float32 scores stay in cache
-CHUNK_ROWS = 16
 
 
 @dataclass(frozen=True)
@@ -83,64 +72,43 @@ def _caption_slices(index: np.ndarray, n_images: int) -> tuple[np.ndarray, np.nd
     return order, starts
 
 
-def _count_block(
-    scores: np.ndarray, low: np.ndarray, high: np.ndarray, best: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per column: rows above `high` and at least `low`; per row: columns above and at least
-    the row's `best` (± TIE_TOL). Walks CHUNK_ROWS rows at a time so the four comparisons
-    read each chunk of scores from cache, not from memory."""
-    rows, cols = scores.shape
-    col_above, col_atleast = np.zeros(cols, np.int64), np.zeros(cols, np.int64)
-    row_above, row_atleast = np.empty(rows, np.int64), np.empty(rows, np.int64)
-    row_high, row_low = (best + TIE_TOL)[:, None], (best - TIE_TOL)[:, None]
-    mask_buf = np.empty((min(CHUNK_ROWS, rows), cols), dtype=bool)
-    for lo in range(0, rows, CHUNK_ROWS):
-        chunk = scores[lo : lo + CHUNK_ROWS]
-        hi = lo + chunk.shape[0]
-        mask = mask_buf[: chunk.shape[0]]
-        as_bytes = mask.view(np.uint8)  # summing bytes beats count_nonzero along axis 0
-        np.greater(chunk, high, out=mask)
-        col_above += as_bytes.sum(axis=0, dtype=np.int64)
-        np.greater_equal(chunk, low, out=mask)
-        col_atleast += as_bytes.sum(axis=0, dtype=np.int64)
-        row_above[lo:hi] = np.count_nonzero(np.greater(chunk, row_high[lo:hi], out=mask), axis=1)
-        np.greater_equal(chunk, row_low[lo:hi], out=mask)
-        row_atleast[lo:hi] = np.count_nonzero(mask, axis=1)
-    return col_above, col_atleast, row_above, row_atleast
-
-
 def retrieval_ranks(
     X: np.ndarray,
     Y: np.ndarray,
     text_image_index: np.ndarray,
     *,
     block: int | None = None,
+    backend: Backend | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[Ranks, Ranks]:
-    """(image->text ranks per image, text->image ranks per caption), by blocked counting."""
+    """(image->text ranks per image, text->image ranks per caption), by blocked counting.
+
+    `progress(rows)` is called after each block of image rows.
+    """
     index = check_pairs(X, Y, text_image_index)
+    be = backend or resolve_backend("cpu")
     n, m = X.shape[0], Y.shape[0]
-    block = block_rows(m) if block is None else max(int(block), 1)
     Xn, Yn = normalize(X, np.float32), normalize(Y, np.float32)
-    positive = np.einsum("ij,ij->i", Xn[index], Yn)
+    positive = paired_cosines(Xn, Yn, index).astype(np.float32)
     t2i_low, t2i_high = positive - TIE_TOL, positive + TIE_TOL
+    low, high = be.put(t2i_low), be.put(t2i_high)
     order, starts = _caption_slices(index, n)
     t2i_above = np.zeros(m, dtype=np.int64)
     t2i_atleast = np.zeros(m, dtype=np.int64)
     i2t_above = np.zeros(n, dtype=np.int64)
     i2t_tied = np.zeros(n, dtype=np.int64)
     i2t_right = np.zeros(n, dtype=np.int64)
-    score_buf = np.empty((min(block, n), m), dtype=np.float32)  # reused: no page faults
-    for lo in range(0, n, block):
-        hi = min(lo + block, n)
-        scores = np.matmul(Xn[lo:hi], Yn.T, out=score_buf[: hi - lo])
+    images, captions = be.put(Xn), be.put(Yn)
+    del Xn, Yn  # the device copies are all that is needed now
+    for lo, hi, scores in be.products(images, captions, block):
         mine = order[starts[lo] : starts[hi]]  # captions whose image is in this block
         local = index[mine] - lo
-        own = scores[local, mine]
+        own = be.take(scores, local, mine)
         best = np.full(hi - lo, np.inf, dtype=np.float32)  # an image's best caption score
         best[local] = -np.inf
         np.maximum.at(best, local, own)
-        above, atleast, i2t_above[lo:hi], i2t_atleast = _count_block(
-            scores, t2i_low, t2i_high, best
+        above, atleast, i2t_above[lo:hi], i2t_atleast = be.count_block(
+            scores, low, high, best, TIE_TOL
         )
         # text -> image: this block's images above / in the tie band, the own image excluded
         t2i_above += above
@@ -151,6 +119,8 @@ def retrieval_ranks(
         right = np.bincount(local, weights=own >= best[local] - TIE_TOL, minlength=hi - lo)
         i2t_right[lo:hi] = right.astype(np.int64)
         i2t_tied[lo:hi] = i2t_atleast - i2t_above[lo:hi] - i2t_right[lo:hi]
+        if progress is not None:
+            progress(hi - lo)
     has_caption = np.bincount(index, minlength=n) > 0
     i2t = Ranks(i2t_above, i2t_tied, i2t_right, has_caption)
     t2i = Ranks(t2i_above, t2i_atleast - t2i_above, np.ones(m, dtype=np.int64), np.ones(m, bool))

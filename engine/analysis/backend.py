@@ -1,0 +1,334 @@
+"""The compute backend for every quadratic kernel: numpy on the CPU, torch on CUDA.
+
+Analysis modules never import torch themselves. They hand float32 matrices to a `Backend`,
+which runs the blocked similarity products *and* the reductions that consume them
+(retrieval counting, top-k, category distance sums, RBF kernel sums), so a score block
+never leaves the device: only per-row or per-column totals come back, accumulated in
+float64. Torch is imported only when a CUDA (or explicit torch) backend is made, so
+`mgap gap` and the TUI's first frame never pay for it.
+
+Precision: products run in float32 everywhere by default. `fast=True` allows TF32 on CUDA
+and says so in `describe()`; on the CPU there is no faster mode and precision stays float32.
+The torch path on the CPU (`engine="torch"`) exists so that tests pin it against numpy.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mgap.errors import UsageError
+
+DEVICE_HELP = "auto (CUDA when present, else CPU), cpu, or cuda[:i]."
+#: float32 score cells per block: 25M (100 MB) on the CPU, 256M (1 GB) on a GPU
+CPU_BLOCK_CELLS = 25_000_000
+GPU_BLOCK_CELLS = 256_000_000
+#: rows compared at a time by the numpy counting kernels (a chunk stays in cache)
+CHUNK_ROWS = 16
+#: measured float32 product throughput is cached per backend for cost estimates
+_CALIBRATION: dict[str, float] = {}
+
+
+def _nvidia_present() -> bool:
+    """A cheap check for an NVIDIA driver, so `auto` on a CPU box never imports torch."""
+    return Path("/proc/driver/nvidia/version").exists() or Path("/dev/nvidia0").exists()
+
+
+def _torch() -> Any:
+    import torch
+
+    return torch
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where and how the heavy products run. Build one with `resolve_backend`."""
+
+    device: str = "cpu"
+    engine: str = "numpy"
+    fast: bool = False
+    _dev: Any = field(default=None, compare=False, repr=False)
+
+    # ---- description -----------------------------------------------------------------
+    @property
+    def precision(self) -> str:
+        return "tf32" if self.fast and self.device.startswith("cuda") else "float32"
+
+    @property
+    def block_cells(self) -> int:
+        return GPU_BLOCK_CELLS if self.device.startswith("cuda") else CPU_BLOCK_CELLS
+
+    def describe(self) -> dict:
+        """The `device` entry every analysis JSON carries."""
+        out = {"device": self.device, "engine": self.engine, "precision": self.precision}
+        if self.fast and self.precision == "float32":
+            out["note"] = "--fast has no effect on the CPU: products stay float32"
+        return out
+
+    def block_rows(self, n_columns: int) -> int:
+        """Rows per block so that one block of scores stays near `block_cells`."""
+        return max(1, self.block_cells // max(int(n_columns), 1))
+
+    def flops_per_second(self) -> float:
+        """float32 product throughput, measured once per backend on a small product."""
+        key = f"{self.engine}:{self.device}:{self.precision}"
+        if key not in _CALIBRATION:
+            rng = np.random.default_rng(0)
+            A = rng.standard_normal((512, 256), dtype=np.float32)
+            B = rng.standard_normal((4096, 256), dtype=np.float32)
+            a, b = self.put(A), self.put(B)
+            self.synchronize(self.mm(a, b))  # warm-up
+            start = time.perf_counter()
+            for _ in range(3):
+                out = self.mm(a, b)
+            self.synchronize(out)
+            elapsed = max(time.perf_counter() - start, 1e-6)
+            _CALIBRATION[key] = 3 * 2.0 * A.shape[0] * B.shape[0] * A.shape[1] / elapsed
+        return _CALIBRATION[key]
+
+    def estimate_seconds(self, flops: float) -> float:
+        return float(flops) / self.flops_per_second()
+
+    # ---- moving data -----------------------------------------------------------------
+    def put(self, A: np.ndarray) -> Any:
+        """A float32 matrix on the backend's device (numpy: a float32 view or copy)."""
+        A = np.ascontiguousarray(A, dtype=np.float32)
+        if self.engine == "numpy":
+            return A
+        return _torch().from_numpy(A).to(self._dev)
+
+    def host(self, a: Any, dtype: type = np.float64) -> np.ndarray:
+        if self.engine == "numpy":
+            return np.asarray(a, dtype=dtype)
+        return a.detach().cpu().numpy().astype(dtype, copy=False)
+
+    def synchronize(self, _a: Any = None) -> None:
+        if self.engine == "torch" and self.device.startswith("cuda"):
+            _torch().cuda.synchronize(self._dev)
+
+    def mm(self, a: Any, b: Any) -> Any:
+        """a @ b.T on the device (both already `put`)."""
+        return a @ b.T
+
+    def matmul(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
+        """A @ B.T in float32 on the device, returned as a float64 host array (small outputs:
+        Gram matrices, QAP kernels)."""
+        return self.host(self.mm(self.put(A), self.put(B)))
+
+    def products(
+        self, a: Any, b: Any, rows: int | None = None, out_cols: int | None = None
+    ) -> Iterator[tuple[int, int, Any]]:
+        """(lo, hi, a[lo:hi] @ b.T) over row blocks; on numpy one buffer is reused."""
+        n, m = int(a.shape[0]), int(b.shape[0])
+        rows = self.block_rows(out_cols or m) if rows is None else max(int(rows), 1)
+        buf = np.empty((min(rows, n), m), dtype=np.float32) if self.engine == "numpy" else None
+        for lo in range(0, n, rows):
+            hi = min(lo + rows, n)
+            if buf is not None:
+                yield lo, hi, np.matmul(a[lo:hi], b.T, out=buf[: hi - lo])
+            else:
+                yield lo, hi, a[lo:hi] @ b.T
+
+    # ---- reductions over one score block -----------------------------------------------
+    def take(self, S: Any, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """S[rows[i], cols[i]] for every i, as float32 on the host."""
+        if self.engine == "numpy":
+            return S[rows, cols]
+        torch = _torch()
+        r = torch.from_numpy(np.ascontiguousarray(rows)).to(self._dev)
+        c = torch.from_numpy(np.ascontiguousarray(cols)).to(self._dev)
+        return S[r, c].cpu().numpy()
+
+    def count_block(
+        self, S: Any, low: Any, high: Any, best: np.ndarray, tol: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per column: rows scoring above `high` and at least `low`; per row: columns scoring
+        above `best + tol` and at least `best - tol`. `low`/`high` are `put` vectors."""
+        if self.engine == "numpy":
+            return _count_block_numpy(S, low, high, best, tol)
+        torch = _torch()
+        b = torch.from_numpy(np.ascontiguousarray(best, dtype=np.float32)).to(self._dev)[:, None]
+        col_above = torch.gt(S, high).sum(0)
+        col_atleast = torch.ge(S, low).sum(0)
+        row_above = torch.gt(S, b + tol).sum(1)
+        row_atleast = torch.ge(S, b - tol).sum(1)
+        return tuple(
+            t.cpu().numpy().astype(np.int64)
+            for t in (col_above, col_atleast, row_above, row_atleast)
+        )  # type: ignore[return-value]
+
+    def distance_sums(
+        self,
+        X: np.ndarray,
+        Y: np.ndarray,
+        x_hot: np.ndarray,
+        y_hot: np.ndarray,
+        rows: int | None = None,
+    ) -> np.ndarray:
+        """Σ ‖xᵢ − yⱼ‖ over i in group a, j in group b, as a (groups_x, groups_y) float64 table.
+
+        X, Y are float32 rows; x_hot, y_hot their one-hot group matrices. Distances come
+        from ‖x‖² + ‖y‖² − 2x·y per block, in place.
+        """
+        a, b = self.put(X), self.put(Y)
+        sq_x = (X.astype(np.float64) ** 2).sum(1).astype(np.float32)
+        sq_y = self.put((Y.astype(np.float64) ** 2).sum(1)[None, :])
+        hot_y = self.put(y_hot)
+        sums = np.zeros((x_hot.shape[1], y_hot.shape[1]))
+        for lo, hi, D in self.products(a, b, rows):
+            D *= -2.0
+            D += self.put(sq_x[lo:hi, None])
+            D += sq_y
+            if self.engine == "numpy":
+                np.maximum(D, 0.0, out=D)
+                np.sqrt(D, out=D)
+            else:
+                D.clamp_(min=0.0).sqrt_()
+            per_row = self.host(D @ hot_y)
+            sums += x_hot[lo:hi].T.astype(np.float64) @ per_row
+        return sums
+
+    def topk(self, U: np.ndarray, k: int, rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The k most similar rows of U to each row (self excluded): (indices sorted by index,
+        similarities in float64), each (n, k)."""
+        n = U.shape[0]
+        a = self.put(U)
+        idx = np.empty((n, k), dtype=np.int64)
+        sim = np.empty((n, k))
+        for lo, hi, S in self.products(a, a, rows):
+            if self.engine == "numpy":
+                S[np.arange(hi - lo), np.arange(lo, hi)] = -np.inf
+                top = np.argpartition(S, n - k, axis=1)[:, n - k :]
+                top.sort(axis=1)
+                idx[lo:hi] = top
+                sim[lo:hi] = np.take_along_axis(S, top, axis=1)
+            else:
+                torch = _torch()
+                r = torch.arange(hi - lo, device=S.device)
+                S[r, r + lo] = -float("inf")
+                top = torch.topk(S, k, dim=1).indices.sort(dim=1).values
+                idx[lo:hi] = top.cpu().numpy()
+                sim[lo:hi] = torch.gather(S, 1, top).cpu().numpy()
+        return idx, sim
+
+    # ---- RBF kernels -------------------------------------------------------------------
+    def distance_blocks(self, X: np.ndarray) -> Iterator[tuple[int, int, Any]]:
+        """Squared distances (lo, hi, D²[lo:hi]) of centred rows, clipped at 0, exact zero
+        diagonal; blocks sized to `block_cells`."""
+        Xc = np.asarray(X, dtype=np.float64)
+        Xc = (Xc - Xc.mean(axis=0)).astype(np.float32)
+        sq = np.einsum("ij,ij->i", Xc, Xc)
+        a, sq_dev = self.put(Xc), self.put(sq[None, :])
+        for lo, hi, D in self.products(a, a):
+            D *= -2.0
+            D += self.put(sq[lo:hi, None])
+            D += sq_dev
+            if self.engine == "numpy":
+                np.maximum(D, 0.0, out=D)
+                D[np.arange(hi - lo), np.arange(lo, hi)] = 0.0
+            else:
+                D.clamp_(min=0.0)
+                r = _torch().arange(hi - lo, device=D.device)
+                D[r, r + lo] = 0.0
+            yield lo, hi, D
+
+    def upper_values(self, D: Any, lo: int, hi: int) -> Any:
+        """The strict upper triangle of rows lo..hi of an n x n block (flattened)."""
+        if self.engine == "numpy":
+            cols = np.arange(D.shape[1])
+            return D[cols[None, :] > np.arange(lo, hi)[:, None]]
+        torch = _torch()
+        cols = torch.arange(D.shape[1], device=D.device)
+        return D[cols[None, :] > torch.arange(lo, hi, device=D.device)[:, None]]
+
+    def to_numpy_values(self, v: Any) -> np.ndarray:
+        return self.host(v, np.float32)
+
+    def rbf_(self, D: Any, sigma: float) -> Any:
+        """D² -> exp(−D²/(2σ²)) in place."""
+        D *= -0.5 / sigma**2
+        if self.engine == "numpy":
+            return np.exp(D, out=D)
+        return D.exp_()
+
+    def block_stats(self, K: Any, L: Any) -> tuple[float, np.ndarray]:
+        """(⟨K, L⟩ over the block, row sums of K) in float64."""
+        if self.engine == "numpy":
+            return float(np.einsum("ij,ij->", K, L, dtype=np.float64)), K.sum(1, dtype=np.float64)
+        torch = _torch()
+        return float((K.double() * L.double()).sum()), K.sum(1, dtype=torch.float64).cpu().numpy()
+
+
+def _count_block_numpy(scores, low, high, best, tol):
+    """numpy counting, CHUNK_ROWS rows at a time so the four comparisons read each chunk of
+    scores from cache, not from memory; bytes are summed (faster than count_nonzero)."""
+    rows, cols = scores.shape
+    col_above, col_atleast = np.zeros(cols, np.int64), np.zeros(cols, np.int64)
+    row_above, row_atleast = np.empty(rows, np.int64), np.empty(rows, np.int64)
+    row_high, row_low = (best + tol)[:, None], (best - tol)[:, None]
+    mask_buf = np.empty((min(CHUNK_ROWS, rows), cols), dtype=bool)
+    for lo in range(0, rows, CHUNK_ROWS):
+        chunk = scores[lo : lo + CHUNK_ROWS]
+        hi = lo + chunk.shape[0]
+        mask = mask_buf[: chunk.shape[0]]
+        as_bytes = mask.view(np.uint8)
+        np.greater(chunk, high, out=mask)
+        col_above += as_bytes.sum(axis=0, dtype=np.int64)
+        np.greater_equal(chunk, low, out=mask)
+        col_atleast += as_bytes.sum(axis=0, dtype=np.int64)
+        row_above[lo:hi] = np.count_nonzero(np.greater(chunk, row_high[lo:hi], out=mask), axis=1)
+        np.greater_equal(chunk, row_low[lo:hi], out=mask)
+        row_atleast[lo:hi] = np.count_nonzero(mask, axis=1)
+    return col_above, col_atleast, row_above, row_atleast
+
+
+def cuda_available() -> bool:
+    if not _nvidia_present():
+        return False
+    try:
+        return bool(_torch().cuda.is_available())
+    except ImportError:
+        return False
+
+
+def resolve_backend(
+    device: str = "auto", *, fast: bool = False, engine: str | None = None
+) -> Backend:
+    """`--device auto|cpu|cuda[:i]` -> a Backend; a device that is not there is a usage error.
+
+    `engine="torch"` with `device="cpu"` runs the torch kernels on the CPU (tests use it).
+    """
+    spec = (device or "auto").strip().lower()
+    if spec == "auto":
+        spec = "cuda" if cuda_available() else "cpu"
+    if spec == "cpu":
+        chosen = engine or "numpy"
+        if chosen not in ("numpy", "torch"):
+            raise UsageError(f"unknown compute engine {chosen!r}", hint="use numpy or torch")
+        dev = _torch().device("cpu") if chosen == "torch" else None
+        return Backend("cpu", chosen, fast, dev)
+    if spec == "cuda" or spec.startswith("cuda:"):
+        index_text = spec.partition(":")[2] or "0"
+        if not index_text.isdigit():
+            raise UsageError(f"--device {device!r} is not a device", hint=DEVICE_HELP)
+        if not cuda_available():
+            raise UsageError(
+                f"--device {device} asked for CUDA but no CUDA device is available",
+                hint="use --device cpu or auto",
+            )
+        torch = _torch()
+        index = int(index_text)
+        if index >= torch.cuda.device_count():
+            raise UsageError(
+                f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here",
+                hint="pick cuda:0 .. cuda:N-1",
+            )
+        torch.backends.cuda.matmul.allow_tf32 = fast
+        torch.backends.cudnn.allow_tf32 = fast
+        return Backend(f"cuda:{index}", "torch", fast, torch.device(f"cuda:{index}"))
+    raise UsageError(f"--device {device!r} is not a device", hint=DEVICE_HELP)
