@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mgap.engine.analysis.gap import gap_metrics, intra_cosine, normalize
 from mgap.engine.analysis.backend import resolve_backend
+from mgap.engine.analysis.gap import gap_metrics, intra_cosine, normalize
 from mgap.engine.analysis.retrieval import retrieval_metrics
 
 KS = (1, 5, 10)
