@@ -1,7 +1,9 @@
 """The extraction job: dataset x models -> one resumable HDF5 store per model.
 
 Images are decoded once, in DataLoader worker processes, and every model's preprocessing
-runs there too, so one pass feeds every image tower. Rows reach the store in blocks of
+runs there too, so one pass feeds every image tower. With `--perturb`, the workers also
+make each perturbed copy of the decoded image (see `mgap.engine.perturb`) and preprocess
+it, and every store gets one image side per setting beside the clean one. Rows reach the store in blocks of
 the store's `block_rows` (see `mgap.store.schema`); a killed run resumes at the first unwritten block
 and produces the same arrays as an uninterrupted one. Progress goes to a JSON file next to
 each store (the TUI's view of the job) and to a `reporter` callback (the CLI's bar).
@@ -26,6 +28,12 @@ from torch.utils.data._utils.collate import default_collate
 from mgap import __version__
 from mgap.engine.datasets import Manifest, load_manifest
 from mgap.engine.models import EmbeddingModel, load_model, resolve_device
+from mgap.engine.perturb import (
+    Perturbation,
+    image_sides,
+    parse_perturbation,
+    perturbation_names,
+)
 from mgap.errors import DatasetError, StoreError, UsageError
 from mgap.store import schema as S
 from mgap.store.naming import cache_path, default_store_dir, progress_path, store_filename
@@ -60,6 +68,9 @@ class ExtractRequest:
     command: str = ""
     #: an already loaded manifest (the CLI loads it before importing torch, to fail fast)
     manifest: Manifest | None = None
+    #: perturbation settings (`noise:0.05`, `blur:3`, `occlude:64`), stored beside the clean side
+    perturbations: Sequence[str] = ()
+    perturb_seed: int = 0
 
 
 @dataclass
@@ -86,12 +97,22 @@ class _StopRequested(Exception):
 
 # ---- decoding in worker processes ---------------------------------------------------
 class _ImageItems(Dataset):
-    """Decodes image `i` once and applies every model's preprocessing to it."""
+    """Decodes image `i` once, makes its perturbed copies, and applies every model's
+    preprocessing to each side: item[m][s] is model m's input for side s (0 = clean)."""
 
-    def __init__(self, manifest: Manifest, preprocessors: Sequence[Callable], start: int) -> None:
+    def __init__(
+        self,
+        manifest: Manifest,
+        preprocessors: Sequence[Callable],
+        start: int,
+        perturbations: Sequence[Perturbation] = (),
+        seed: int = 0,
+    ) -> None:
         self.manifest = manifest
         self.preprocessors = list(preprocessors)
         self.start = start
+        self.perturbations = list(perturbations)
+        self.seed = seed
 
     def __len__(self) -> int:
         return len(self.manifest.records) - self.start
@@ -100,7 +121,8 @@ class _ImageItems(Dataset):
         index = self.start + k
         try:
             image = self.manifest.load_image(index)
-            return index, [pre(image) for pre in self.preprocessors], ""
+            sides = image_sides(image, self.perturbations, self.seed, index)
+            return index, [[pre(side) for side in sides] for pre in self.preprocessors], ""
         except Exception as exc:  # noqa: BLE001 - any unreadable image is skipped, never fatal
             return index, None, f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
 
@@ -117,11 +139,19 @@ def _block_batches(count: int, batch_size: int, block_rows: int) -> list[list[in
 
 
 def _collate(items: list[tuple[int, Any, str]]) -> tuple[list[int], list[str], list[Any]]:
-    """Indices, reasons ('' = ok) and, per model, the collated batch of the readable images."""
+    """Indices, reasons ('' = ok) and, per model and side, the collated batch of the
+    readable images."""
     indices = [i for i, _, _ in items]
     reasons = [r for _, _, r in items]
     ok = [outs for _, outs, r in items if not r]
-    per_model = [default_collate([outs[m] for outs in ok]) for m in range(len(ok[0]))] if ok else []
+    per_model = (
+        [
+            [default_collate([outs[m][s] for outs in ok]) for s in range(len(ok[0][m]))]
+            for m in range(len(ok[0]))
+        ]
+        if ok
+        else []
+    )
     return indices, reasons, per_model
 
 
@@ -135,7 +165,8 @@ class _Target:
     texts_done: int = 0
     skipped: int = 0
     note: str = ""
-    buffer: np.ndarray | None = None
+    #: one block buffer per image side: the clean side, then each perturbation
+    buffers: list[np.ndarray] = field(default_factory=list)
     valid: np.ndarray | None = None
 
     @property
@@ -194,7 +225,9 @@ def _layout(manifest: Manifest) -> StoreLayout:
     )
 
 
-def _check_same_rows(path: Path, manifest: Manifest, model_spec: str) -> None:
+def _check_same_rows(
+    path: Path, manifest: Manifest, model_spec: str, perturbations: Sequence[str], seed: int
+) -> None:
     store = Store(path)
     ids = [r.id for r in manifest.records]
     if store.model != model_spec or store.n_images_total != len(ids) or list(store._ids_all) != ids:
@@ -202,6 +235,14 @@ def _check_same_rows(path: Path, manifest: Manifest, model_spec: str) -> None:
             f"{path} exists but holds other rows or another model ({store.model}, "
             f"{store.n_images_total} images)",
             hint="pass --overwrite to replace it, or choose another --store-dir/--out",
+        )
+    wanted = list(perturbations) if store.has_images else []
+    stored_seed = int(store.attrs.get("perturb_seed", 0) or 0)
+    if store.perturbations != wanted or (wanted and stored_seed != seed):
+        raise StoreError(
+            f"{path} exists with perturbations {store.perturbations or 'none'} "
+            f"(seed {stored_seed}), not {wanted or 'none'} (seed {seed})",
+            hint="pass the same --perturb options, or --overwrite to replace the store",
         )
 
 
@@ -255,7 +296,13 @@ class _Job:
             elif not self.request.resume:
                 raise StoreError(f"{path} already exists", hint="pass --resume or --overwrite")
             else:
-                _check_same_rows(path, manifest, model.spec.text)
+                _check_same_rows(
+                    path,
+                    manifest,
+                    model.spec.text,
+                    self.request.perturbations,
+                    self.request.perturb_seed,
+                )
                 writer = StoreWriter(path)
                 target.images_done, target.texts_done = writer.progress()
                 if writer.status == S.STATUS_COMPLETE:
@@ -275,6 +322,8 @@ class _Job:
             text_dim=text_dim,
             dtype=self.request.dtype,
             block_rows=self.request.block_rows,
+            perturbations=self.request.perturbations,
+            perturb_seed=self.request.perturb_seed,
         )
         if not model.has_image:
             target.images_done = len(manifest.records)
@@ -365,7 +414,14 @@ class _Job:
                 "these stores were created with different block sizes",
                 hint="extract them in separate runs",
             )
-        dataset = _ImageItems(manifest, [t.model.image_preprocess() for t in pending], start)
+        settings = [parse_perturbation(p) for p in self.request.perturbations]
+        dataset = _ImageItems(
+            manifest,
+            [t.model.image_preprocess() for t in pending],
+            start,
+            settings,
+            self.request.perturb_seed,
+        )
         workers = self.request.num_workers
         if workers is None:
             workers = min(4, os.cpu_count() or 1)
@@ -379,7 +435,10 @@ class _Job:
             persistent_workers=False,
         )
         for t in pending:
-            t.buffer = np.zeros((block, t.writer.image_dim), dtype=self.request.dtype)
+            t.buffers = [
+                np.zeros((block, t.writer.image_dim), dtype=self.request.dtype)
+                for _ in range(1 + len(settings))
+            ]
             t.valid = np.zeros(block, dtype=np.uint8)
         amp = self.device.startswith("cuda")
         amp_dtype = torch.bfloat16 if amp and torch.cuda.is_bf16_supported() else torch.float16
@@ -394,12 +453,12 @@ class _Job:
                         if i >= t.images_done:
                             t.writer.add_skipped(manifest.records[i].id, reason)
                             t.skipped += 1
-            for t, batch in zip(pending, batches, strict=False):
-                with torch.autocast("cuda", dtype=amp_dtype, enabled=amp):
-                    emb = t.model.encode_images(_to_device(batch, self.device))
-                emb = emb.float().cpu().numpy().astype(self.request.dtype)
-                offsets = np.asarray(ok_rows) - block_start
-                t.buffer[offsets] = emb
+            offsets = np.asarray(ok_rows) - block_start
+            for t, sides in zip(pending, batches, strict=False):
+                for buffer, batch in zip(t.buffers, sides, strict=True):
+                    with torch.autocast("cuda", dtype=amp_dtype, enabled=amp):
+                        emb = t.model.encode_images(_to_device(batch, self.device))
+                    buffer[offsets] = emb.float().cpu().numpy().astype(self.request.dtype)
                 t.valid[offsets] = 1
             last = indices[-1] + 1
             done_here += len(indices)
@@ -408,9 +467,16 @@ class _Job:
                 rows = last - block_start
                 for t in pending:
                     if block_start >= t.images_done:
-                        t.writer.write_images(block_start, t.buffer[:rows], t.valid[:rows])
+                        clean, *perturbed = (b[:rows] for b in t.buffers)
+                        t.writer.write_images(
+                            block_start,
+                            clean,
+                            t.valid[:rows],
+                            dict(zip(self.request.perturbations, perturbed, strict=True)),
+                        )
                         t.images_done = last
-                    t.buffer[:] = 0
+                    for buffer in t.buffers:
+                        buffer[:] = 0
                     t.valid[:] = 0
                 block_start = last
             now = time.time()
@@ -446,6 +512,7 @@ class _Job:
             raise UsageError(f"--batch-size must be at least 1, got {req.batch_size}")
         if req.limit is not None and req.limit < 1:
             raise UsageError(f"--limit must be at least 1, got {req.limit}")
+        req.perturbations = perturbation_names(req.perturbations)
         manifest = req.manifest or load_manifest(
             req.dataset, req.data_root, req.split, req.limit, **req.dataset_options
         )

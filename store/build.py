@@ -26,11 +26,15 @@ def store_from_arrays(
     labels: np.ndarray | None = None,
     attributes: Mapping[str, Sequence[str]] | None = None,
     prompts: Mapping[str, tuple[Sequence[str], np.ndarray]] | None = None,
+    perturbed: Mapping[str, np.ndarray] | None = None,
     provenance: Mapping[str, object] | None = None,
     dtype: str = "float32",
     overwrite: bool = False,
 ) -> Path:
-    """Rows pair up by default: caption i belongs to image i (the "Mind the Gap" layout)."""
+    """Rows pair up by default: caption i belongs to image i (the "Mind the Gap" layout).
+
+    `perturbed` maps perturbation settings (noise:0.05, ...) to their image sides.
+    """
     path = Path(path)
     if overwrite:
         path.unlink(missing_ok=True)
@@ -66,9 +70,15 @@ def store_from_arrays(
         image_dim=None if image_embeddings is None else image_embeddings.shape[1],
         text_dim=None if text_embeddings is None else text_embeddings.shape[1],
         dtype=dtype,
+        perturbations=list(perturbed or {}),
     )
     if image_embeddings is not None:
-        writer.write_images(0, np.asarray(image_embeddings), np.ones(n, dtype=np.uint8))
+        writer.write_images(
+            0,
+            np.asarray(image_embeddings),
+            np.ones(n, dtype=np.uint8),
+            {k: np.asarray(v) for k, v in (perturbed or {}).items()},
+        )
     if text_embeddings is not None:
         writer.write_texts(0, np.asarray(text_embeddings))
     for label_set, (names, embeddings) in (prompts or {}).items():

@@ -34,6 +34,16 @@ def _attr(value: object) -> object:
     return value
 
 
+def _perturbation_order(attr: object, present: object) -> list[str]:
+    """Perturbation settings in the order they were given, keeping only those stored."""
+    try:
+        listed = json.loads(attr) if isinstance(attr, str) and attr else []
+    except json.JSONDecodeError:
+        listed = []
+    stored = set(present)
+    return [name for name in listed if name in stored] + sorted(stored - set(listed))
+
+
 class Store:
     """A read-only view of one store file. Small metadata is read once; embeddings on demand."""
 
@@ -66,6 +76,9 @@ class Store:
                 }
                 done = f[S.PROGRESS][...]
                 self.has_images = S.IMAGE_EMB in f
+                self.perturbations: list[str] = _perturbation_order(
+                    self.attrs.get("perturbations"), f.get(S.IMAGE_PERTURBED, {})
+                )
                 self.has_texts = S.TEXT_EMB in f
                 self.image_dim = int(f[S.IMAGE_EMB].shape[1]) if self.has_images else None
                 self.text_dim = int(f[S.TEXT_EMB].shape[1]) if self.has_texts else None
@@ -207,6 +220,18 @@ class Store:
             raise StoreError(f"{self.path.name} has no image embeddings (a text-only model)")
         return self._read(S.IMAGE_EMB, self.image_rows, dtype)
 
+    def perturbed_image_embeddings(
+        self, setting: str, dtype: np.dtype | type = np.float64
+    ) -> np.ndarray:
+        """The image side of one perturbation setting, rows aligned with `image_embeddings`."""
+        if setting not in self.perturbations:
+            stored = ", ".join(self.perturbations) or "none"
+            raise StoreError(
+                f"{self.path.name} has no perturbation side {setting!r} (stored: {stored})",
+                hint="extract with --perturb SETTING or --perturb-suite rtml",
+            )
+        return self._read(S.perturbed_embeddings(setting), self.image_rows, dtype)
+
     def text_embeddings(self, dtype: np.dtype | type = np.float64) -> np.ndarray:
         if not self.has_texts:
             raise StoreError(f"{self.path.name} has no text embeddings (an image-only model)")
@@ -230,6 +255,7 @@ class Store:
             "text_side": self.has_texts,
             "n_categories": len(self.category_names),
             "geometry": self.geometry,
+            "perturbations": self.perturbations,
             "attrs": self.attrs,
         }
 

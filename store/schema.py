@@ -10,6 +10,13 @@ A store holds one (dataset, split, model). Its layout:
     /images/primary        (N,)    int32  index into /categories/names, -1 = none
     /images/labels         (N, C)  uint8  multi-hot category labels
     /images/attributes/<k> (N,)    str    optional per-image attributes (colour, size, ...)
+    /images/perturbed/<setting>/embeddings (N, d)  the image side of a perturbed copy of each
+                                   image (`mgap extract --perturb`); <setting> is its command-line
+                                   name (noise:0.05, blur:3, occlude:64). Rows match /images/ids,
+                                   share /images/valid and are written in the same block as the
+                                   clean rows, before /progress counts them. The root attribute
+                                   `perturbations` lists the settings (JSON), `perturb_seed`
+                                   their seed. The text side and prompts are embedded once.
     /texts/captions        (M,)    str
     /texts/image_row       (M,)    int64  the image row of each caption
     /texts/embeddings      (M, d)  float16|float32   (absent for image-only models)
@@ -43,6 +50,7 @@ IMAGE_EMB = "images/embeddings"
 IMAGE_PRIMARY = "images/primary"
 IMAGE_LABELS = "images/labels"
 IMAGE_ATTRS = "images/attributes"
+IMAGE_PERTURBED = "images/perturbed"
 TEXT_CAPTIONS = "texts/captions"
 TEXT_IMAGE_ROW = "texts/image_row"
 TEXT_EMB = "texts/embeddings"
@@ -88,4 +96,11 @@ PROVENANCE_KEYS = (
     "finished",
     "geometry",  # euclidean, or lorentz for hyperbolic (MERU-style) embeddings
     "curvature",
+    "perturbations",  # JSON list of perturbation settings stored beside the clean side
+    "perturb_seed",
 )
+
+
+def perturbed_embeddings(setting: str) -> str:
+    """The dataset holding the image side of one perturbation setting."""
+    return f"{IMAGE_PERTURBED}/{setting}/embeddings"

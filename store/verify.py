@@ -45,7 +45,8 @@ def verify_store(path: str | os.PathLike) -> list[str]:
             problems.append("a primary category index is out of range")
         if len(store.supercategory_of) != len(store.category_names):
             problems.append("categories and supercategories differ in length")
-        for name, expected in ((S.IMAGE_EMB, n), (S.TEXT_EMB, m)):
+        sides = [S.perturbed_embeddings(p) for p in store.perturbations]
+        for name, expected in ((S.IMAGE_EMB, n), (S.TEXT_EMB, m), *((p, n) for p in sides)):
             if name in f and f[name].shape[0] != expected:
                 problems.append(f"{name} has {f[name].shape[0]} rows, expected {expected}")
     if store.has_images and store.images_done != n:
@@ -57,9 +58,14 @@ def verify_store(path: str | os.PathLike) -> list[str]:
         problems.append(
             f"{skipped_rows} image rows are not embedded but {len(store.skipped)} skips are recorded"
         )
+    perturbed = [
+        (f"{setting} image", True, lambda dt, s=setting: store.perturbed_image_embeddings(s, dt))
+        for setting in store.perturbations
+    ]
     for side, has, read in (
         ("image", store.has_images, store.image_embeddings),
         ("text", store.has_texts, store.text_embeddings),
+        *perturbed,
     ):
         if not has:
             continue

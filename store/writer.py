@@ -90,8 +90,13 @@ def create_store(
     text_dim: int | None,
     dtype: str = "float16",
     block_rows: int = S.BLOCK_ROWS,
+    perturbations: Sequence[str] = (),
+    perturb_seed: int = 0,
 ) -> StoreWriter:
-    """Write a new store with every array allocated; refuses to replace an existing file."""
+    """Write a new store with every array allocated; refuses to replace an existing file.
+
+    `perturbations` adds one image side per setting (see `schema`), allocated like the clean one.
+    """
     path = Path(path)
     _empty_file_check(path)
     if dtype not in ("float16", "float32"):
@@ -109,6 +114,8 @@ def create_store(
             f[S.IMAGE_VALID][...] = 1  # text-only: every image is "reached" without decoding
         else:
             _contiguous(f, S.IMAGE_EMB, (n, image_dim), dtype)
+            for setting in perturbations:
+                _contiguous(f, S.perturbed_embeddings(setting), (n, image_dim), dtype)
         f.create_dataset(S.IMAGE_PRIMARY, data=np.asarray(layout.primary, dtype=np.int32))
         f.create_dataset(S.IMAGE_LABELS, data=np.asarray(layout.labels, dtype=np.uint8))
         for key, values in layout.attributes.items():
@@ -139,6 +146,8 @@ def create_store(
             created=now_iso(),
             geometry=S.GEOMETRY_EUCLIDEAN,
             curvature=0.0,
+            perturbations=list(perturbations) if image_dim is not None else [],
+            perturb_seed=int(perturb_seed),
         )
         attrs.update({k: v for k, v in provenance.items() if v is not None})
         attrs["status"] = S.STATUS_PARTIAL
@@ -176,6 +185,7 @@ class StoreWriter:
                 self.text_dim = int(f[S.TEXT_EMB].shape[1]) if self.has_texts else None
                 self.status = str(f.attrs.get("status", ""))
                 self.block_rows = int(f.attrs.get("block_rows", S.BLOCK_ROWS))
+                self.perturbations: list[str] = sorted(f.get(S.IMAGE_PERTURBED, {}))
         except OSError as exc:
             raise StoreError(f"{self.path} is not a readable mgap store: {exc}") from exc
 
@@ -185,11 +195,19 @@ class StoreWriter:
         return int(done[0]), int(done[1])
 
     def _write_rows(
-        self, dataset: str, start: int, rows: np.ndarray, slot: int, valid: np.ndarray | None
+        self,
+        dataset: str,
+        start: int,
+        rows: np.ndarray,
+        slot: int,
+        valid: np.ndarray | None,
+        extra: Mapping[str, np.ndarray] | None = None,
     ) -> None:
         stop = start + rows.shape[0]
         with _open_for_write(self.path) as f:
             f[dataset][start:stop] = rows
+            for name, values in (extra or {}).items():
+                f[name][start:stop] = values
             if valid is not None:
                 f[S.IMAGE_VALID][start:stop] = valid
             progress = f[S.PROGRESS]
@@ -198,11 +216,29 @@ class StoreWriter:
             progress[...] = value
             f.flush()
 
-    def write_images(self, start: int, embeddings: np.ndarray, valid: np.ndarray) -> None:
-        """Rows [start, start+len) of the image side; `valid` marks rows that were embedded."""
+    def write_images(
+        self,
+        start: int,
+        embeddings: np.ndarray,
+        valid: np.ndarray,
+        perturbed: Mapping[str, np.ndarray] | None = None,
+    ) -> None:
+        """Rows [start, start+len) of the image side; `valid` marks rows that were embedded.
+
+        `perturbed` holds the same rows of each perturbation side; all sides are written
+        before /progress counts the block, so a resumed run never sees one side ahead.
+        """
         if not self.has_images:
             raise StoreError(f"{self.path} has no image side")
-        self._write_rows(S.IMAGE_EMB, start, embeddings, 0, np.asarray(valid, dtype=np.uint8))
+        perturbed = dict(perturbed or {})
+        if sorted(perturbed) != self.perturbations:
+            raise StoreError(
+                f"{self.path} stores perturbation sides {self.perturbations}, "
+                f"got rows for {sorted(perturbed)}"
+            )
+        extra = {S.perturbed_embeddings(k): v for k, v in perturbed.items()}
+        valid = np.asarray(valid, dtype=np.uint8)
+        self._write_rows(S.IMAGE_EMB, start, embeddings, 0, valid, extra)
 
     def write_texts(self, start: int, embeddings: np.ndarray) -> None:
         if not self.has_texts:

@@ -136,6 +136,18 @@ def extract(
     block_rows: int = typer.Option(
         256, "--block-rows", help="Rows per store write; a kill loses at most one block."
     ),
+    perturb: list[str] | None = typer.Option(
+        None,
+        "--perturb",
+        help="Also store a perturbed image side: noise:STD, blur:KERNEL or occlude:PIXELS "
+        "(repeatable).",
+    ),
+    perturb_suite: list[str] | None = typer.Option(
+        None, "--perturb-suite", help="A named set of --perturb settings: rtml (eight settings)."
+    ),
+    perturb_seed: int = typer.Option(
+        0, "--perturb-seed", help="Seed of the noise and occlusion positions."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON summary on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
@@ -148,10 +160,12 @@ def extract(
         raise UsageError("--store-dir and --out exclude each other", hint="give one of them")
     # fail fast on bad specs and datasets, before torch is imported
     from mgap.engine.datasets import load_manifest
+    from mgap.engine.perturb import perturbation_names
     from mgap.engine.specs import parse_model_spec
 
     for spec in model:
         parse_model_spec(spec)
+    perturbations = perturbation_names(perturb or [], perturb_suite or [])
     dataset_options = parse_options(option, "--option")
     manifest = load_manifest(dataset, data_root, split, limit, **dataset_options)
 
@@ -184,6 +198,8 @@ def extract(
         quiet=quiet,
         command=shlex.join(["mgap", *sys.argv[1:]]),
         manifest=manifest,
+        perturbations=perturbations,
+        perturb_seed=perturb_seed,
     )
     reporter = _Reporter(quiet)
     try:
