@@ -54,6 +54,19 @@ def make_store(tmp_path):
 
 
 @pytest.fixture
+def no_catalog(monkeypatch):
+    """A fixed catalog instead of the `mgap models --json` subprocess (tested on its own)."""
+    from mgap.tui.sources import ModelRow
+
+    rows = [
+        ModelRow("toy:demo", "toy", "the offline demo CLIP", True, "cache"),
+        ModelRow("open_clip:ViT-B-32@openai", "open_clip", "CLIP ViT-B/32", False, ""),
+    ]
+    monkeypatch.setattr("mgap.tui.sources.CatalogLoader.run", lambda self: rows)
+    return rows
+
+
+@pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
 

@@ -20,10 +20,13 @@ import pytest
 
 pytest.importorskip("textual")
 
+from tui_helpers import settle  # noqa: E402
+from tui_helpers import text as _text  # noqa: E402
+
 from mgap.tui.app import MgapApp  # noqa: E402
+from mgap.tui.cka_view import CkaView  # noqa: E402
 from mgap.tui.help import HelpScreen  # noqa: E402
 from mgap.tui.scatter import ScatterView  # noqa: E402
-from mgap.tui.sources import ModelRow  # noqa: E402
 
 CATEGORIES = ["cat", "dog", "car"]
 SUPER = ["animal", "animal", "vehicle"]
@@ -68,26 +71,12 @@ def _store(make_store, name: str, seed: int = 0) -> Path:
 
 
 async def _until(pilot, condition, timeout: float = 20.0) -> None:
+    """Poll for a state an outside process brings about (jobs); workers use `settle`."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError("the TUI did not reach the expected state in time")
         await pilot.pause(0.05)
-
-
-def _text(app: MgapApp, selector: str) -> str:
-    return str(app.query_one(selector).content)
-
-
-@pytest.fixture
-def no_catalog(monkeypatch):
-    """A fixed catalog instead of the `mgap models --json` subprocess (tested on its own)."""
-    rows = [
-        ModelRow("toy:demo", "toy", "the offline demo CLIP", True, "cache"),
-        ModelRow("open_clip:ViT-B-32@openai", "open_clip", "CLIP ViT-B/32", False, ""),
-    ]
-    monkeypatch.setattr("mgap.tui.sources.CatalogLoader.run", lambda self: rows)
-    return rows
 
 
 def test_selecting_a_store_shows_its_gap_numbers(make_store, no_catalog):
@@ -97,10 +86,11 @@ def test_selecting_a_store_shows_its_gap_numbers(make_store, no_catalog):
     async def scenario() -> None:
         app = MgapApp(path.parent)
         async with app.run_test(size=(80, 24)) as pilot:
-            await pilot.press("4")
-            await _until(pilot, lambda: app.query_one("#stores-table").row_count == 1)
+            await settle(pilot)
+            assert app.query_one("#panes").active == "stores"  # the directory has a store
+            assert app.query_one("#stores-table").row_count == 1
             await pilot.press("space", "enter")
-            await _until(pilot, lambda: "L2M" in _text(app, "#gap-summary"))
+            await settle(pilot)
             assert app.query_one("#panes").active == "results"
             summary = _text(app, "#gap-summary")
             assert f"L2M {_l2m(X, Y):.4f}" in summary
@@ -117,7 +107,8 @@ def test_arrow_keys_move_through_categories(make_store, no_catalog):
         app = MgapApp(path.parent, select=[path])
         async with app.run_test(size=(80, 24)) as pilot:
             table = app.query_one("#category-table")
-            await _until(pilot, lambda: table.row_count == 1 + 3 + 2)
+            await settle(pilot)
+            assert table.row_count == 1 + 3 + 2
             assert app.focused is table
             seen = [_text(app, "#category-detail")]
             assert "all rows" in seen[0]
@@ -139,20 +130,31 @@ def test_arrow_keys_move_through_categories(make_store, no_catalog):
     asyncio.run(scenario())
 
 
+def _linear_cka(X: np.ndarray, Y: np.ndarray) -> float:
+    """Kornblith et al. 2019 on column-centred X, Y: ‖YᵀX‖²_F / (‖XᵀX‖_F ‖YᵀY‖_F)."""
+    X, Y = X - X.mean(0), Y - Y.mean(0)
+    num = np.linalg.norm(Y.T @ X) ** 2
+    return float(num / (np.linalg.norm(X.T @ X) * np.linalg.norm(Y.T @ Y)))
+
+
 def test_two_stores_give_a_cka_matrix_and_retrieval(make_store, no_catalog):
     a = _store(make_store, "a.h5", seed=0)
     b = _store(make_store, "b.h5", seed=1)
+    Xa, Xb = _arrays(0)[0], _arrays(1)[0]
 
     async def scenario() -> None:
         app = MgapApp(a.parent, select=[a, b])
         async with app.run_test(size=(100, 30)) as pilot:
             results = app.query_one("#results-pane")
-            await _until(pilot, lambda: not results.busy - {"scatter"}, timeout=30)
+            await settle(pilot)
+            assert results.busy == set()
             await pilot.press("v")
             assert app.query_one("#results-switcher").current == "metrics"
-            cka = app.query_one("#cka").content
-            assert cka is not None and "s1" in str(app.query_one("#cka-legend").content)
-            assert "a.h5" in str(app.query_one("#cka-legend").content)
+            report = app.query_one(CkaView).report
+            assert report["names"] == ["a.h5:image", "b.h5:image"]
+            assert report["matrix"][0][0] == pytest.approx(1.0)
+            assert report["matrix"][0][1] == pytest.approx(_linear_cka(Xa, Xb), abs=1e-3)
+            assert "R@1" in str(app.query_one("#retrieval").content.columns[1].header)
             await pilot.press("n")
             assert results.current == a.resolve()
 
@@ -166,7 +168,8 @@ def test_an_image_only_store_explains_instead_of_crashing(make_store, no_catalog
         app = MgapApp(path.parent, select=[path])
         async with app.run_test(size=(80, 24)) as pilot:
             results = app.query_one("#results-pane")
-            await _until(pilot, lambda: not results.busy - {"scatter"})
+            await settle(pilot)
+            assert results.busy == set()
             assert _text(app, "#gap-summary").startswith("no gap: ")
             assert "image" in _text(app, "#gap-summary")
             await pilot.press("v")
@@ -181,7 +184,8 @@ def test_models_pane_filters_and_picks(tmp_path, no_catalog):
         async with app.run_test(size=(80, 24)) as pilot:
             models = app.query_one("#models-pane")
             table = app.query_one("#models-table")
-            await _until(pilot, lambda: table.row_count == 2)
+            await settle(pilot)
+            assert table.row_count == 2
             await pilot.press("space")
             assert models.selected == ["toy:demo"]
             await pilot.press("slash", *"vit", "escape")
@@ -202,7 +206,7 @@ def test_datasets_pane_detects_roots_and_sets_split_and_limit(tmp_path, tiny_coc
         async with app.run_test(size=(80, 24)) as pilot:
             await pilot.press("2")
             pane = app.query_one("#datasets-pane")
-            await _until(pilot, lambda: "tiny" in pane.rows and "nowhere" in pane.rows)
+            await settle(pilot)
             assert pane.rows["tiny"].kind == "coco"
             assert pane.rows["tiny"].split == "train2017"
             assert pane.rows["nowhere"].error

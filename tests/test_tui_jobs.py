@@ -155,3 +155,28 @@ def test_store_scanner_describes_a_changing_store_at_most_every_few_seconds(
     assert [e.to_dict() for e in entries] == [
         e.to_dict() for e in list_stores(path.parent)
     ]  # same entries as the catalog's own listing
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"), [("complete", "already complete"), ("partial", "exited")]
+)
+def test_a_job_that_found_its_store_complete_says_so(make_store, status, expected):
+    """`mgap extract` writes no progress for a store it skips: exit 0 + complete store."""
+    import subprocess
+
+    import h5py
+    import numpy as np
+
+    from mgap.store.naming import store_filename
+
+    store = make_store(store_filename("synthetic", "test", "toy:demo"), X=np.eye(3), Y=np.eye(3))
+    with h5py.File(store, "a") as f:
+        f.attrs["status"] = status
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    assert process.wait(timeout=60) == 0
+    job = LaunchedJob(
+        process.pid, ["mgap"], store.parent / "x.log", "synthetic", ["toy:demo"], 0.0,
+        process, (store,),
+    )  # fmt: skip
+    (row,) = scan_jobs(store.parent, [job])
+    assert (row.status, row.running) == (expected, False)

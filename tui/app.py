@@ -20,17 +20,29 @@ from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
 from mgap.errors import MgapError
 from mgap.tui.help import HelpScreen
-from mgap.tui.jobs import launch_job
+from mgap.tui.jobs import FINISHED_OK, launch_job
+from mgap.tui.messages import WorkerFailed
 from mgap.tui.pane_datasets import DatasetsPane
 from mgap.tui.pane_jobs import JobsPane
 from mgap.tui.pane_models import ModelsPane
 from mgap.tui.pane_results import METHODS, ResultsPane
 from mgap.tui.pane_stores import StoresPane
+from mgap.tui.store_scan import store_files
 
 PANES = ("models", "datasets", "jobs", "stores", "results")
+#: the widget focused on start, per first pane
+FIRST_FOCUS = {"results": "#category-table", "stores": "#stores-table", "models": "#models-table"}
 MIN_WIDTH, MIN_HEIGHT = 80, 24
 #: below this size the compact layout is used even without --compact
 ROOMY_WIDTH, ROOMY_HEIGHT = 120, 32
+
+
+def first_pane(store_dir: Path, select: list[Path]) -> str:
+    """Results when stores were named (the demo), Stores when the directory has any, else
+    Models: a user with stores wants to look at them, a new user starts by picking models."""
+    if select:
+        return "results"
+    return "stores" if store_files(store_dir) else "models"
 
 
 class _NoWaitExecutor(ThreadPoolExecutor):
@@ -80,12 +92,14 @@ class MgapApp(App[None]):
         self.keymap = dict(keymap or {})
         self.ascii_only = ascii_only
         self.force_compact = compact
-        # the screen focuses this after mount; --select opens on Results
-        self.AUTO_FOCUS = "#category-table" if self.select else "#models-table"
+        self.first_pane = first_pane(self.store_dir, self.select)
+        # the screen focuses this after mount
+        self.AUTO_FOCUS = FIRST_FOCUS[self.first_pane]
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with TabbedContent(initial="stores" if self.select else "models", id="panes"):
+        initial = "stores" if self.first_pane == "results" else self.first_pane
+        with TabbedContent(initial=initial, id="panes"):
             with TabPane("1 Models", id="models"):
                 yield ModelsPane(id="models-pane")
             with TabPane("2 Datasets", id="datasets"):
@@ -249,9 +263,13 @@ class MgapApp(App[None]):
             )
             self.action_pane("jobs")
 
+    def on_worker_failed(self, message: WorkerFailed) -> None:
+        """Every pane's worker failures end here, as one notification each."""
+        self.notify(message.message, title=message.title, severity="error")
+
     def on_jobs_pane_finished(self, event: JobsPane.Finished) -> None:
         row = event.row
-        severity = "information" if row.status == "complete" else "warning"
+        severity = "information" if row.status in FINISHED_OK else "warning"
         self.notify(f"{row.name}: {row.status}", title="Job finished", severity=severity)
         self.stores.action_refresh()
         if row.key.endswith(".progress.json"):

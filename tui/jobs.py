@@ -17,9 +17,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mgap.errors import UsageError
+from mgap.errors import MgapError, UsageError
 from mgap.store.naming import store_filename
 from mgap.store.progress import find_progress_files, is_running, pid_alive, read_progress
+
+#: final statuses that are a success (the Jobs pane's notification is not a warning)
+ALREADY_COMPLETE = "already complete"
+FINISHED_OK = ("complete", ALREADY_COMPLETE)
 
 
 def job_environment() -> dict[str, str]:
@@ -51,6 +55,8 @@ class LaunchedJob:
     models: list[str]
     started: float
     process: subprocess.Popen | None = field(default=None, repr=False)
+    #: the stores the job writes, one per model
+    stores: tuple[Path, ...] = ()
 
     def returncode(self) -> int | None:
         """Exit status once finished (reaps the child), None while it runs."""
@@ -126,7 +132,31 @@ def launch_job(
             close_fds=True,
             env=env,
         )
-    return LaunchedJob(process.pid, command, log, dataset.name, list(models), time.time(), process)
+    stores = tuple(store_dir / store_filename(dataset.kind, dataset.split, m) for m in models)
+    return LaunchedJob(
+        process.pid, command, log, dataset.name, list(models), time.time(), process, stores
+    )
+
+
+def all_complete(stores: tuple[Path, ...]) -> bool:
+    """Whether every store exists and says complete (a job that found them so wrote nothing)."""
+    from mgap.store.reader import Store
+
+    try:
+        return bool(stores) and all(Store(p).status == "complete" for p in stores)
+    except (MgapError, OSError):
+        return False
+
+
+def exit_status(job: LaunchedJob, code: int) -> str:
+    """The status of a launched job that exited without writing a progress file of its own.
+
+    `mgap extract` writes progress only for stores it extracts, so exit 0 with every store
+    complete means they were already complete; otherwise the log says what happened.
+    """
+    if code:
+        return "failed"
+    return ALREADY_COMPLETE if all_complete(job.stores) else "exited"
 
 
 def cancel_job(pid: int) -> bool:
@@ -191,7 +221,7 @@ def scan_jobs(store_dir: Path, launched: list[LaunchedJob]) -> list[JobRow]:
         if job.pid in pids_with_files:
             continue
         code = job.returncode()
-        status = "starting" if code is None else ("failed" if code else "exited")
+        status = "starting" if code is None else exit_status(job, code)
         rows.append(
             (
                 job.started,

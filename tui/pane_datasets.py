@@ -5,14 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Input, Static
 
 from mgap.tui.jobs import DatasetChoice
+from mgap.tui.messages import DatasetsDetected
 from mgap.tui.sources import DatasetRow, describe_dataset, synthetic_row
+from mgap.tui.workers import WorkerHost
 
 
 def _count(value: object, split: str) -> str:
@@ -22,8 +24,11 @@ def _count(value: object, split: str) -> str:
     return "-" if value is None else str(value)
 
 
-class DatasetsPane(Vertical):
+class DatasetsPane(WorkerHost, Vertical):
     """Pick datasets, a split (s cycles) and a limit (l) for each."""
+
+    WORKER_TITLE = "Datasets"
+    WORKER_LABELS = {"detect": "detection"}
 
     BINDINGS = [
         Binding("space", "toggle", "Pick", id="datasets.toggle"),
@@ -48,18 +53,18 @@ class DatasetsPane(Vertical):
         self.query_one("#dataset-limit", Input).display = False
         self._refill()
         if self.roots:
-            self._detect()
+            self.start_worker("detect", self._detect)
 
     def focus_default(self) -> None:
         self.query_one(DataTable).focus()
 
-    @work(thread=True, exclusive=True, group="detect", exit_on_error=False)
     def _detect(self) -> None:
+        """Describe each root in turn; each posts its rows as soon as they are known."""
         for name, root in self.roots:
-            self.app.call_from_thread(self._detected, describe_dataset(name, root))
+            self.post_message(DatasetsDetected(describe_dataset(name, root)))
 
-    def _detected(self, rows: list[DatasetRow]) -> None:
-        for row in rows:
+    def on_datasets_detected(self, message: DatasetsDetected) -> None:
+        for row in message.rows:
             self.rows[row.name] = row
             if row.error:
                 self.app.notify(row.error, title=f"dataset {row.name}", severity="warning")

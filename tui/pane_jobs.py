@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -21,6 +20,8 @@ from mgap.tui.jobs import (
     scan_jobs,
     tail,
 )
+from mgap.tui.messages import JobsScanned
+from mgap.tui.workers import WorkerHost
 
 #: seconds between polls of the progress files
 POLL_S = 1.0
@@ -30,8 +31,18 @@ def _at(rows: list[JobRow], cursor: int) -> JobRow | None:
     return rows[min(max(cursor, 0), len(rows) - 1)] if rows else None
 
 
-class JobsPane(Vertical):
+def scan(store_dir: Path, launched: list[LaunchedJob], cursor: int) -> JobsScanned:
+    """The job rows and the log tail of the row under the cursor (runs in a worker)."""
+    rows = scan_jobs(store_dir, launched)
+    current = _at(rows, cursor)
+    return JobsScanned(rows, tail(current.log, 4) if current is not None else [])
+
+
+class JobsPane(WorkerHost, Vertical):
     """Rows come from `<store>.progress.json` files, so jobs started elsewhere show too."""
+
+    WORKER_TITLE = "Jobs"
+    WORKER_LABELS = {"jobs": "scan"}
 
     BINDINGS = [
         Binding("x", "cancel", "Cancel job", id="jobs.cancel"),
@@ -72,14 +83,11 @@ class JobsPane(Vertical):
         self.poll()
 
     def poll(self) -> None:
-        self._scan(self.query_one(DataTable).cursor_row)
+        cursor, launched = self.query_one(DataTable).cursor_row, list(self.launched)
+        self.start_worker("jobs", lambda: scan(self.store_dir, launched, cursor))
 
-    @work(thread=True, exclusive=True, group="jobs", exit_on_error=False)
-    def _scan(self, cursor: int) -> None:
-        rows = scan_jobs(self.store_dir, list(self.launched))
-        current = _at(rows, cursor)
-        lines = tail(current.log, 4) if current is not None else []
-        self.app.call_from_thread(self._show, rows, lines)
+    def on_jobs_scanned(self, message: JobsScanned) -> None:
+        self._show(message.rows, message.log_lines)
 
     def _current_row(self) -> JobRow | None:
         return _at(self.rows, self.query_one(DataTable).cursor_row)

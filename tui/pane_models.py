@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Input, Static
 
 from mgap.errors import MgapError
+from mgap.tui.messages import CatalogLoaded, WorkerFailed
 from mgap.tui.sources import CatalogLoader, ModelRow, custom_model
+from mgap.tui.workers import WorkerHost
 
 
-class ModelsPane(Vertical):
+class ModelsPane(WorkerHost, Vertical):
     """Pick the models to extract; the choice lives in `selected` (spec strings, in order)."""
+
+    WORKER_TITLE = "Models"
+    WORKER_LABELS = {"catalog": "catalog"}
 
     BINDINGS = [
         Binding("space", "toggle", "Pick", id="models.toggle"),
@@ -47,28 +52,26 @@ class ModelsPane(Vertical):
 
     def action_reload(self) -> None:
         self.query_one("#models-status", Static).update("loading the model catalog…", layout=False)
-        self._load()
+        self.start_worker("catalog", self._load)
 
-    @work(thread=True, exclusive=True, group="catalog", exit_on_error=False)
-    def _load(self) -> None:
+    def _load(self) -> CatalogLoaded | None:
         try:
-            rows = self.catalog.run()
-        except MgapError as exc:
-            if not self.catalog.stopped:  # a kill on quit is no error to report
-                self.app.call_from_thread(self._failed, exc.one_line())
-            return
-        self.app.call_from_thread(self._loaded, rows)
+            return CatalogLoaded(self.catalog.run())
+        except MgapError:
+            if self.catalog.stopped:  # a kill on quit is no error to report
+                return None
+            raise
 
-    def _failed(self, message: str) -> None:
+    def on_worker_failed(self, message: WorkerFailed) -> None:
+        """Say it in the status line too; the app notifies (the message bubbles)."""
         self.query_one("#models-status", Static).update(
-            Text(f"catalog unavailable: {message}"), layout=False
+            Text(f"catalog unavailable: {message.message}"), layout=False
         )
-        self.app.notify(message, title="Models", severity="error")
 
-    def _loaded(self, rows: list[ModelRow]) -> None:
+    def on_catalog_loaded(self, message: CatalogLoaded) -> None:
         typed = [r for r in self.rows if r.available_offline is None]
-        known = {r.spec for r in rows}
-        self.rows = rows + [r for r in typed if r.spec not in known]
+        known = {r.spec for r in message.rows}
+        self.rows = message.rows + [r for r in typed if r.spec not in known]
         self._fill()
 
     def _visible(self) -> list[ModelRow]:

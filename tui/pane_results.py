@@ -1,7 +1,9 @@
 """Results pane: gap summary, per-category table, scatter, retrieval and CKA of the selected stores.
 
-Every analysis runs in its own exclusive thread worker and reports back on the UI
-thread; a result that arrives for a store or method no longer shown is dropped.
+Every analysis runs in its own exclusive thread worker (`WorkerHost`) and comes back as a
+typed message (`tui/messages.py`); a result for a store or method no longer shown is kept
+in the caches but not drawn. The status line's "computing …" is read from the running
+workers, so a cancelled or stale computation cannot leave it stuck.
 """
 
 from __future__ import annotations
@@ -10,37 +12,75 @@ from pathlib import Path
 from typing import Any
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import ContentSwitcher, DataTable, Static
 
-from mgap.errors import MgapError
+from mgap.tui.cka_view import CkaView
+from mgap.tui.messages import (
+    CkaComputed,
+    GapComputed,
+    ProjectionComputed,
+    RetrievalComputed,
+    WorkerFailed,
+)
 from mgap.tui.render import (
     CategoryRow,
     category_detail,
     category_rows,
-    cka_legend,
-    cka_table,
     num,
     retrieval_text,
     summary_text,
 )
 from mgap.tui.scatter import ScatterView
+from mgap.tui.workers import WorkerHost
 
 METHODS = ("pca", "umap", "tsne")
 #: points projected per method: PCA is cheap, UMAP and t-SNE cost seconds per thousand
 MAX_POINTS = {"pca": 100_000, "umap": 5_000, "tsne": 5_000}
 KIND_TAG = {"all": "", "category": "cat", "supercategory": "sup"}
+#: every worker group of the pane (emptying the selection cancels them all)
+GROUPS = ("gap", "retrieval", "cka", "projection")
 
 
-def _error_text(exc: Exception) -> str:
-    return exc.one_line() if isinstance(exc, MgapError) else f"{type(exc).__name__}: {exc}"
+def compute_gap(path: Path) -> GapComputed:
+    from mgap.engine.analysis.gap import gap_report
+    from mgap.store import open_store
+
+    store = open_store(path)
+    report = gap_report(store, by_category=bool(store.category_names), separability=False)
+    return GapComputed(path, report)
 
 
-class ResultsPane(Horizontal):
+def compute_retrieval(path: Path) -> RetrievalComputed:
+    from mgap.engine.analysis.retrieval import retrieval_report
+    from mgap.store import open_store
+
+    store = open_store(path)
+    report = retrieval_report(store) if store.has_images and store.has_texts else None
+    return RetrievalComputed(path, report)
+
+
+def compute_cka(paths: tuple[Path, ...]) -> CkaComputed:
+    from mgap.engine.analysis.cka import cka_report
+
+    return CkaComputed(paths, cka_report([str(p) for p in paths], kernel="linear"))
+
+
+def compute_projection(path: Path, method: str) -> ProjectionComputed:
+    from mgap.engine.analysis.projections import project_store
+    from mgap.store import open_store
+
+    projection = project_store(open_store(path), method=method, max_points=MAX_POINTS[method])
+    return ProjectionComputed(path, method, projection)
+
+
+class ResultsPane(WorkerHost, Horizontal):
     """The store shown is one of `paths` (n cycles); CKA covers all of them."""
+
+    WORKER_TITLE = "Results"
+    WORKER_LABELS = {"projection": "scatter"}
 
     BINDINGS = [
         Binding("m", "method", "Method", id="results.method"),
@@ -57,7 +97,6 @@ class ResultsPane(Horizontal):
         self.method = "pca"
         self.color_by = "modality"
         self.categories: list[CategoryRow] = []
-        self.busy: set[str] = set()
         self.projections: dict[tuple[Path, str], Any] = {}
         self.gap_reports: dict[Path, dict[str, Any]] = {}
 
@@ -73,12 +112,11 @@ class ResultsPane(Horizontal):
                 yield ScatterView(self.ascii_only, id="scatter")
                 with VerticalScroll(id="metrics"):
                     yield Static("", id="retrieval")
-                    yield Static("", id="cka")
-                    yield Static("", id="cka-legend")
+                    yield CkaView(id="cka")
 
     def on_mount(self) -> None:
         self.query_one("#category-table", DataTable).add_columns("category", "", "n", "L2M", "RMG")
-        self._status()
+        self.workers_changed()
 
     def focus_default(self) -> None:
         self.query_one("#category-table", DataTable).focus()
@@ -89,17 +127,18 @@ class ResultsPane(Horizontal):
         self.paths = list(paths)
         if not self.paths:
             self.current = None
+            self.cancel_workers(*GROUPS)
             self.query_one("#results-title", Static).update("no store selected", layout=False)
-            self.query_one("#gap-summary", Static).update("", layout=False)
-            self.query_one("#category-detail", Static).update("", layout=False)
-            self.query_one("#category-table", DataTable).clear()
+            self._clear_left()
             self.query_one(ScatterView).say("select a store (Stores pane) to see its scatter")
+            self.query_one("#retrieval", Static).update("")
+            self.query_one(CkaView).show(None)
             return
         if self.current not in self.paths:
             self._open(self.paths[-1])
         else:
             self._title()
-        self._load_cka(list(self.paths))
+        self._load_cka()
 
     def refresh_store(self, path: Path) -> None:
         """A job finished writing `path`: drop what was computed from its partial rows."""
@@ -109,21 +148,23 @@ class ResultsPane(Horizontal):
         if path == self.current:
             self._open(path)
         if path in self.paths:
-            self._load_cka(list(self.paths))
+            self._load_cka()
+
+    def _clear_left(self) -> None:
+        self.query_one("#gap-summary", Static).update("", layout=False)
+        self.query_one("#category-detail", Static).update("", layout=False)
+        self.query_one("#category-table", DataTable).clear()
+        self.categories = []
 
     def _open(self, path: Path) -> None:
         self.current = path
         self._title()
-        self.query_one("#gap-summary", Static).update("", layout=False)
-        self.query_one("#category-detail", Static).update("", layout=False)
-        self.query_one("#category-table", DataTable).clear()
+        self._clear_left()
         if path in self.gap_reports:
-            self._gap_ready(path, self.gap_reports[path])
+            self._show_gap(self.gap_reports[path])
         else:
-            self._busy("gap", True)
-            self._load_gap(path)
-        self._busy("retrieval", True)
-        self._load_retrieval(path)
+            self.start_worker("gap", lambda: compute_gap(path), key=path)
+        self.start_worker("retrieval", lambda: compute_retrieval(path), key=path)
         self._request_projection()
 
     def _title(self) -> None:
@@ -140,47 +181,34 @@ class ResultsPane(Horizontal):
         if len(self.paths) > 1 and self.current in self.paths:
             self._open(self.paths[(self.paths.index(self.current) + 1) % len(self.paths)])
 
-    # ---- busy state -------------------------------------------------------------------
-    def _busy(self, what: str, on: bool) -> None:
-        (self.busy.add if on else self.busy.discard)(what)
-        self._status()
-
-    def _status(self) -> None:
+    # ---- status and failures --------------------------------------------------------
+    def workers_changed(self) -> None:
+        if not self.is_mounted:
+            return
         parts = [f"scatter: {self.method} · colour: {self.color_by}"]
-        if self.busy:
-            parts.append("computing " + ", ".join(sorted(self.busy)) + "…")
+        busy = self.busy
+        if busy:
+            parts.append("computing " + ", ".join(sorted(busy)) + "…")
         self.query_one("#results-status", Static).update(" · ".join(parts), layout=False)
+        # the scatter's loading veil follows its worker, like the status line
+        self.query_one(ScatterView).loading = "scatter" in busy
 
-    def _failed(self, what: str, message: str) -> None:
-        self._busy(what, False)
-        self.app.notify(message, title=f"Results: {what}", severity="error")
+    def on_worker_failed(self, message: WorkerFailed) -> None:
+        """Say in place what could not be computed; the app notifies (the message bubbles)."""
+        if message.group == "gap" and message.key == self.current:
+            self.query_one("#gap-summary", Static).update(
+                Text(f"no gap: {message.message}", style="dim"), layout=False
+            )
+        elif message.group == "projection" and message.key == (self.current, self.method):
+            self.query_one(ScatterView).say(f"no {self.method} projection: {message.message}")
 
     # ---- gap and categories -----------------------------------------------------------
-    @work(thread=True, exclusive=True, group="gap", exit_on_error=False)
-    def _load_gap(self, path: Path) -> None:
-        from mgap.engine.analysis.gap import gap_report
-        from mgap.store import open_store
+    def on_gap_computed(self, message: GapComputed) -> None:
+        self.gap_reports[message.path] = message.report
+        if message.path == self.current:
+            self._show_gap(message.report)
 
-        try:
-            store = open_store(path)
-            report = gap_report(store, by_category=bool(store.category_names), separability=False)
-        except Exception as exc:  # noqa: BLE001 - shown as a notification, never a crash
-            self.app.call_from_thread(self._gap_failed, path, _error_text(exc))
-            return
-        self.app.call_from_thread(self._gap_ready, path, report)
-
-    def _gap_failed(self, path: Path, message: str) -> None:
-        if path == self.current:
-            self.query_one("#gap-summary", Static).update(
-                Text(f"no gap: {message}", style="dim"), layout=False
-            )
-        self._failed("gap", message)
-
-    def _gap_ready(self, path: Path, report: dict[str, Any]) -> None:
-        self.gap_reports[path] = report
-        if path != self.current:
-            return
-        self._busy("gap", False)
+    def _show_gap(self, report: dict[str, Any]) -> None:
         self.query_one("#gap-summary", Static).update(summary_text(report), layout=False)
         self.categories = category_rows(report)
         table = self.query_one("#category-table", DataTable)
@@ -208,7 +236,7 @@ class ResultsPane(Horizontal):
             return
         row = self.categories[index]
         self.query_one("#category-detail", Static).update(category_detail(row), layout=False)
-        self.query_one(ScatterView).set_highlight(row.highlight)
+        self.query_one(ScatterView).highlight = row.highlight
 
     def _highlight(self) -> str | None:
         table = self.query_one("#category-table", DataTable)
@@ -217,99 +245,41 @@ class ResultsPane(Horizontal):
         return None
 
     # ---- retrieval and CKA --------------------------------------------------------------
-    @work(thread=True, exclusive=True, group="retrieval", exit_on_error=False)
-    def _load_retrieval(self, path: Path) -> None:
-        from mgap.engine.analysis.retrieval import retrieval_report
-        from mgap.store import open_store
+    def on_retrieval_computed(self, message: RetrievalComputed) -> None:
+        if message.path == self.current:
+            self.query_one("#retrieval", Static).update(retrieval_text(message.report))
 
-        try:
-            store = open_store(path)
-            report = retrieval_report(store) if store.has_images and store.has_texts else None
-        except Exception as exc:  # noqa: BLE001 - shown as a notification, never a crash
-            self.app.call_from_thread(self._failed, "retrieval", _error_text(exc))
-            return
-        self.app.call_from_thread(self._retrieval_ready, path, report)
-
-    def _retrieval_ready(self, path: Path, report: dict[str, Any] | None) -> None:
-        if path != self.current:
-            return
-        self._busy("retrieval", False)
-        self.query_one("#retrieval", Static).update(retrieval_text(report))
-
-    def _load_cka(self, paths: list[Path]) -> None:
-        cka = self.query_one("#cka", Static)
+    def _load_cka(self) -> None:
+        paths = tuple(self.paths)
         if len(paths) < 2:
-            cka.update("CKA: select two or more stores (Stores pane, space)")
-            self.query_one("#cka-legend", Static).update("")
+            self.cancel_workers("cka")
+            self.query_one(CkaView).show(None)
             return
-        self._busy("cka", True)
-        self._cka_worker(paths)
+        self.start_worker("cka", lambda: compute_cka(paths), key=paths)
 
-    @work(thread=True, exclusive=True, group="cka", exit_on_error=False)
-    def _cka_worker(self, paths: list[Path]) -> None:
-        from mgap.engine.analysis.cka import cka_report
-
-        try:
-            report = cka_report([str(p) for p in paths], kernel="linear")
-        except Exception as exc:  # noqa: BLE001 - shown as a notification, never a crash
-            self.app.call_from_thread(self._failed, "cka", _error_text(exc))
-            return
-        self.app.call_from_thread(self._cka_ready, paths, report)
-
-    def _cka_ready(self, paths: list[Path], report: dict[str, Any]) -> None:
-        if paths != self.paths:
-            return
-        self._busy("cka", False)
-        theme = self.app.current_theme
-        low = theme.surface or theme.background or "#202020"
-        self.query_one("#cka", Static).update(cka_table(report, low, theme.primary))
-        names = list(report.get("names") or [Path(p).name for p in paths])
-        self.query_one("#cka-legend", Static).update(cka_legend(names))
+    def on_cka_computed(self, message: CkaComputed) -> None:
+        if message.paths == tuple(self.paths):
+            self.query_one(CkaView).show(message.report)
 
     # ---- scatter ---------------------------------------------------------------------
     def _request_projection(self) -> None:
         if self.current is None:
             return
-        key = (self.current, self.method)
+        path, method = self.current, self.method
         scatter = self.query_one(ScatterView)
-        if key in self.projections:
-            self._busy("scatter", False)
-            scatter.loading = False
-            scatter.show(
-                self.projections[key],
-                color_by=self.color_by,
-                highlight=self._highlight(),
-                title=f"{self.method.upper()} · {self.current.name}",
-            )
+        if (path, method) in self.projections:
+            scatter.color_by = self.color_by
+            scatter.highlight = self._highlight()
+            scatter.caption = f"{method.upper()} · {path.name}"
+            scatter.projection = self.projections[(path, method)]
             return
-        self._busy("scatter", True)
-        scatter.loading = True
-        self._load_projection(self.current, self.method)
+        self.start_worker(
+            "projection", lambda: compute_projection(path, method), key=(path, method)
+        )
 
-    @work(thread=True, exclusive=True, group="projection", exit_on_error=False)
-    def _load_projection(self, path: Path, method: str) -> None:
-        from mgap.engine.analysis.projections import project_store
-        from mgap.store import open_store
-
-        try:
-            projection = project_store(
-                open_store(path), method=method, max_points=MAX_POINTS[method]
-            )
-        except Exception as exc:  # noqa: BLE001 - shown as a notification, never a crash
-            self.app.call_from_thread(self._projection_failed, path, method, _error_text(exc))
-            return
-        self.app.call_from_thread(self._projection_ready, path, method, projection)
-
-    def _projection_failed(self, path: Path, method: str, message: str) -> None:
-        if (path, method) == (self.current, self.method):
-            scatter = self.query_one(ScatterView)
-            scatter.loading = False
-            scatter.say(f"no {method} projection: {message}")
-        self._failed("scatter", message)
-
-    def _projection_ready(self, path: Path, method: str, projection: Any) -> None:
-        self.projections[(path, method)] = projection
-        if (path, method) == (self.current, self.method):
+    def on_projection_computed(self, message: ProjectionComputed) -> None:
+        self.projections[(message.path, message.method)] = message.projection
+        if (message.path, message.method) == (self.current, self.method):
             self._request_projection()
 
     def action_method(self) -> None:
@@ -317,15 +287,13 @@ class ResultsPane(Horizontal):
 
     def set_method(self, method: str) -> None:
         self.method = method
-        self._status()
+        self.workers_changed()
         self._request_projection()
 
     def action_color(self) -> None:
         self.color_by = "category" if self.color_by == "modality" else "modality"
-        self._status()
-        scatter = self.query_one(ScatterView)
-        if scatter.projection is not None:
-            scatter.show(scatter.projection, color_by=self.color_by, highlight=self._highlight())
+        self.workers_changed()
+        self.query_one(ScatterView).color_by = self.color_by
 
     def action_view(self) -> None:
         switcher = self.query_one(ContentSwitcher)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -13,14 +12,22 @@ from textual.message import Message
 from textual.widgets import DataTable, Static
 
 from mgap.store.catalog import StoreEntry
-from mgap.tui.store_scan import StoreScanner
+from mgap.tui.messages import StoresScanned
+from mgap.tui.store_scan import StoreScanner, most_recent_complete
+from mgap.tui.workers import WorkerHost
 
 #: seconds between re-reads of the store directory
 REFRESH_S = 2.0
 
 
-class StoresPane(Vertical):
-    """Select stores (space) for the Results pane; Enter or o opens Results on them."""
+class StoresPane(WorkerHost, Vertical):
+    """Select stores (space) for the Results pane; Enter or o opens Results on them.
+
+    The first listing puts the cursor on the most recently written complete store.
+    """
+
+    WORKER_TITLE = "Stores"
+    WORKER_LABELS = {"stores": "listing"}
 
     BINDINGS = [
         Binding("space", "toggle", "Select", id="stores.toggle"),
@@ -43,6 +50,7 @@ class StoresPane(Vertical):
         self.entries: list[StoreEntry] = []
         self.selected: list[Path] = [Path(p).resolve() for p in selected or []]
         self._shown: list[tuple] = []
+        self._placed = False  # the cursor has been put on the most recent store once
 
     def compose(self) -> ComposeResult:
         yield DataTable(id="stores-table", cursor_type="row", zebra_stripes=True)
@@ -62,16 +70,11 @@ class StoresPane(Vertical):
         """Re-describe every store whose file changed, however recently it was described."""
         self._scan(force=True)
 
-    @work(thread=True, exclusive=True, group="stores", exit_on_error=False)
     def _scan(self, force: bool = False) -> None:
-        try:
-            entries = self.scanner.scan(force)
-        except OSError as exc:
-            self.app.call_from_thread(
-                self.app.notify, f"cannot list {self.store_dir}: {exc}", severity="error"
-            )
-            return
-        self.app.call_from_thread(self._show, entries)
+        self.start_worker("stores", lambda: StoresScanned(self.scanner.scan(force)))
+
+    def on_stores_scanned(self, message: StoresScanned) -> None:
+        self._show(message.entries)
 
     def _cells(self, entry: StoreEntry) -> tuple[str, ...]:
         mark = "✓" if Path(entry.path).resolve() in self.selected else " "
@@ -100,6 +103,9 @@ class StoresPane(Vertical):
         for entry, cells in zip(entries, shown, strict=True):
             table.add_row(*cells[1:], key=entry.path)
         if table.row_count:
+            if not self._placed:
+                cursor = most_recent_complete(entries)
+                self._placed = True
             table.move_cursor(row=min(cursor, table.row_count - 1))
         self.query_one("#stores-status", Static).update(
             Text(f"{len(entries)} stores in {self.store_dir} · space: select · enter: results"),

@@ -10,12 +10,35 @@ is forced (a job just finished).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from mgap.store.catalog import StoreEntry, describe
 
 #: least seconds between two descriptions of a store whose file keeps changing
 CHANGING_EVERY_S = 10.0
+
+
+def store_files(store_dir: Path) -> list[Path]:
+    """The `*.h5` stores of a directory (not the sidecar caches), sorted by name."""
+    if not store_dir.is_dir():
+        return []
+    return sorted(p for p in store_dir.glob("*.h5") if not p.name.endswith(".cache.h5"))
+
+
+def most_recent_complete(entries: Sequence[StoreEntry]) -> int:
+    """Index of the complete store written last (the one a user opens first), else 0."""
+    best, best_mtime = 0, -1.0
+    for i, entry in enumerate(entries):
+        if entry.status != "complete":
+            continue
+        try:
+            mtime = Path(entry.path).stat().st_mtime
+        except OSError:
+            continue
+        if mtime > best_mtime:
+            best, best_mtime = i, mtime
+    return best
 
 
 class StoreScanner:
@@ -25,9 +48,7 @@ class StoreScanner:
 
     def scan(self, force: bool = False) -> list[StoreEntry]:
         """Every `*.h5` store (not the sidecar caches), sorted by name, as `list_stores`."""
-        if not self.store_dir.is_dir():
-            return []
-        paths = sorted(p for p in self.store_dir.glob("*.h5") if not p.name.endswith(".cache.h5"))
+        paths = store_files(self.store_dir)
         now = time.monotonic()
         entries = []
         for path in paths:

@@ -1,0 +1,34 @@
+"""Deterministic waits for Pilot tests: wait on the TUI's workers, not on a clock.
+
+`settle` waits until no worker is pending or running and the messages they returned have
+been handled (a handler may start the next worker, so it loops until quiet), like
+harlequin's functional tests' `wait_for_workers`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from textual.worker import WorkerState
+
+ACTIVE = (WorkerState.PENDING, WorkerState.RUNNING)
+
+
+async def settle(pilot, rounds: int = 50) -> None:
+    """Return once the app has no active worker after its pending messages were handled."""
+    app = pilot.app
+    for _ in range(rounds):
+        await pilot.pause()
+        active = [w for w in app.workers if w.state in ACTIVE]
+        if not active:
+            await pilot.pause()
+            if not any(w.state in ACTIVE for w in app.workers):
+                return
+            continue
+        await asyncio.gather(*(w.wait() for w in active), return_exceptions=True)
+    raise AssertionError(f"workers still running after {rounds} rounds: {list(app.workers)}")
+
+
+def text(app, selector: str) -> str:
+    """The plain text a Static shows."""
+    return str(app.query_one(selector).content)
