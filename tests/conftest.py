@@ -1,4 +1,5 @@
-"""Shared fixtures. Tests that need ../shared skip with a clear reason when it is absent."""
+"""Shared fixtures. Tests that need ../shared skip with a clear reason when it is absent,
+and fail instead when MGAP_REQUIRE_SHARED=1 (CI sets it, so a broken data path shows)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,10 @@ CONVIRT = SHARED / "data" / "liang_convirt"
 
 def _need(path: Path) -> Path:
     if not path.exists():
-        pytest.skip(f"{path} is absent: these tests need the ../shared data beside the clone")
+        reason = f"{path} is absent: these tests need the ../shared data beside the clone"
+        if os.environ.get("MGAP_REQUIRE_SHARED") == "1":
+            pytest.fail(f"{reason} (MGAP_REQUIRE_SHARED=1 makes this a failure)")
+        pytest.skip(reason)
     return path
 
 
