@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.data._utils.collate import default_collate
 
 from mgap import __version__
+from mgap.core.errors import DatasetError, StoreError, UsageError
 from mgap.engine.datasets import Manifest, load_manifest
 from mgap.engine.models import EmbeddingModel, load_model, resolve_device
 from mgap.engine.perturb import (
@@ -34,7 +35,6 @@ from mgap.engine.perturb import (
     parse_perturbation,
     perturbation_names,
 )
-from mgap.errors import DatasetError, StoreError, UsageError
 from mgap.store import schema as S
 from mgap.store.naming import cache_path, default_store_dir, progress_path, store_filename
 from mgap.store.progress import write_progress

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mgap.errors import UsageError
+from mgap.core.errors import UsageError
 from mgap.store import schema as S
 from mgap.store.build import store_from_arrays
 

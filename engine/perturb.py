@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mgap.errors import UsageError
+from mgap.core.errors import UsageError
 
 KINDS = ("noise", "blur", "occlude")
 

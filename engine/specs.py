@@ -4,9 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mgap.errors import UsageError
+from mgap.core.errors import UsageError
 
-FAMILIES = ("open_clip", "hf", "llava", "st", "vision", "toy")
+#: the one registry of model families: spec family -> its adapter module in
+#: `mgap.engine.models`, in the order `mgap models` lists them. Everything else
+#: (spec parsing, the catalog, `--family`, the loader) derives from it.
+FAMILY_MODULES = {
+    "open_clip": "openclip",
+    "hf": "hf",
+    "llava": "llava",
+    "vision": "vision",
+    "st": "sentence",
+    "toy": "toy",
+}
+FAMILIES = tuple(FAMILY_MODULES)
 
 
 @dataclass(frozen=True)

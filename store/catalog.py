@@ -6,7 +6,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from mgap.errors import StoreError
+from mgap.core.errors import StoreError
 from mgap.store.progress import is_running, read_progress
 from mgap.store.reader import Store
 

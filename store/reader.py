@@ -15,7 +15,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from mgap.errors import StoreError
+from mgap.core.errors import StoreError
 from mgap.store import schema as S
 
 

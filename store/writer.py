@@ -21,7 +21,7 @@ import h5py
 import numpy as np
 
 from mgap import __version__
-from mgap.errors import StoreError
+from mgap.core.errors import StoreError
 from mgap.store import schema as S
 
 _STR = h5py.string_dtype(encoding="utf-8")

@@ -18,7 +18,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
-from mgap.errors import MgapError
+from mgap.core.errors import MgapError
 from mgap.tui.help import HelpScreen
 from mgap.tui.jobs import FINISHED_OK, launch_job
 from mgap.tui.messages import WorkerFailed
@@ -295,7 +295,7 @@ def run_tui(
     `select` opens Results on those stores; `data_roots` adds dataset roots to the
     ones named in the config file and MGAP_DATA_ROOTS.
     """
-    from mgap.config import load_config
+    from mgap.core.config import load_config
     from mgap.tui.sources import dataset_roots
 
     config = load_config()

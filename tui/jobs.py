@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mgap.errors import MgapError, UsageError
+from mgap.core.errors import MgapError, UsageError
 from mgap.store.naming import store_filename
 from mgap.store.progress import find_progress_files, is_running, pid_alive, read_progress
 

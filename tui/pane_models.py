@@ -9,7 +9,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Input, Static
 
-from mgap.errors import MgapError
+from mgap.core.errors import MgapError
 from mgap.tui.messages import CatalogLoaded, WorkerFailed
 from mgap.tui.sources import CatalogLoader, ModelRow, custom_model
 from mgap.tui.workers import WorkerHost

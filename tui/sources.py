@@ -15,13 +15,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from mgap.errors import MgapError
+from mgap.core.errors import MgapError
 
 #: seconds the catalog subprocess may take before the pane shows an error instead
 CATALOG_TIMEOUT_S = 60.0
-
-#: the synthetic dataset's default `captions_per_image` (engine/datasets/synthetic.py)
-SYNTHETIC_CAPTIONS_PER_IMAGE = 3
 
 
 @dataclass(frozen=True)
@@ -145,10 +142,10 @@ def dataset_roots(
 
 def synthetic_row() -> DatasetRow:
     """The built-in synthetic dataset, with the engine's default sizes per split."""
-    from mgap.engine.datasets.synthetic import DEFAULT_N, SPLITS
+    from mgap.engine.datasets.synthetic import CAPTIONS_PER_IMAGE, DEFAULT_N, SPLITS
 
     splits = sorted(SPLITS, key=SPLITS.get, reverse=True)  # test (the small one) first
-    captions = {split: DEFAULT_N[split] * SYNTHETIC_CAPTIONS_PER_IMAGE for split in splits}
+    captions = {split: DEFAULT_N[split] * CAPTIONS_PER_IMAGE for split in splits}
     return DatasetRow("synthetic", "synthetic", None, splits, dict(DEFAULT_N), captions)
 
 

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from textual.message import Message
 from textual.worker import Worker, WorkerState
 
-from mgap.errors import MgapError
+from mgap.core.errors import MgapError
 from mgap.tui.messages import WorkerFailed
 
 ACTIVE = (WorkerState.PENDING, WorkerState.RUNNING)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from mgap.errors import UsageError
+from mgap.core.errors import UsageError
 
 DEVICE_HELP = "auto (CUDA when present, else CPU), cpu, or cuda[:i]."
 #: float32 score cells per block: 25M (100 MB) on the CPU, 256M (1 GB) on a GPU

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mgap.errors import UsageError
+from mgap.core.errors import UsageError
 
 KERNELS = ("linear", "rbf")
 #: full n x n kernels for every REF must fit in this many bytes, else minibatch estimation

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mgap.errors import StoreError
+from mgap.core.errors import StoreError
 from mgap.store import Store
 from mgap.store.schema import GEOMETRY_LORENTZ
 

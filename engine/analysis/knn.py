@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from mgap.core.errors import UsageError
 from mgap.engine.analysis.backend import Backend, resolve_backend
-from mgap.errors import UsageError
 
 #: rows per block when intersecting neighbour sets
 BLOCK = 1024

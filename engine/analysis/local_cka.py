@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from mgap.core.errors import UsageError
 from mgap.engine.analysis.cka import median_sigma, squared_distances
-from mgap.errors import UsageError
 
 KERNELS = ("linear", "rbf")
 

@@ -17,12 +17,12 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
+from mgap.core.errors import UsageError
 from mgap.engine.analysis.local_cka import (
     hungarian_accuracy,
     local_cka_scores,
     topk_accuracy,
 )
-from mgap.errors import UsageError
 
 METHODS = ("qap", "local-cka", "linear", "relative", "cosine")
 BASE_METHODS = ("kmeans", "random")

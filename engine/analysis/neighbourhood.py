@@ -21,8 +21,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from mgap.core.errors import StoreError, UsageError
 from mgap.engine.analysis.gap import normalize
-from mgap.errors import StoreError, UsageError
 from mgap.store import Store
 from mgap.store.schema import PROMPT_SET_CATEGORY
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mgap.errors import StoreError
+from mgap.core.errors import StoreError
 from mgap.store import Store
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mgap.errors import StoreError, UsageError
+from mgap.core.errors import StoreError, UsageError
 from mgap.store import Store
 
 CAPTION_MODES = ("all", "first")

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mgap.errors import MgapError, UsageError
+from mgap.core.errors import MgapError, UsageError
 from mgap.store.cache import cache_key, load_cached, save_cached
 from mgap.store.reader import Store
 

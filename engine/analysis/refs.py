@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mgap.errors import StoreError, UsageError
+from mgap.core.errors import StoreError, UsageError
 from mgap.store import open_store
 
 SIDES = ("image", "text")

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mgap.core.errors import StoreError
 from mgap.engine.analysis.backend import Backend, resolve_backend
 from mgap.engine.analysis.gap import check_pairs, normalize, paired_cosines
-from mgap.errors import StoreError
 from mgap.store import Store
 
 #: scores this close to the right candidate's are ties (float32 dot products of unit rows)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+from mgap.core.errors import UsageError
 from mgap.engine.datasets.base import ImageRecord, Manifest
-from mgap.errors import UsageError
 
 #: dataset kind -> module in this package exposing `load(data_root, split, **options)`
 DATASET_MODULES = {

@@ -12,6 +12,7 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
+from mgap.core.errors import DatasetError
 from mgap.engine.datasets.base import ImageRecord, Manifest
 from mgap.engine.datasets.files import (
     annotation_structure,
@@ -25,7 +26,6 @@ from mgap.engine.datasets.files import (
     require_records,
     require_root,
 )
-from mgap.errors import DatasetError
 
 DEFAULT_SPLIT = "val2017"
 #: CLIP-style templates (from CLIP's ImageNet set) that suit COCO's object photos

@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mgap.core.errors import MgapError
 from mgap.engine.datasets import coco, flickr30k, imagefolder, nocaps, tabular
 from mgap.engine.datasets.files import annotation_structure, load_json
-from mgap.errors import MgapError
 
 
 @dataclass

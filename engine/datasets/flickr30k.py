@@ -11,6 +11,7 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
+from mgap.core.errors import DatasetError
 from mgap.engine.datasets.base import ImageRecord, Manifest
 from mgap.engine.datasets.files import (
     annotation_structure,
@@ -25,7 +26,6 @@ from mgap.engine.datasets.files import (
     require_root,
     sha256_file,
 )
-from mgap.errors import DatasetError
 
 KARPATHY_NAME = "dataset_flickr30k.json"
 CSV_NAME = "results.csv"

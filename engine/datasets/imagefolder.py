@@ -13,6 +13,7 @@ import hashlib
 import os
 from pathlib import Path
 
+from mgap.core.errors import UsageError
 from mgap.engine.datasets.base import ImageRecord, Manifest
 from mgap.engine.datasets.files import (
     IMAGE_EXTENSIONS,
@@ -22,7 +23,6 @@ from mgap.engine.datasets.files import (
     require_records,
     require_root,
 )
-from mgap.errors import UsageError
 
 DEFAULT_TEMPLATES = ["a photo of a {}."]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
+from mgap.core.errors import DatasetError
 from mgap.engine.datasets.base import ImageRecord, Manifest
 from mgap.engine.datasets.files import (
     annotation_structure,
@@ -24,7 +25,6 @@ from mgap.engine.datasets.files import (
     require_records,
     require_root,
 )
-from mgap.errors import DatasetError
 
 DEFAULT_SPLIT = "val"
 DOMAINS = ["in-domain", "near-domain", "out-domain"]

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mgap.core.errors import UsageError
 from mgap.engine.datasets.base import ImageRecord, Manifest
-from mgap.errors import UsageError
 
 SHAPES = ("circle", "square", "triangle", "diamond", "cross", "star")
 ATTRIBUTES: dict[str, tuple[str, ...]] = {
@@ -37,6 +37,9 @@ ATTRIBUTES: dict[str, tuple[str, ...]] = {
 }
 SPLITS = {"train": 0, "test": 1}
 DEFAULT_N = {"train": 2000, "test": 500}
+#: captions written per image unless the `captions_per_image` option says otherwise (the
+#: toy's training config and the TUI's dataset sizes read it from here)
+CAPTIONS_PER_IMAGE = 3
 
 PROMPT_TEMPLATES = ["a photo of a {}.", "a {}."]
 LABEL_PROMPTS = {
@@ -213,7 +216,7 @@ def load(data_root: Path | None, split: str | None, *, kind: str, **options: obj
     n = _option(options, "n", int, DEFAULT_N[split])
     seed = _option(options, "seed", int, 0)
     detail = _option(options, "caption_detail", float, 0.5)
-    per_image = _option(options, "captions_per_image", int, 3)
+    per_image = _option(options, "captions_per_image", int, CAPTIONS_PER_IMAGE)
     image_size = _option(options, "image_size", int, 64)
     if n < 1 or per_image < 1:
         raise UsageError("synthetic options n and captions_per_image must be at least 1")

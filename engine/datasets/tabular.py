@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mgap.core.errors import DatasetError, UsageError
 from mgap.engine.datasets.base import ImageRecord, Manifest
 from mgap.engine.datasets.files import (
     describe_hashes,
@@ -23,7 +24,6 @@ from mgap.engine.datasets.files import (
     require_root,
     sha256_file,
 )
-from mgap.errors import DatasetError, UsageError
 
 IMAGE_KEYS = ("image", "image_path", "file_name", "filepath")
 CAPTION_KEYS = ("caption", "text")

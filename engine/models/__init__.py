@@ -8,17 +8,7 @@ from __future__ import annotations
 import importlib
 
 from mgap.engine.models.base import EmbeddingModel
-from mgap.engine.specs import ModelSpec, parse_model_spec
-
-#: spec family -> module in this package
-FAMILY_MODULES = {
-    "open_clip": "openclip",
-    "hf": "hf",
-    "llava": "llava",
-    "st": "sentence",
-    "vision": "vision",
-    "toy": "toy",
-}
+from mgap.engine.specs import FAMILY_MODULES, ModelSpec, parse_model_spec
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -28,7 +18,7 @@ def resolve_device(device: str = "auto") -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        from mgap.errors import UsageError
+        from mgap.core.errors import UsageError
 
         raise UsageError(
             f"--device {device} asked for, but torch sees no CUDA device",

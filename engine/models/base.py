@@ -12,8 +12,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from mgap.core.errors import UsageError
 from mgap.engine.specs import ModelSpec
-from mgap.errors import UsageError
 
 if TYPE_CHECKING:
     import torch

@@ -18,10 +18,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mgap.core.errors import UsageError
 from mgap.engine.models.hf_parts import PRECISIONS, as_embedding
 from mgap.engine.models.itc import ITCAdapter, load_itc
 from mgap.engine.specs import ModelSpec
-from mgap.errors import UsageError
 
 if TYPE_CHECKING:
     import torch

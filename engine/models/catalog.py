@@ -13,12 +13,9 @@ import importlib.util
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from mgap.core.errors import ModelUnavailableError, UsageError
 from mgap.engine.models.hub import cached_snapshot, looks_like_path, unavailable
-from mgap.engine.specs import ModelSpec, parse_model_spec
-from mgap.errors import ModelUnavailableError, UsageError
-
-#: the spec families `--family` accepts
-FAMILIES = ("open_clip", "hf", "llava", "vision", "st", "toy")
+from mgap.engine.specs import FAMILIES, ModelSpec, parse_model_spec
 
 #: (spec, description, image side, text side) of the checkpoints we recommend
 RECOMMENDED: tuple[tuple[str, str, bool, bool], ...] = (
@@ -88,7 +85,7 @@ def _hub_entry(spec: str, description: str, image: bool, text: bool) -> CatalogE
 def _config_cache_dir(cache_dir: Path | None) -> Path:
     if cache_dir is not None:
         return cache_dir
-    from mgap.config import load_config
+    from mgap.core.config import load_config
 
     return load_config().cache_dir
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mgap.core.errors import ModelUnavailableError, UsageError
 from mgap.engine.models.base import EmbeddingModel
 from mgap.engine.models.hf_parts import (
     HFImagePreprocess,
@@ -22,7 +23,6 @@ from mgap.engine.models.hf_parts import (
 )
 from mgap.engine.models.hub import resolve_pretrained
 from mgap.engine.specs import ModelSpec
-from mgap.errors import ModelUnavailableError, UsageError
 
 if TYPE_CHECKING:
     import torch

@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mgap.core.errors import UsageError
 from mgap.engine.specs import ModelSpec
-from mgap.errors import UsageError
 
 if TYPE_CHECKING:
     import torch

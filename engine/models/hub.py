@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlparse
 
-from mgap.errors import ModelUnavailableError
+from mgap.core.errors import ModelUnavailableError
 
 #: weight files whose presence makes a cached snapshot usable
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mgap.core.errors import UsageError
 from mgap.engine.models.base import EmbeddingModel
 from mgap.engine.models.hf_parts import (
     PRECISIONS,
@@ -35,7 +36,6 @@ from mgap.engine.models.hf_parts import (
     weights_record,
 )
 from mgap.engine.specs import ModelSpec
-from mgap.errors import UsageError
 
 if TYPE_CHECKING:
     import torch

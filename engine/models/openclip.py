@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mgap.core.errors import ModelUnavailableError, UsageError
 from mgap.engine.models.base import EmbeddingModel
 from mgap.engine.models.hf_parts import check_options
 from mgap.engine.models.hub import (
@@ -28,7 +29,6 @@ from mgap.engine.models.hub import (
     weights_provenance,
 )
 from mgap.engine.specs import ModelSpec
-from mgap.errors import ModelUnavailableError, UsageError
 
 if TYPE_CHECKING:
     import torch

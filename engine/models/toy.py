@@ -12,11 +12,11 @@ from typing import Any
 
 import torch
 
+from mgap.core.errors import UsageError
 from mgap.engine.models.base import EmbeddingModel
 from mgap.engine.specs import ModelSpec
 from mgap.engine.toy.model import ToyPreprocess
 from mgap.engine.toy.storage import load_toy
-from mgap.errors import UsageError
 
 
 class ToyModel(EmbeddingModel):

@@ -28,6 +28,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mgap.core.errors import UsageError
 from mgap.engine.models.base import EmbeddingModel
 from mgap.engine.models.hf_parts import (
     PRECISIONS,
@@ -38,7 +39,6 @@ from mgap.engine.models.hf_parts import (
     weights_record,
 )
 from mgap.engine.specs import ModelSpec
-from mgap.errors import UsageError
 
 if TYPE_CHECKING:
     import torch

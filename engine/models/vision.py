@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mgap.core.errors import ModelUnavailableError, UsageError
 from mgap.engine.models.base import EmbeddingModel
 from mgap.engine.models.hf_parts import (
     HFImagePreprocess,
@@ -26,7 +27,6 @@ from mgap.engine.models.hf_parts import (
 )
 from mgap.engine.models.hub import cached_file, hub_offline, resolve_pretrained, unavailable
 from mgap.engine.specs import ModelSpec
-from mgap.errors import ModelUnavailableError, UsageError
 
 if TYPE_CHECKING:
     import torch

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mgap.errors import UsageError
+from mgap.core.errors import UsageError
 
 #: modality 0 = image, 1 = text
 MODALITY_COLORS = ("#1f77b4", "#ff7f0e")

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from mgap.core.errors import MgapError, UsageError
 from mgap.engine.analysis.projections import Projection
 from mgap.engine.plots.palette import PAIR_COLOR, color_groups
 from mgap.engine.plots.terminal import AXIS_NAMES, pair_segments
-from mgap.errors import MgapError, UsageError
 
 
 def _marker_size(n: int) -> float:

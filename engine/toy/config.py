@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from mgap.errors import UsageError
+from mgap.core.errors import UsageError
+from mgap.engine.datasets.synthetic import CAPTIONS_PER_IMAGE
 
 SWEEPS = {"temperature": "temperature", "caption-detail": "caption_detail"}
 DEFAULT_VALUES = {
@@ -25,7 +26,7 @@ class TrainConfig:
     n_test: int = 500
     batch_size: int = 64
     lr: float = 3e-3
-    captions_per_image: int = 3
+    captions_per_image: int = CAPTIONS_PER_IMAGE
 
     def validate(self) -> None:
         if not 0.0 < self.temperature <= 10.0:

@@ -17,9 +17,9 @@ from typing import Any
 
 import torch
 
-from mgap.config import load_config
+from mgap.core.config import load_config
+from mgap.core.errors import ModelUnavailableError, UsageError
 from mgap.engine.toy.model import ToyArchitecture, ToyCLIP, ToyTokenizer
-from mgap.errors import ModelUnavailableError, UsageError
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
