@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "experiment_cmd",
     "align_cmds",
     "plot_cmd",
+    "attention_cmd",
     "models_cmd",
     "demo_cmds",
     "tui_cmd",
