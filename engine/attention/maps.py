@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mgap.errors import MgapError, UsageError
+from mgap.core.errors import MgapError, UsageError
 
 if TYPE_CHECKING:
     import torch

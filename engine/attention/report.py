@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mgap.core.errors import StoreError
 from mgap.engine.attention.entropy import entropy, spread, uniform_entropy
-from mgap.errors import StoreError
 
 ENTROPY_DEFINITION = (
     "H = -sum p log p (natural log, nats) over the patch distribution: the query's attention "

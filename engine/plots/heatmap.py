@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 from rich.text import Text
 
-from mgap.errors import MgapError, UsageError
+from mgap.core.errors import MgapError, UsageError
 
 #: anchor colours of the heat ramp, low to high
 RAMP = np.array([[0, 0, 0], [120, 0, 20], [230, 60, 0], [255, 200, 0], [255, 255, 230]], float)
