@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from mgap.store import open_store
@@ -20,6 +21,25 @@ def _clean_env(tmp_path):
     }
 
 
+def _unit(A):
+    A = np.asarray(A, dtype=np.float64)
+    return A / np.linalg.norm(A, axis=1, keepdims=True)
+
+
+def _reference(store) -> dict:
+    """DESIGN.md §7 written out here: L2M, mean paired cosine, t2i R@5 (CLIP_benchmark)."""
+    X, Y = _unit(store.image_embeddings()), _unit(store.text_embeddings())
+    index = np.asarray(store.text_image_index)
+    scores = Y @ X.T
+    own = scores[np.arange(len(Y)), index]
+    rank = (scores > own[:, None]).sum(1)  # images scored above the caption's own image
+    return {
+        "l2m": float(np.linalg.norm(X.mean(0) - Y.mean(0))),
+        "cos": float(np.mean(np.sum(X[index] * Y, axis=1))),
+        "t2i_R@5": float(np.mean(rank < 5)),
+    }
+
+
 def _check_demo(doc, tmp_path, name, n_images):
     assert doc["toy_model"] == f"toy:{name}" and doc["trained_now"] is True
     assert (tmp_path / "cache" / "mgap" / "toy" / name / "model.safetensors").is_file()
@@ -29,7 +49,10 @@ def _check_demo(doc, tmp_path, name, n_images):
         store = open_store(summary["store"])
         assert store.status == "complete" and store.n_images == n_images
         assert summary["n_texts"] == 3 * n_images
-        assert 0.0 <= summary["gap"]["l2m"] <= 2.0 and 0.0 < summary["gap"]["rmg"] <= 1.0
+        ref = _reference(store)
+        assert summary["gap"]["l2m"] == pytest.approx(ref["l2m"], abs=1e-5)
+        assert summary["gap"]["mean_paired_cosine"] == pytest.approx(ref["cos"], abs=1e-5)
+        assert summary["retrieval"]["t2i"]["R@5"] == pytest.approx(ref["t2i_R@5"])
         assert set(summary["zero_shot"]) == {"shape", "colour", "size", "position", "background"}
         assert set(summary["object_bias"]) == {"image", "text"}
         assert set(store.prompt_sets) == {"category", "colour", "size", "position", "background"}

@@ -136,12 +136,16 @@ def test_stores_open_on_the_most_recent_complete_store(make_store, no_catalog):
 
 
 def test_the_demo_selection_opens_results_on_the_trained_model(make_store, no_catalog):
-    """`mgap demo` passes [random twin, trained]: Results shows the last one first."""
+    """`mgap demo` opens the TUI on `DemoRun.tui_selection`: Results shows the trained toy."""
+    from mgap.engine.toy.config import TrainConfig
+    from mgap.engine.toy.demo import DemoRun
+
     trained = _pair_store(make_store, "synthetic-test__toy-demo.h5", 0)
     twin = _pair_store(make_store, "synthetic-test__toy-demo-random.h5", 1)
+    run = DemoRun("toy:demo", False, TrainConfig(), trained.parent, [trained, twin])
 
     async def scenario() -> None:
-        app = MgapApp(trained.parent, select=[twin, trained])
+        app = MgapApp(trained.parent, select=run.tui_selection)
         async with app.run_test(size=(80, 24)) as pilot:
             await settle(pilot)
             assert app.query_one("#panes").active == "results"

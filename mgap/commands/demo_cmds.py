@@ -3,7 +3,9 @@
 `mgap demo` works on a fresh machine with no weights or data: it trains `toy:demo` on the
 synthetic dataset if missing, extracts stores for it and its random-initialised twin,
 prints gap, retrieval, zero-shot and object-bias results for both, and opens the TUI.
-Torch, textual and the analysis modules are imported inside the commands.
+The pipeline itself (training, staleness, extraction, summaries) is the engine's
+`mgap.engine.toy.demo`; this module parses options and prints. Torch, textual and the
+analysis modules are imported inside the commands.
 """
 
 from __future__ import annotations
@@ -15,9 +17,6 @@ from typing import Any
 import typer
 
 from mgap.output import fmt, note, print_json, stdout
-
-DEMO_MODEL = "demo"
-QUICK_MODEL = "demo-quick"
 
 
 def _table(title: str, columns: list[str]):
@@ -49,16 +48,6 @@ def _train_config(
     )
     config.validate()
     return config
-
-
-def _train_and_save(name: str, config, *, quiet: bool) -> dict[str, Any]:
-    from mgap.engine.toy.storage import save_toy
-    from mgap.engine.toy.train import train_toy
-
-    note(f"training toy:{name} on {config.n_train} synthetic images ({config.epochs} epochs)")
-    result = train_toy(config, log=None if quiet else note)
-    folder = save_toy(name, result.model, result.config, result.metrics)
-    return {"model": f"toy:{name}", "folder": str(folder), **result.metrics}
 
 
 # ---- mgap train-toy ---------------------------------------------------------------
@@ -131,7 +120,9 @@ def train_toy_cmd(
             f"toy:{name} already exists in {toy_dir(name)}",
             hint="pass --overwrite to retrain it, or choose another --name",
         )
-    doc = _train_and_save(name, config, quiet=json_out)
+    from mgap.engine.toy.demo import train_and_save
+
+    doc = train_and_save(name, config, log=note, train_log=None if json_out else note)
     if json_out:
         print_json(doc)
         return
@@ -183,36 +174,6 @@ def object_bias_cmd(
 
 
 # ---- mgap demo ----------------------------------------------------------------------
-def _store_summary(path: Path) -> dict[str, Any]:
-    from mgap.engine.analysis.gap import gap_metrics
-    from mgap.engine.analysis.object_bias import object_bias_report
-    from mgap.engine.analysis.retrieval import retrieval_metrics
-    from mgap.engine.analysis.zeroshot import zero_shot_report
-    from mgap.store import open_store
-
-    store = open_store(path)
-    X, Y, index = store.image_embeddings(), store.text_embeddings(), store.text_image_index
-    gap = gap_metrics(X, Y, index)
-    retrieval = retrieval_metrics(X, Y, index)
-    bias = object_bias_report(store)
-    zero_shot = {"shape": zero_shot_report(store, "category")["accuracy"]}
-    zero_shot.update({k: v for k, v in bias["zero_shot"].items() if k != "object"})
-    return {
-        "model": store.model,
-        "store": str(path),
-        "n_images": store.n_images,
-        "n_texts": store.n_texts,
-        "gap": {k: gap[k] for k in ("l2m", "rmg", "mean_paired_cosine", "l2i")},
-        "retrieval": {
-            side: {k: retrieval[side][k] for k in ("R@1", "R@5", "R@10")} for side in ("i2t", "t2i")
-        },
-        "zero_shot": zero_shot,
-        "object_bias": {
-            side: bias[side]["object_bias"] for side in ("image", "text") if side in bias
-        },
-    }
-
-
 def _print_demo(doc: dict[str, Any]) -> None:
     summaries = doc["stores"]
     stdout.print(
@@ -254,65 +215,16 @@ def demo_cmd(
 ) -> None:
     """The offline end-to-end demo: synthetic data, a toy CLIP trained here, two stores, TUI."""
     from mgap.config import load_config
-    from mgap.engine.extract import ExtractRequest, run_extraction
-    from mgap.engine.toy.config import TrainConfig
-    from mgap.engine.toy.storage import load_toy, toy_exists
-    from mgap.errors import MgapError
-    from mgap.store.naming import store_filename
+    from mgap.engine.toy.demo import demo_report, run_demo
 
-    name = QUICK_MODEL if quick else DEMO_MODEL
-    store_dir = Path(store_dir or load_config().store_dir)
-    try:
-        store_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise MgapError(
-            f"cannot create the store directory {store_dir}: {exc.strerror}",
-            hint="pass a writable --store-dir or set MGAP_STORE_DIR",
-        ) from exc
-    trained = None
-    if retrain or not toy_exists(name):
-        base = TrainConfig(epochs=2, n_train=400, n_test=100) if quick else TrainConfig()
-        trained = _train_and_save(name, base, quiet=json_out)
-    training = TrainConfig(
-        **{
-            k: v
-            for k, v in load_toy(name).config["training"].items()
-            if k in TrainConfig.__dataclass_fields__
-        }
+    run = run_demo(
+        Path(store_dir or load_config().store_dir),
+        quick=quick,
+        retrain=retrain,
+        log=note,
+        train_log=None if json_out else note,
     )
-    models = [f"toy:{name}", f"toy:{name}@random"]
-    weights = load_toy(name).folder / "config.json"
-    stale = any(
-        (store_dir / store_filename("synthetic", "test", m)).exists()
-        and (store_dir / store_filename("synthetic", "test", m)).stat().st_mtime
-        < weights.stat().st_mtime
-        for m in models
-    )  # stores extracted before toy:NAME was retrained
-    note(f"extracting {', '.join(models)} on the synthetic test split into {store_dir}")
-    summaries = run_extraction(
-        ExtractRequest(
-            models=models,
-            dataset="synthetic",
-            split="test",
-            dataset_options=training.dataset_options("test"),
-            batch_size=64,
-            device="cpu",
-            dtype="float16",
-            store_dir=store_dir,
-            overwrite=retrain or trained is not None or stale,
-            num_workers=0,
-            quiet=True,
-            command=" ".join(["mgap", *sys.argv[1:]]),
-        )
-    )
-    paths = [Path(s.store) for s in summaries]
-    doc = {
-        "toy_model": f"toy:{name}",
-        "trained_now": trained is not None,
-        "training": {**training.__dict__},
-        "store_dir": str(store_dir),
-        "stores": [_store_summary(p) for p in paths],
-    }
+    doc = demo_report(run)
     if json_out:
         print_json(doc)
         return
@@ -324,8 +236,7 @@ def demo_cmd(
         return
     from mgap.tui.app import run_tui
 
-    # Results opens on the last selected store: the trained model, its random twin one `n` away
-    run_tui(Path(store_dir), select=paths[::-1])
+    run_tui(run.store_dir, select=run.tui_selection)
 
 
 def register(app: typer.Typer) -> None:
