@@ -41,7 +41,8 @@ def zero_shot(
     labels_multi_hot_or_index: np.ndarray,
     class_names: Sequence[str],
 ) -> dict:
-    """{"accuracy", "mean_class_accuracy", "n", "n_classes", "multi_label", "per_class"}."""
+    """{"accuracy", "top5_accuracy", "mean_class_accuracy", "n", "n_classes", "multi_label",
+    "per_class"}; top-5 counts an image when any of its 5 best classes is one of its labels."""
     n_classes = len(class_names)
     if class_embeddings.shape[0] != n_classes:
         raise ValueError(f"{class_embeddings.shape[0]} class embeddings for {n_classes} names")
@@ -55,6 +56,9 @@ def zero_shot(
     predicted = np.argmax(scores, axis=1)
     truth = truth[labelled]
     correct = truth[np.arange(predicted.size), predicted]
+    k5 = min(5, n_classes)
+    top5 = np.argpartition(-scores, k5 - 1, axis=1)[:, :k5]
+    correct5 = truth[np.arange(predicted.size)[:, None], top5].any(axis=1)
     per_class = []
     for c, name in enumerate(class_names):
         has = truth[:, c]
@@ -69,6 +73,7 @@ def zero_shot(
     present = [row["accuracy"] for row in per_class if row["accuracy"] is not None]
     return {
         "accuracy": float(correct.mean()) if correct.size else None,
+        "top5_accuracy": float(correct5.mean()) if correct.size else None,
         "mean_class_accuracy": float(np.mean(present)) if present else None,
         "n": int(correct.size),
         "n_classes": n_classes,
@@ -96,10 +101,10 @@ def _ground_truth(store: Store, label_set: str, names: list[str]) -> np.ndarray:
     return np.asarray([position.get(v, -1) for v in attributes[label_set]], dtype=np.int64)
 
 
-def zero_shot_report(store: Store, label_set: str = PROMPT_SET_CATEGORY) -> dict:
-    """The `mgap zeroshot --json` document, from the class prompt embeddings in the store."""
-    from mgap.engine.analysis.pairs import store_header
-
+def zero_shot_inputs(
+    store: Store, label_set: str = PROMPT_SET_CATEGORY
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(class names, class prompt embeddings, (n_images, n_classes) multi-hot truth)."""
     prompts = store.prompt_embeddings(label_set)
     if prompts is None:
         available = ", ".join(store.prompt_sets) or "none"
@@ -111,5 +116,13 @@ def zero_shot_report(store: Store, label_set: str = PROMPT_SET_CATEGORY) -> dict
         raise StoreError(f"zero-shot needs image embeddings; {store.path.name} is text-only")
     names, class_embeddings = prompts
     truth = _ground_truth(store, label_set, list(names))
+    return list(names), class_embeddings, _as_multi_hot(truth, len(names))
+
+
+def zero_shot_report(store: Store, label_set: str = PROMPT_SET_CATEGORY) -> dict:
+    """The `mgap zeroshot --json` document, from the class prompt embeddings in the store."""
+    from mgap.engine.analysis.pairs import store_header
+
+    names, class_embeddings, truth = zero_shot_inputs(store, label_set)
     result = zero_shot(store.image_embeddings(), class_embeddings, truth, names)
     return {**store_header(store), "label_set": label_set, **result}
