@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "zeroshot_cmd",
     "neighbours_cmd",
     "experiment_cmd",
+    "robustness_cmd",
     "align_cmds",
     "plot_cmd",
     "attention_cmd",

@@ -22,7 +22,8 @@ from mgap.engine.analysis.additive import (
     zeroshot_additive,
 )
 from mgap.engine.analysis.groupings import Grouping, MissingRows
-from mgap.engine.analysis.retrieval import Ranks, summarise_ranks
+from mgap.engine.analysis.retrieval import Ranks, retrieval_ranks, summarise_ranks
+from mgap.store import Store
 
 
 @dataclass(frozen=True)
@@ -199,3 +200,30 @@ def zeroshot_groups(
 ) -> dict:
     rows = group_rows(groupings, zeroshot_additive(X, class_embeddings, truth), options)
     return groups_document(rows, ZEROSHOT_HEADLINES, options, missing)
+
+
+# ---- from a store ----------------------------------------------------------------------------
+def store_groups(
+    store: Store,
+    command: str,
+    groupings: Sequence[Grouping],
+    options: GroupOptions,
+    missing: Sequence[MissingRows] = (),
+    *,
+    captions: str = "all",
+    label_set: str = "category",
+) -> dict:
+    """The `groups` entry of `mgap gap|retrieval|zeroshot --groups ...` for one store."""
+    from mgap.engine.analysis.pairs import store_pairs
+
+    if command == "zeroshot":
+        from mgap.engine.analysis.zeroshot import zero_shot_inputs
+
+        _, class_embeddings, truth = zero_shot_inputs(store, label_set)
+        X = store.image_embeddings()
+        return zeroshot_groups(X, class_embeddings, truth, groupings, options, missing)
+    X, Y, index = store_pairs(store, captions=captions, what=command)
+    if command == "gap":
+        return gap_groups(X, Y, index, groupings, options, missing)
+    i2t, t2i = retrieval_ranks(X, Y, index)
+    return retrieval_groups(i2t, t2i, index, groupings, options, missing)

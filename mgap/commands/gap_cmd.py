@@ -10,6 +10,13 @@ from pathlib import Path
 
 import typer
 
+from mgap.commands.group_opts import (
+    BOOTSTRAP_OPT,
+    GROUPS_OPT,
+    MIN_GROUP_OPT,
+    load_groups,
+    print_groups,
+)
 from mgap.commands.report_common import (
     BY_CATEGORY_OPT,
     CAPTIONS_OPT,
@@ -92,6 +99,10 @@ def _print_hyperbolic(hyp: dict) -> None:
     stdout.print(out)
 
 
+#: per-group table columns of `mgap gap --groups`
+GROUP_COLUMNS = [("L2M", "l2m"), ("RMG", "rmg"), ("pair cos", "mean_paired_cosine")]
+
+
 def gap(
     store: Path = STORE_ARG,
     by_category: bool = BY_CATEGORY_OPT,
@@ -100,22 +111,33 @@ def gap(
     no_separability: bool = typer.Option(
         False, "--no-separability", help="Skip the logistic-regression separability."
     ),
+    groups: list[str] | None = GROUPS_OPT,
+    min_group: int = MIN_GROUP_OPT,
+    bootstrap: int = BOOTSTRAP_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
     """Modality gap metrics: L2M, L2I, paired and intra-modal cosines, RMG, top dims."""
     from mgap.engine.analysis.gap import gap_report
 
+    opened = open_store_arg(store)
+    grouped = load_groups(opened, groups, min_group, bootstrap)
     doc = gap_report(
-        open_store_arg(store),
+        opened,
         captions=captions,
         by_category=by_category,
         top_k=top_k,
         separability=not no_separability,
     )
+    if grouped is not None:
+        from mgap.engine.analysis.group_report import store_groups
+
+        doc["groups"] = store_groups(opened, "gap", *grouped, captions=captions)
     if as_json:
         print_json(doc)
-    else:
-        print_gap(doc)
+        return
+    print_gap(doc)
+    if grouped is not None:
+        print_groups(doc["groups"], GROUP_COLUMNS)
 
 
 def register(app: typer.Typer) -> None:

@@ -6,6 +6,13 @@ from pathlib import Path
 
 import typer
 
+from mgap.commands.group_opts import (
+    BOOTSTRAP_OPT,
+    GROUPS_OPT,
+    MIN_GROUP_OPT,
+    load_groups,
+    print_groups,
+)
 from mgap.commands.report_common import (
     BY_CATEGORY_OPT,
     CAPTIONS_OPT,
@@ -54,16 +61,27 @@ def retrieval(
     store: Path = STORE_ARG,
     by_category: bool = BY_CATEGORY_OPT,
     captions: str = CAPTIONS_OPT,
+    groups: list[str] | None = GROUPS_OPT,
+    min_group: int = MIN_GROUP_OPT,
+    bootstrap: int = BOOTSTRAP_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
     """Image->text and text->image recall@1/5/10 and ranks (CLIP_benchmark hit rates)."""
     from mgap.engine.analysis.retrieval import retrieval_report
 
-    doc = retrieval_report(open_store_arg(store), by_category=by_category, captions=captions)
+    opened = open_store_arg(store)
+    grouped = load_groups(opened, groups, min_group, bootstrap)
+    doc = retrieval_report(opened, by_category=by_category, captions=captions)
+    if grouped is not None:
+        from mgap.engine.analysis.group_report import store_groups
+
+        doc["groups"] = store_groups(opened, "retrieval", *grouped, captions=captions)
     if as_json:
         print_json(doc)
-    else:
-        print_retrieval(doc)
+        return
+    print_retrieval(doc)
+    if grouped is not None:
+        print_groups(doc["groups"], [("i2t R@1", "i2t.R@1"), ("t2i R@1", "t2i.R@1")])
 
 
 def register(app: typer.Typer) -> None:

@@ -6,6 +6,13 @@ from pathlib import Path
 
 import typer
 
+from mgap.commands.group_opts import (
+    BOOTSTRAP_OPT,
+    GROUPS_OPT,
+    MIN_GROUP_OPT,
+    load_groups,
+    print_groups,
+)
 from mgap.commands.report_common import JSON_OPT, STORE_ARG, open_store_arg, print_header, table
 from mgap.output import fmt, print_json, stdout
 
@@ -31,16 +38,27 @@ def zeroshot(
     labels: str = typer.Option(
         "category", "--labels", help="Label set: category, or an image attribute name."
     ),
+    groups: list[str] | None = GROUPS_OPT,
+    min_group: int = MIN_GROUP_OPT,
+    bootstrap: int = BOOTSTRAP_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
     """Zero-shot classification accuracy from the store's class prompt embeddings."""
     from mgap.engine.analysis.zeroshot import zero_shot_report
 
-    doc = zero_shot_report(open_store_arg(store), labels)
+    opened = open_store_arg(store)
+    grouped = load_groups(opened, groups, min_group, bootstrap)
+    doc = zero_shot_report(opened, labels)
+    if grouped is not None:
+        from mgap.engine.analysis.group_report import store_groups
+
+        doc["groups"] = store_groups(opened, "zeroshot", *grouped, label_set=labels)
     if as_json:
         print_json(doc)
-    else:
-        print_zeroshot(doc)
+        return
+    print_zeroshot(doc)
+    if grouped is not None:
+        print_groups(doc["groups"], [("top-1", "accuracy"), ("top-5", "top5_accuracy")])
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,105 @@
+"""`--groups` for the report commands (gap, retrieval, zeroshot, robustness): options,
+loading the groupings, and the per-group tables. Kept apart from each command module so
+that the four commands share one spelling and one printer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from mgap.errors import UsageError
+from mgap.output import fmt, note, stdout
+
+GROUPS_OPT = typer.Option(
+    None,
+    "--groups",
+    help="Per-group results: a CSV keyed by image id or file name (each other column is a "
+    "grouping), category, supercategory, or a stored image attribute. Repeatable.",
+)
+MIN_GROUP_OPT = typer.Option(
+    20, "--min-group", help="Groups with fewer images are reported but not ranked."
+)
+BOOTSTRAP_OPT = typer.Option(
+    1000, "--bootstrap", help="Bootstrap replicates for the per-group 95% intervals (0: none)."
+)
+
+
+def load_groups(store: Any, specs: list[str] | None, min_group: int, bootstrap: int):
+    """(groupings, options, missing-row reports) or None without --groups; one stderr line
+    per CSV that does not cover every image."""
+    if not specs:
+        return None
+    if min_group < 1:
+        raise UsageError(f"--min-group must be at least 1, got {min_group}")
+    if bootstrap < 0:
+        raise UsageError(f"--bootstrap must be 0 or more, got {bootstrap}")
+    from mgap.engine.analysis.group_report import GroupOptions
+    from mgap.engine.analysis.groupings import load_groupings
+
+    groupings, missing = load_groupings(store, specs)
+    for report in missing:
+        if report.images_without_row or report.rows_without_image:
+            note(f"mgap: {report.line()}")
+    return groupings, GroupOptions(min_n=min_group, bootstrap=bootstrap), missing
+
+
+def _cell(row: dict, key: str, digits: int) -> str:
+    head, dot, tail = key.partition(".")
+    value = row.get(head, {}).get(tail) if dot else row.get(key)
+    ci = row.get("ci", {}).get(key)
+    text = fmt(value, digits)
+    if ci and ci[0] is not None and value is not None:
+        text += f"\n[{fmt(ci[0], digits)},{fmt(ci[1], digits)}]"
+    return text
+
+
+def print_groups(
+    groups: dict, columns: list[tuple[str, str]], digits: int = 3, by_setting: bool = False
+) -> None:
+    """One table per grouping (and setting): group, n, each metric with its interval; small
+    groups marked; then the worst/best lines of the summary."""
+    from rich import box
+    from rich.table import Table
+
+    keys = []
+    for row in groups["rows"]:
+        key = (row["grouping"], row.get("setting")) if by_setting else (row["grouping"], None)
+        if key not in keys:
+            keys.append(key)
+    level = groups["level"]
+    for grouping, setting in keys:
+        title = f"Groups: {grouping}" + (f" ({setting})" if setting else "")
+        out = Table(
+            title=title,
+            title_justify="left",
+            caption=f"[{level:.0%} bootstrap interval, {groups['bootstrap']} replicates]; "
+            f"* = fewer than {groups['min_n']} images, not ranked",
+            caption_justify="left",
+            box=box.SIMPLE_HEAD,
+            pad_edge=False,
+            header_style="bold",
+        )
+        out.add_column("group", no_wrap=True, max_width=20)
+        out.add_column("n", justify="right", no_wrap=True, min_width=3)
+        for label, _ in columns:
+            out.add_column(label, justify="right", no_wrap=True)
+        for row in groups["rows"]:
+            if row["grouping"] != grouping or (by_setting and row.get("setting") != setting):
+                continue
+            name = row["group"][:18] + ("*" if row["small"] else "")
+            out.add_row(name, str(row["n"]), *(_cell(row, key, digits) for _, key in columns))
+        stdout.print(out)
+        for entry in groups["summary"]:
+            if entry["grouping"] != grouping or (by_setting and entry.get("setting") != setting):
+                continue
+            if "worst" not in entry:
+                stdout.print(f"  {entry['metric']}: no group has enough images to rank")
+                continue
+            stdout.print(
+                f"  {entry['metric']}: worst {entry['worst']['group'][:16]} "
+                f"{fmt(entry['worst']['value'], digits)} · best {entry['best']['group'][:16]} "
+                f"{fmt(entry['best']['value'], digits)} · diff "
+                f"{fmt(entry['difference'], digits)} · ratio {fmt(entry['ratio'], digits)}",
+                highlight=False,
+            )
