@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from mgap.errors import UsageError
+from mgap.core.errors import UsageError
 from mgap.store import Store
 
 BUILTIN = ("category", "supercategory")
