@@ -16,6 +16,7 @@ FAMILY_MODULES = {
     "vision": "vision",
     "st": "sentence",
     "toy": "toy",
+    "meru": "meru",
 }
 FAMILIES = tuple(FAMILY_MODULES)
 
