@@ -116,8 +116,15 @@ def test_category_legend_ascii_and_no_color(rng):
     proj = _projection(rng)
     text = T.render_scatter(proj, 60, 16, color_by="category", ascii=True)
     assert all(ord(ch) < 128 for ch in text.plain)
-    legend = text.plain.split("\n")[-1]
-    assert "cat (" in text.plain and "* no category" in text.plain or "other" in legend
+    lines = text.plain.split("\n")
+    # ASCII marks a, b, c, … by point count (ties keep the category order), then the rest
+    counts = {name: int((proj.category == i).sum()) for i, name in enumerate(proj.category_names)}
+    order = sorted(counts, key=lambda name: -counts[name])
+    expected = "  ".join(
+        f"{m} {name} ({counts[name]})" for m, name in zip("abcd", order, strict=True)
+    )
+    assert lines[-2] == expected
+    assert lines[-1] == f"* no category ({int((proj.category < 0).sum())})"
     colour = Console(width=60, force_terminal=True, color_system="truecolor", no_color=False)
     plain = Console(width=60, force_terminal=True, color_system="truecolor", no_color=True)
     for console, has_colour in ((colour, True), (plain, False)):

@@ -6,7 +6,8 @@ Public API (`mgap plot` prints it; the TUI puts it in a Static and re-renders on
   highlight=None, pairs=False, title="", legend=True, ascii=False) -> rich.text.Text`
 - `scatter_grid(...)`, `plot_size(...)`: the binning and the layout behind it
 - `render_scatter_plotext(projection, width, height, *, bare=False) -> str`: the plain
-  reference that hands every point to plotext (benchmark and tests)
+  reference that hands every point to plotext (benchmark and tests only: plotext is in
+  the `test` extra, not a run-time dependency)
 - `occupied(text) -> (rows, cols) bool`: which cells of a rendered plot hold a mark
 
 How it draws: every point falls into one braille dot (2×4 dots per cell; 1×1 with
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from rich.text import Span, Text
 
+from mgap.core.errors import MgapError
 from mgap.engine.analysis.projections import Projection
 from mgap.engine.plots.palette import PAIR_COLOR, ColorGroups, color_groups
 
@@ -343,7 +345,14 @@ def render_scatter_plotext(
     """Every point handed to plotext as braille markers, one signal per colour group.
     `bare=True`: no axes, ticks or title, colourless, so the width × height text is the plot
     area alone (what `occupied` compares with `scatter_grid`)."""
-    import plotext as plt
+    try:
+        import plotext as plt
+    except ImportError as exc:
+        raise MgapError(
+            "plotext is not installed: it is only the reference the tests and benchmarks "
+            "compare the scatter with",
+            hint="pip install -e '.[test]'",
+        ) from exc
 
     groups = color_groups(
         projection.modality, projection.category, projection.category_names, color_by=color_by
