@@ -1,0 +1,206 @@
+"""Results › Groups: per-group gap and zero-shot accuracy with bootstrap intervals.
+
+Groupings are the store's own: COCO category and supercategory, and any stored image
+attribute (`mgap gap --groups FILE.csv` covers external CSVs). `g` cycles the grouping,
+↑/↓ move through its groups; the detail shows the highlighted group with its intervals
+and the grouping's worst and best ranked groups. Small groups are marked `*`, never ranked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import DataTable, Static
+
+from mgap.tui.render import num
+from mgap.tui.workers import WorkerHost
+
+#: bootstrap replicates in the TUI (the CLI's --bootstrap defaults to 1000)
+TUI_BOOTSTRAP = 200
+DETAIL = (
+    ("L2M", "l2m"),
+    ("RMG", "rmg"),
+    ("pair cos", "mean_paired_cosine"),
+    ("zero-shot top-1", "accuracy"),
+    ("zero-shot top-5", "top5_accuracy"),
+)
+
+
+@dataclass
+class GroupsComputed(Message, bubble=False):
+    """Per-group rows of `path` merged over gap and zero-shot; None without groupings."""
+
+    path: Path
+    report: dict[str, Any] | None
+
+
+def compute_groups(path: Path) -> GroupsComputed:
+    from mgap.engine.analysis.group_report import GroupOptions, store_groups
+    from mgap.engine.analysis.groupings import BUILTIN, load_groupings
+    from mgap.store import open_store
+
+    store = open_store(path)
+    specs = [*(BUILTIN if store.category_names else ()), *sorted(store.attributes)]
+    if not specs:
+        return GroupsComputed(path, None)
+    groupings, missing = load_groupings(store, specs)
+    options = GroupOptions(bootstrap=TUI_BOOTSTRAP)
+    gap = store_groups(store, "gap", groupings, options, missing)
+    rows = {(r["grouping"], r["group"]): r for r in gap["rows"]}
+    summary = list(gap["summary"])
+    if store.prompt_embeddings() is not None:
+        zs = store_groups(store, "zeroshot", groupings, options, missing)
+        for r in zs["rows"]:
+            merged = rows[(r["grouping"], r["group"])]
+            merged["accuracy"], merged["top5_accuracy"] = r["accuracy"], r["top5_accuracy"]
+            merged["ci"].update({k: r["ci"][k] for k in ("accuracy", "top5_accuracy") if k in r["ci"]})
+        summary += zs["summary"]
+    names = [g.name for g in groupings]
+    return GroupsComputed(
+        path,
+        {"groupings": names, "rows": list(rows.values()), "summary": summary, **gap_options(gap)},
+    )
+
+
+def gap_options(doc: dict[str, Any]) -> dict[str, Any]:
+    return {k: doc[k] for k in ("min_n", "bootstrap", "level")}
+
+
+def group_detail(row: dict[str, Any], summary: list[dict[str, Any]], min_n: int) -> Text:
+    """The group's metrics with intervals, then the worst/best lines of its grouping."""
+    small = f"  (fewer than {min_n} images: not ranked)" if row["small"] else ""
+    text = Text.assemble((f"{row['grouping']}: {row['group']}", "bold"), f"  n={row['n']}{small}\n")
+    for label, key in DETAIL:
+        if row.get(key) is None:
+            continue
+        ci = row["ci"].get(key)
+        interval = f"  [{num(ci[0], 3)}, {num(ci[1], 3)}]" if ci and ci[0] is not None else ""
+        text.append(f"{label:>16} {num(row[key], 3)}{interval}\n")
+    for entry in summary:
+        if entry["grouping"] != row["grouping"] or "worst" not in entry:
+            continue
+        text.append(
+            f"{entry['metric']}: worst {entry['worst']['group']} {num(entry['worst']['value'], 3)}"
+            f" · best {entry['best']['group']} {num(entry['best']['value'], 3)}"
+            f" · ratio {num(entry['ratio'], 3)}\n",
+            style="dim",
+        )
+    return text
+
+
+class GroupsView(WorkerHost, Vertical):
+    """Groups of the selected grouping and the highlighted group's detail."""
+
+    WORKER_TITLE = "Groups"
+    BINDINGS = [Binding("g", "next_grouping", "Grouping", id="results.groups.next")]
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.path: Path | None = None
+        self.active = False
+        self.reports: dict[Path, dict[str, Any] | None] = {}
+        self.grouping = 0
+        self.rows: list[dict[str, Any]] = []
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="groups-status", classes="status")
+        yield DataTable(id="groups-table", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="groups-detail")
+
+    def on_mount(self) -> None:
+        self.query_one(DataTable).add_columns("group", "n", "L2M", "RMG", "top-1")
+
+    def focus_table(self) -> None:
+        self.query_one(DataTable).focus()
+
+    def set_store(self, path: Path | None) -> None:
+        if path != self.path:
+            self.grouping = 0
+        self.path = path
+        if path is None:
+            self.cancel_workers("groups")
+            self._say("select a store to see its groups")
+        elif self.active:
+            self._load()
+
+    def forget(self, path: Path) -> None:
+        self.reports.pop(path, None)
+
+    def activate(self, active: bool) -> None:
+        self.active = active
+        if active and self.path is not None:
+            self._load()
+
+    def _load(self) -> None:
+        path = self.path
+        if path in self.reports:
+            self._show()
+            return
+        self._say(f"computing groups of {path.name} ({TUI_BOOTSTRAP} bootstrap replicates)…")
+        self.start_worker("groups", lambda: compute_groups(path), key=path)
+
+    def on_groups_computed(self, message: GroupsComputed) -> None:
+        self.reports[message.path] = message.report
+        if message.path == self.path:
+            self._show()
+
+    def on_worker_failed(self, message: Any) -> None:
+        if message.key == self.path:
+            self._say(f"no groups: {message.message}")
+
+    def _say(self, line: str) -> None:
+        self.rows = []
+        self.query_one(DataTable).clear()
+        self.query_one("#groups-detail", Static).update("")
+        self.query_one("#groups-status", Static).update(Text(line, style="dim"))
+
+    def action_next_grouping(self) -> None:
+        report = self.reports.get(self.path) if self.path else None
+        if report:
+            self.grouping = (self.grouping + 1) % len(report["groupings"])
+            self._show()
+
+    def _show(self) -> None:
+        report = self.reports.get(self.path)
+        if report is None:
+            self._say(
+                "this store has no groupings: no categories or attributes "
+                "(mgap gap --groups FILE.csv takes a CSV)"
+            )
+            return
+        names = report["groupings"]
+        name = names[self.grouping % len(names)]
+        self.rows = [r for r in report["rows"] if r["grouping"] == name]
+        self.query_one("#groups-status", Static).update(
+            f"grouping {name} ({self.grouping % len(names) + 1}/{len(names)}) · g: next grouping"
+            f" · ↑/↓ group · * fewer than {report['min_n']} images"
+        )
+        table = self.query_one(DataTable)
+        table.clear()
+        for i, row in enumerate(self.rows):
+            table.add_row(
+                row["group"][:20] + ("*" if row["small"] else ""),
+                str(row["n"]),
+                num(row.get("l2m"), 3),
+                num(row.get("rmg"), 3),
+                num(row.get("accuracy"), 3),
+                key=str(i),
+            )
+        self._detail(0)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        event.stop()
+        self._detail(event.cursor_row)
+
+    def _detail(self, index: int) -> None:
+        report = self.reports.get(self.path)
+        if report and 0 <= index < len(self.rows):
+            detail = group_detail(self.rows[index], report["summary"], report["min_n"])
+            self.query_one("#groups-detail", Static).update(detail)

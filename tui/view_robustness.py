@@ -1,0 +1,160 @@
+"""Results › Robustness: one row per stored perturbation setting, its change from clean below.
+
+The view computes only while it is shown (`activate`), in its own thread worker, and keeps
+each store's report; ↑/↓ move through the settings and the detail line follows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import DataTable, Static
+
+from mgap.tui.render import num
+from mgap.tui.workers import WorkerHost
+
+#: (label, key) of every metric the detail line shows; the table shows the first columns
+METRICS = (
+    ("top-1", "top1"),
+    ("top-5", "top5"),
+    ("error", "error"),
+    ("pair cos", "mean_paired_cosine"),
+    ("clean cos", "clean_cosine"),
+    ("L2M", "l2m"),
+    ("RMG", "rmg"),
+    ("i2t R@1", "i2t_R@1"),
+    ("t2i R@1", "t2i_R@1"),
+)
+TABLE_KEYS = ("top1", "l2m", "t2i_R@1")
+
+
+@dataclass
+class RobustnessComputed(Message, bubble=False):
+    """The robustness report of `path`; None when the store has no perturbed sides."""
+
+    path: Path
+    report: dict[str, Any] | None
+
+
+def compute_robustness(path: Path) -> RobustnessComputed:
+    from mgap.engine.analysis.robustness import robustness_report
+    from mgap.store import open_store
+
+    store = open_store(path)
+    if not store.perturbations:
+        return RobustnessComputed(path, None)
+    return RobustnessComputed(path, robustness_report(store))
+
+
+def _delta(value: float | None) -> str:
+    return "" if value is None else f"{value:+.3f}"
+
+
+def setting_detail(row: dict[str, Any]) -> Text:
+    """Every metric of one setting with its change from clean, two per line."""
+    text = Text.assemble((row["setting"], "bold"), f"  {row['n_images']} images\n")
+    for i, (label, key) in enumerate(METRICS):
+        change = _delta(row["delta"][key]) if row["setting"] != "clean" else ""
+        text.append(f"{label:>9} {num(row[key], 3):>6} {change:>7}")
+        text.append("\n" if i % 2 else "   ")
+    return text
+
+
+class RobustnessView(WorkerHost, Vertical):
+    """Settings table and the highlighted setting's detail, for the store shown in Results."""
+
+    WORKER_TITLE = "Robustness"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.path: Path | None = None
+        self.active = False
+        self.reports: dict[Path, dict[str, Any] | None] = {}
+        self.rows: list[dict[str, Any]] = []
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="robustness-status", classes="status")
+        yield DataTable(id="robustness-table", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="robustness-detail")
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns("setting", "top-1", "Δ", "L2M", "Δ", "t2i R@1", "Δ")
+
+    def focus_table(self) -> None:
+        self.query_one(DataTable).focus()
+
+    def set_store(self, path: Path | None) -> None:
+        self.path = path
+        if path is None:
+            self.cancel_workers("robustness")
+            self._say("select a store to see its robustness")
+        elif self.active:
+            self._load()
+
+    def forget(self, path: Path) -> None:
+        """`path` was rewritten: its report is stale."""
+        self.reports.pop(path, None)
+
+    def activate(self, active: bool) -> None:
+        self.active = active
+        if active and self.path is not None:
+            self._load()
+
+    def _load(self) -> None:
+        path = self.path
+        if path in self.reports:
+            self._show(self.reports[path])
+            return
+        self._say(f"computing robustness of {path.name}…")
+        self.start_worker("robustness", lambda: compute_robustness(path), key=path)
+
+    def on_robustness_computed(self, message: RobustnessComputed) -> None:
+        self.reports[message.path] = message.report
+        if message.path == self.path:
+            self._show(message.report)
+
+    def on_worker_failed(self, message: Any) -> None:
+        if message.key == self.path:
+            self._say(f"no robustness: {message.message}")
+
+    def _say(self, line: str) -> None:
+        self.rows = []
+        self.query_one(DataTable).clear()
+        self.query_one("#robustness-detail", Static).update("")
+        self.query_one("#robustness-status", Static).update(Text(line, style="dim"))
+
+    def _show(self, report: dict[str, Any] | None) -> None:
+        if report is None:
+            self._say(
+                "this store has no perturbed image sides: extract with "
+                "--perturb noise:0.05 or --perturb-suite rtml"
+            )
+            return
+        self.rows = report["settings"]
+        zs = "" if report["zero_shot"] else " · no class prompts: zero-shot empty"
+        self.query_one("#robustness-status", Static).update(
+            f"{len(self.rows) - 1} settings · seed {report['perturb_seed']}{zs} · ↑/↓ setting"
+        )
+        table = self.query_one(DataTable)
+        table.clear()
+        for i, row in enumerate(self.rows):
+            cells = [row["setting"]]
+            for key in TABLE_KEYS:
+                cells += [num(row[key], 3), "" if i == 0 else _delta(row["delta"][key])]
+            table.add_row(*cells, key=str(i))
+        self._detail(0)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        event.stop()
+        self._detail(event.cursor_row)
+
+    def _detail(self, index: int) -> None:
+        if 0 <= index < len(self.rows):
+            self.query_one("#robustness-detail", Static).update(setting_detail(self.rows[index]))
