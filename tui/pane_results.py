@@ -34,6 +34,8 @@ from mgap.tui.render import (
     summary_text,
 )
 from mgap.tui.scatter import ScatterView
+from mgap.tui.view_groups import GroupsView
+from mgap.tui.view_robustness import RobustnessView
 from mgap.tui.workers import WorkerHost
 
 METHODS = ("pca", "umap", "tsne")
@@ -113,6 +115,8 @@ class ResultsPane(WorkerHost, Horizontal):
                 with VerticalScroll(id="metrics"):
                     yield Static("", id="retrieval")
                     yield CkaView(id="cka")
+                yield RobustnessView(id="robustness")
+                yield GroupsView(id="groups")
 
     def on_mount(self) -> None:
         self.query_one("#category-table", DataTable).add_columns("category", "", "n", "L2M", "RMG")
@@ -127,6 +131,8 @@ class ResultsPane(WorkerHost, Horizontal):
         self.paths = list(paths)
         if not self.paths:
             self.current = None
+            for view in self._views():
+                view.set_store(None)
             self.cancel_workers(*GROUPS)
             self.query_one("#results-title", Static).update("no store selected", layout=False)
             self._clear_left()
@@ -143,6 +149,8 @@ class ResultsPane(WorkerHost, Horizontal):
     def refresh_store(self, path: Path) -> None:
         """A job finished writing `path`: drop what was computed from its partial rows."""
         self.gap_reports.pop(path, None)
+        for view in self._views():
+            view.forget(path)
         for key in [k for k in self.projections if k[0] == path]:
             del self.projections[key]
         if path == self.current:
@@ -166,6 +174,11 @@ class ResultsPane(WorkerHost, Horizontal):
             self.start_worker("gap", lambda: compute_gap(path), key=path)
         self.start_worker("retrieval", lambda: compute_retrieval(path), key=path)
         self._request_projection()
+        for view in self._views():
+            view.set_store(path)
+
+    def _views(self) -> tuple[RobustnessView, GroupsView]:
+        return self.query_one(RobustnessView), self.query_one(GroupsView)
 
     def _title(self) -> None:
         path = self.current
@@ -296,5 +309,12 @@ class ResultsPane(WorkerHost, Horizontal):
         self.query_one(ScatterView).color_by = self.color_by
 
     def action_view(self) -> None:
+        """Cycle scatter -> metrics -> robustness -> groups; the last two compute when shown."""
         switcher = self.query_one(ContentSwitcher)
-        switcher.current = "metrics" if switcher.current == "scatter" else "scatter"
+        order = ("scatter", "metrics", "robustness", "groups")
+        current = switcher.current if switcher.current in order else "scatter"
+        switcher.current = order[(order.index(current) + 1) % len(order)]
+        for view in self._views():
+            view.activate(view.id == switcher.current)
+            if view.id == switcher.current:
+                view.focus_table()

@@ -60,7 +60,9 @@ def compute_groups(path: Path) -> GroupsComputed:
         for r in zs["rows"]:
             merged = rows[(r["grouping"], r["group"])]
             merged["accuracy"], merged["top5_accuracy"] = r["accuracy"], r["top5_accuracy"]
-            merged["ci"].update({k: r["ci"][k] for k in ("accuracy", "top5_accuracy") if k in r["ci"]})
+            merged["ci"].update(
+                {k: r["ci"][k] for k in ("accuracy", "top5_accuracy") if k in r["ci"]}
+            )
         summary += zs["summary"]
     names = [g.name for g in groupings]
     return GroupsComputed(

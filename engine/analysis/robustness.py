@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from mgap.core.errors import StoreError
 from mgap.engine.analysis.additive import (
     Additive,
     cosine_additive,
@@ -26,7 +27,6 @@ from mgap.engine.analysis.group_report import GroupOptions, group_rows, groups_d
 from mgap.engine.analysis.groupings import Grouping, MissingRows
 from mgap.engine.analysis.retrieval import retrieval_ranks
 from mgap.engine.perturb import CLEAN
-from mgap.core.errors import StoreError
 from mgap.store import Store
 
 #: metric keys of every setting row, in table order
