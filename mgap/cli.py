@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "align_cmds",
     "plot_cmd",
     "attention_cmd",
+    "itm_cmd",
     "models_cmd",
     "demo_cmds",
     "tui_cmd",

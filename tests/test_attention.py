@@ -19,7 +19,7 @@ import pytest
 import torch
 from PIL import Image
 from tiny_clip_models import make_tiny_clip, make_tiny_siglip
-from tiny_hf_models import make_tiny_blip, make_tiny_vilt
+from tiny_hf_models import extract_coco_store, make_tiny_blip, make_tiny_vilt
 from torch.utils.data._utils.collate import default_collate
 
 from mgap.engine.attention.entropy import entropy, spread, uniform_entropy
@@ -235,23 +235,10 @@ def test_unsupported_family_is_refused_in_one_line(tmp_path):
 def vilt_store(folders, tmp_path_factory) -> Path:
     from conftest import TINY_COCO
 
-    from mgap.engine.extract import ExtractRequest, run_extraction
-
     if not TINY_COCO.exists():
         pytest.skip(f"{TINY_COCO} is absent: these tests need the ../shared data")
-    request = ExtractRequest(
-        models=[f"hf:{folders['vilt']}"],
-        dataset="coco",
-        data_root=TINY_COCO,
-        split="train2017",
-        limit=8,
-        device="cpu",
-        batch_size=4,
-        store_dir=tmp_path_factory.mktemp("stores"),
-        num_workers=0,
-        quiet=True,
-    )
-    return Path(run_extraction(request)[0].store)
+    spec = f"hf:{folders['vilt']}"
+    return extract_coco_store(spec, TINY_COCO, tmp_path_factory.mktemp("stores"), limit=8)
 
 
 def test_report_entropies_and_categories_follow_the_maps(vilt_store):

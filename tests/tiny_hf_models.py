@@ -256,3 +256,23 @@ def make_tiny_vilt(
     processor = ViltImageProcessor(size={"shortest_edge": VILT_SHORTEST}, size_divisor=VILT_PATCH)
     ViltProcessor(image_processor=processor, tokenizer=tokenizer).save_pretrained(folder)
     return folder
+
+
+def extract_coco_store(spec: str, coco_root: Path, store_dir: Path, limit: int) -> Path:
+    """A complete store of the first `limit` images of a COCO-format folder (train2017),
+    extracted in-process on the CPU: the input of jobs that rerun the model on the images."""
+    from mgap.engine.extract import ExtractRequest, run_extraction
+
+    request = ExtractRequest(
+        models=[spec],
+        dataset="coco",
+        data_root=coco_root,
+        split="train2017",
+        limit=limit,
+        device="cpu",
+        batch_size=4,
+        store_dir=store_dir,
+        num_workers=0,
+        quiet=True,
+    )
+    return Path(run_extraction(request)[0].store)

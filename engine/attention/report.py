@@ -15,6 +15,7 @@ import numpy as np
 
 from mgap.core.errors import StoreError
 from mgap.engine.attention.entropy import entropy, spread, uniform_entropy
+from mgap.engine.store_images import image_root, open_images
 
 ENTROPY_DEFINITION = (
     "H = -sum p log p (natural log, nats) over the patch distribution: the query's attention "
@@ -42,34 +43,6 @@ def _sample(n: int, k: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=k, replace=False))
 
 
-def _image_root(store, override: Path | None) -> Path:
-    root = override or store.attrs.get("data_root")
-    paths = store.image_paths
-    if not root or not len(paths) or not all(str(p) for p in paths):
-        raise StoreError(
-            f"{store.path.name} records no image files (dataset {store.dataset!r})",
-            hint="attention maps need real images; extract from coco, flickr30k, csv or "
-            "imagefolder, or pass --data-root",
-        )
-    return Path(str(root)).expanduser()
-
-
-def _open_images(root: Path, paths: list[str]) -> tuple[list, list[str]]:
-    """PIL images (None where unreadable) and the reasons ('' when read)."""
-    from PIL import Image
-
-    images, reasons = [], []
-    for path in paths:
-        try:
-            with Image.open(root / path) as img:
-                images.append(img.convert("RGB"))
-            reasons.append("")
-        except (OSError, ValueError) as exc:
-            images.append(None)
-            reasons.append(f"{type(exc).__name__}: {exc}")
-    return images, reasons
-
-
 def _by_category(rows: list[dict]) -> dict[str, dict]:
     groups: dict[str, list[float]] = {}
     for row in rows:
@@ -91,7 +64,7 @@ def attention_report(
     store = open_store(request.store)
     if not store.has_images:
         raise StoreError(f"{store.path.name} has no image side; attention maps need images")
-    root = _image_root(store, request.data_root)
+    root = image_root(store, request.data_root)
     rows = _sample(store.n_images, request.images, request.seed)
     ids = store.image_ids[rows]
     paths = [str(p) for p in store.image_paths[rows]]
@@ -103,7 +76,7 @@ def attention_report(
     images, skipped, query, layer, n_layers = [], [], "", 0, 0
     for start in range(0, len(rows), request.batch_size):
         chunk = range(start, min(start + request.batch_size, len(rows)))
-        pil, reasons = _open_images(root, [paths[i] for i in chunk])
+        pil, reasons = open_images(root, [paths[i] for i in chunk])
         ok = [i for i, reason in zip(chunk, reasons, strict=True) if not reason]
         skipped += [
             {"id": str(ids[i]), "path": paths[i], "reason": reason}

@@ -1,0 +1,204 @@
+"""ViLT's image-text scores from its retrieval head: retrieval and zero-shot on a store's images.
+
+A single-stream model scores a pair only by running image and text through the transformer
+together, so every (image, text) pair is one forward pass: n_images × n_captions for
+retrieval, n_images × n_classes for zero-shot. `limit` bounds the images (the first N in
+store order, with their captions), `plan` states the cost before any model loads, and the
+texts are scored in batches against one image at a time.
+
+Ranks count ties against the true pair: a candidate scoring the same as the truth is ranked
+ahead of it. A constant scorer therefore gets R@1 = 0, never the perfect 1.0 a careless
+`argmax` over equal scores reports.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mgap.core.errors import StoreError, UsageError
+
+TASKS = ("retrieval", "zeroshot", "both")
+TIES = "ties count against the true pair (a constant scorer gets 0)"
+
+
+@dataclass(frozen=True)
+class ItmRequest:
+    store: Path
+    limit: int = 100
+    task: str = "both"
+    template: str = "a photo of a {}."
+    batch_size: int = 64
+    device: str = "auto"
+    data_root: Path | None = None
+
+
+@dataclass(frozen=True)
+class ItmPlan:
+    n_images: int
+    n_captions: int
+    n_classes: int
+    batch_size: int
+
+    @property
+    def pairs(self) -> int:
+        return self.n_images * (self.n_captions + self.n_classes)
+
+    @property
+    def batches(self) -> int:
+        per_image = -(-self.n_captions // self.batch_size) + -(-self.n_classes // self.batch_size)
+        return self.n_images * per_image
+
+    def describe(self) -> str:
+        parts = []
+        if self.n_captions:
+            parts.append(f"{self.n_images} images × {self.n_captions} captions")
+        if self.n_classes:
+            parts.append(f"{self.n_images} images × {self.n_classes} class prompts")
+        return (
+            f"{' + '.join(parts)} = {self.pairs:,} forward passes "
+            f"in {self.batches:,} batches of ≤{self.batch_size}"
+        )
+
+
+def plan(store, request: ItmRequest) -> ItmPlan:
+    """What the request costs, from the store alone (no model, no torch)."""
+    if request.task not in TASKS:
+        raise UsageError(f"--task {request.task!r} is not one of {', '.join(TASKS)}")
+    if "{}" not in request.template:
+        raise UsageError(f"--template {request.template!r} has no {{}} for the class name")
+    n_images = min(request.limit, store.n_images)
+    captions = int((store.text_image_index < n_images).sum())
+    classes = len(store.category_names)
+    if request.task == "zeroshot" and not classes:
+        raise StoreError(f"{store.path.name} has no categories to classify into")
+    if request.task == "retrieval" and not captions:
+        raise StoreError(f"{store.path.name} has no captions for its first {n_images} images")
+    return ItmPlan(
+        n_images=n_images,
+        n_captions=captions if request.task in ("retrieval", "both") else 0,
+        n_classes=classes if request.task in ("zeroshot", "both") else 0,
+        batch_size=request.batch_size,
+    )
+
+
+def _recalls(ranks: np.ndarray, ks: Sequence[int]) -> dict[str, float]:
+    return {f"R@{k}": float(np.mean(ranks < k)) for k in ks}
+
+
+def retrieval_from_scores(
+    scores: np.ndarray, caption_image: np.ndarray, ks: Sequence[int] = (1, 5, 10)
+) -> dict:
+    """i2t and t2i recall from an (n_images, n_captions) score matrix; ties count against."""
+    scores = np.asarray(scores, dtype=np.float64)
+    n_images, n_captions = scores.shape
+    truth = scores[caption_image, np.arange(n_captions)]
+    t2i = (scores >= truth[None, :]).sum(0) - 1  # other images at least as high
+    own = caption_image[None, :] == np.arange(n_images)[:, None]  # (images, captions)
+    has = own.any(1)
+    best = np.where(own, scores, -np.inf).max(1)
+    i2t = ((scores >= best[:, None]) & ~own).sum(1)[has]  # other images' captions ahead
+    return {
+        "i2t": {**_recalls(i2t, ks), "n": int(has.sum())},
+        "t2i": {**_recalls(t2i, ks), "n": int(n_captions)},
+    }
+
+
+def zeroshot_from_scores(scores: np.ndarray, labels: np.ndarray, ks: Sequence[int] = (1, 5)):
+    """Top-k accuracy (a hit when any of the image's labels is in the top k); unlabelled
+    images are left out; ties count against."""
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels, dtype=bool)
+    keep = labels.any(1)
+    best = np.where(labels, scores, -np.inf).max(1)
+    ranks = ((scores >= best[:, None]) & ~labels).sum(1)[keep]
+    out = {f"top{k}": float(np.mean(ranks < k)) if ranks.size else None for k in ks}
+    out["error"] = None if out["top1"] is None else 1.0 - out["top1"]
+    return {**out, "n": int(keep.sum())}
+
+
+def _score_matrix(adapter, images: list, texts: list[str], batch_size: int, tick) -> np.ndarray:
+    from torch.utils.data._utils.collate import default_collate
+
+    preprocess = adapter.image_preprocess()
+    out = np.zeros((len(images), len(texts)))
+    for i, image in enumerate(images):
+        batch = default_collate([preprocess(image)])
+        for start in range(0, len(texts), batch_size):
+            chunk = texts[start : start + batch_size]
+            out[i, start : start + len(chunk)] = adapter.score_image(batch, chunk).cpu().numpy()
+            tick(len(chunk))
+    return out
+
+
+def itm_report(
+    request: ItmRequest, progress: Callable[[int, int, float], None] | None = None
+) -> dict:
+    """The `mgap itm --json` document; `progress(done_pairs, total_pairs, seconds)`."""
+    import torch
+
+    from mgap.engine.analysis.pairs import store_header
+    from mgap.engine.models import load_model, resolve_device
+    from mgap.engine.models.vilt import ViltAdapter
+    from mgap.engine.store_images import image_root, open_images
+    from mgap.store import open_store
+
+    store = open_store(request.store)
+    cost = plan(store, request)
+    root = image_root(store, request.data_root)
+    adapter = load_model(store.model, resolve_device(request.device))
+    if not isinstance(adapter, ViltAdapter):
+        raise UsageError(
+            f"mgap itm scores pairs with ViLT's retrieval head; {store.model} is a "
+            f"{adapter.family} model",
+            hint="use mgap retrieval / mgap zeroshot for two-tower models",
+        )
+    adapter.check_retrieval_head()
+    paths = [str(p) for p in store.image_paths[: cost.n_images]]
+    images, reasons = open_images(root, paths)
+    unreadable = [p for p, r in zip(paths, reasons, strict=True) if r]
+    if unreadable:
+        raise StoreError(
+            f"{len(unreadable)} of {len(paths)} images of {store.path.name} cannot be read "
+            f"under {root} (first: {unreadable[0]})",
+            hint="pass --data-root with the folder the store was extracted from",
+        )
+    done, started = 0, time.perf_counter()
+
+    def tick(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress(done, cost.pairs, time.perf_counter() - started)
+
+    doc: dict = {
+        **store_header(store),
+        "head": "ViltForImageAndTextRetrieval.rank_output(pooler(h[CLS])) logit",
+        "limit": request.limit,
+        "n_images": cost.n_images,
+        "pairs": cost.pairs,
+        "ties": TIES,
+    }
+    with torch.inference_mode():
+        if cost.n_captions:
+            index = store.text_image_index
+            keep = np.flatnonzero(index < cost.n_images)
+            captions = [str(c) for c in store.captions[keep]]
+            scores = _score_matrix(adapter, images, captions, request.batch_size, tick)
+            doc["retrieval"] = retrieval_from_scores(scores, index[keep])
+            doc["n_captions"] = len(captions)
+        if cost.n_classes:
+            names = list(store.category_names)
+            prompts = [request.template.format(name) for name in names]
+            scores = _score_matrix(adapter, images, prompts, request.batch_size, tick)
+            doc["zeroshot"] = {
+                **zeroshot_from_scores(scores, store.labels[: cost.n_images]),
+                "template": request.template,
+                "n_classes": len(names),
+            }
+    doc["seconds"] = time.perf_counter() - started
+    return doc

@@ -1,0 +1,85 @@
+"""`mgap itm`: retrieval and zero-shot scored by ViLT's retrieval head, one forward pass per
+(image, text) pair; the cost is printed before the model loads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from mgap.commands.report_common import JSON_OPT, STORE_ARG, print_header, table
+from mgap.output import fmt, note, print_json, stdout
+
+PROGRESS_EVERY_S = 2.0
+
+
+def print_itm(doc: dict) -> None:
+    print_header(doc)
+    stdout.print(f"{doc['head']}; {doc['pairs']:,} pairs; {doc['ties']}", highlight=False)
+    if "retrieval" in doc:
+        out = table(
+            f"Retrieval by the ITM head ({doc['n_images']} images, {doc['n_captions']} captions)",
+            ["direction", "n", "R@1", "R@5", "R@10"],
+        )
+        for side in ("i2t", "t2i"):
+            r = doc["retrieval"][side]
+            out.add_row(side, str(r["n"]), fmt(r["R@1"], 3), fmt(r["R@5"], 3), fmt(r["R@10"], 3))
+        stdout.print(out)
+    if "zeroshot" in doc:
+        z = doc["zeroshot"]
+        stdout.print(
+            f"zero-shot over {z['n_classes']} classes ({z['template']!r}), {z['n']} images: "
+            f"top-1 {fmt(z['top1'], 3)}  top-5 {fmt(z['top5'], 3)}  error {fmt(z['error'], 3)}",
+            highlight=False,
+        )
+
+
+def itm(
+    store: Path = STORE_ARG,
+    limit: int = typer.Option(
+        100, "--limit", min=1, help="First N images (and their captions) scored."
+    ),
+    task: str = typer.Option("both", "--task", help="retrieval, zeroshot or both."),
+    template: str = typer.Option("a photo of a {}.", "--template", help="Zero-shot prompt."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Texts per forward batch."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:i]."),
+    data_root: Path | None = typer.Option(
+        None, "--data-root", help="Image folder, when it moved since extraction."
+    ),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """ViLT: retrieval R@k and zero-shot accuracy from its image-text retrieval head."""
+    import time
+
+    from mgap.engine.itm import ItmRequest, itm_report, plan
+    from mgap.store import open_store
+
+    request = ItmRequest(
+        store=store,
+        limit=limit,
+        task=task,
+        template=template,
+        batch_size=batch_size,
+        device=device,
+        data_root=data_root,
+    )
+    note(f"mgap itm: cost {plan(open_store(store), request).describe()}")
+    last = [0.0]
+
+    def progress(done: int, total: int, seconds: float) -> None:
+        now = time.monotonic()
+        if done < total and now - last[0] < PROGRESS_EVERY_S:
+            return
+        last[0] = now
+        eta = seconds / done * (total - done)
+        note(f"mgap itm: {done:,}/{total:,} pairs, {done / seconds:.0f}/s, ETA {eta:.0f} s")
+
+    doc = itm_report(request, progress)
+    if as_json:
+        print_json(doc)
+    else:
+        print_itm(doc)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("itm")(itm)
