@@ -230,7 +230,7 @@ def _check_same_rows(
 ) -> None:
     store = Store(path)
     ids = [r.id for r in manifest.records]
-    if store.model != model_spec or store.n_images_total != len(ids) or list(store._ids_all) != ids:
+    if store.model != model_spec or store.n_images_total != len(ids) or list(store.all_image_ids) != ids:
         raise StoreError(
             f"{path} exists but holds other rows or another model ({store.model}, "
             f"{store.n_images_total} images)",

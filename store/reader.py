@@ -2,7 +2,10 @@
 
 Readers see the rows written so far: an image row counts once its block is written and
 it was not skipped; a caption counts once its text block is written and its image
-counts. Arrays are read as contiguous slices and filtered in numpy.
+counts. Arrays are read as contiguous slices and filtered in numpy. Opening a store runs
+the structural checks of `store.verify` (self-containment, shapes, dtypes, attributes),
+so a damaged or crafted file fails with one line; `check=True` (or MGAP_CHECK=1) also
+compares each block read against its stored CRC32.
 """
 
 from __future__ import annotations
@@ -16,7 +19,20 @@ import h5py
 import numpy as np
 
 from mgap.core.errors import StoreError
+from mgap.store import checksum
 from mgap.store import schema as S
+from mgap.store.verify import structural_problems
+
+#: what h5py and numpy raise on a file whose bytes are not what the schema says
+_DAMAGE = (OSError, KeyError, ValueError, TypeError, IndexError, AttributeError, UnicodeError)
+
+
+def _damaged(path: Path, problems: list[str]) -> StoreError:
+    more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+    return StoreError(
+        f"{path} is damaged or not self-contained: {problems[0]}{more}",
+        hint="run `mgap verify` for the full list, then extract or import it again",
+    )
 
 
 def _strings(data: np.ndarray) -> np.ndarray:
@@ -47,16 +63,22 @@ def _perturbation_order(attr: object, present: object) -> list[str]:
 class Store:
     """A read-only view of one store file. Small metadata is read once; embeddings on demand."""
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, *, check: bool | None = None) -> None:
         self.path = Path(path)
+        self.check = os.environ.get("MGAP_CHECK", "") not in ("", "0") if check is None else check
         if not self.path.exists():
             raise StoreError(
                 f"store {self.path} does not exist", hint="check the path or `mgap ls`"
             )
+        if not self.path.is_file():
+            raise StoreError(f"{self.path} is not a file", hint="give the path of a .h5 store")
         try:
             with h5py.File(self.path, "r", locking=False) as f:
                 if S.IMAGE_IDS not in f or S.TEXT_CAPTIONS not in f:
                     raise StoreError(f"{self.path} is HDF5 but not an mgap store")
+                problems = structural_problems(f, self.path)
+                if problems:
+                    raise _damaged(self.path, problems)
                 self.attrs: dict[str, object] = {k: _attr(v) for k, v in f.attrs.items()}
                 self._ids_all = _strings(f[S.IMAGE_IDS][...])
                 self._paths_all = _strings(f[S.IMAGE_PATHS][...])
@@ -84,25 +106,37 @@ class Store:
                 self.text_dim = int(f[S.TEXT_EMB].shape[1]) if self.has_texts else None
                 skipped_ids = _strings(f[S.SKIPPED_IDS][...]) if S.SKIPPED_IDS in f else []
                 reasons = _strings(f[S.SKIPPED_REASONS][...]) if S.SKIPPED_REASONS in f else []
+                self.block_rows = int(self.attrs.get("block_rows", S.BLOCK_ROWS))
         except StoreError:
             raise
-        except (OSError, KeyError) as exc:
+        except _DAMAGE as exc:
+            detail = " ".join(str(exc).split())[:200]
             raise StoreError(
-                f"{self.path} is not a readable mgap store ({exc})",
-                hint="create one with `mgap extract` or `mgap import`",
+                f"{self.path} is not a readable mgap store ({type(exc).__name__}: {detail})",
+                hint="run `mgap verify` on it; create stores with `mgap extract` or `mgap import`",
             ) from exc
         self.images_done, self.texts_done = int(done[0]), int(done[1])
+        if not (0 <= self.images_done <= len(self._ids_all)) or not (
+            0 <= self.texts_done <= len(self._captions_all)
+        ):
+            raise _damaged(self.path, ["/progress counts more rows than the store holds"])
+        rows = self._caption_rows_all
+        if rows.size and (rows.min() < 0 or rows.max() >= len(self._ids_all)):
+            raise _damaged(self.path, ["a caption points at an image row that does not exist"])
+        primary = self._primary_all
+        if primary.size and (primary.min() < -1 or primary.max() >= len(self.category_names)):
+            raise _damaged(self.path, ["a primary category index is out of range"])
         self.n_images_total = len(self._ids_all)
         self.n_texts_total = len(self._captions_all)
         self.skipped: dict[str, str] = dict(zip(skipped_ids, reasons, strict=False))
         journal = self.path.with_name(self.path.name + ".skipped.jsonl")
         if journal.exists():  # a run that is going on or was killed keeps its skips here
-            for line in journal.read_text(encoding="utf-8").splitlines():
+            for line in journal.read_text(encoding="utf-8", errors="replace").splitlines():
                 try:
                     item = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                self.skipped[str(item["id"])] = str(item["reason"])
+                    self.skipped[str(item["id"])] = str(item["reason"])
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    continue  # a line cut by a kill
 
     # ---- row selection -------------------------------------------------------------
     @cached_property
@@ -124,6 +158,22 @@ class Store:
         if self.has_texts:
             keep &= np.arange(self.n_texts_total) < self.texts_done
         return np.flatnonzero(keep)
+
+    # ---- every row, written or not --------------------------------------------------
+    @property
+    def all_image_ids(self) -> np.ndarray:
+        """The id of every image row, including rows not embedded (yet)."""
+        return self._ids_all
+
+    @property
+    def all_captions(self) -> np.ndarray:
+        """Every caption, including captions not embedded (yet)."""
+        return self._captions_all
+
+    @property
+    def all_caption_image_rows(self) -> np.ndarray:
+        """The image row of every caption, including captions not embedded (yet)."""
+        return self._caption_rows_all
 
     # ---- metadata ------------------------------------------------------------------
     @property
@@ -209,11 +259,34 @@ class Store:
 
     # ---- embeddings ----------------------------------------------------------------
     def _read(self, name: str, rows: np.ndarray, dtype: np.dtype | type) -> np.ndarray:
-        with h5py.File(self.path, "r", locking=False) as f:
-            ds = f[name]
-            stop = int(rows[-1]) + 1 if rows.size else 0
-            block = ds[:stop]
+        stop = int(rows[-1]) + 1 if rows.size else 0
+        try:
+            with h5py.File(self.path, "r", locking=False) as f:
+                block = f[name][:stop]
+                if self.check:
+                    self._check_blocks(f, name, stop)
+        except _DAMAGE as exc:
+            raise StoreError(
+                f"{self.path} could not be read ({type(exc).__name__})",
+                hint="run `mgap verify` on it",
+            ) from exc
         return np.asarray(block[rows], dtype=dtype)
+
+    def _check_blocks(self, f: h5py.File, name: str, stop: int) -> None:
+        sums = S.checksum_name(name)
+        if sums not in f:
+            raise StoreError(
+                f"{self.path} has no block checksums (written by mgap before schema 2)",
+                hint="run without --check, or extract it again",
+            )
+        valid = S.IMAGE_VALID if name.startswith("images/") else None
+        bad = checksum.damaged_blocks(f, name, valid, sums, stop, self.block_rows)
+        if bad:
+            raise StoreError(
+                f"{self.path}: /{name} block {bad[0]} (rows from {bad[0] * self.block_rows}) "
+                f"fails its checksum",
+                hint="the file is damaged; extract it again",
+            )
 
     def image_embeddings(self, dtype: np.dtype | type = np.float64) -> np.ndarray:
         if not self.has_images:
@@ -260,5 +333,5 @@ class Store:
         }
 
 
-def open_store(path: str | os.PathLike) -> Store:
-    return Store(path)
+def open_store(path: str | os.PathLike, *, check: bool | None = None) -> Store:
+    return Store(path, check=check)

@@ -26,22 +26,29 @@ A store holds one (dataset, split, model). Its layout:
     /prompts/<set>/embeddings (K, d) float32  mean of the L2-normalised prompt embeddings
     /progress              (2,)    int64  [image rows done, text rows done], in row order
     /skipped/ids, /skipped/reasons (S,) str  written when the run finishes or stops
+    /checksums/<dataset>   (B,)    uint32 CRC32 of each written block of <dataset> (`/` -> `.`)
 
 Why this shape: everything known before the first forward pass (ids, captions,
 categories) is written when the store is created, and the embedding arrays are
 contiguous and allocated up front. During extraction only raw rows and /progress are
 written, at fixed offsets, in blocks of BLOCK_ROWS, so a SIGKILL at any moment cannot
-corrupt HDF5 metadata and loses at most the block in flight. Derived results
+corrupt HDF5 metadata and loses at most the block in flight. Each block's CRC32 (see
+`store.checksum`) is written with the block, before /progress, so `mgap verify` can tell
+a flipped bit from a real value. A store is self-contained: no external storage, external
+or soft links (see `store.contained`). Derived results
 (projections, kNN graphs) live in a sidecar cache file (see `store.cache`).
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+#: 2 added /checksums; version-1 stores are still read (and verified without checksums).
+SCHEMA_VERSION = 2
 
 #: Default rows per write: extraction writes rows [k*B, (k+1)*B) at once. A store records
 #: its own B in the `block_rows` attribute (smaller blocks lose less to a kill).
 BLOCK_ROWS = 256
+#: Upper bound for `block_rows`: a block is buffered in memory by the extraction.
+MAX_BLOCK_ROWS = 65536
 
 IMAGE_IDS = "images/ids"
 IMAGE_PATHS = "images/paths"
@@ -61,6 +68,13 @@ PROMPTS = "prompts"
 PROMPT_SET_CATEGORY = "category"
 SKIPPED_IDS = "skipped/ids"
 SKIPPED_REASONS = "skipped/reasons"
+CHECKSUMS = "checksums"
+
+
+def checksum_name(dataset: str) -> str:
+    """The /checksums dataset that holds the per-block CRC32s of `dataset`."""
+    return f"{CHECKSUMS}/{dataset.replace('/', '.')}"
+
 
 STATUS_PARTIAL = "partial"
 STATUS_COMPLETE = "complete"

@@ -5,6 +5,12 @@ allocation). Afterwards each block write touches only raw data at fixed offsets 
 the /progress counter, written after the rows it counts; the file is opened and closed
 around each block. Skipped items go to a JSON-lines journal next to the store as they
 happen and move into the store when the run ends.
+
+Every block write also stores the block's CRC32 (see `store.checksum`). Writes that grow
+the file check the disk first (see `store.space`), and a full disk raises `DiskFullError`
+without any further HDF5 write, so the store stays resumable. Strings and attribute names
+are validated before the file exists: HDF5 cannot hold NUL bytes or lone surrogates, and
+a `/` in a name would make a path.
 """
 
 from __future__ import annotations
@@ -22,7 +28,10 @@ import numpy as np
 
 from mgap import __version__
 from mgap.core.errors import StoreError
+from mgap.store import checksum
 from mgap.store import schema as S
+from mgap.store.space import disk_full, ensure_space, is_disk_full
+from mgap.store.verify import structural_problems
 
 _STR = h5py.string_dtype(encoding="utf-8")
 
@@ -64,6 +73,58 @@ class StoreLayout:
             self.labels = np.zeros((n, c), dtype=np.uint8)
         if not self.supercategories:
             self.supercategories = [""] * c
+        for key in self.attributes:
+            _check_name(key)
+        for what, values in (
+            ("image id", self.image_ids),
+            ("image path", self.image_paths),
+            ("caption", self.captions),
+            ("category", self.category_names),
+            ("supercategory", self.supercategories),
+            *((f"attribute {key!r}", v) for key, v in self.attributes.items()),
+        ):
+            _check_strings(what, values)
+
+    def string_bytes(self) -> int:
+        """Roughly the bytes the strings take in the file (for the disk-space check)."""
+        values = [*self.image_ids, *self.image_paths, *self.captions]
+        for column in self.attributes.values():
+            values.extend(column)
+        return sum(len(str(v)) + 16 for v in values)
+
+
+def _check_name(key: object) -> None:
+    if not isinstance(key, str) or not key.strip():
+        raise StoreError(f"a column has an empty name ({key!r})", hint="give every column a header")
+    if "/" in key or key in (".", "..") or not key.isprintable():
+        raise StoreError(
+            f"column name {key!r} cannot name a store attribute ('/', '.', '..' and control "
+            "characters are not allowed)",
+            hint="rename the column in the CSV/JSONL file",
+        )
+    _check_strings("column name", [key])
+
+
+def _check_strings(what: str, values: Sequence[object]) -> None:
+    """Every value a str that HDF5 can store: no NUL byte, encodable as UTF-8."""
+    for i, value in enumerate(values):
+        if not isinstance(value, str):
+            raise StoreError(
+                f"{what} {i} is {type(value).__name__} {value!r:.60}, not text",
+                hint="fix that record in the annotation file",
+            )
+        if "\x00" in value:
+            raise StoreError(
+                f"{what} {i} ({value[:40]!r}) contains a NUL byte",
+                hint="remove it from the annotation file",
+            )
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise StoreError(
+                f"{what} {i} ({value[:40]!r}) is not valid Unicode (a lone surrogate)",
+                hint="fix the encoding of the annotation file",
+            ) from None
 
 
 def _empty_file_check(path: Path) -> None:
@@ -79,6 +140,11 @@ def _contiguous(f: h5py.File, name: str, shape: tuple[int, ...], dtype: str) -> 
     dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
     dcpl.set_fill_time(h5py.h5d.FILL_TIME_ALLOC)
     f.create_dataset(name, shape=shape, dtype=dtype, dcpl=dcpl)
+
+
+def _payload_bytes(n: int, m: int, image_dim: int | None, text_dim: int | None, dtype: str) -> int:
+    size = np.dtype(dtype).itemsize
+    return n * (image_dim or 0) * size + m * (text_dim or 0) * size + n * 8 + m * 8
 
 
 def create_store(
@@ -101,8 +167,49 @@ def create_store(
     _empty_file_check(path)
     if dtype not in ("float16", "float32"):
         raise StoreError(f"unsupported store dtype {dtype!r}", hint="use float16 or float32")
+    if isinstance(block_rows, bool) or not 1 <= int(block_rows) <= S.MAX_BLOCK_ROWS:
+        raise StoreError(
+            f"block rows must be in 1..{S.MAX_BLOCK_ROWS}, got {block_rows}",
+            hint=f"pass --block-rows between 1 and {S.MAX_BLOCK_ROWS}",
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".creating")
+    n, m = len(layout.image_ids), len(layout.captions)
+    payload = _payload_bytes(n, m, image_dim, text_dim, dtype) + 2 * layout.string_bytes()
+    payload += len(perturbations) * _payload_bytes(n, 0, image_dim, None, dtype)
+    ensure_space(tmp, payload)
+    try:
+        _write_new_store(
+            tmp,
+            layout,
+            {
+                **provenance,
+                "perturbations": list(perturbations) if image_dim is not None else [],
+                "perturb_seed": int(perturb_seed),
+            },
+            image_dim,
+            text_dim,
+            dtype,
+            int(block_rows),
+        )
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if is_disk_full(exc):
+            raise disk_full(path, "a new store") from None
+        raise
+    os.replace(tmp, path)
+    return StoreWriter(path)
+
+
+def _write_new_store(
+    tmp: Path,
+    layout: StoreLayout,
+    provenance: Mapping[str, object],
+    image_dim: int | None,
+    text_dim: int | None,
+    dtype: str,
+    block_rows: int,
+) -> None:
     n, m = len(layout.image_ids), len(layout.captions)
     with h5py.File(tmp, "w") as f:
         f.create_dataset(S.IMAGE_IDS, data=np.asarray(layout.image_ids, dtype=object), dtype=_STR)
@@ -114,8 +221,13 @@ def create_store(
             f[S.IMAGE_VALID][...] = 1  # text-only: every image is "reached" without decoding
         else:
             _contiguous(f, S.IMAGE_EMB, (n, image_dim), dtype)
-            for setting in perturbations:
-                _contiguous(f, S.perturbed_embeddings(setting), (n, image_dim), dtype)
+            _contiguous(
+                f, S.checksum_name(S.IMAGE_EMB), (checksum.n_blocks(n, block_rows),), "uint32"
+            )
+            for setting in provenance["perturbations"]:
+                side = S.perturbed_embeddings(setting)
+                _contiguous(f, side, (n, image_dim), dtype)
+                _contiguous(f, S.checksum_name(side), (checksum.n_blocks(n, block_rows),), "uint32")
         f.create_dataset(S.IMAGE_PRIMARY, data=np.asarray(layout.primary, dtype=np.int32))
         f.create_dataset(S.IMAGE_LABELS, data=np.asarray(layout.labels, dtype=np.uint8))
         for key, values in layout.attributes.items():
@@ -128,6 +240,9 @@ def create_store(
         f.create_dataset(S.TEXT_IMAGE_ROW, data=layout.caption_image_row)
         if text_dim is not None:
             _contiguous(f, S.TEXT_EMB, (m, text_dim), dtype)
+            _contiguous(
+                f, S.checksum_name(S.TEXT_EMB), (checksum.n_blocks(m, block_rows),), "uint32"
+            )
         f.create_dataset(
             S.CATEGORY_NAMES, data=np.asarray(list(layout.category_names), dtype=object), dtype=_STR
         )
@@ -142,19 +257,15 @@ def create_store(
             schema_version=S.SCHEMA_VERSION,
             mgap_version=__version__,
             precision=dtype,
-            block_rows=int(block_rows),
+            block_rows=block_rows,
             created=now_iso(),
             geometry=S.GEOMETRY_EUCLIDEAN,
             curvature=0.0,
-            perturbations=list(perturbations) if image_dim is not None else [],
-            perturb_seed=int(perturb_seed),
         )
         attrs.update({k: v for k, v in provenance.items() if v is not None})
         attrs["status"] = S.STATUS_PARTIAL
         for key, value in attrs.items():
             f.attrs[key] = json.dumps(value) if isinstance(value, dict | list) else value
-    os.replace(tmp, path)
-    return StoreWriter(path)
 
 
 def _open_for_write(path: Path, timeout: float = 5.0) -> h5py.File:
@@ -177,6 +288,12 @@ class StoreWriter:
         self.journal = self.path.with_name(self.path.name + ".skipped.jsonl")
         try:
             with h5py.File(self.path, "r") as f:
+                problems = structural_problems(f, self.path)
+                if problems:
+                    raise StoreError(
+                        f"{self.path} cannot be written: {problems[0]}",
+                        hint="run `mgap verify` on it, or pass --overwrite to replace it",
+                    )
                 self.n_images = int(f[S.IMAGE_IDS].shape[0])
                 self.n_texts = int(f[S.TEXT_CAPTIONS].shape[0])
                 self.has_images = S.IMAGE_EMB in f
@@ -186,8 +303,11 @@ class StoreWriter:
                 self.status = str(f.attrs.get("status", ""))
                 self.block_rows = int(f.attrs.get("block_rows", S.BLOCK_ROWS))
                 self.perturbations: list[str] = sorted(f.get(S.IMAGE_PERTURBED, {}))
-        except OSError as exc:
-            raise StoreError(f"{self.path} is not a readable mgap store: {exc}") from exc
+        except (OSError, KeyError, ValueError, TypeError) as exc:
+            raise StoreError(
+                f"{self.path} is not a readable mgap store ({type(exc).__name__})",
+                hint="pass --overwrite to replace it",
+            ) from exc
 
     def progress(self) -> tuple[int, int]:
         with h5py.File(self.path, "r") as f:
@@ -203,18 +323,38 @@ class StoreWriter:
         valid: np.ndarray | None,
         extra: Mapping[str, np.ndarray] | None = None,
     ) -> None:
+        """Rows, validity flags and block CRC32s first, then /progress: all preallocated."""
+        if start % self.block_rows:
+            raise StoreError(f"a block write must start at a multiple of {self.block_rows}")
         stop = start + rows.shape[0]
-        with _open_for_write(self.path) as f:
-            f[dataset][start:stop] = rows
-            for name, values in (extra or {}).items():
-                f[name][start:stop] = values
-            if valid is not None:
-                f[S.IMAGE_VALID][start:stop] = valid
-            progress = f[S.PROGRESS]
-            value = progress[...]
-            value[slot] = stop
-            progress[...] = value
-            f.flush()
+        try:
+            with _open_for_write(self.path) as f:
+                for name, values in ((dataset, rows), *(extra or {}).items()):
+                    self._write_block(f, name, start, values, valid)
+                if valid is not None:
+                    f[S.IMAGE_VALID][start:stop] = valid
+                progress = f[S.PROGRESS]
+                value = progress[...]
+                value[slot] = stop
+                progress[...] = value
+                f.flush()
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise disk_full(self.path, "a block") from None
+            raise
+
+    def _write_block(
+        self, f: h5py.File, name: str, start: int, rows: np.ndarray, valid: np.ndarray | None
+    ) -> None:
+        """Rows of one dataset and the CRC32 of each block they fill (see `store.checksum`)."""
+        ds = f[name]
+        rows = np.ascontiguousarray(rows, dtype=ds.dtype)
+        ds[start : start + rows.shape[0]] = rows
+        sums = f.get(S.checksum_name(name))
+        if sums is not None:
+            first = start // self.block_rows
+            crcs = checksum.block_crcs(rows, valid, self.block_rows)
+            sums[first : first + crcs.size] = crcs
 
     def write_images(
         self,
@@ -246,24 +386,37 @@ class StoreWriter:
         self._write_rows(S.TEXT_EMB, start, embeddings, 1, None)
 
     def add_skipped(self, image_id: str, reason: str) -> None:
-        with self.journal.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"id": image_id, "reason": reason}) + "\n")
-            fh.flush()
+        line = json.dumps({"id": image_id, "reason": reason}) + "\n"
+        try:
+            with self.journal.open("a+b") as fh:
+                if fh.seek(0, os.SEEK_END) > 0:
+                    fh.seek(-1, os.SEEK_END)
+                    if fh.read(1) != b"\n":
+                        line = "\n" + line  # end a line cut by a kill or a full disk
+                fh.write(line.encode("utf-8"))
+                fh.flush()
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise disk_full(self.journal, "the skip journal") from None
+            raise
 
     def journal_entries(self) -> dict[str, str]:
         if not self.journal.exists():
             return {}
         entries: dict[str, str] = {}
-        for line in self.journal.read_text(encoding="utf-8").splitlines():
+        for line in self.journal.read_text(encoding="utf-8", errors="replace").splitlines():
             try:
                 item = json.loads(line)
-            except json.JSONDecodeError:
+                entries[str(item["id"])] = str(item["reason"])
+            except (json.JSONDecodeError, KeyError, TypeError):
                 continue  # a line cut by a kill
-            entries[str(item["id"])] = str(item["reason"])
         return entries
 
     def write_prompts(self, label_set: str, names: Sequence[str], embeddings: np.ndarray) -> None:
         """Zero-shot class embeddings (written once, after the rows; see schema)."""
+        names = list(names)
+        _check_strings("class name", names)
+        ensure_space(self.path, np.asarray(embeddings).size * 4 + sum(len(x) + 16 for x in names))
         with _open_for_write(self.path) as f:
             group = f"{S.PROMPTS}/{label_set}"
             if group in f:
@@ -274,6 +427,7 @@ class StoreWriter:
             f.create_dataset(f"{group}/embeddings", data=np.asarray(embeddings, dtype=np.float32))
 
     def set_attrs(self, **attrs: object) -> None:
+        ensure_space(self.path, 0)
         with _open_for_write(self.path) as f:
             for key, value in attrs.items():
                 f.attrs[key] = json.dumps(value) if isinstance(value, dict | list) else value
@@ -281,6 +435,7 @@ class StoreWriter:
     def finish(self, status: str = S.STATUS_COMPLETE, **attrs: object) -> None:
         """Move the skipped journal into the store and set the final status."""
         skipped = self.journal_entries()
+        ensure_space(self.path, sum(len(k) + len(v) + 32 for k, v in skipped.items()))
         with _open_for_write(self.path) as f:
             for name in (S.SKIPPED_IDS, S.SKIPPED_REASONS):
                 if name in f:

@@ -45,7 +45,7 @@ def test_partial_store_shows_written_rows_only(tmp_path, rng):
     # every caption that counts points at its own image
     assert (
         s.image_ids[s.text_image_index]
-        == np.asarray(layout.image_ids)[s._caption_rows_all[s.text_rows]]
+        == np.asarray(layout.image_ids)[s.all_caption_image_rows[s.text_rows]]
     ).all()
     assert verify_store(tmp_path / "s.h5")  # partial -> problems reported
 
