@@ -7,10 +7,17 @@ it, and every store gets one image side per setting beside the clean one. Rows r
 the store's `block_rows` (see `mgap.store.schema`); a killed run resumes at the first unwritten block
 and produces the same arrays as an uninterrupted one. Progress goes to a JSON file next to
 each store (the TUI's view of the job) and to a `reporter` callback (the CLI's bar).
+
+One writer per store: the job holds each store's lock (`mgap.store.lock`) from the
+existence check to the end. A resume first re-checks that the inputs are the ones the
+store was started with (rows, annotation hash, model, preprocessing, dtype). A full disk
+stops the run without touching the store's metadata, so the same command resumes it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import sys
@@ -36,12 +43,26 @@ from mgap.engine.perturb import (
     perturbation_names,
 )
 from mgap.store import schema as S
+from mgap.store.lock import StoreLock
 from mgap.store.naming import cache_path, default_store_dir, progress_path, store_filename
+from mgap.store.process import process_identity
 from mgap.store.progress import write_progress
 from mgap.store.reader import Store
-from mgap.store.writer import StoreLayout, StoreWriter, create_store
+from mgap.store.space import DiskFullError
+from mgap.store.writer import StoreLayout, StoreWriter, create_store, now_iso
 
 Reporter = Callable[[str, dict[str, Any]], None]
+#: the run status when the disk filled up (the store itself stays "partial")
+STATUS_DISK_FULL = "disk-full"
+
+
+def _json_list(value: object) -> list:
+    """A JSON list stored as a string attribute ([] when absent or unreadable)."""
+    try:
+        parsed = json.loads(value) if isinstance(value, str) and value else []
+    except json.JSONDecodeError:
+        return []
+    return parsed if isinstance(parsed, list) else []
 
 
 @dataclass
@@ -62,6 +83,8 @@ class ExtractRequest:
     out: str | Path | None = None
     resume: bool = True
     overwrite: bool = False
+    #: queue behind another writer of the same store instead of failing
+    wait: bool = False
     num_workers: int | None = None
     block_rows: int = S.BLOCK_ROWS
     quiet: bool = False
@@ -225,17 +248,45 @@ def _layout(manifest: Manifest) -> StoreLayout:
     )
 
 
-def _check_same_rows(
-    path: Path, manifest: Manifest, model_spec: str, perturbations: Sequence[str], seed: int
-) -> None:
-    store = Store(path)
-    ids = [r.id for r in manifest.records]
-    if store.model != model_spec or store.n_images_total != len(ids) or list(store.all_image_ids) != ids:
+def _canonical(value: object) -> str:
+    """One text per value: dicts and lists (stored as JSON strings) with sorted keys."""
+    if isinstance(value, str) and value[:1] in "[{":
+        with contextlib.suppress(json.JSONDecodeError):
+            value = json.loads(value)
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 28 else text[:24] + "…"
+
+
+def input_changes(store: Store, wanted: dict[str, object]) -> list[str]:
+    """What differs between the inputs a store was started with and `wanted`."""
+    changes = []
+    for key, value in wanted.items():
+        stored = store.attrs.get(key)
+        if stored in (None, "") or value in (None, ""):
+            continue  # a store from an older mgap, or a source that records nothing
+        before, now = _canonical(stored), _canonical(value)
+        if before != now:
+            changes.append(f"{key} changed (was {_short(before)}, now {_short(now)})")
+    return changes
+
+
+def _check_same_inputs(path: Path, store: Store, wanted: dict[str, object]) -> None:
+    changes = input_changes(store, wanted)
+    if changes:
         raise StoreError(
-            f"{path} exists but holds other rows or another model ({store.model}, "
-            f"{store.n_images_total} images)",
-            hint="pass --overwrite to replace it, or choose another --store-dir/--out",
+            f"{path} was started with other inputs: {'; '.join(changes)}",
+            hint="pass --overwrite to start it again, or rerun with the original inputs",
         )
+
+
+def _check_same_perturbations(
+    path: Path, store: Store, perturbations: Sequence[str], seed: int
+) -> None:
     wanted = list(perturbations) if store.has_images else []
     stored_seed = int(store.attrs.get("perturb_seed", 0) or 0)
     if store.perturbations != wanted or (wanted and stored_seed != seed):
@@ -264,6 +315,7 @@ class _Job:
         self.reporter = reporter or (lambda event, data: None)
         self.stop = False
         self.started = time.time()
+        self.locks: list[StoreLock] = []
 
     # -- setup ------------------------------------------------------------------------
     def _store_path(self, spec: str, manifest: Manifest) -> Path:
@@ -287,37 +339,79 @@ class _Job:
             "mgap_version": __version__,
         }
 
+    def _inputs(self, model: EmbeddingModel, manifest: Manifest, layout: StoreLayout) -> dict:
+        """The provenance values that must match for a resume to continue a store."""
+        described = model.describe()
+        return {
+            "model": model.spec.text,
+            "rows_sha256": layout.digest(),
+            "annotation_sha256": manifest.annotation_sha256,
+            "weights": described.get("weights"),
+            "preprocessing": described.get("preprocessing"),
+            "embedding_image": described.get("embedding_image"),
+            "embedding_text": described.get("embedding_text"),
+            "precision": self.request.dtype,
+        }
+
+    def _resume(self, target: _Target, manifest: Manifest, layout: StoreLayout) -> _Target:
+        path = target.path
+        store = Store(path)
+        _check_same_inputs(path, store, self._inputs(target.model, manifest, layout))
+        _check_same_perturbations(
+            path, store, self.request.perturbations, self.request.perturb_seed
+        )
+        if list(store.all_image_ids) != [r.id for r in manifest.records]:
+            raise StoreError(
+                f"{path} holds other image rows ({store.n_images_total} images)",
+                hint="pass --overwrite to start it again, or choose another --store-dir/--out",
+            )
+        writer = StoreWriter(path)
+        target.images_done, target.texts_done = writer.progress()
+        if writer.status == S.STATUS_COMPLETE:
+            target.note = "already complete"
+            target.skipped = len(store.skipped)
+            return target
+        resumes = _json_list(store.attrs.get("resumes"))
+        resumes.append(
+            {
+                "at": now_iso(),
+                "batch_size": self.request.batch_size,
+                "images_done": target.images_done,
+                "texts_done": target.texts_done,
+                "command": self.request.command,
+            }
+        )
+        writer.set_attrs(resumes=resumes)
+        target.writer = writer
+        target.skipped = len(writer.journal_entries())
+        target.note = f"resumed at image row {target.images_done}"
+        if str(store.attrs.get("batch_size")) != str(self.request.batch_size):
+            target.note += f" with batch size {self.request.batch_size} (recorded)"
+        return target
+
+    def _lock(self, path: Path) -> None:
+        lock = StoreLock(path, wait=self.request.wait)
+        if self.request.wait:
+            self.reporter("note", {"message": f"waiting for the lock on {path}"})
+        self.locks.append(lock.acquire())
+
     def _prepare(self, model: EmbeddingModel, manifest: Manifest, device: str) -> _Target:
         path = self._store_path(model.spec.text, manifest)
         target = _Target(model, path)
+        self._lock(path)
+        layout = _layout(manifest)
         if path.exists():
             if self.request.overwrite:
                 _remove_store(path)
             elif not self.request.resume:
                 raise StoreError(f"{path} already exists", hint="pass --resume or --overwrite")
             else:
-                _check_same_rows(
-                    path,
-                    manifest,
-                    model.spec.text,
-                    self.request.perturbations,
-                    self.request.perturb_seed,
-                )
-                writer = StoreWriter(path)
-                target.images_done, target.texts_done = writer.progress()
-                if writer.status == S.STATUS_COMPLETE:
-                    target.note = "already complete"
-                    target.skipped = len(Store(path).skipped)
-                    return target
-                target.writer = writer
-                target.skipped = len(writer.journal_entries())
-                target.note = f"resumed at image row {target.images_done}"
-                return target
+                return self._resume(target, manifest, layout)
         image_dim, text_dim = _probe_dims(model, device)
         target.writer = create_store(
             path,
-            _layout(manifest),
-            self._provenance(model, manifest, device),
+            layout,
+            {**self._provenance(model, manifest, device), "rows_sha256": layout.digest()},
             image_dim=image_dim,
             text_dim=text_dim,
             dtype=self.request.dtype,
@@ -346,6 +440,7 @@ class _Job:
             device=self.device,
             started=self.started,
             command=self.request.command,
+            **process_identity(),
         )
         doc.update(fields)
         write_progress(target.path, **doc)
@@ -531,7 +626,15 @@ class _Job:
             )
             for spec in req.models
         ]
-        targets = [self._prepare(m, manifest, self.device) for m in models]
+        try:
+            targets = [self._prepare(m, manifest, self.device) for m in models]
+            return self._run_targets(targets, manifest)
+        finally:
+            for lock in self.locks:
+                lock.release()
+
+    def _run_targets(self, targets: list[_Target], manifest: Manifest) -> list[ExtractSummary]:
+        req = self.request
         self.reporter(
             "start",
             {
@@ -558,6 +661,10 @@ class _Job:
                     self._prompts(t, manifest)
         except _StopRequested:
             status = "cancelled"
+        except DiskFullError as exc:
+            status = STATUS_DISK_FULL
+            error = exc.one_line()
+            raise
         except BaseException as exc:
             status = S.STATUS_FAILED
             error = f"{type(exc).__name__}: {exc}"
@@ -578,6 +685,11 @@ class _Job:
         elapsed = time.time() - self.started
         for t in targets:
             if t.writer is None:
+                continue
+            if status == STATUS_DISK_FULL:
+                # nothing more goes into the store: it stays partial and resumable
+                with contextlib.suppress(OSError):
+                    self._progress(t, manifest, status=S.STATUS_FAILED, phase="done", error=error)
                 continue
             if status == S.STATUS_COMPLETE:
                 t.writer.finish(S.STATUS_COMPLETE, seconds=round(elapsed, 3))

@@ -104,6 +104,8 @@ PROVENANCE_KEYS = (
     "split",
     "data_root",
     "annotation_sha256",
+    "rows_sha256",  # SHA-256 of the rows (ids, paths, captions, labels): checked on resume
+    "resumes",  # JSON list: when each resume started, its batch size and the rows done then
     "library_versions",
     "command",
     "created",

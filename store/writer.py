@@ -15,6 +15,7 @@ a `/` in a name would make a path.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -84,6 +85,20 @@ class StoreLayout:
             *((f"attribute {key!r}", v) for key, v in self.attributes.items()),
         ):
             _check_strings(what, values)
+
+    def digest(self) -> str:
+        """SHA-256 of every row's id, path, captions, caption rows, categories and
+        attributes: a resume compares it to tell edited inputs from the same ones."""
+        h = hashlib.sha256()
+        parts = [self.image_ids, self.image_paths, self.captions, self.category_names]
+        parts += [self.supercategories]
+        parts += [[key, *values] for key, values in sorted(self.attributes.items())]
+        for part in parts:
+            h.update(json.dumps([str(x) for x in part]).encode())
+        h.update(np.asarray(self.caption_image_row, dtype="<i8").tobytes())
+        h.update(np.asarray(self.primary, dtype="<i4").tobytes())
+        h.update(np.asarray(self.labels, dtype="u1").tobytes())
+        return h.hexdigest()
 
     def string_bytes(self) -> int:
         """Roughly the bytes the strings take in the file (for the disk-space check)."""

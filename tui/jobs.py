@@ -19,6 +19,7 @@ from pathlib import Path
 
 from mgap.core.errors import MgapError, UsageError
 from mgap.store.naming import store_filename
+from mgap.store.process import is_extract_of
 from mgap.store.progress import find_progress_files, is_running, pid_alive, read_progress
 
 #: final statuses that are a success (the Jobs pane's notification is not a warning)
@@ -159,8 +160,17 @@ def exit_status(job: LaunchedJob, code: int) -> str:
     return ALREADY_COMPLETE if all_complete(job.stores) else "exited"
 
 
-def cancel_job(pid: int) -> bool:
-    """SIGTERM the job: it stops after the block in flight and marks itself cancelled."""
+def cancel_job(pid: int, progress_file: str | Path | None = None) -> bool:
+    """SIGTERM the job: it stops after the block in flight and marks itself cancelled.
+
+    With a progress file, the pid is signalled only if it is still the `mgap extract`
+    that wrote that file (same command line and start time), never a reused pid.
+    """
+    if progress_file is not None:
+        store = Path(str(progress_file).removesuffix(".progress.json"))
+        doc = read_progress(store)
+        if doc is None or not is_extract_of(pid, doc, store):
+            return False
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:

@@ -149,9 +149,15 @@ class JobsPane(WorkerHost, Vertical):
         if row is None or row.pid is None or not row.running:
             self.app.notify("no running job under the cursor", severity="warning")
             return
-        if cancel_job(row.pid):
+        progress_file = None if row.key.startswith("pid:") else row.key
+        if cancel_job(row.pid, progress_file):
             self.app.notify(
                 f"cancel sent to pid {row.pid}: it stops after the block in flight",
                 title="Jobs",
+            )
+        elif progress_file is not None:
+            self.app.notify(
+                f"pid {row.pid} is no longer the mgap extract of {row.name}: nothing sent",
+                severity="warning",
             )
         self.poll()

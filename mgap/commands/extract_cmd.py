@@ -130,6 +130,9 @@ def extract(
         True, "--resume/--no-resume", help="Continue a partial store (default)."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing store."),
+    wait: bool = typer.Option(
+        False, "--wait", help="If another process writes the store, wait for it instead of failing."
+    ),
     workers: int | None = typer.Option(
         None, "--workers", help="Decoding worker processes (default min(4, cores))."
     ),
@@ -193,6 +196,7 @@ def extract(
         out=out,
         resume=resume,
         overwrite=overwrite,
+        wait=wait,
         num_workers=workers,
         block_rows=block_rows,
         quiet=quiet,
