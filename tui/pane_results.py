@@ -89,6 +89,7 @@ class ResultsPane(WorkerHost, Horizontal):
         Binding("c", "color", "Colour", id="results.color"),
         Binding("v", "view", "View", id="results.view"),
         Binding("n", "next_store", "Store", id="results.next_store"),
+        Binding("g", "next_grouping", "Grouping (Groups view)", id="results.grouping"),
     ]
 
     def __init__(self, ascii_only: bool = False, **kwargs) -> None:
@@ -176,6 +177,9 @@ class ResultsPane(WorkerHost, Horizontal):
         self._request_projection()
         for view in self._views():
             view.set_store(path)
+
+    def action_next_grouping(self) -> None:
+        self.query_one(GroupsView).next_grouping()
 
     def _views(self) -> tuple[RobustnessView, GroupsView]:
         return self.query_one(RobustnessView), self.query_one(GroupsView)

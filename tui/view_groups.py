@@ -1,8 +1,8 @@
 """Results › Groups: per-group gap and zero-shot accuracy with bootstrap intervals.
 
 Groupings are the store's own: COCO category and supercategory, and any stored image
-attribute (`mgap gap --groups FILE.csv` covers external CSVs). `g` cycles the grouping,
-↑/↓ move through its groups; the detail shows the highlighted group with its intervals
+attribute (`mgap gap --groups FILE.csv` covers external CSVs). `g` (a Results binding) cycles the
+grouping, ↑/↓ move through its groups; the detail shows the highlighted group with its intervals
 and the grouping's worst and best ranked groups. Small groups are marked `*`, never ranked.
 """
 
@@ -14,7 +14,6 @@ from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Static
@@ -101,7 +100,6 @@ class GroupsView(WorkerHost, Vertical):
     """Groups of the selected grouping and the highlighted group's detail."""
 
     WORKER_TITLE = "Groups"
-    BINDINGS = [Binding("g", "next_grouping", "Grouping", id="results.groups.next")]
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -163,7 +161,7 @@ class GroupsView(WorkerHost, Vertical):
         self.query_one("#groups-detail", Static).update("")
         self.query_one("#groups-status", Static).update(Text(line, style="dim"))
 
-    def action_next_grouping(self) -> None:
+    def next_grouping(self) -> None:
         report = self.reports.get(self.path) if self.path else None
         if report:
             self.grouping = (self.grouping + 1) % len(report["groupings"])
