@@ -22,7 +22,7 @@ from mgap.engine.analysis.additive import (
     zeroshot_additive,
 )
 from mgap.engine.analysis.groupings import Grouping, MissingRows
-from mgap.engine.analysis.retrieval import Ranks, retrieval_ranks, summarise_ranks
+from mgap.engine.analysis.retrieval import Ranks, summarise_ranks
 from mgap.store import Store
 
 
@@ -213,7 +213,8 @@ def store_groups(
     captions: str = "all",
     label_set: str = "category",
 ) -> dict:
-    """The `groups` entry of `mgap gap|retrieval|zeroshot --groups ...` for one store."""
+    """The `groups` entry of `mgap gap|zeroshot --groups ...` for one store (`retrieval`
+    builds it from the ranks its report already computed, see `retrieval_groups`)."""
     from mgap.engine.analysis.pairs import store_pairs
 
     if command == "zeroshot":
@@ -222,8 +223,7 @@ def store_groups(
         _, class_embeddings, truth = zero_shot_inputs(store, label_set)
         X = store.image_embeddings()
         return zeroshot_groups(X, class_embeddings, truth, groupings, options, missing)
+    if command != "gap":
+        raise ValueError(f"store_groups covers gap and zeroshot, not {command!r}")
     X, Y, index = store_pairs(store, captions=captions, what=command)
-    if command == "gap":
-        return gap_groups(X, Y, index, groupings, options, missing)
-    i2t, t2i = retrieval_ranks(X, Y, index)
-    return retrieval_groups(i2t, t2i, index, groupings, options, missing)
+    return gap_groups(X, Y, index, groupings, options, missing)

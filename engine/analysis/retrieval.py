@@ -155,9 +155,16 @@ def retrieval_metrics(
     return {"i2t": summarise_ranks(i2t, ks), "t2i": summarise_ranks(t2i, ks)}
 
 
-def retrieval_report(store: Store, *, by_category: bool = False, captions: str = "all") -> dict:
+def retrieval_report(
+    store: Store,
+    *,
+    by_category: bool = False,
+    captions: str = "all",
+    groups: Callable[[Ranks, Ranks, np.ndarray], dict] | None = None,
+) -> dict:
     """The `mgap retrieval --json` document; `by_category` adds recall per primary category and
-    supercategory (queries of that group, ranked against the whole gallery)."""
+    supercategory (queries of that group, ranked against the whole gallery); `groups(i2t,
+    t2i, caption index)` adds the `groups` entry from the same ranks (`--groups`)."""
     from mgap.engine.analysis.categories import category_groups
     from mgap.engine.analysis.pairs import store_header, store_pairs
 
@@ -178,9 +185,6 @@ def retrieval_report(store: Store, *, by_category: bool = False, captions: str =
         "t2i": summarise_ranks(t2i),
     }
     if by_category:
-        groups = category_groups(
-            store.primary_category, store.category_names, store.supercategory_of
-        )
         doc["by_category"] = [
             {
                 "name": name,
@@ -190,6 +194,10 @@ def retrieval_report(store: Store, *, by_category: bool = False, captions: str =
                 "i2t": summarise_ranks(i2t.subset(mask)),
                 "t2i": summarise_ranks(t2i.subset(mask[index])),
             }
-            for name, kind, mask in groups
+            for name, kind, mask in category_groups(
+                store.primary_category, store.category_names, store.supercategory_of
+            )
         ]
+    if groups is not None:
+        doc["groups"] = groups(i2t, t2i, index)
     return doc

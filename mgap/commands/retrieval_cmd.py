@@ -71,11 +71,14 @@ def retrieval(
 
     opened = open_store_arg(store)
     grouped = load_groups(opened, groups, min_group, bootstrap)
-    doc = retrieval_report(opened, by_category=by_category, captions=captions)
+    per_group = None
     if grouped is not None:
-        from mgap.engine.analysis.group_report import store_groups
+        from mgap.engine.analysis.group_report import retrieval_groups
 
-        doc["groups"] = store_groups(opened, "retrieval", *grouped, captions=captions)
+        def per_group(i2t, t2i, index):
+            return retrieval_groups(i2t, t2i, index, *grouped)
+
+    doc = retrieval_report(opened, by_category=by_category, captions=captions, groups=per_group)
     if as_json:
         print_json(doc)
         return
