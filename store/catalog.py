@@ -41,7 +41,7 @@ def describe(path: str | os.PathLike) -> StoreEntry:
         return StoreEntry(
             str(path),
             path.name,
-            "unreadable",
+            "broken",
             "",
             "",
             "",

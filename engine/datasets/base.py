@@ -48,10 +48,15 @@ class Manifest:
 
     def load_image(self, index: int):
         """The PIL image of record `index`, converted to RGB. Raises on unreadable files."""
+        import io
+
         from PIL import Image
 
+        from mgap.engine.datasets.files import read_regular_file
+
         record = self.records[index]
-        with Image.open(Path(self.root) / record.path) as img:
+        data = read_regular_file(Path(self.root) / record.path)  # never blocks on a FIFO
+        with Image.open(io.BytesIO(data)) as img:
             return img.convert("RGB")
 
     # ---- the store layout of this manifest ------------------------------------------

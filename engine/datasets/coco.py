@@ -16,6 +16,7 @@ from mgap.core.errors import DatasetError
 from mgap.engine.datasets.base import ImageRecord, Manifest
 from mgap.engine.datasets.files import (
     annotation_structure,
+    caption_text,
     describe_hashes,
     first_existing_dir,
     join_relative,
@@ -114,7 +115,7 @@ def _read_captions(path: Path) -> tuple[dict[int, str], dict[int, list[str]], st
                     f"{path}: caption {ann['id']} refers to image {image_id}, "
                     "which is not in its image list"
                 )
-            captions[image_id].append(str(ann["caption"]).strip())
+            captions[image_id].append(caption_text(ann["caption"], path, ann["id"]))
     return image_files, captions, digest
 
 

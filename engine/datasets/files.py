@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +19,78 @@ from pathlib import Path
 from mgap.core.errors import DatasetError, UsageError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
+#: seconds one image file may take to read before it is skipped (a stalled network mount)
+READ_TIMEOUT_S = 60.0
+
+
+def require_regular(path: Path) -> Path:
+    """Refuse FIFOs, devices and sockets before opening: reading one can block forever."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise DatasetError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(mode):
+        raise DatasetError(
+            f"{path} is not a regular file ({_kind(mode)})", hint="point at a real file"
+        )
+    return path
+
+
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return name
+    return "not a plain file"
+
+
+def read_regular_file(path: Path, timeout_s: float = READ_TIMEOUT_S) -> bytes:
+    """The bytes of a regular file, or OSError/TimeoutError; never blocks on a FIFO.
+
+    The file is opened non-blocking and checked with fstat (no race with a swap after a
+    stat); the read runs in a daemon thread so a stalled mount costs `timeout_s`, not the run.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise OSError(f"{path.name} is {_kind(mode)}, not a regular file")
+        os.set_blocking(fd, True)
+        result: list[bytes | BaseException] = []
+
+        def _read() -> None:
+            try:
+                with os.fdopen(os.dup(fd), "rb") as handle:
+                    result.append(handle.read())
+            except OSError as exc:
+                result.append(exc)
+
+        reader = threading.Thread(target=_read, daemon=True)
+        reader.start()
+        reader.join(timeout_s)
+        if not result:
+            raise TimeoutError(f"reading {path.name} took longer than {timeout_s:g} s")
+    finally:
+        os.close(fd)
+    if isinstance(result[0], BaseException):
+        raise result[0]
+    return result[0]
+
+
+def caption_text(value: object, path: Path, where: object) -> str:
+    """A caption from an annotation file: text, never None or a number made into text."""
+    if not isinstance(value, str):
+        raise DatasetError(
+            f"{path}: caption {where} is {'null' if value is None else type(value).__name__}, "
+            "not text",
+            hint="fix or remove that annotation",
+        )
+    return value.strip()
 
 
 def require_root(data_root: Path | None, kind: str) -> Path:
@@ -55,7 +130,7 @@ def load_json(path: Path, prepare: Callable[[bytes], bytes] | None = None) -> tu
     the hash is of the file as it is, and a syntax error is located in the file as it is.
     """
     try:
-        raw = path.read_bytes()
+        raw = require_regular(path).read_bytes()
     except OSError as exc:
         raise DatasetError(f"cannot read {path}: {exc.strerror or exc}") from None
     digest = hashlib.sha256(raw).hexdigest()
@@ -73,6 +148,10 @@ def load_json(path: Path, prepare: Callable[[bytes], bytes] | None = None) -> tu
         ) from None
     except UnicodeDecodeError:
         raise DatasetError(f"{path} is not UTF-8 text", hint="re-download the file") from None
+    except RecursionError:
+        raise DatasetError(
+            f"{path} nests JSON too deeply to read", hint="re-download or repair the file"
+        ) from None
 
 
 def sha256_file(path: Path) -> str:
@@ -95,7 +174,7 @@ def annotation_structure(path: Path, what: str) -> Iterator[None]:
         yield
     except KeyError as exc:
         raise DatasetError(f"{path} is not {what}: missing key {exc.args[0]!r}") from None
-    except (TypeError, ValueError, AttributeError) as exc:
+    except (TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise DatasetError(f"{path} is not {what}: {exc}") from None
 
 

@@ -15,6 +15,7 @@ from mgap.core.errors import DatasetError
 from mgap.engine.datasets.base import ImageRecord, Manifest
 from mgap.engine.datasets.files import (
     annotation_structure,
+    caption_text,
     describe_hashes,
     first_existing_dir,
     join_relative,
@@ -23,6 +24,7 @@ from mgap.engine.datasets.files import (
     reject_options,
     require_dir,
     require_records,
+    require_regular,
     require_root,
     sha256_file,
 )
@@ -86,7 +88,10 @@ def _read_karpathy(
         entries = [
             (
                 str(image["filename"]),
-                [str(s["raw"]).strip() for s in sorted(image["sentences"], key=_sentid)],
+                [
+                    caption_text(s["raw"], path, image["filename"])
+                    for s in sorted(image["sentences"], key=_sentid)
+                ],
             )
             for image in chosen
         ]
@@ -105,7 +110,7 @@ def _read_results_csv(path: Path) -> list[tuple[str, list[str]]]:
     """
     captions: dict[str, list[tuple[int, str]]] = defaultdict(list)
     try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
+        lines = require_regular(path).read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise DatasetError(f"cannot read {path}: {exc}") from None
     start = 1 if lines and lines[0].lower().startswith("image_name") else 0

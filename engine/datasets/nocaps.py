@@ -15,6 +15,7 @@ from mgap.core.errors import DatasetError
 from mgap.engine.datasets.base import ImageRecord, Manifest
 from mgap.engine.datasets.files import (
     annotation_structure,
+    caption_text,
     describe_hashes,
     first_existing_dir,
     join_relative,
@@ -61,7 +62,7 @@ def load(data_root: Path | None, split: str | None, *, kind: str, **options: obj
         for ann in sorted(data.get("annotations", []), key=lambda a: int(a["id"])):
             if int(ann["image_id"]) not in images:
                 raise DatasetError(f"{path}: caption {ann['id']} refers to an unknown image")
-            captions[int(ann["image_id"])].append(str(ann["caption"]).strip())
+            captions[int(ann["image_id"])].append(caption_text(ann["caption"], path, ann["id"]))
         image_dir = first_existing_dir(root, [split, "images"])
         records = [
             _record(image_id, images[image_id], captions, image_dir) for image_id in sorted(images)

@@ -21,6 +21,7 @@ from mgap.engine.datasets.files import (
     describe_hashes,
     reject_options,
     require_records,
+    require_regular,
     require_root,
     sha256_file,
 )
@@ -37,8 +38,8 @@ def table_files(folder: Path, kind: str) -> list[Path]:
 
 def find_table(root: Path, kind: str) -> Path:
     """The table itself, or the only table of this kind in the folder."""
-    if root.is_file():
-        return root
+    if not root.is_dir():
+        return require_regular(root)
     tables = table_files(root, kind)
     if len(tables) != 1:
         found = ", ".join(p.name for p in tables) or "none"
@@ -61,7 +62,7 @@ class _Image:
 
 def load(data_root: Path | None, split: str | None, *, kind: str, **options: object) -> Manifest:
     reject_options(kind, options)
-    table = find_table(require_root(data_root, kind), kind)
+    table = require_regular(find_table(require_root(data_root, kind), kind))
     rows = _csv_rows(table) if kind == "csv" else _jsonl_rows(table)
     images: dict[str, _Image] = {}
     ids: dict[str, str] = {}  # image id -> path, to catch one id on two images
@@ -87,7 +88,7 @@ def load(data_root: Path | None, split: str | None, *, kind: str, **options: obj
         image = images.setdefault(path, _Image(image_id, path))
         if image.id != image_id:
             raise DatasetError(f"{table} line {lineno}: image {path!r} has two ids")
-        _add_row(image, row, caption_key)
+        _add_row(image, row, caption_key, f"{table} line {lineno}")
     if split is not None and not has_split:
         raise UsageError(
             f"{table} has no 'split' column, so --split {split} cannot select rows",
@@ -116,7 +117,7 @@ def load(data_root: Path | None, split: str | None, *, kind: str, **options: obj
     )
 
 
-def _add_row(image: _Image, row: dict[str, object], caption_key: str | None) -> None:
+def _add_row(image: _Image, row: dict[str, object], caption_key: str | None, where: str) -> None:
     """Merge one row: captions accumulate (a JSON list counts as several), the first
     category is the primary one, and an attribute keeps its first non-empty value."""
     if caption_key is not None:
@@ -128,7 +129,23 @@ def _add_row(image: _Image, row: dict[str, object], caption_key: str | None) -> 
         image.categories.append(category)
     for key, value in row.items():
         if key not in _RESERVED and _text(value) and key not in image.attributes:
-            image.attributes[key] = _text(value)
+            image.attributes[_attribute_name(key, where)] = _text(value)
+
+
+def _attribute_name(key: object, where: str) -> str:
+    """A column that becomes a store attribute: named, and usable as one HDF5 name."""
+    if not isinstance(key, str) or not key.strip():
+        raise DatasetError(
+            f"{where}: a column with values has an empty header",
+            hint="name the column in the header row, or remove it",
+        )
+    if "/" in key or key in (".", "..") or not key.isprintable():
+        raise DatasetError(
+            f"{where}: column name {key!r} cannot be stored ('/', '.', '..' and control characters "
+            "are not allowed)",
+            hint="rename the column",
+        )
+    return key
 
 
 def _first_key(row: dict, keys: tuple[str, ...], table: Path, lineno: int, what: str) -> str:

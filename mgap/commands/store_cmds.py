@@ -61,6 +61,9 @@ def ls(
             f"{e.size_mb:.1f}",
         )
     stdout.print(table)
+    for e in entries:
+        if e.status == "broken":
+            note(f"{e.name}: {e.error}")
 
 
 def info(
@@ -132,6 +135,9 @@ def export(
     store: Path = typer.Argument(..., help="A store file."),
     out: Path = typer.Option(..., "--out", help="Output folder."),
     fmt_: str = typer.Option("npy", "--format", help="Embedding format: npy|csv."),
+    check: bool = typer.Option(
+        False, "--check", help="Check every block read against its CRC32 (or set MGAP_CHECK=1)."
+    ),
 ) -> None:
     """Write embeddings (.npy or .csv, in the store's row order) and ids/captions as CSV."""
     if fmt_ not in ("npy", "csv"):
@@ -140,7 +146,7 @@ def export(
 
     from mgap.store import open_store
 
-    s = open_store(store)
+    s = open_store(store, check=check or None)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for side, has, read in (
