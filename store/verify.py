@@ -138,7 +138,7 @@ def check_attributes(v: _View) -> list[str]:
 def _one_d(v: _View, name: str, rows: int | None, kinds: str) -> list[str]:
     ds = v.dataset(name)
     if ds is None:
-        return []
+        return [f"/{name} is not a dataset"] if name in v.f else []
     problems = []
     if ds.ndim != 1:
         problems.append(f"/{name} has shape {ds.shape}, expected one dimension")
