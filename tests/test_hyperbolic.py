@@ -97,7 +97,11 @@ def test_lorentz_store_gap_and_cli(rng, make_store, cli):
     assert done.returncode == 0, done.stderr
     assert set(json.loads(done.stdout)["hyperbolic"]) == {
         "curvature",
+        "score",
+        "tangent_gap_definition",
         "tangent_gap",
+        "tangent_gap_unnormalised",
+        "entailment",
         "geodesic",
         "origin_distance",
     }

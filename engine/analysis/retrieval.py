@@ -24,7 +24,8 @@ import numpy as np
 
 from mgap.core.errors import StoreError
 from mgap.engine.analysis.backend import Backend, resolve_backend
-from mgap.engine.analysis.gap import check_pairs, normalize, paired_cosines
+from mgap.engine.analysis.gap import check_pairs
+from mgap.engine.analysis.scores import Score, store_score
 from mgap.store import Store
 
 #: scores this close to the right candidate's are ties (float32 dot products of unit rows)
@@ -80,16 +81,18 @@ def retrieval_ranks(
     block: int | None = None,
     backend: Backend | None = None,
     progress: Callable[[int], None] | None = None,
+    score: Score | None = None,
 ) -> tuple[Ranks, Ranks]:
     """(image->text ranks per image, text->image ranks per caption), by blocked counting.
 
-    `progress(rows)` is called after each block of image rows.
+    `progress(rows)` is called after each block of image rows; `score` defaults to cosine.
     """
     index = check_pairs(X, Y, text_image_index)
     be = backend or resolve_backend("cpu")
+    score = score or Score()
     n, m = X.shape[0], Y.shape[0]
-    Xn, Yn = normalize(X, np.float32), normalize(Y, np.float32)
-    positive = paired_cosines(Xn, Yn, index).astype(np.float32)
+    Xn, Yn = score.prepare(X, Y)
+    positive = score.paired(Xn, Yn, index)
     t2i_low, t2i_high = positive - TIE_TOL, positive + TIE_TOL
     low, high = be.put(t2i_low), be.put(t2i_high)
     order, starts = _caption_slices(index, n)
@@ -100,7 +103,8 @@ def retrieval_ranks(
     i2t_right = np.zeros(n, dtype=np.int64)
     images, captions = be.put(Xn), be.put(Yn)
     del Xn, Yn  # the device copies are all that is needed now
-    for lo, hi, scores in be.products(images, captions, block):
+    for lo, hi, products in be.products(images, captions, block):
+        scores = score.finish_(products)
         mine = order[starts[lo] : starts[hi]]  # captions whose image is in this block
         local = index[mine] - lo
         own = be.take(scores, local, mine)
@@ -147,11 +151,12 @@ def retrieval_metrics(
     *,
     ks: Sequence[int] = (1, 5, 10),
     block: int | None = None,
+    score: Score | None = None,
 ) -> dict:
     """{"i2t": {...}, "t2i": {...}} with R@k as fractions, median and mean rank."""
     if any(int(k) < 1 for k in ks):
         raise ValueError(f"recall cut-offs must be >= 1, got {list(ks)}")
-    i2t, t2i = retrieval_ranks(X, Y, text_image_index, block=block)
+    i2t, t2i = retrieval_ranks(X, Y, text_image_index, block=block, score=score)
     return {"i2t": summarise_ranks(i2t, ks), "t2i": summarise_ranks(t2i, ks)}
 
 
@@ -161,10 +166,12 @@ def retrieval_report(
     by_category: bool = False,
     captions: str = "all",
     groups: Callable[[Ranks, Ranks, np.ndarray], dict] | None = None,
+    score: str | None = None,
 ) -> dict:
     """The `mgap retrieval --json` document; `by_category` adds recall per primary category and
     supercategory (queries of that group, ranked against the whole gallery); `groups(i2t,
-    t2i, caption index)` adds the `groups` entry from the same ranks (`--groups`)."""
+    t2i, caption index)` adds the `groups` entry from the same ranks (`--groups`). `score`
+    defaults to the store's geometry: cosine, or negative geodesic distance on Lorentz stores."""
     from mgap.engine.analysis.categories import category_groups
     from mgap.engine.analysis.pairs import store_header, store_pairs
 
@@ -174,9 +181,11 @@ def retrieval_report(
             f"{store.path.name} has no category labels, so --by-category has nothing to split",
             hint="extract from a dataset with categories (COCO instances, image folders)",
         )
-    i2t, t2i = retrieval_ranks(X, Y, index)
+    chosen = store_score(store, score)
+    i2t, t2i = retrieval_ranks(X, Y, index, score=chosen)
     doc = {
         **store_header(store),
+        **chosen.describe(),
         "captions": captions,
         "n_images": int(X.shape[0]),
         "n_texts": int(Y.shape[0]),

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from mgap.core.errors import StoreError
-from mgap.engine.analysis.gap import normalize
+from mgap.engine.analysis.scores import Score, store_score
 from mgap.store import Store
 from mgap.store.schema import PROMPT_SET_CATEGORY
 
@@ -40,6 +40,7 @@ def zero_shot(
     class_embeddings: np.ndarray,
     labels_multi_hot_or_index: np.ndarray,
     class_names: Sequence[str],
+    score: Score | None = None,
 ) -> dict:
     """{"accuracy", "top5_accuracy", "mean_class_accuracy", "n", "n_classes", "multi_label",
     "per_class"}; top-5 counts an image when any of its 5 best classes is one of its labels."""
@@ -52,7 +53,7 @@ def zero_shot(
     if truth.shape[0] != image_embeddings.shape[0]:
         raise ValueError(f"{truth.shape[0]} label rows for {image_embeddings.shape[0]} images")
     labelled = truth.any(axis=1)
-    scores = normalize(image_embeddings[labelled]) @ normalize(class_embeddings).T
+    scores = (score or Score()).matrix(image_embeddings[labelled], class_embeddings)
     predicted = np.argmax(scores, axis=1)
     truth = truth[labelled]
     correct = truth[np.arange(predicted.size), predicted]
@@ -119,10 +120,14 @@ def zero_shot_inputs(
     return list(names), class_embeddings, _as_multi_hot(truth, len(names))
 
 
-def zero_shot_report(store: Store, label_set: str = PROMPT_SET_CATEGORY) -> dict:
-    """The `mgap zeroshot --json` document, from the class prompt embeddings in the store."""
+def zero_shot_report(
+    store: Store, label_set: str = PROMPT_SET_CATEGORY, score: str | None = None
+) -> dict:
+    """The `mgap zeroshot --json` document, from the class prompt embeddings in the store;
+    `score` defaults to cosine, or negative geodesic distance on Lorentz stores."""
     from mgap.engine.analysis.pairs import store_header
 
+    chosen = store_score(store, score)
     names, class_embeddings, truth = zero_shot_inputs(store, label_set)
-    result = zero_shot(store.image_embeddings(), class_embeddings, truth, names)
-    return {**store_header(store), "label_set": label_set, **result}
+    result = zero_shot(store.image_embeddings(), class_embeddings, truth, names, score=chosen)
+    return {**store_header(store), **chosen.describe(), "label_set": label_set, **result}
