@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "neighbours_cmd",
     "experiment_cmd",
     "robustness_cmd",
+    "traverse_cmd",
     "align_cmds",
     "plot_cmd",
     "attention_cmd",

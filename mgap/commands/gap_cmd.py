@@ -88,15 +88,35 @@ def _print_categories(rows: list[dict]) -> None:
 
 
 def _print_hyperbolic(hyp: dict) -> None:
+    from mgap.engine.plots.histogram import histogram_lines
+
     out = table(f"Hyperbolic (Lorentz, curvature {fmt(hyp['curvature'])})", ["metric", "value"])
-    out.add_row("tangent-space L2M", fmt(hyp["tangent_gap"]["l2m"]))
-    out.add_row("tangent-space RMG", fmt(hyp["tangent_gap"]["rmg"]))
+    out.add_row("ranking score", str(hyp.get("score", "lorentz_distance")))
+    out.add_row("tangent-space L2M (normalised)", fmt(hyp["tangent_gap"]["l2m"]))
+    out.add_row("tangent-space RMG (normalised)", fmt(hyp["tangent_gap"]["rmg"]))
+    raw = hyp.get("tangent_gap_unnormalised", {})
+    for key, label in (
+        ("centroid_distance", "tangent centroid distance (norms kept)"),
+        ("mean_paired_distance", "tangent paired distance (norms kept)"),
+    ):
+        if key in raw:
+            out.add_row(label, fmt(raw[key]))
     for key, value in hyp["geodesic"].items():
         if key != "sampled_pairs":
             out.add_row(f"mean geodesic distance, {key.replace('_', '-')}", fmt(value))
-    for side, value in hyp["origin_distance"].items():
-        out.add_row(f"mean distance from origin, {side}", fmt(value))
+    origin = hyp["origin_distance"]
+    for side in ("image", "text"):
+        out.add_row(f"mean distance from origin, {side}", fmt(origin[side]))
+    cones = hyp.get("entailment")
+    if cones:
+        out.add_row("images inside their caption's cone", fmt(cones["inside"]))
+        out.add_row("mean angle - half-aperture (rad)", fmt(cones["mean_angle_minus_aperture"]))
     stdout.print(out)
+    hist = origin.get("histogram")
+    if hist:
+        stdout.print("distance from the origin (counts per bin)", highlight=False)
+        lines = histogram_lines(hist["edges"], {"image": hist["image"], "text": hist["text"]})
+        stdout.print("\n".join(lines), highlight=False, markup=False)
 
 
 #: per-group table columns of `mgap gap --groups`

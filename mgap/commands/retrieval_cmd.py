@@ -24,6 +24,7 @@ from mgap.commands.report_common import (
     recall_cells,
     table,
 )
+from mgap.commands.score_opt import SCORE_OPT
 from mgap.output import fmt, print_json, stdout
 
 
@@ -33,7 +34,8 @@ def print_retrieval(doc: dict) -> None:
     out = table(
         "Retrieval",
         ["direction", "R@1", "R@5", "R@10", "med rank", "mean rank"],
-        caption=f"{doc['n_images']} images, {doc['n_texts']} captions; ties {doc['ties']}",
+        caption=f"{doc['n_images']} images, {doc['n_texts']} captions; score {doc['score']}; "
+        f"ties {doc['ties']}",
     )
     out.add_row("image -> text", *recall_cells(doc["i2t"]))
     out.add_row("text -> image", *recall_cells(doc["t2i"]))
@@ -64,6 +66,7 @@ def retrieval(
     groups: list[str] | None = GROUPS_OPT,
     min_group: int = MIN_GROUP_OPT,
     bootstrap: int = BOOTSTRAP_OPT,
+    score: str | None = SCORE_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
     """Image->text and text->image recall@1/5/10 and ranks (CLIP_benchmark hit rates)."""
@@ -78,7 +81,9 @@ def retrieval(
         def per_group(i2t, t2i, index):
             return retrieval_groups(i2t, t2i, index, *grouped)
 
-    doc = retrieval_report(opened, by_category=by_category, captions=captions, groups=per_group)
+    doc = retrieval_report(
+        opened, by_category=by_category, captions=captions, groups=per_group, score=score
+    )
     if as_json:
         print_json(doc)
         return

@@ -14,6 +14,7 @@ from mgap.commands.group_opts import (
     print_groups,
 )
 from mgap.commands.report_common import JSON_OPT, STORE_ARG, open_store_arg, print_header, table
+from mgap.commands.score_opt import SCORE_OPT
 from mgap.output import fmt, print_json, stdout
 
 
@@ -25,7 +26,7 @@ def print_zeroshot(doc: dict) -> None:
         ["class", "images", "accuracy", "predicted"],
         caption=f"accuracy {fmt(doc['accuracy'])}, mean per class "
         f"{fmt(doc['mean_class_accuracy'])} over {doc['n']} images"
-        f"{' (top-1 in labels)' if doc['multi_label'] else ''}",
+        f"{' (top-1 in labels)' if doc['multi_label'] else ''}; score {doc['score']}",
     )
     for row in doc["per_class"]:
         if row["n"] or row["n_predicted"]:
@@ -41,6 +42,7 @@ def zeroshot(
     groups: list[str] | None = GROUPS_OPT,
     min_group: int = MIN_GROUP_OPT,
     bootstrap: int = BOOTSTRAP_OPT,
+    score: str | None = SCORE_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
     """Zero-shot classification accuracy from the store's class prompt embeddings."""
@@ -48,7 +50,7 @@ def zeroshot(
 
     opened = open_store_arg(store)
     grouped = load_groups(opened, groups, min_group, bootstrap)
-    doc = zero_shot_report(opened, labels)
+    doc = zero_shot_report(opened, labels, score=score)
     if grouped is not None:
         from mgap.engine.analysis.group_report import store_groups
 

@@ -1,0 +1,75 @@
+"""`mgap traverse`: MERU's image traversal as text: from an image towards the origin of the
+hyperboloid, the nearest captions (or class prompts) at each step."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from mgap.commands.report_common import JSON_OPT, STORE_ARG, open_store_arg, print_header, table
+from mgap.output import fmt, print_json, stdout
+
+
+def print_traversal(doc: dict) -> None:
+    """One row per step: t, distance from the origin, and the nearest texts."""
+    print_header(doc)
+    own = doc["image_captions"][0] if doc["image_captions"] else "-"
+    stdout.print(f"image {doc['image']} (row {doc['image_row']}): {own}", highlight=False)
+    out = table(
+        f"Traversal to the origin ({doc['candidates']}, score {doc['score']})",
+        ["step", "t", "d(O,·)", "nearest"],
+        caption="* = the text's entailment cone holds the point; [ROOT] = the origin",
+    )
+    out.columns[-1].justify = "left"
+    for step in doc["steps"]:
+        names = [f"{n['text'][:40]}{'*' if n['entails'] else ''}" for n in step["nearest"]]
+        out.add_row(
+            str(step["step"]),
+            fmt(step["t"], 2),
+            fmt(step["origin_distance"], 3),
+            names[0] if names else "-",
+        )
+        for name in names[1:]:
+            out.add_row("", "", "", name)
+    stdout.print(out)
+
+
+def traverse(
+    store: Path = STORE_ARG,
+    image: str = typer.Option(..., "--image", help="Image id (as `mgap export` lists them)."),
+    steps: int = typer.Option(
+        20, "--steps", min=2, help="Points on the geodesic, image to origin."
+    ),
+    k: int = typer.Option(3, "--k", min=1, help="Nearest texts listed per step."),
+    prompts: bool = typer.Option(
+        False, "--prompts", help="Rank the store's class prompts instead of its captions."
+    ),
+    labels: str = typer.Option("category", "--labels", help="Prompt set used with --prompts."),
+    entailed_only: bool = typer.Option(
+        False,
+        "--entailed-only",
+        help="Keep only texts whose entailment cone holds the point (MERU's traversal rule).",
+    ),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Walk the geodesic from an image to the origin (Lorentz stores): nearest texts per step."""
+    from mgap.engine.analysis.traverse import traverse_report
+
+    doc = traverse_report(
+        open_store_arg(store),
+        image,
+        steps=steps,
+        k=k,
+        prompts=prompts,
+        label_set=labels,
+        entailed_only=entailed_only,
+    )
+    if as_json:
+        print_json(doc)
+        return
+    print_traversal(doc)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("traverse")(traverse)
