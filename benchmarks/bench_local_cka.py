@@ -21,7 +21,7 @@ from bench_cka import center_gram  # the Kornblith et al. baseline, shared with 
 
 from mgap.engine.analysis.cka import median_sigma, squared_distances
 from mgap.engine.analysis.local_cka import local_cka_scores
-from mgap.engine.analysis.matching import _centred_kernel, seeded_qap
+from mgap.engine.analysis.matching import qap_kernel, seeded_qap
 
 
 def gram_cka(gx, gy):
@@ -89,8 +89,8 @@ def main() -> None:
     restarts = args.restarts or cores
     qq = args.qap_query
     shuffle = rng.permutation(qq)
-    A = _centred_kernel(np.vstack([Xb, X[b : b + qq]]))
-    B = _centred_kernel(np.vstack([Yb, Y[b : b + qq][shuffle]]))
+    A = qap_kernel(np.vstack([Xb, X[b : b + qq]]))
+    B = qap_kernel(np.vstack([Yb, Y[b : b + qq][shuffle]]))
     print(f"seeded QAP: {b} seeds + {qq} queries, {restarts} restarts, {cores} cores")
     t_serial, (col_s, fun_s) = timed(seeded_qap, A, B, b, restarts=restarts, seed=0, workers=1)
     t_par, (col_p, fun_p) = timed(seeded_qap, A, B, b, restarts=restarts, seed=0)

@@ -168,7 +168,8 @@ def test_cli_gap_json_and_errors(rng, make_store, cli, tmp_path):
     done = cli("gap", str(path), "--json", "--top-k", "3", "--no-separability")
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
-    assert set(doc) == GAP_KEYS | {"store", "model", "dataset", "split", "status", "captions"}
+    header = {"store", "model", "dataset", "split", "status", "captions", "text_side"}
+    assert set(doc) == GAP_KEYS | header and doc["text_side"] == "captions"
     assert len(doc["top_dims"]) == 3
     assert doc["l2m"] == pytest.approx(gap_metrics(X, Y, index)["l2m"], abs=1e-6)
 

@@ -55,7 +55,7 @@ def test_qap_recovers_a_rotated_copy_exactly(rotated, workers):
 def test_parallel_and_serial_restarts_agree(rng):
     X = rng.normal(size=(40, 6))
     Y = X @ _rotation(rng, 6) + 0.8 * rng.normal(size=(40, 6))
-    A, B = M._centred_kernel(X), M._centred_kernel(Y)
+    A, B = M.qap_kernel(X, "linear"), M.qap_kernel(Y, "linear")
     serial = M.seeded_qap(A, B, 10, restarts=3, seed=9, workers=1)
     parallel = M.seeded_qap(A, B, 10, restarts=3, seed=9, workers=2)
     assert np.array_equal(serial[0], parallel[0]) and serial[1] == parallel[1]
@@ -75,12 +75,28 @@ def test_baselines(rng):
     assert M._scored(M.cosine_scores(X[q], Y[q]))["accuracy"] is None
 
 
-def test_stretch_standardises_on_the_base(rng):
-    X = rng.normal(size=(50, 4)) * [1, 10, 100, 0] + 7
-    base = np.arange(20)
-    S = M.stretch(X, base)
-    assert np.allclose(S[base].mean(0), 0)
-    assert np.allclose(S[base].std(0)[:3], 1) and np.allclose(S[:, 3], 0)
+def _peer_stretch(X):
+    """0-shot-llm-vision `stretch_representations`: torch's var (unbiased, ddof = 1) per
+    dimension, then repr @ diag(1/sqrt(var)); no centring. The peer applies it to its base
+    and query pools concatenated; mgap's base and queries share one pool, its aligned rows."""
+    n = X.shape[0]
+    var = ((X - X.mean(axis=0)) ** 2).sum(axis=0) / (n - 1)
+    return X @ np.diag(1.0 / np.sqrt(var))
+
+
+def test_stretch_is_the_published_formula(rng):
+    X = rng.normal(size=(50, 4)) * [1, 10, 100, 0.5] + 7
+    assert np.allclose(M.stretch(X), _peer_stretch(X), rtol=1e-13, atol=0)
+    assert not np.allclose(M.stretch(X).mean(0), 0)  # no centring
+    assert np.allclose(M.stretch(X).std(0, ddof=1), 1)
+
+
+def test_stretch_ignores_a_per_dimension_scale(rng):
+    X = rng.normal(size=(30, 5))
+    scale = np.array([0.01, 1.0, 3.0, 50.0, 1e3])
+    assert np.allclose(M.stretch(X * scale), M.stretch(X), rtol=1e-12)
+    flat = np.hstack([X, np.full((30, 1), 2.0)])  # a constant dimension is left as is
+    assert np.array_equal(M.stretch(flat)[:, -1], flat[:, -1])
 
 
 def test_report_on_stores(make_store, rotated):
@@ -121,3 +137,94 @@ def test_restarts_fork_only_from_a_single_threaded_process():
     worker.start()
     worker.join()
     assert seen == ["forkserver"]  # e.g. inside a TUI worker thread
+
+
+# ---- the paper's QAP (0-shot-llm-vision src/utils.py, qap_matching) ---------------------------
+def _peer_centering(K):
+    n = K.shape[0]
+    H = np.eye(n) - np.ones((n, n)) / n
+    return H @ K @ H
+
+
+def _peer_rbf(X):
+    """rbf(X, sigma=None): σ = sqrt(median of the nonzero squared distances). torch.median
+    takes the lower of the two middle values of the n(n-1) off-diagonal entries; numpy's
+    median averages them. They agree when n(n-1)/2 is odd, so the tests use such n."""
+    GX = X @ X.T
+    KX = np.diag(GX) - GX + (np.diag(GX) - GX).T
+    values = np.sort(KX[KX != 0])
+    mdist = values[(values.size - 1) // 2]  # torch.median: the lower middle value
+    sigma = np.sqrt(mdist)
+    return np.exp(KX * (-0.5 / (sigma * sigma)))
+
+
+def _peer_centered_scaled_corr(X, kernel):
+    """centered_scaled_corr_rbf / centered_scaled_corr: HKH / sqrt(HSIC(K, K))."""
+    K = _peer_rbf(X) if kernel == "rbf" else X @ X.T
+    C = _peer_centering(K)
+    return C / np.sqrt(np.sum(C * C))
+
+
+@pytest.mark.parametrize("kernel", ["rbf", "linear"])
+def test_qap_kernel_is_the_published_centred_scaled_correlation(rng, kernel):
+    X = rng.normal(size=(14, 6))  # 14 * 13 / 2 = 91 pairs: an odd count, one median
+    assert np.allclose(M.qap_kernel(X, kernel), _peer_centered_scaled_corr(X, kernel), atol=1e-13)
+
+
+@pytest.mark.parametrize("kernel", ["rbf", "linear"])
+def test_qap_kernel_ignores_rotation_shift_and_scale(rng, kernel):
+    X = rng.normal(size=(20, 5))
+    moved = 3.7 * X @ _rotation(rng, 5) + rng.normal(size=5)
+    assert np.allclose(M.qap_kernel(moved, kernel), M.qap_kernel(X, kernel), atol=1e-12)
+    with pytest.raises(UsageError, match="unknown kernel"):
+        M.qap_kernel(X, "cosine")
+
+
+@pytest.mark.parametrize("kernel", ["rbf", "linear"])
+def test_qap_on_a_rotated_copy_reaches_the_closed_form_objective(rotated, kernel):
+    X, Y = rotated  # identical kernels, each of unit norm: max tr(A P B Pᵀ) = ‖A‖² = 1
+    b, q = np.arange(40), np.arange(40, 90)
+    result = M.qap_accuracy(X[b], Y[b], X[q], Y[q], kernel=kernel, restarts=2, workers=1)
+    assert result["accuracy"] == 1.0 and result["objective"] == pytest.approx(1.0, abs=1e-12)
+    assert (result["kernel"], result["tol"], result["restarts"]) == (kernel, 1e-5, 2)
+
+
+def test_faq_runs_with_the_papers_options(monkeypatch, rng):
+    import scipy.optimize
+
+    seen = []
+    real = scipy.optimize.quadratic_assignment
+
+    def spy(A, B, method="faq", options=None):
+        seen.append(dict(options))
+        return real(A, B, method=method, options=options)
+
+    monkeypatch.setattr(scipy.optimize, "quadratic_assignment", spy)
+    X = rng.normal(size=(12, 4))
+    A = M.qap_kernel(X)
+    M.seeded_qap(A, A, 5, restarts=3, workers=1)
+    # the paper: {"P0": "randomized", "maximize": True, "partial_match": [[i, i]], "tol": 1e-5}
+    assert len(seen) == 3
+    for options in seen:
+        assert options["P0"] == "randomized" and options["maximize"] is True
+        assert options["tol"] == 1e-5
+        assert np.array_equal(options["partial_match"], np.array([np.arange(5), np.arange(5)]).T)
+    assert M.DEFAULT_RESTARTS == 500 and M.DEFAULT_KERNEL == "rbf"
+
+
+def test_report_names_kernel_and_follows_it(make_store, rng):
+    X = rng.normal(size=(60, 8))
+    Y = np.tanh(X @ rng.normal(size=(8, 8))) + 0.3 * rng.normal(size=(60, 8))
+    a, b = make_store("a.h5", X=X), make_store("b.h5", X=Y)
+    docs = {
+        k: M.match_report(str(a), str(b), n_base=30, n_query=20, restarts=3, kernel=k)
+        for k in ("rbf", "linear")
+    }
+    for k, doc in docs.items():
+        assert doc["kernel"] == k and doc["methods"]["qap"]["kernel"] == k
+        assert doc["stretch_definition"] == "std_ddof1_over_all_rows_no_centring"
+    assert (
+        docs["rbf"]["methods"]["qap"]["objective"] != docs["linear"]["methods"]["qap"]["objective"]
+    )
+    with pytest.raises(UsageError, match="unknown kernel"):
+        M.match_report(str(a), str(b), n_base=30, n_query=20, kernel="poly")

@@ -132,6 +132,19 @@ def gap_metrics(
     return out
 
 
+def _class_layout(store: Store, captions: str, index: np.ndarray):
+    """The classification layout of the analysed caption rows, or None (captioned data)."""
+    if not store.category_names:
+        return None
+    from mgap.engine.analysis.class_texts import classification_layout
+    from mgap.engine.analysis.pairs import first_caption_rows
+
+    texts = store.captions
+    if captions == "first":
+        texts = texts[first_caption_rows(store.text_image_index)]
+    return classification_layout(texts, index, store.primary_category)
+
+
 def gap_report(
     store: Store,
     *,
@@ -151,16 +164,31 @@ def gap_report(
             hint="re-import it with `mgap import --geometry lorentz --curvature C`",
         )
     X, Y, index = store_pairs(store, captions=captions, what="gap")
+    layout = _class_layout(store, captions, index)
     if by_category and not store.category_names:
         raise StoreError(
             f"{store.path.name} has no category labels, so --by-category has nothing to split",
             hint="extract from a dataset with categories (COCO instances, image folders)",
         )
-    doc = {
-        **store_header(store),
-        "captions": captions,
-        **gap_metrics(X, Y, index, top_k=top_k, separability=separability),
-    }
+    if layout is None:
+        metrics = gap_metrics(X, Y, index, top_k=top_k, separability=separability)
+        text_side = {"text_side": "captions"}
+    else:
+        from mgap.engine.analysis.class_texts import class_gap_metrics, class_texts
+
+        metrics = class_gap_metrics(
+            X,
+            class_texts(Y, layout),
+            layout.image_class,
+            top_k=top_k,
+            separability=separability,
+        )
+        text_side = {
+            "text_side": "unique_class_texts",
+            "n_text_rows": int(Y.shape[0]),
+            "templates_per_class": layout.templates_per_class,
+        }
+    doc = {**store_header(store), "captions": captions, **text_side, **metrics}
     if by_category:
         from mgap.engine.analysis.categories import category_breakdown
 

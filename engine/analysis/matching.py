@@ -2,9 +2,12 @@
 (the base), recover which caption belongs to which image among unpaired queries.
 
 QAP maximises tr(K P L Pᵀ) over permutations P of the queries with the base pairs fixed as
-seeds: with centred kernels that is the HSIC of the two spaces. FAQ is a local method, so
-random restarts run in parallel processes and the best objective wins. Baselines from the
-paper: a least-squares map, relative representations, plain cosine, and local CKA.
+seeds: with centred kernels that is the HSIC of the two spaces. As in the paper's code
+(mayug/0-shot-llm-vision, `qap_matching`), both kernels are centred and scaled to unit
+Frobenius norm (HSIC-scaled correlation), RBF by default with σ² = the median nonzero squared
+distance, FAQ stops at tol 1e-5, and the best objective over 500 randomised restarts wins;
+the restarts run in parallel processes. Baselines from the paper: a least-squares map,
+relative representations, plain cosine, and local CKA.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 
 from mgap.core.errors import UsageError
+from mgap.engine.analysis.cka import median_sigma, squared_distances
 from mgap.engine.analysis.local_cka import (
+    KERNELS,
     hungarian_accuracy,
     local_cka_scores,
     topk_accuracy,
@@ -28,6 +33,10 @@ METHODS = ("qap", "local-cka", "linear", "relative", "cosine")
 BASE_METHODS = ("kmeans", "random")
 DEFAULT_BASE = 320
 DEFAULT_QUERY = 100
+#: the paper's FAQ settings (0-shot-llm-vision `qap_matching`)
+DEFAULT_RESTARTS = 500
+FAQ_TOL = 1e-5
+DEFAULT_KERNEL = "rbf"
 
 
 def _unit(X: np.ndarray) -> np.ndarray:
@@ -60,10 +69,12 @@ def select_base(X: np.ndarray, n_base: int, method: str = "kmeans", seed: int = 
     return np.asarray(chosen)
 
 
-def stretch(X: np.ndarray, base: np.ndarray) -> np.ndarray:
-    """Standardise every dimension by its mean and spread over the base set."""
-    mu, sd = X[base].mean(axis=0), X[base].std(axis=0)
-    return (X - mu) / np.where(sd > 0, sd, 1.0)
+def stretch(X: np.ndarray) -> np.ndarray:
+    """Divide every dimension by its standard deviation (ddof = 1) over all rows, without
+    centring: the paper's `stretch_representations`, applied to the pool that both the base
+    and the queries are drawn from (the peer concatenates its base and query pools)."""
+    sd = X.std(axis=0, ddof=1)
+    return X / np.where(sd > 0, sd, 1.0)
 
 
 # ---- seeded QAP ------------------------------------------------------------------------------
@@ -91,6 +102,7 @@ def _qap_run(
             "partial_match": seeds,
             "P0": "randomized",
             "rng": np.random.default_rng(seed),
+            "tol": FAQ_TOL,
         },
     )
     return float(res.fun), np.asarray(res.col_ind)
@@ -102,7 +114,13 @@ def _qap_restart(seed: int) -> tuple[float, np.ndarray]:
 
 
 def seeded_qap(
-    A: np.ndarray, B: np.ndarray, n_seeds: int, *, restarts: int = 8, seed: int = 0, workers=None
+    A: np.ndarray,
+    B: np.ndarray,
+    n_seeds: int,
+    *,
+    restarts: int = DEFAULT_RESTARTS,
+    seed: int = 0,
+    workers: int | None = None,
 ) -> tuple[np.ndarray, float]:
     """Best (col_ind, objective) over `restarts` randomised FAQ runs with nodes 0..n_seeds-1
     of A and B fixed to each other. Restarts run in `workers` processes (default: all cores)."""
@@ -112,7 +130,10 @@ def seeded_qap(
     run_seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(restarts)]
     workers = min(restarts, workers or os.cpu_count() or 1)
     if workers == 1:
-        results = [_qap_run(A, B, seeds, s) for s in run_seeds]
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1):  # n x n products this small lose to BLAS thread start-up
+            results = [_qap_run(A, B, seeds, s) for s in run_seeds]
     else:
         context = multiprocessing.get_context(_start_method())
         with ProcessPoolExecutor(
@@ -129,26 +150,60 @@ def _start_method() -> str:
     return "fork" if threading.active_count() == 1 else "forkserver"
 
 
-def _centred_kernel(Z: np.ndarray) -> np.ndarray:
-    Zc = Z - Z.mean(axis=0)
-    return Zc @ Zc.T
+def qap_kernel(Z: np.ndarray, kernel: str = DEFAULT_KERNEL) -> np.ndarray:
+    """The paper's centred, HSIC-scaled correlation HKH / ‖HKH‖_F (`centered_scaled_corr[_rbf]`).
+
+    K is ZZᵀ (linear) or exp(−‖zᵢ − zⱼ‖² / 2σ²) with σ² the median nonzero squared distance
+    (rbf). Centring subtracts row and column means, so the n x n centring matrix is never built.
+    """
+    if kernel not in KERNELS:
+        raise UsageError(f"unknown kernel {kernel!r}", hint="use linear or rbf")
+    Z = np.asarray(Z, dtype=np.float64)
+    if kernel == "linear":
+        Zc = Z - Z.mean(axis=0)  # H Z Zᵀ H = (HZ)(HZ)ᵀ
+        K = Zc @ Zc.T
+    else:
+        D = squared_distances(Z)
+        sigma = median_sigma(D)
+        if not sigma > 0:
+            raise UsageError("the RBF kernel needs at least two distinct rows on each side")
+        D *= -0.5 / sigma**2
+        K = np.exp(D, out=D)
+        rows = K.mean(axis=1)
+        K -= rows[:, None]
+        K -= rows[None, :]  # K is symmetric: column means equal row means
+        K += rows.mean()
+    norm = np.linalg.norm(K)
+    return K / norm if norm > 0 else K
 
 
 def qap_accuracy(
-    Xb, Yb, Xq, Yq, *, restarts: int = 8, seed: int = 0, workers=None
-) -> dict[str, float]:
+    Xb,
+    Yb,
+    Xq,
+    Yq,
+    *,
+    kernel: str = DEFAULT_KERNEL,
+    restarts: int = DEFAULT_RESTARTS,
+    seed: int = 0,
+    workers: int | None = None,
+) -> dict:
     """Match shuffled query captions to query images with the base pairs as QAP seeds."""
     b, q = Xb.shape[0], Xq.shape[0]
     shuffle = np.random.default_rng(seed).permutation(q)
-    A = _centred_kernel(np.vstack([Xb, Xq]))
-    B = _centred_kernel(np.vstack([Yb, Yq[shuffle]]))
+    A = qap_kernel(np.vstack([Xb, Xq]), kernel)
+    B = qap_kernel(np.vstack([Yb, Yq[shuffle]]), kernel)
+    used = min(restarts, workers or os.cpu_count() or 1)
     start = time.perf_counter()
-    col, objective = seeded_qap(A, B, b, restarts=restarts, seed=seed, workers=workers)
+    col, objective = seeded_qap(A, B, b, restarts=restarts, seed=seed, workers=used)
     truth = b + np.argsort(shuffle)  # where query i's caption sits in B
     return {
         "accuracy": float(np.mean(col[b:] == truth)),
         "objective": objective,
+        "kernel": kernel,
+        "tol": FAQ_TOL,
         "restarts": restarts,
+        "workers": used,
         "seconds": time.perf_counter() - start,
     }
 
@@ -198,21 +253,26 @@ def match_report(
     *,
     n_base: int | None = None,
     n_query: int | None = None,
-    restarts: int = 8,
+    restarts: int = DEFAULT_RESTARTS,
     seed: int = 0,
     method: str = "qap",
-    kernel: str = "linear",
+    kernel: str = DEFAULT_KERNEL,
     stretch_dims: bool = False,
     base_method: str = "kmeans",
+    workers: int | None = None,
 ) -> dict:
     """The `mgap match --json` document: accuracy (of `method`; of QAP for "all"), n_base,
-    n_query, and each method's results under `methods`."""
+    n_query, the kernel of QAP and local CKA, and each method's results under `methods`."""
     from mgap.engine.analysis.refs import align_refs
 
     if method not in (*METHODS, "all"):
         raise UsageError(f"unknown method {method!r}", hint=f"use {'|'.join(METHODS)}|all")
     if restarts < 1:
         raise UsageError(f"--restarts must be at least 1, got {restarts}")
+    if kernel not in KERNELS:
+        raise UsageError(f"unknown kernel {kernel!r}", hint="use linear or rbf")
+    if workers is not None and workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {workers}")
     _, (X, Y), names = align_refs([ref_a, ref_b])
     b, q = _sizes(X.shape[0], n_base, n_query)
     X, Y = _unit(X), _unit(Y)
@@ -220,13 +280,15 @@ def match_report(
     rest = np.setdiff1d(np.arange(X.shape[0]), base)
     query = np.sort(np.random.default_rng(seed).choice(rest, q, replace=False))
     if stretch_dims:
-        X, Y = stretch(X, base), stretch(Y, base)
+        X, Y = stretch(X), stretch(Y)
     parts = (X[base], Y[base], X[query], Y[query])
     wanted = METHODS if method == "all" else (method,)
     results: dict[str, dict] = {}
     for name in wanted:
         if name == "qap":
-            results[name] = qap_accuracy(*parts, restarts=restarts, seed=seed)
+            results[name] = qap_accuracy(
+                *parts, kernel=kernel, restarts=restarts, seed=seed, workers=workers
+            )
         elif name == "local-cka":
             results[name] = {**_scored(local_cka_scores(*parts, kernel)), "kernel": kernel}
         elif name == "linear":
@@ -246,6 +308,8 @@ def match_report(
         "chance": 1.0 / q,
         "seed": seed,
         "base_selection": base_method,
+        "kernel": kernel,
         "stretch": stretch_dims,
+        "stretch_definition": "std_ddof1_over_all_rows_no_centring",
         "methods": results,
     }

@@ -124,15 +124,22 @@ def match(
     query: int | None = typer.Option(
         None, "--query", help="Pairs to recover. Default: min(100, n - base)."
     ),
-    restarts: int = typer.Option(8, "--restarts", help="Random FAQ restarts (run in parallel)."),
+    restarts: int = typer.Option(
+        500, "--restarts", help="Random FAQ restarts, best objective kept (the paper: 500)."
+    ),
+    workers: int | None = typer.Option(
+        None, "--workers", help="Processes for the restarts. Default: all cores."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed for base, queries and restarts."),
     method: str = typer.Option(
         "qap", "--method", help="qap, local-cka, linear, relative, cosine or all."
     ),
-    kernel: str = typer.Option("linear", "--kernel", help="Local-CKA kernel: linear or rbf."),
+    kernel: str = typer.Option(
+        "rbf", "--kernel", help="QAP and local-CKA kernel: rbf (the paper) or linear."
+    ),
     base_selection: str = typer.Option("kmeans", "--base-selection", help="kmeans or random."),
     stretch: bool = typer.Option(
-        False, "--stretch", help="Standardise each dimension on the base set first."
+        False, "--stretch", help="Divide each dimension by its std over all rows first."
     ),
     json_out: bool = JSON_OPT,
 ) -> None:
@@ -152,6 +159,7 @@ def match(
         kernel=kernel,
         stretch_dims=stretch,
         base_method=base_selection,
+        workers=workers,
     )
     if json_out:
         print_json(doc)
@@ -169,7 +177,10 @@ def match(
     for name, result in doc["methods"].items():
         label = name
         if name == "qap":
-            label = f"qap ({result['restarts']} restarts, {result['seconds']:.1f} s)"
+            label = (
+                f"qap ({result['kernel']}, {result['restarts']} restarts on "
+                f"{result['workers']} cores, {result['seconds']:.1f} s)"
+            )
         elif name == "local-cka":
             label = f"local-cka ({result['kernel']})"
         table.add_row(

@@ -36,8 +36,7 @@ def print_gap(doc: dict) -> None:
     metrics = table(
         "Modality gap",
         ["metric", "value"],
-        caption=f"{doc['n_images']} images, {doc['n_texts']} captions ({doc['captions']}), "
-        f"d={doc['dim']}",
+        caption=f"{doc['n_images']} images, {_text_side(doc)}, d={doc['dim']}",
     )
     for label, key in (
         ("L2M  ||mean x - mean y||", "l2m"),
@@ -65,6 +64,16 @@ def print_gap(doc: dict) -> None:
         _print_categories(doc["by_category"])
     if "hyperbolic" in doc:
         _print_hyperbolic(doc["hyperbolic"])
+
+
+def _text_side(doc: dict) -> str:
+    """What the text side is: the captions, or one text per class for classification stores."""
+    if doc.get("text_side") == "unique_class_texts":
+        return (
+            f"{doc['n_texts']} class texts (one per class, from {doc['n_text_rows']} prompt "
+            f"rows, {doc['templates_per_class']} template(s) each)"
+        )
+    return f"{doc['n_texts']} captions ({doc['captions']})"
 
 
 def _print_categories(rows: list[dict]) -> None:
