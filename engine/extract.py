@@ -325,8 +325,13 @@ class _Job:
         return root / store_filename(manifest.dataset, manifest.split, spec)
 
     def _provenance(self, model: EmbeddingModel, manifest: Manifest, device: str) -> dict:
+        described = model.describe()
+        # the store's `precision` is the storage dtype; an adapter's compute precision
+        # (BLIP, LLaVA, ViLT) is kept as `model_precision` instead of overwriting it
+        if "precision" in described:
+            described["model_precision"] = described.pop("precision")
         return {
-            **model.describe(),
+            **described,
             "compute_dtype": "autocast" if device.startswith("cuda") else "float32",
             "device": device,
             "batch_size": self.request.batch_size,

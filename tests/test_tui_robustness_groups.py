@@ -80,7 +80,7 @@ def test_robustness_and_groups_views_follow_the_keys(store, no_catalog):
             assert "[" in detail  # the bootstrap interval
             await pilot.press("g")
             assert groups.row_count == 2 and "supercategory (2/2)" in _text(app, "#groups-status")
-            await pilot.press("v")
+            await pilot.press("v", "v")  # -> attention -> scatter
             assert app.query_one("#results-switcher").current == "scatter"
 
     asyncio.run(scenario())

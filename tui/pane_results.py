@@ -34,6 +34,7 @@ from mgap.tui.render import (
     summary_text,
 )
 from mgap.tui.scatter import ScatterView
+from mgap.tui.view_attention import AttentionView
 from mgap.tui.view_groups import GroupsView
 from mgap.tui.view_robustness import RobustnessView
 from mgap.tui.workers import WorkerHost
@@ -118,6 +119,7 @@ class ResultsPane(WorkerHost, Horizontal):
                     yield CkaView(id="cka")
                 yield RobustnessView(id="robustness")
                 yield GroupsView(id="groups")
+                yield AttentionView(self.ascii_only, id="attention")
 
     def on_mount(self) -> None:
         self.query_one("#category-table", DataTable).add_columns("category", "", "n", "L2M", "RMG")
@@ -181,8 +183,12 @@ class ResultsPane(WorkerHost, Horizontal):
     def action_next_grouping(self) -> None:
         self.query_one(GroupsView).next_grouping()
 
-    def _views(self) -> tuple[RobustnessView, GroupsView]:
-        return self.query_one(RobustnessView), self.query_one(GroupsView)
+    def _views(self) -> tuple[RobustnessView, GroupsView, AttentionView]:
+        return (
+            self.query_one(RobustnessView),
+            self.query_one(GroupsView),
+            self.query_one(AttentionView),
+        )
 
     def _title(self) -> None:
         path = self.current
@@ -313,9 +319,10 @@ class ResultsPane(WorkerHost, Horizontal):
         self.query_one(ScatterView).color_by = self.color_by
 
     def action_view(self) -> None:
-        """Cycle scatter -> metrics -> robustness -> groups; the last two compute when shown."""
+        """Cycle scatter -> metrics -> robustness -> groups -> attention; the last three
+        compute when shown."""
         switcher = self.query_one(ContentSwitcher)
-        order = ("scatter", "metrics", "robustness", "groups")
+        order = ("scatter", "metrics", "robustness", "groups", "attention")
         current = switcher.current if switcher.current in order else "scatter"
         switcher.current = order[(order.index(current) + 1) % len(order)]
         for view in self._views():

@@ -54,8 +54,6 @@ def attention_report(
     request: AttentionRequest, progress: Callable[[int, int], None] | None = None
 ) -> dict:
     """The `mgap attention --json` document."""
-    from torch.utils.data._utils.collate import default_collate
-
     from mgap.engine.analysis.pairs import store_header
     from mgap.engine.attention.maps import attention_maps, grid_coverage
     from mgap.engine.models import load_model, resolve_device
@@ -69,6 +67,8 @@ def attention_report(
     ids = store.image_ids[rows]
     paths = [str(p) for p in store.image_paths[rows]]
     categories = store.primary_names()[rows] if store.category_names else [""] * len(rows)
+    from torch.utils.data._utils.collate import default_collate  # after the checks: fail fast
+
     device = resolve_device(request.device)
     adapter = load_model(store.model, device)
     preprocess = adapter.image_preprocess()

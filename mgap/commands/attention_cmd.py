@@ -103,7 +103,11 @@ def attention(
     png: Path | None = typer.Option(None, "--png", help="Write one PNG per image into DIR."),
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Attention maps (CLS→patch, averaged over heads) and their entropy for sampled images."""
+    """Attention maps (CLS→patch, averaged over heads) and their entropy for sampled images.
+
+    The result is also kept in the store's sidecar cache, where the TUI's Attention view
+    finds it."""
+    from mgap.engine.attention.cache import save_attention
     from mgap.engine.attention.report import AttentionRequest, attention_report
 
     request = AttentionRequest(
@@ -116,6 +120,8 @@ def attention(
         data_root=data_root,
     )
     doc = attention_report(request)
+    if data_root is None:  # a result from moved images is not the store's own
+        save_attention(store, images, layer, seed, doc)
     if png is not None:
         paths = write_pngs(doc, png)
         note(f"wrote {len(paths)} PNG heatmaps to {png}")
