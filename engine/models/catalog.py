@@ -26,6 +26,8 @@ RECOMMENDED: tuple[tuple[str, str, bool, bool], ...] = (
     ("hf:Salesforce/blip-itm-base-coco", "BLIP ITM base (COCO), contrastive heads", True, True),
     ("hf:Salesforce/blip-itm-large-coco", "BLIP ITM large (COCO), contrastive heads", True, True),
     ("hf:Salesforce/blip2-itm-vit-g", "BLIP-2 ITM ViT-g, Q-Former projections", True, True),
+    ("hf:dandelin/vilt-b32-finetuned-coco", "ViLT B/32 (COCO retrieval head)", True, True),
+    ("hf:dandelin/vilt-b32-mlm", "ViLT B/32 MLM: embeds, cannot score pairs", True, True),
     ("llava:llava-hf/llava-1.5-7b-hf", "LLaVA 1.5 7B (projector / LLM states)", True, True),
     ("vision:facebook/dinov2-base", "DINOv2 ViT-B/14, image only", True, False),
     ("vision:facebook/dinov2-large", "DINOv2 ViT-L/14, image only", True, False),
