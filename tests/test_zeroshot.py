@@ -114,3 +114,99 @@ def test_cli_zeroshot(rng, make_store, cli):
     assert {"accuracy", "mean_class_accuracy", "per_class", "n"} <= set(doc)
     people = cli("zeroshot", str(path), "--labels", "colour")
     assert people.returncode == 0 and "red" in people.stdout
+
+
+# ---- CLIP_benchmark's multi-label and per-class metrics ---------------------------------------
+def _clip_benchmark_ap(scores, targets):
+    """clip_benchmark/metrics/zeroshot_classification.py, average_precision_per_class, in
+    numpy. torch.sort(descending) leaves the order of tied scores unspecified; the arrays
+    below have no ties (mgap breaks ties by image order)."""
+    ap = np.zeros(scores.shape[1])
+    rg = np.arange(1, scores.shape[0] + 1, dtype=float)
+    for k in range(scores.shape[1]):
+        sortind = np.argsort(-scores[:, k])
+        truth = targets[sortind, k]
+        tp = truth.astype(float).cumsum(0)
+        precision = tp / rg
+        ap[k] = precision[truth.astype(bool)].sum() / max(float(truth.sum()), 1)
+    return ap
+
+
+def _multi_label_case(rng, n=40, C=6, d=8):
+    classes = rng.normal(size=(C, d))
+    truth = rng.random((n, C)) < 0.3
+    truth[:, 5] = False  # a class no image carries: CLIP_benchmark counts its AP as 0
+    truth[0] = False  # an unlabelled image still ranks as a negative
+    truth[1, :2] = True  # at least one image with two labels
+    images = truth[:, :C] @ classes + 0.8 * rng.normal(size=(n, d))
+    return images, classes, truth
+
+
+def test_mean_average_precision_is_clip_benchmarks(rng):
+    images, classes, truth = _multi_label_case(rng)
+    names = [f"c{k}" for k in range(6)]
+    doc = zero_shot(images, classes, truth, names)
+    unit = lambda A: A / np.linalg.norm(A, axis=1, keepdims=True)  # noqa: E731
+    logits = 100.0 * unit(images) @ unit(classes).T  # run_classification's logits
+    expected = _clip_benchmark_ap(logits, truth)
+    assert doc["multi_label"] is True
+    assert [r["average_precision"] for r in doc["per_class"]] == pytest.approx(expected, abs=1e-12)
+    assert doc["mean_average_precision"] == pytest.approx(expected.mean(), abs=1e-12)
+    assert doc["mean_average_precision_present"] == pytest.approx(expected[:5].mean(), abs=1e-12)
+    assert "all images" in doc["map_definition"]
+
+
+def test_average_precision_ignores_image_order_and_class_numbering(rng):
+    images, classes, truth = _multi_label_case(rng)
+    names = [f"c{k}" for k in range(6)]
+    doc = zero_shot(images, classes, truth, names)
+    rows, cols = rng.permutation(40), rng.permutation(6)
+    moved = zero_shot(images[rows], classes[cols], truth[rows][:, cols], [names[c] for c in cols])
+    by_name = {r["name"]: r["average_precision"] for r in moved["per_class"]}
+    assert {r["name"]: r["average_precision"] for r in doc["per_class"]} == pytest.approx(by_name)
+    assert moved["mean_average_precision"] == pytest.approx(doc["mean_average_precision"])
+
+
+def test_mean_per_class_recall_is_balanced_accuracy(rng):
+    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    classes = rng.normal(size=(4, 6))
+    target = np.repeat(np.arange(4), [3, 9, 5, 7])
+    images = classes[target] + 1.5 * rng.normal(size=(24, 6))
+    doc = zero_shot(images, classes, target, ["a", "b", "c", "d"])
+    unit = lambda A: A / np.linalg.norm(A, axis=1, keepdims=True)  # noqa: E731
+    pred = np.argmax(unit(images) @ unit(classes).T, axis=1)
+    expected = sklearn_metrics.balanced_accuracy_score(target, pred)  # CLIP_benchmark's call
+    assert doc["mean_per_class_recall"] == pytest.approx(expected, abs=1e-12)
+    assert "mean_average_precision" not in doc  # single-label: CLIP_benchmark reports acc1/5
+
+
+def test_per_class_recall_on_multi_label_data_counts_the_class_itself():
+    classes = np.eye(3)
+    images = np.array([[1.0, 0.5, 0], [0, 0.2, 1.0], [0, 1.0, 0.9], [0.2, 1.0, 0]])
+    truth = np.array([[1, 1, 0], [1, 0, 0], [0, 1, 1], [1, 1, 0]], dtype=bool)
+    per = {r["name"]: r for r in zero_shot(images, classes, truth, NAMES)["per_class"]}
+    # dog: images 0, 2, 3 carry it; 2 and 3 are predicted dog, 0 is predicted cat
+    assert per["dog"]["recall"] == pytest.approx(2 / 3) and per["dog"]["accuracy"] == 1.0
+    assert per["cat"]["recall"] == pytest.approx(1 / 3)  # of images 0, 1, 3 only 0 says cat
+    assert per["car"]["recall"] == 0.0 and per["car"]["accuracy"] == 1.0
+
+
+def test_cli_multi_label_store_reports_map_and_recall(rng, make_store, cli):
+    images, classes, truth = _multi_label_case(rng)
+    names = [f"c{k}" for k in range(6)]
+    primary = np.where(truth.any(axis=1), truth.argmax(axis=1), -1)
+    path = make_store(
+        X=images,
+        Y=images,
+        category_names=names,
+        supercategories=[""] * 6,
+        primary=primary,
+        labels=truth,
+        prompts={"category": (names, classes)},
+    )
+    doc = json.loads(cli("zeroshot", str(path), "--json").stdout)
+    expected = zero_shot(images, classes, truth, names)
+    assert doc["mean_average_precision"] == pytest.approx(expected["mean_average_precision"])
+    assert doc["mean_per_class_recall"] == pytest.approx(expected["mean_per_class_recall"])
+    people = cli("zeroshot", str(path))
+    assert people.returncode == 0 and "mAP" in people.stdout and "recall" in people.stdout

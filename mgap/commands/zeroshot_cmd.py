@@ -21,16 +21,29 @@ from mgap.output import fmt, print_json, stdout
 def print_zeroshot(doc: dict) -> None:
     """Overall and per-class accuracy; classes with neither images nor predictions are left out."""
     print_header(doc)
+    multi = doc["multi_label"]
+    columns = ["class", "images", "accuracy", "recall", "predicted"] + (["AP"] if multi else [])
+    mean_ap = (
+        f"; mAP {fmt(doc['mean_average_precision'])} (CLIP_benchmark; "
+        f"{fmt(doc['mean_average_precision_present'])} over classes present)"
+        if multi
+        else ""
+    )
     out = table(
         f"Zero-shot ({doc['label_set']})",
-        ["class", "images", "accuracy", "predicted"],
+        columns,
         caption=f"accuracy {fmt(doc['accuracy'])}, mean per class "
-        f"{fmt(doc['mean_class_accuracy'])} over {doc['n']} images"
-        f"{' (top-1 in labels)' if doc['multi_label'] else ''}; score {doc['score']}",
+        f"{fmt(doc['mean_class_accuracy'])}, mean per-class recall "
+        f"{fmt(doc['mean_per_class_recall'])} over {doc['n']} images"
+        f"{' (accuracy: top-1 in labels)' if multi else ''}{mean_ap}; score {doc['score']}",
     )
     for row in doc["per_class"]:
         if row["n"] or row["n_predicted"]:
-            out.add_row(row["name"], str(row["n"]), fmt(row["accuracy"]), str(row["n_predicted"]))
+            cells = [row["name"], str(row["n"]), fmt(row["accuracy"]), fmt(row["recall"])]
+            cells.append(str(row["n_predicted"]))
+            if multi:
+                cells.append(fmt(row["average_precision"]))
+            out.add_row(*cells)
     stdout.print(out)
 
 
