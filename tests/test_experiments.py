@@ -87,3 +87,17 @@ def test_cli_experiments(rng, make_store, cli):
     assert bad.returncode == 2 and "--lambdas" in bad.stderr
     too_many = cli("experiment", "ablate", str(path), "--k-max", "10")
     assert too_many.returncode == 2 and "--k-max" in too_many.stderr
+
+
+def test_readme_lambdas_parse_as_written(rng, make_store, cli):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    written = re.search(r"mgap experiment shift STORE \[--lambdas ([^\]]+)\]", readme).group(1)
+    X, Y, index = _pairs(rng, n=20)
+    path = str(make_store(X=X, Y=Y, caption_image_row=index))
+    for value, expected in ((written, [-1.0, -0.5, 0.0, 0.5, 1.0]), ("-1", [-1.0])):
+        done = cli("experiment", "shift", path, "--lambdas", value, "--json")
+        assert done.returncode == 0, done.stderr
+        assert [s["lambda"] for s in json.loads(done.stdout)["steps"]] == expected

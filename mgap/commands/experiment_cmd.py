@@ -20,10 +20,10 @@ def parse_lambdas(text: str) -> list[float]:
     except ValueError:
         raise UsageError(
             f"--lambdas must be comma-separated numbers, got {text!r}",
-            hint="e.g. --lambdas=-1,-0.5,0,0.5,1",
+            hint="e.g. --lambdas -1,-0.5,0,0.5,1",
         ) from None
     if not values:
-        raise UsageError("--lambdas is empty", hint="e.g. --lambdas=-1,-0.5,0,0.5,1")
+        raise UsageError("--lambdas is empty", hint="e.g. --lambdas -1,-0.5,0,0.5,1")
     return values
 
 
@@ -51,7 +51,7 @@ def print_steps(title: str, key: str, rows: list[dict]) -> None:
 def shift(
     store: Path = STORE_ARG,
     lambdas: str = typer.Option(
-        DEFAULT_LAMBDAS, "--lambdas", help="Comma-separated shifts (use --lambdas=-1,0,1)."
+        DEFAULT_LAMBDAS, "--lambdas", help="Comma-separated shifts, e.g. --lambdas -1,0,1."
     ),
     logit_scale: float = typer.Option(100.0, "--logit-scale", help="InfoNCE logit scale."),
     as_json: bool = JSON_OPT,
