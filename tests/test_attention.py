@@ -19,7 +19,7 @@ import pytest
 import torch
 from PIL import Image
 from tiny_clip_models import make_tiny_clip, make_tiny_siglip
-from tiny_hf_models import extract_coco_store, make_tiny_blip, make_tiny_vilt
+from tiny_hf_models import extract_coco_store, make_tiny_blip, make_tiny_blip2, make_tiny_vilt
 from torch.utils.data._utils.collate import default_collate
 
 from mgap.engine.attention.entropy import entropy, spread, uniform_entropy
@@ -64,6 +64,7 @@ def folders(tmp_path_factory) -> dict[str, Path]:
         "clip": make_tiny_clip(root / "clip"),
         "siglip": make_tiny_siglip(root / "siglip", vocab),
         "blip": make_tiny_blip(root / "blip", vocab),
+        "blip2": make_tiny_blip2(root / "blip2", vocab),
         "vilt": make_tiny_vilt(root / "vilt", vocab),
     }
 
@@ -120,7 +121,7 @@ def _zero_queries(adapter) -> None:
             elif hasattr(module, "q_proj"):
                 module.q_proj.weight.zero_()
                 module.q_proj.bias.zero_()
-            elif name == "BlipAttention":
+            elif name in ("BlipAttention", "Blip2Attention"):
                 d = module.qkv.weight.shape[1]
                 module.qkv.weight[:d].zero_()
                 module.qkv.bias[:d].zero_()
@@ -139,6 +140,7 @@ FAMILIES = {
     "clip": (CLS_QUERY, (4, 4)),
     "siglip": (PROBE_QUERY, (4, 4)),
     "blip": (CLS_QUERY, (4, 4)),
+    "blip2": (CLS_QUERY, (4, 4)),
     "vilt": (VILT_QUERY, None),
 }
 
