@@ -6,6 +6,7 @@ import json
 
 import h5py
 import numpy as np
+import pytest
 
 from mgap.store import open_store
 from mgap.store import schema as S
@@ -27,7 +28,7 @@ def _extract(cli, root, out, *args: str):
         "--out",
         str(out),
         "--limit",
-        "6",
+        "3",
         "--dtype",
         "float32",
         "--workers",
@@ -56,6 +57,8 @@ def test_perturbed_sides_are_stored_beside_the_clean_one(tiny_coco, tmp_path, cl
         assert set(f[S.IMAGE_PERTURBED]) == {"blur:1", "occlude:0", "noise:0.1"}
         assert f[S.TEXT_EMB].shape[0] == store.n_texts_total
     assert cli("verify", str(out)).returncode == 0
+    info = cli("info", str(out))
+    assert "blur:1, occlude:0, noise:0.1 (seed 3)" in info.stdout
     # the same seed reproduces the noisy side in a fresh run
     again = tmp_path / "q.h5"
     assert _extract(cli, tiny_coco, again, *args, "--perturb-seed", "3").returncode == 0
@@ -74,6 +77,7 @@ def test_bad_perturbation_is_a_usage_error(tiny_coco, tmp_path, cli):
     assert not (tmp_path / "x.h5").exists()
 
 
+@pytest.mark.slow
 def test_suite_expands_to_eight_settings(tiny_coco, tmp_path, cli):
     out = tmp_path / "s.h5"
     r = _extract(cli, tiny_coco, out, "--perturb-suite", "rtml", "--limit", "2")

@@ -93,3 +93,16 @@ def test_a_store_without_perturbations_is_refused(make_store, cli):
     path = make_store("plain.h5", X=rng.normal(size=(5, 4)), Y=rng.normal(size=(5, 4)))
     r = cli("robustness", str(path))
     assert r.returncode == 1 and "--perturb" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_verify_checks_every_perturbed_side(make_store, cli):
+    rng = np.random.default_rng(1)
+    X, Y = rng.normal(size=(6, 4)), rng.normal(size=(6, 4))
+    broken = X.copy()
+    broken[2] = np.nan
+    path = make_store("v.h5", X=X, Y=Y, perturbed={"blur:3": X + 1, "noise:0.05": broken})
+    r = cli("verify", str(path))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    (line,) = [x for x in r.stderr.splitlines() if "NaN" in x]
+    assert "noise:0.05" in line and "1 " in line
+    assert "blur:3" not in r.stderr

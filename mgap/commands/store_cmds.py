@@ -111,6 +111,9 @@ def info(
     ):
         if s.attrs.get(key) not in (None, ""):
             table.add_row(key, str(s.attrs[key]))
+    if s.perturbations:
+        seed = s.attrs.get("perturb_seed", 0)
+        table.add_row("perturbations", f"{', '.join(s.perturbations)} (seed {seed})")
     stdout.print(table)
     if s.skipped:
         note(
