@@ -157,3 +157,17 @@ def test_cli_labels_the_text_side(make_store, classification, cli):
     assert doc["text_side"] == "unique_class_texts" and doc["n_texts"] == 5
     table = cli("gap", path, "--no-separability")
     assert table.returncode == 0 and "one per class" in table.stdout
+
+
+def test_text_side_captions_keeps_the_per_image_copies(make_store, classification, cli):
+    X, primary, prompts, names = classification
+    path = _folder_store(make_store, "c.h5", X, primary, [prompts], names)
+    doc = gap_report(open_store(path), text_side="captions", separability=False)
+    copies = _unit(prompts)[primary]  # one copy per image, each weighed once
+    gram = copies @ copies.T
+    intra = (gram.sum() - np.trace(gram)) / (gram.size - primary.size)
+    assert doc["text_side"] == "captions" and doc["n_texts"] == primary.size
+    assert doc["intra_text_cosine"] == pytest.approx(intra, abs=1e-12)
+    assert doc["l2m"] == pytest.approx(np.linalg.norm(_unit(X).mean(0) - copies.mean(0)))
+    bad = cli("gap", str(path), "--text-side", "prompts")
+    assert bad.returncode == 2 and "--text-side" in bad.stderr

@@ -44,7 +44,11 @@ def classification_layout(
     captions = np.asarray(captions)
     index = np.asarray(text_image_index, dtype=np.int64)
     primary = np.asarray(primary, dtype=np.int64)
-    if captions.size == 0 or (primary < 0).any():
+    if (
+        captions.size == 0
+        or (primary < 0).any()
+        or not _first_class_repeats(captions, index, primary)
+    ):
         return None
     codes, text_code = np.unique(captions, return_inverse=True)
     n_codes = codes.size
@@ -72,6 +76,17 @@ def classification_layout(
         n_texts=int(n_codes),
         templates_per_class=int(texts_of_cat.max()),
     )
+
+
+def _first_class_repeats(captions: np.ndarray, index: np.ndarray, primary: np.ndarray) -> bool:
+    """Cheap necessary condition, checked before sorting every caption: the first two images
+    of the first class with two images carry the same texts (True when no class has two)."""
+    counts = np.bincount(primary)
+    repeated = np.flatnonzero(counts >= 2)
+    if repeated.size == 0:
+        return True
+    first, second = np.flatnonzero(primary == repeated[0])[:2]
+    return sorted(captions[index == first]) == sorted(captions[index == second])
 
 
 def class_texts(Y: np.ndarray, layout: ClassLayout) -> np.ndarray:

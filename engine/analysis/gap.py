@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from mgap.core.errors import StoreError
+from mgap.core.errors import StoreError, UsageError
 from mgap.store import Store
 from mgap.store.schema import GEOMETRY_LORENTZ
 
 #: RMG's floor for the paired distance m (official two-effects-one-trigger code)
 RMG_FLOOR = 1e-3
+
+#: "auto": unique class texts on classification stores, else captions; "captions": every row
+TEXT_SIDES = ("auto", "captions")
 
 #: rows per block when pairing captions with their images (bounds the temporary copy)
 PAIR_BLOCK = 8192
@@ -152,9 +155,11 @@ def gap_report(
     by_category: bool = False,
     top_k: int = 10,
     separability: bool = True,
+    text_side: str = "auto",
 ) -> dict:
     """The `mgap gap --json` document: §6 keys at top level, plus the per-category results
-    and, for Lorentz stores, the hyperbolic analysis."""
+    and, for Lorentz stores, the hyperbolic analysis. `text_side="captions"` keeps every
+    caption row even on classification stores (one prompt copy per image)."""
     from mgap.engine.analysis.pairs import store_header, store_pairs
 
     lorentz = store.geometry == GEOMETRY_LORENTZ
@@ -163,8 +168,10 @@ def gap_report(
             f"{store.path.name} is a Lorentz store without a curvature",
             hint="re-import it with `mgap import --geometry lorentz --curvature C`",
         )
+    if text_side not in TEXT_SIDES:
+        raise UsageError(f"--text-side must be one of {', '.join(TEXT_SIDES)}, got {text_side!r}")
     X, Y, index = store_pairs(store, captions=captions, what="gap")
-    layout = _class_layout(store, captions, index)
+    layout = _class_layout(store, captions, index) if text_side == "auto" else None
     if by_category and not store.category_names:
         raise StoreError(
             f"{store.path.name} has no category labels, so --by-category has nothing to split",

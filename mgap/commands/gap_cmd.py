@@ -140,6 +140,12 @@ def gap(
     no_separability: bool = typer.Option(
         False, "--no-separability", help="Skip the logistic-regression separability."
     ),
+    text_side: str = typer.Option(
+        "auto",
+        "--text-side",
+        help="auto: one text per class on classification stores, else captions; "
+        "captions: every caption row.",
+    ),
     groups: list[str] | None = GROUPS_OPT,
     min_group: int = MIN_GROUP_OPT,
     bootstrap: int = BOOTSTRAP_OPT,
@@ -156,6 +162,7 @@ def gap(
         by_category=by_category,
         top_k=top_k,
         separability=not no_separability,
+        text_side=text_side,
     )
     if grouped is not None:
         from mgap.engine.analysis.group_report import store_groups
