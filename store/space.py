@@ -19,7 +19,7 @@ from mgap.core.errors import StoreError
 _FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 _FULL_TEXT = ("no space left", "file too large", "disk quota", "errno = 28", "errno = 27")
 #: room for HDF5 metadata on top of the payload of a growing write
-MARGIN = 1 << 20
+MARGIN = 256 << 10
 
 
 class DiskFullError(StoreError):
