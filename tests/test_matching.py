@@ -228,3 +228,23 @@ def test_report_names_kernel_and_follows_it(make_store, rng):
     )
     with pytest.raises(UsageError, match="unknown kernel"):
         M.match_report(str(a), str(b), n_base=30, n_query=20, kernel="poly")
+
+
+def test_match_cli_on_real_convirt_keeps_the_best_of_the_restarts(cli, convirt_dir, tmp_path):
+    import json
+
+    store = tmp_path / "convirt.h5"
+    made = cli("import", str(convirt_dir / "features_convirt.npy"), "--out", str(store))
+    assert made.returncode == 0, made.stderr
+    refs = [f"{store}:image", f"{store}:text", "--base", "120", "--query", "60"]
+    refs += ["--base-selection", "random", "--json"]
+    docs = {}
+    for restarts in ("1", "6"):
+        done = cli("match", *refs, "--restarts", restarts, "--workers", "2")
+        assert done.returncode == 0, done.stderr
+        docs[restarts] = json.loads(done.stdout)
+    qap = {r: d["methods"]["qap"] for r, d in docs.items()}
+    assert docs["6"]["kernel"] == "rbf" and qap["6"]["tol"] == 1e-5 and qap["6"]["restarts"] == 6
+    # restart i has the same start whatever the count, so six restarts never do worse than one
+    assert qap["6"]["objective"] >= qap["1"]["objective"]
+    assert 0 < qap["6"]["objective"] <= 1.0  # tr(A P B Pᵀ) of unit-norm kernels
