@@ -36,6 +36,7 @@ from mgap.tui.render import (
 from mgap.tui.scatter import ScatterView
 from mgap.tui.view_attention import AttentionView
 from mgap.tui.view_groups import GroupsView
+from mgap.tui.view_hyperbolic import HyperbolicView
 from mgap.tui.view_robustness import RobustnessView
 from mgap.tui.workers import WorkerHost
 
@@ -120,6 +121,7 @@ class ResultsPane(WorkerHost, Horizontal):
                 yield RobustnessView(id="robustness")
                 yield GroupsView(id="groups")
                 yield AttentionView(self.ascii_only, id="attention")
+                yield HyperbolicView(self.ascii_only, id="hyperbolic")
 
     def on_mount(self) -> None:
         self.query_one("#category-table", DataTable).add_columns("category", "", "n", "L2M", "RMG")
@@ -183,11 +185,12 @@ class ResultsPane(WorkerHost, Horizontal):
     def action_next_grouping(self) -> None:
         self.query_one(GroupsView).next_grouping()
 
-    def _views(self) -> tuple[RobustnessView, GroupsView, AttentionView]:
+    def _views(self) -> tuple[RobustnessView, GroupsView, AttentionView, HyperbolicView]:
         return (
             self.query_one(RobustnessView),
             self.query_one(GroupsView),
             self.query_one(AttentionView),
+            self.query_one(HyperbolicView),
         )
 
     def _title(self) -> None:
@@ -319,13 +322,18 @@ class ResultsPane(WorkerHost, Horizontal):
         self.query_one(ScatterView).color_by = self.color_by
 
     def action_view(self) -> None:
-        """Cycle scatter -> metrics -> robustness -> groups -> attention; the last three
-        compute when shown."""
+        """Cycle scatter -> metrics -> robustness -> groups -> attention (-> hyperbolic, Lorentz
+        stores only); the last views compute when shown."""
         switcher = self.query_one(ContentSwitcher)
-        order = ("scatter", "metrics", "robustness", "groups", "attention")
+        lorentz = "hyperbolic" in self.gap_reports.get(self.current, {})
+        order = ("scatter", "metrics", "robustness", "groups", "attention") + (
+            ("hyperbolic",) if lorentz else ()
+        )
         current = switcher.current if switcher.current in order else "scatter"
         switcher.current = order[(order.index(current) + 1) % len(order)]
         for view in self._views():
             view.activate(view.id == switcher.current)
             if view.id == switcher.current:
                 view.focus_table()
+        if switcher.current in ("scatter", "metrics"):
+            self.focus_default()  # the hidden view's table must not keep (and lose) the focus

@@ -46,3 +46,17 @@ def histogram_lines(
         bars = "".join(f" {sep} " + _bar(int(sides[n][i]), top, bar_w, ascii) for n in names)
         lines.append((label + bars).rstrip())
     return lines
+
+
+#: sparkline levels: empty, then eight heights
+_LEVELS = " ▁▂▃▄▅▆▇█"
+_ASCII_LEVELS = " .:-=+*#@"
+
+
+def sparkline(counts: Sequence[int], top: int | None = None, ascii: bool = False) -> str:
+    """One character per bin, its height the bin's share of `top` (default: the largest)."""
+    levels = _ASCII_LEVELS if ascii else _LEVELS
+    top = max(counts, default=0) if top is None else top
+    if top <= 0:
+        return " " * len(counts)
+    return "".join(levels[0] if n <= 0 else levels[max(1, round(8 * n / top))] for n in counts)
