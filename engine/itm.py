@@ -139,8 +139,6 @@ def itm_report(
     request: ItmRequest, progress: Callable[[int, int, float], None] | None = None
 ) -> dict:
     """The `mgap itm --json` document; `progress(done_pairs, total_pairs, seconds)`."""
-    import torch
-
     from mgap.engine.analysis.pairs import store_header
     from mgap.engine.models import load_model, resolve_device
     from mgap.engine.models.vilt import ViltAdapter
@@ -149,14 +147,15 @@ def itm_report(
 
     store = open_store(request.store)
     cost = plan(store, request)
-    root = image_root(store, request.data_root)
-    adapter = load_model(store.model, resolve_device(request.device))
-    if not isinstance(adapter, ViltAdapter):
+    family = str(store.attrs.get("family", ""))
+    if family != ViltAdapter.family:  # refused before any model loads
         raise UsageError(
             f"mgap itm scores pairs with ViLT's retrieval head; {store.model} is a "
-            f"{adapter.family} model",
+            f"{family or 'unknown'} model",
             hint="use mgap retrieval / mgap zeroshot for two-tower models",
         )
+    root = image_root(store, request.data_root)
+    adapter = load_model(store.model, resolve_device(request.device))
     adapter.check_retrieval_head()
     paths = [str(p) for p in store.image_paths[: cost.n_images]]
     images, reasons = open_images(root, paths)
@@ -183,6 +182,8 @@ def itm_report(
         "pairs": cost.pairs,
         "ties": TIES,
     }
+    import torch
+
     with torch.inference_mode():
         if cost.n_captions:
             index = store.text_image_index

@@ -143,3 +143,9 @@ def test_cli_prints_the_cost_first_and_one_json(cli, vilt):
     assert first.startswith("mgap itm: cost 2 images ×")
     doc = json.loads(proc.stdout)
     assert set(doc["retrieval"]) == {"i2t", "t2i"} and doc["zeroshot"]["n_classes"] == 80
+
+
+def test_a_two_tower_store_is_refused_before_loading(make_store):
+    path = make_store("clip.h5", X=np.eye(3), Y=np.eye(3), provenance={"family": "hf"})
+    with pytest.raises(UsageError, match="ViLT's retrieval head; .* is a hf model"):
+        itm_report(ItmRequest(path, limit=2, task="retrieval"))
