@@ -78,7 +78,6 @@ def main() -> None:
                 batch_size=args.batch_size,
                 device=device,
                 out=Path(tmp) / f"s{r}.h5",
-                quiet=True,
                 num_workers=args.workers,
             )
             run_extraction(request)

@@ -43,7 +43,6 @@ def main() -> None:
             batch_size=args.batch_size,
             device=device,
             store_dir=out_dir,
-            quiet=True,
         )
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -29,12 +29,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
-from torch.utils.data._utils.collate import default_collate
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from mgap import __version__
 from mgap.core.errors import DatasetError, StoreError, UsageError
 from mgap.engine.datasets import Manifest, load_manifest
+from mgap.engine.distributed import detect as detect_rank
 from mgap.engine.models import EmbeddingModel, load_model, resolve_device
 from mgap.engine.perturb import (
     Perturbation,
@@ -87,7 +87,6 @@ class ExtractRequest:
     wait: bool = False
     num_workers: int | None = None
     block_rows: int = S.BLOCK_ROWS
-    quiet: bool = False
     command: str = ""
     #: an already loaded manifest (the CLI loads it before importing torch, to fail fast)
     manifest: Manifest | None = None
@@ -161,6 +160,18 @@ def _block_batches(count: int, batch_size: int, block_rows: int) -> list[list[in
     return batches
 
 
+def caption_blocks(caption_rows: np.ndarray, n_images: int, block_rows: int) -> np.ndarray:
+    """Caption positions where each image block's captions start, then the caption count.
+
+    Text rows are written (and batched) per image block, so a rank that owns image blocks
+    [a, b) encodes exactly the text batches that a single process would: shards merge
+    bit-equal to a one-process run.
+    """
+    starts = np.arange(0, n_images, block_rows)
+    bounds = np.searchsorted(caption_rows, starts, side="left")
+    return np.unique(np.append(bounds, len(caption_rows)).astype(np.int64))
+
+
 def _collate(items: list[tuple[int, Any, str]]) -> tuple[list[int], list[str], list[Any]]:
     """Indices, reasons ('' = ok) and, per model and side, the collated batch of the
     readable images."""
@@ -180,7 +191,7 @@ def _collate(items: list[tuple[int, Any, str]]) -> tuple[list[int], list[str], l
 
 # ---- one store per model ------------------------------------------------------------
 @dataclass
-class _Target:
+class StoreTarget:
     model: EmbeddingModel
     path: Path
     writer: StoreWriter | None = None
@@ -232,7 +243,7 @@ def _probe_dims(model: EmbeddingModel, device: str) -> tuple[int | None, int | N
     return image_dim, text_dim
 
 
-def _layout(manifest: Manifest) -> StoreLayout:
+def store_layout(manifest: Manifest) -> StoreLayout:
     captions, rows = manifest.captions_and_rows()
     primary, labels = manifest.label_arrays()
     return StoreLayout(
@@ -307,24 +318,41 @@ def _remove_store(path: Path) -> None:
         p.unlink(missing_ok=True)
 
 
-class _Job:
+def store_path(request: ExtractRequest, spec: str, manifest: Manifest) -> Path:
+    """Where the store of model `spec` goes: --out, or its standard name in the store dir."""
+    if request.out is not None:
+        return Path(request.out)
+    root = Path(request.store_dir) if request.store_dir else default_store_dir()
+    return root / store_filename(manifest.dataset, manifest.split, spec)
+
+
+class ExtractJob:
     """Runs one request; owns the signal handlers and the progress files."""
 
-    def __init__(self, request: ExtractRequest, reporter: Reporter | None) -> None:
+    def __init__(
+        self,
+        request: ExtractRequest,
+        reporter: Reporter | None,
+        store_paths: dict[str, Path] | None = None,
+        with_prompts: bool = True,
+    ) -> None:
         self.request = request
         self.reporter = reporter or (lambda event, data: None)
         self.stop = False
         self.started = time.time()
         self.locks: list[StoreLock] = []
+        #: model spec -> store path, overriding --out/--store-dir (a rank's partial stores)
+        self.store_paths = store_paths or {}
+        self.with_prompts = with_prompts
+        self.targets: list[StoreTarget] = []
 
     # -- setup ------------------------------------------------------------------------
     def _store_path(self, spec: str, manifest: Manifest) -> Path:
-        if self.request.out is not None:
-            return Path(self.request.out)
-        root = Path(self.request.store_dir) if self.request.store_dir else default_store_dir()
-        return root / store_filename(manifest.dataset, manifest.split, spec)
+        if spec in self.store_paths:
+            return self.store_paths[spec]
+        return store_path(self.request, spec, manifest)
 
-    def _provenance(self, model: EmbeddingModel, manifest: Manifest, device: str) -> dict:
+    def provenance(self, model: EmbeddingModel, manifest: Manifest, device: str) -> dict:
         described = model.describe()
         # the store's `precision` is the storage dtype; an adapter's compute precision
         # (BLIP, LLaVA, ViLT) is kept as `model_precision` instead of overwriting it
@@ -358,7 +386,7 @@ class _Job:
             "precision": self.request.dtype,
         }
 
-    def _resume(self, target: _Target, manifest: Manifest, layout: StoreLayout) -> _Target:
+    def _resume(self, target: StoreTarget, manifest: Manifest, layout: StoreLayout) -> StoreTarget:
         path = target.path
         store = Store(path)
         _check_same_inputs(path, store, self._inputs(target.model, manifest, layout))
@@ -400,11 +428,11 @@ class _Job:
             self.reporter("note", {"message": f"waiting for the lock on {path}"})
         self.locks.append(lock.acquire())
 
-    def _prepare(self, model: EmbeddingModel, manifest: Manifest, device: str) -> _Target:
+    def _prepare(self, model: EmbeddingModel, manifest: Manifest, device: str) -> StoreTarget:
         path = self._store_path(model.spec.text, manifest)
-        target = _Target(model, path)
+        target = StoreTarget(model, path)
         self._lock(path)
-        layout = _layout(manifest)
+        layout = store_layout(manifest)
         if path.exists():
             if self.request.overwrite:
                 _remove_store(path)
@@ -416,7 +444,7 @@ class _Job:
         target.writer = create_store(
             path,
             layout,
-            {**self._provenance(model, manifest, device), "rows_sha256": layout.digest()},
+            {**self.provenance(model, manifest, device), "rows_sha256": layout.digest()},
             image_dim=image_dim,
             text_dim=text_dim,
             dtype=self.request.dtype,
@@ -429,7 +457,7 @@ class _Job:
         return target
 
     # -- progress ---------------------------------------------------------------------
-    def _progress(self, target: _Target, manifest: Manifest, **fields: Any) -> None:
+    def _progress(self, target: StoreTarget, manifest: Manifest, **fields: Any) -> None:
         n = len(manifest.records)
         doc = dict(
             pid=os.getpid(),
@@ -452,25 +480,28 @@ class _Job:
         self.reporter("progress", doc)
 
     # -- phases -----------------------------------------------------------------------
-    def _texts(self, target: _Target, captions: list[str], manifest: Manifest) -> None:
+    def _texts(self, target: StoreTarget, captions: list[str], manifest: Manifest) -> None:
         model, writer = target.model, target.writer
         if not model.has_text or writer is None:
             return
         step = max(self.request.batch_size, 32)
-        start = target.texts_done
-        while start < len(captions):
-            stop = min(start + writer.block_rows, len(captions))
+        _, rows = manifest.captions_and_rows()
+        bounds = caption_blocks(rows, len(manifest.records), writer.block_rows)
+        for stop in bounds[1:]:
+            start = target.texts_done
+            if stop <= start:
+                continue
             parts = [
                 model.encode_texts(captions[i : min(i + step, stop)]).float().cpu().numpy()
                 for i in range(start, stop, step)
             ]
             writer.write_texts(start, np.concatenate(parts).astype(self.request.dtype))
-            target.texts_done = start = stop
+            target.texts_done = int(stop)
             self._progress(target, manifest, status="running", phase="texts")
             if self.stop:
                 raise _StopRequested
 
-    def _prompts(self, target: _Target, manifest: Manifest) -> None:
+    def prompts(self, target: StoreTarget, manifest: Manifest) -> None:
         """Zero-shot class embeddings: mean of normalised prompt embeddings per class."""
         model, writer = target.model, target.writer
         if not model.has_text or writer is None:
@@ -501,105 +532,132 @@ class _Job:
                 label_set, names, emb.reshape(len(names), len(templates), -1).mean(1)
             )
 
-    def _images(self, targets: list[_Target], manifest: Manifest) -> None:
-        active = [t for t in targets if t.active and t.model.has_image]
+    def _images(self, targets: list[StoreTarget], manifest: Manifest) -> None:
         n = len(manifest.records)
-        pending = [t for t in active if t.images_done < n]
+        pending = [t for t in targets if t.active and t.model.has_image and t.images_done < n]
         if not pending:
             return
         start = min(t.images_done for t in pending)
+        block = self._common_block_rows(pending)
+        for t in pending:
+            t.buffers = [
+                np.zeros((block, t.writer.image_dim), dtype=self.request.dtype)
+                for _ in range(1 + len(self.request.perturbations))
+            ]
+            t.valid = np.zeros(block, dtype=np.uint8)
+        t0, done_here, last_report = time.time(), 0, 0.0
+        block_start = start
+        for indices, reasons, batches in self._loader(pending, manifest, start, block):
+            self._record_skips(pending, manifest, indices, reasons)
+            ok_rows = [i for i, r in zip(indices, reasons, strict=True) if not r]
+            self._embed(pending, batches, np.asarray(ok_rows) - block_start)
+            last = indices[-1] + 1
+            done_here += len(indices)
+            block_full = last - block_start >= block or last == n
+            if block_full:
+                self._flush(pending, block_start, last)
+                block_start = last
+            now = time.time()
+            if block_full or now - last_report >= 0.5:  # progress files at most 2/s between blocks
+                last_report = now
+                self._report_images(pending, manifest, last, done_here / max(now - t0, 1e-9))
+            if self.stop and block_full:
+                raise _StopRequested
+        self.images_per_s = done_here / max(time.time() - t0, 1e-9)
+
+    @staticmethod
+    def _common_block_rows(pending: list[StoreTarget]) -> int:
         block = pending[0].writer.block_rows
         if any(t.writer.block_rows != block for t in pending):
             raise UsageError(
                 "these stores were created with different block sizes",
                 hint="extract them in separate runs",
             )
-        settings = [parse_perturbation(p) for p in self.request.perturbations]
+        return block
+
+    def _loader(
+        self, pending: list[StoreTarget], manifest: Manifest, start: int, block: int
+    ) -> DataLoader:
+        """Decoding workers feeding batches that never straddle a store block."""
         dataset = _ImageItems(
             manifest,
             [t.model.image_preprocess() for t in pending],
             start,
-            settings,
+            [parse_perturbation(p) for p in self.request.perturbations],
             self.request.perturb_seed,
         )
         workers = self.request.num_workers
         if workers is None:
             workers = min(4, os.cpu_count() or 1)
-        loader = DataLoader(
+        return DataLoader(
             dataset,
-            batch_sampler=_block_batches(n - start, self.request.batch_size, block),
+            batch_sampler=_block_batches(
+                len(manifest.records) - start, self.request.batch_size, block
+            ),
             num_workers=workers,
             collate_fn=_collate,
             pin_memory=self.device.startswith("cuda"),
             prefetch_factor=4 if workers else None,
             persistent_workers=False,
         )
-        for t in pending:
-            t.buffers = [
-                np.zeros((block, t.writer.image_dim), dtype=self.request.dtype)
-                for _ in range(1 + len(settings))
-            ]
-            t.valid = np.zeros(block, dtype=np.uint8)
+
+    @staticmethod
+    def _record_skips(
+        pending: list[StoreTarget], manifest: Manifest, indices: list[int], reasons: list[str]
+    ) -> None:
+        for i, reason in zip(indices, reasons, strict=True):
+            if not reason:
+                continue
+            for t in pending:
+                if i >= t.images_done:
+                    t.writer.add_skipped(manifest.records[i].id, reason)
+                    t.skipped += 1
+
+    def _embed(self, pending: list[StoreTarget], batches: list[Any], offsets: np.ndarray) -> None:
+        """Run every pending image tower on its batch; rows land in the block buffers."""
         amp = self.device.startswith("cuda")
         amp_dtype = torch.bfloat16 if amp and torch.cuda.is_bf16_supported() else torch.float16
-        t0, done_here = time.time(), 0
-        last_report = 0.0
-        block_start = start
-        for indices, reasons, batches in loader:
-            ok_rows = [i for i, r in zip(indices, reasons, strict=True) if not r]
-            for i, reason in zip(indices, reasons, strict=True):
-                if reason:
-                    for t in pending:
-                        if i >= t.images_done:
-                            t.writer.add_skipped(manifest.records[i].id, reason)
-                            t.skipped += 1
-            offsets = np.asarray(ok_rows) - block_start
-            for t, sides in zip(pending, batches, strict=False):
-                for buffer, batch in zip(t.buffers, sides, strict=True):
-                    with torch.autocast("cuda", dtype=amp_dtype, enabled=amp):
-                        emb = t.model.encode_images(_to_device(batch, self.device))
-                    buffer[offsets] = emb.float().cpu().numpy().astype(self.request.dtype)
-                t.valid[offsets] = 1
-            last = indices[-1] + 1
-            done_here += len(indices)
-            block_full = last - block_start >= block or last == n
-            if block_full:
-                rows = last - block_start
-                for t in pending:
-                    if block_start >= t.images_done:
-                        clean, *perturbed = (b[:rows] for b in t.buffers)
-                        t.writer.write_images(
-                            block_start,
-                            clean,
-                            t.valid[:rows],
-                            dict(zip(self.request.perturbations, perturbed, strict=True)),
-                        )
-                        t.images_done = last
-                    for buffer in t.buffers:
-                        buffer[:] = 0
-                    t.valid[:] = 0
-                block_start = last
-            now = time.time()
-            rate = done_here / max(now - t0, 1e-9)
-            if not block_full and now - last_report < 0.5:
-                continue  # progress files at most twice a second between blocks
-            last_report = now
-            for t in pending:
-                self._progress(
-                    t,
-                    manifest,
-                    status="running",
-                    phase="images",
-                    images_per_s=rate,
-                    rows_seen=last,
-                    eta_s=(n - last) / rate if rate > 0 else None,
+        for t, sides in zip(pending, batches, strict=False):
+            for buffer, batch in zip(t.buffers, sides, strict=True):
+                with torch.autocast("cuda", dtype=amp_dtype, enabled=amp):
+                    emb = t.model.encode_images(_to_device(batch, self.device))
+                buffer[offsets] = emb.float().cpu().numpy().astype(self.request.dtype)
+            t.valid[offsets] = 1
+
+    def _flush(self, pending: list[StoreTarget], block_start: int, last: int) -> None:
+        rows = last - block_start
+        for t in pending:
+            if block_start >= t.images_done:
+                clean, *perturbed = (b[:rows] for b in t.buffers)
+                t.writer.write_images(
+                    block_start,
+                    clean,
+                    t.valid[:rows],
+                    dict(zip(self.request.perturbations, perturbed, strict=True)),
                 )
-            if self.stop and block_full:
-                raise _StopRequested
-        self.images_per_s = done_here / max(time.time() - t0, 1e-9)
+                t.images_done = last
+            for buffer in t.buffers:
+                buffer[:] = 0
+            t.valid[:] = 0
+
+    def _report_images(
+        self, pending: list[StoreTarget], manifest: Manifest, last: int, rate: float
+    ) -> None:
+        n = len(manifest.records)
+        for t in pending:
+            self._progress(
+                t,
+                manifest,
+                status="running",
+                phase="images",
+                images_per_s=rate,
+                rows_seen=last,
+                eta_s=(n - last) / rate if rate > 0 else None,
+            )
 
     # -- main -------------------------------------------------------------------------
-    def run(self) -> list[ExtractSummary]:
+    def check_request(self) -> Manifest:
+        """Reject bad arguments with one line each; returns the dataset's manifest."""
         req = self.request
         if not req.models:
             raise UsageError("no model given", hint="pass --model FAMILY:ID[@TAG]")
@@ -613,43 +671,53 @@ class _Job:
         if req.limit is not None and req.limit < 1:
             raise UsageError(f"--limit must be at least 1, got {req.limit}")
         req.perturbations = perturbation_names(req.perturbations)
-        manifest = req.manifest or load_manifest(
-            req.dataset, req.data_root, req.split, req.limit, **req.dataset_options
-        )
-        if not manifest.records:
-            raise DatasetError(f"dataset {req.dataset} split {manifest.split} has no images")
-        self.device = resolve_device(req.device)
         unknown = set(req.per_model_options) - set(req.models)
         if unknown:
             raise UsageError(
                 f"--model-option names {sorted(unknown)[0]!r}, which is not a --model",
                 hint="write SPEC::KEY=VALUE with SPEC exactly as given to --model",
             )
-        models = [
-            load_model(
-                spec, self.device, **{**req.model_options, **req.per_model_options.get(spec, {})}
-            )
+        manifest = req.manifest or load_manifest(
+            req.dataset, req.data_root, req.split, req.limit, **req.dataset_options
+        )
+        if not manifest.records:
+            raise DatasetError(f"dataset {req.dataset} split {manifest.split} has no images")
+        return manifest
+
+    def load_models(self, device: str) -> list[EmbeddingModel]:
+        req = self.request
+        return [
+            load_model(spec, device, **{**req.model_options, **req.per_model_options.get(spec, {})})
             for spec in req.models
         ]
+
+    def run(self, manifest: Manifest | None = None) -> list[ExtractSummary]:
+        manifest = manifest or self.check_request()
+        self.device = resolve_device(self.request.device)
+        models = self.load_models(self.device)
         try:
-            targets = [self._prepare(m, manifest, self.device) for m in models]
+            targets = self.targets = [self._prepare(m, manifest, self.device) for m in models]
             return self._run_targets(targets, manifest)
         finally:
             for lock in self.locks:
                 lock.release()
 
-    def _run_targets(self, targets: list[_Target], manifest: Manifest) -> list[ExtractSummary]:
-        req = self.request
+    def _run_targets(self, targets: list[StoreTarget], manifest: Manifest) -> list[ExtractSummary]:
         self.reporter(
             "start",
             {
                 "device": self.device,
                 "n_images": len(manifest.records),
-                "models": list(req.models),
+                "models": list(self.request.models),
                 "dataset": manifest.dataset,
                 "split": manifest.split,
             },
         )
+        status = self._execute(targets, manifest)
+        return [self._summary(t, manifest, status) for t in targets]
+
+    def _execute(self, targets: list[StoreTarget], manifest: Manifest) -> str:
+        """Texts, images, prompts; the stores' final status whatever happens."""
         self.images_per_s = 0.0
         captions, _ = manifest.captions_and_rows()
         status = S.STATUS_COMPLETE
@@ -663,7 +731,8 @@ class _Job:
                         self._texts(t, captions, manifest)
                 self._images(targets, manifest)
                 for t in targets:
-                    self._prompts(t, manifest)
+                    if self.with_prompts:
+                        self.prompts(t, manifest)
         except _StopRequested:
             status = "cancelled"
         except DiskFullError as exc:
@@ -678,7 +747,7 @@ class _Job:
             for s, handler in previous.items():
                 signal.signal(s, handler)
             self._finish(targets, manifest, status, error)
-        return [self._summary(t, manifest, status) for t in targets]
+        return status
 
     def _on_signal(self, signum: int, frame: object) -> None:
         if self.stop:  # a second Ctrl-C: stop now, the block in flight is lost
@@ -686,7 +755,9 @@ class _Job:
         self.stop = True
         self.reporter("note", {"message": "stopping after the block in flight"})
 
-    def _finish(self, targets: list[_Target], manifest: Manifest, status: str, error: str) -> None:
+    def _finish(
+        self, targets: list[StoreTarget], manifest: Manifest, status: str, error: str
+    ) -> None:
         elapsed = time.time() - self.started
         for t in targets:
             if t.writer is None:
@@ -712,7 +783,7 @@ class _Job:
                 eta_s=0,
             )
 
-    def _summary(self, t: _Target, manifest: Manifest, status: str) -> ExtractSummary:
+    def _summary(self, t: StoreTarget, manifest: Manifest, status: str) -> ExtractSummary:
         store = Store(t.path)
         return ExtractSummary(
             store=str(t.path),
@@ -742,5 +813,14 @@ def _to_device(batch: Any, device: str) -> Any:
 def run_extraction(
     request: ExtractRequest, reporter: Reporter | None = None
 ) -> list[ExtractSummary]:
-    """Extract every model of `request` over its dataset; returns one summary per store."""
-    return _Job(request, reporter).run()
+    """Extract every model of `request` over its dataset; returns one summary per store.
+
+    Under torchrun or srun (several ranks), each rank extracts its share and rank 0
+    merges the shares (see `mgap.engine.extract_dist`).
+    """
+    rank = detect_rank()
+    if rank.distributed:
+        from mgap.engine.extract_dist import run_distributed
+
+        return run_distributed(request, reporter, rank)
+    return ExtractJob(request, reporter).run()

@@ -78,7 +78,6 @@ def test_five_families_in_one_pass_equal_separate_runs(checkpoints, tiny_coco, t
                 dtype="float32",
                 model_options={"view": "after"} if spec.startswith("llava:") else {},
                 out=alone,
-                quiet=True,
             )
         )  # other batches than the one-pass run: embeddings must not depend on them
         np.testing.assert_allclose(

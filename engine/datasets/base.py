@@ -46,6 +46,10 @@ class Manifest:
             return self
         return dataclasses.replace(self, records=self.records[:n])
 
+    def slice(self, start: int, stop: int) -> Manifest:
+        """Records [start, stop) with every other field kept (one rank's share)."""
+        return dataclasses.replace(self, records=self.records[start:stop])
+
     def load_image(self, index: int):
         """The PIL image of record `index`, converted to RGB. Raises on unreadable files."""
         import io

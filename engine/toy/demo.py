@@ -117,7 +117,6 @@ def run_demo(
             store_dir=store_dir,
             overwrite=retrain or bool(metrics) or stale,
             num_workers=0,
-            quiet=True,
             command=" ".join(["mgap", *sys.argv[1:]]),
         )
     )

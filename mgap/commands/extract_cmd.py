@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import shlex
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 import typer
 
+from mgap.commands.extract_report import Reporter, print_summary
 from mgap.errors import UsageError
-from mgap.output import note, print_json
+from mgap.store import schema as S
 
 
 def parse_options(items: list[str] | None, flag: str) -> dict[str, str]:
@@ -36,67 +35,30 @@ def per_model_options(items: list[str] | None) -> dict[str, dict[str, str]]:
     return scoped
 
 
-class _Reporter:
-    """A rich bar on a terminal, a plain line every few seconds otherwise (logs, the TUI)."""
+def _check_options(dtype: str, block_rows: int, store_dir: Path | None, out: Path | None) -> None:
+    if dtype not in ("float16", "float32"):
+        raise UsageError(f"--dtype must be float16 or float32, got {dtype!r}")
+    if block_rows < 1:
+        raise UsageError(f"--block-rows must be at least 1, got {block_rows}")
+    if store_dir is not None and out is not None:
+        raise UsageError("--store-dir and --out exclude each other", hint="give one of them")
 
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-        self.bar = None
-        self.tasks: dict[str, Any] = {}
-        self.last_line = 0.0
 
-    def __call__(self, event: str, data: dict[str, Any]) -> None:
-        if self.quiet:
-            return
-        if event == "start":
-            note(
-                f"mgap extract: {data['dataset']}/{data['split']}, {data['n_images']} images, "
-                f"{len(data['models'])} model(s), device {data['device']}"
-            )
-        elif event == "note":
-            note(f"mgap extract: {data['message']}")
-        elif event == "progress":
-            self._progress(data)
+def _load(
+    models: list[str],
+    dataset: str,
+    data_root: Path | None,
+    split: str | None,
+    limit: int | None,
+    options: dict[str, str],
+):
+    """Fail fast on bad specs and datasets, before torch is imported; returns the manifest."""
+    from mgap.engine.datasets import load_manifest
+    from mgap.engine.specs import parse_model_spec
 
-    def _progress(self, d: dict[str, Any]) -> None:
-        key = str(d["model"])
-        phase = d.get("phase", "")
-        if phase == "texts":
-            done, total = d["texts_done"], d["n_texts"]
-        else:
-            done, total = d.get("rows_seen", d["images_done"]), d["n_images"]
-        if sys.stderr.isatty():
-            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-            if self.bar is None:
-                self.bar = Progress(
-                    TextColumn("{task.description}"),
-                    BarColumn(),
-                    TextColumn("{task.completed}/{task.total}"),
-                    TextColumn("{task.fields[rate]}"),
-                    TimeRemainingColumn(),
-                    transient=False,
-                    console=None,
-                )
-                self.bar.start()
-            task = self.tasks.get(key + phase)
-            desc = f"{key} {phase}"
-            rate = f"{d['images_per_s']:.1f} img/s" if d.get("images_per_s") else ""
-            if task is None:
-                task = self.tasks[key + phase] = self.bar.add_task(desc, total=total, rate=rate)
-            self.bar.update(task, completed=done, rate=rate)
-            if phase == "done":
-                self.bar.stop()
-            return
-        now = time.time()
-        if phase == "done" or now - self.last_line > 5 or done == total:
-            self.last_line = now
-            rate = f", {d['images_per_s']:.1f} img/s" if d.get("images_per_s") else ""
-            note(f"mgap extract: {key} {phase} {done}/{total}{rate}")
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
+    for spec in models:
+        parse_model_spec(spec)
+    return load_manifest(dataset, data_root, split, limit, **options)
 
 
 def extract(
@@ -137,7 +99,7 @@ def extract(
         None, "--workers", help="Decoding worker processes (default min(4, cores))."
     ),
     block_rows: int = typer.Option(
-        256, "--block-rows", help="Rows per store write; a kill loses at most one block."
+        S.BLOCK_ROWS, "--block-rows", help="Rows per store write; a kill loses at most one block."
     ),
     perturb: list[str] | None = typer.Option(
         None,
@@ -151,27 +113,26 @@ def extract(
     perturb_seed: int = typer.Option(
         0, "--perturb-seed", help="Seed of the noise and occlusion positions."
     ),
+    nproc: int | None = typer.Option(
+        None,
+        "--nproc",
+        help="Start torchrun with N ranks on this node (one per GPU); see 'Many GPUs and nodes'.",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON summary on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Embed a dataset with one or more models into resumable HDF5 stores."""
-    if dtype not in ("float16", "float32"):
-        raise UsageError(f"--dtype must be float16 or float32, got {dtype!r}")
-    if block_rows < 1:
-        raise UsageError(f"--block-rows must be at least 1, got {block_rows}")
-    if store_dir is not None and out is not None:
-        raise UsageError("--store-dir and --out exclude each other", hint="give one of them")
-    # fail fast on bad specs and datasets, before torch is imported
-    from mgap.engine.datasets import load_manifest
-    from mgap.engine.perturb import perturbation_names
-    from mgap.engine.specs import parse_model_spec
-
-    for spec in model:
-        parse_model_spec(spec)
-    perturbations = perturbation_names(perturb or [], perturb_suite or [])
+    _check_options(dtype, block_rows, store_dir, out)
     dataset_options = parse_options(option, "--option")
-    manifest = load_manifest(dataset, data_root, split, limit, **dataset_options)
+    manifest = _load(model, dataset, data_root, split, limit, dataset_options)
+    from mgap.engine.perturb import perturbation_names
 
+    perturbations = perturbation_names(perturb or [], perturb_suite or [])
+    if nproc is not None:
+        from mgap.commands.extract_launch import launch
+
+        raise typer.Exit(launch(nproc, sys.argv[1:]))
+    from mgap.engine.distributed import detect
     from mgap.engine.extract import ExtractRequest, run_extraction
 
     if store_dir is None and out is None:
@@ -199,28 +160,18 @@ def extract(
         wait=wait,
         num_workers=workers,
         block_rows=block_rows,
-        quiet=quiet,
         command=shlex.join(["mgap", *sys.argv[1:]]),
         manifest=manifest,
         perturbations=perturbations,
         perturb_seed=perturb_seed,
     )
-    reporter = _Reporter(quiet)
+    main_rank = detect().is_main
+    reporter = Reporter(quiet or not main_rank)
     try:
         summaries = run_extraction(request, reporter)
     finally:
         reporter.close()
-    status = "complete" if all(s.status == "complete" for s in summaries) else summaries[0].status
-    if json_out:
-        print_json({"status": status, "stores": [s.to_dict() for s in summaries]})
-    elif not quiet:
-        for s in summaries:
-            extra = f" ({s.note})" if s.note else ""
-            note(
-                f"{s.status}: {s.store}: {s.n_images} images, {s.n_texts} texts, {s.skipped} skipped, "
-                f"{s.images_per_s:.1f} img/s on {s.device}{extra}"
-            )
-    if status == "cancelled":
+    if main_rank and print_summary(summaries, json_out, quiet) == "cancelled":
         raise typer.Exit(1)
 
 
