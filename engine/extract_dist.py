@@ -116,12 +116,15 @@ class DistributedJob:
             raise UsageError(str(errors[0]))
         start, stop = plan["shares"][self.rank.rank]
         job, status = self._extract_share(manifest, start, stop, finals, pending)
-        self._check_ranks(status, job)
+        rate = self._check_ranks(status, job.images_per_s if job else 0.0)
         if not self.rank.is_main:
             return []
         for target in job.targets:
             self._merge(target, manifest, finals[target.model.spec.text], plan)
-        return [_done_summary(p, s, self._note(s in pending)) for s, p in finals.items()]
+        out = [_done_summary(p, s, self._note(s in pending)) for s, p in finals.items()]
+        for summary in out:
+            summary.images_per_s = round(rate, 2) if summary.model in pending else 0.0
+        return out
 
     def _note(self, merged: bool) -> str:
         return f"merged from {self.rank.world_size} ranks" if merged else "already complete"
@@ -151,7 +154,8 @@ class DistributedJob:
         statuses = {s.status for s in summaries}
         return job, S.STATUS_COMPLETE if statuses == {S.STATUS_COMPLETE} else statuses.pop()
 
-    def _check_ranks(self, status: str, job: ExtractJob | None) -> None:
+    def _check_ranks(self, status: str, images_per_s: float) -> float:
+        """Wait for every rank; raise unless all finished. Returns the job's images/s."""
         r, w = self.rank.rank, self.rank.world_size
         if status != S.STATUS_COMPLETE:
             raise RankFailed(
@@ -159,18 +163,19 @@ class DistributedJob:
                 hint="rerun the same command: blocks already written are kept",
             )
         try:
-            statuses = gather(status)
+            results = gather((status, images_per_s))
         except RuntimeError as exc:  # gloo: a peer closed its connection (it died)
             raise RankFailed(
                 f"another rank of {w} died before finishing its share ({str(exc).splitlines()[0][:120]})",
                 hint="rerun the same command: blocks already written are kept",
             ) from exc
-        bad = [i for i, s in enumerate(statuses) if s != S.STATUS_COMPLETE]
+        bad = [i for i, (s, _) in enumerate(results) if s != S.STATUS_COMPLETE]
         if bad:
             raise RankFailed(
-                f"rank {bad[0]} of {w} did not finish its share ({statuses[bad[0]]})",
+                f"rank {bad[0]} of {w} did not finish its share ({results[bad[0]][0]})",
                 hint="rerun the same command: blocks already written are kept",
             )
+        return float(sum(rate for _, rate in results))
 
     def _merge(
         self, target: StoreTarget, manifest: Manifest, final: Path, plan: dict[str, object]

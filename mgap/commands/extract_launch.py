@@ -17,6 +17,8 @@ from pathlib import Path
 
 from mgap.errors import MgapError
 
+#: the ranks' own progress and summary lines; everything else is torchrun's and goes to the log
+_OURS = re.compile(r"^(mgap extract|(complete|partial|cancelled|failed): )")
 _RETRY = "rerun the same command: blocks already written are kept"
 
 
@@ -57,7 +59,7 @@ def failure_line(log: str, errors: list[str], nproc: int, log_path: Path) -> str
 
 
 def launch(nproc: int, argv: list[str]) -> int:
-    """Run torchrun with `nproc` ranks on this node; returns the exit code to use."""
+    """Run torchrun with `nproc` ranks of `mgap ARGV` on this node; returns the exit code."""
     if nproc < 1:
         raise MgapError(f"--nproc must be at least 1, got {nproc}")
     command = [
@@ -68,7 +70,6 @@ def launch(nproc: int, argv: list[str]) -> int:
         f"--nproc-per-node={nproc}",
         "-m",
         "mgap",
-        "extract",
         *strip_nproc(argv),
     ]
     errors: list[str] = []
@@ -83,7 +84,7 @@ def launch(nproc: int, argv: list[str]) -> int:
                 message = line.removeprefix("mgap: error: ").strip()
                 if message not in errors:
                     errors.append(message)
-            elif line.startswith("mgap"):
+            elif _OURS.match(line):
                 sys.stderr.write(line)
             log_file.write(line)
         code = proc.wait()

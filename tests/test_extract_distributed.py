@@ -1,0 +1,134 @@
+"""torchrun extraction on CPU (gloo) over the real COCO sample: shares, merge, kill, rerun."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mgap.engine.distributed import RankEnv, detect, shares
+from mgap.store import open_store
+
+MODEL = "open_clip:ViT-S-32@random"
+#: 24 images in blocks of 4: six blocks, three per rank, two batches per block
+COMMON = [
+    "--model",
+    MODEL,
+    "--dataset",
+    "coco",
+    "--split",
+    "train2017",
+    "--limit",
+    "24",
+    "--block-rows",
+    "4",
+    "--batch-size",
+    "2",
+    "--workers",
+    "0",
+]
+#: torchrun gives every rank one thread; the reference run gets the same
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}
+
+
+def test_shares_are_contiguous_block_aligned_and_balanced():
+    assert shares(50, 8, 2) == [(0, 32), (32, 50)]  # 7 blocks: 4 + 3
+    assert shares(24, 4, 2) == [(0, 12), (12, 24)]
+    assert shares(24, 4, 4) == [(0, 8), (8, 16), (16, 20), (20, 24)]
+    assert shares(5, 4, 3) == [(0, 4), (4, 5), (5, 5)]  # more ranks than blocks
+    for n, b, w in [(1000, 7, 5), (3, 1, 3), (257, 256, 2)]:
+        parts = shares(n, b, w)
+        assert parts[0][0] == 0 and parts[-1][1] == n
+        assert all(a[1] == c[0] for a, c in zip(parts, parts[1:], strict=False))
+        assert all(start % b == 0 for start, _ in parts if start < n)
+
+
+def test_detect_torchrun_then_slurm_then_single():
+    env = {"RANK": "3", "WORLD_SIZE": "8", "LOCAL_RANK": "1"}
+    assert detect(env) == RankEnv(3, 8, 1, "torchrun")
+    slurm = {"SLURM_PROCID": "5", "SLURM_NTASKS": "16", "SLURM_LOCALID": "1", "SLURM_STEP_ID": "0"}
+    assert detect(slurm) == RankEnv(5, 16, 1, "slurm")
+    assert detect({**slurm, **env}).launcher == "torchrun"
+    # an sbatch script outside srun has SLURM_PROCID too, but no job step: one process
+    assert detect({"SLURM_PROCID": "0", "SLURM_NTASKS": "4"}) == RankEnv()
+    assert not detect({}).distributed
+
+
+def _run(cli, data: Path, out: Path, *extra: str, env=None):
+    args = [*COMMON, "--data-root", str(data), "--out", str(out), "--json", "--quiet", *extra]
+    return cli("extract", *args, env=env)
+
+
+def _assert_same(a: Path, b: Path) -> None:
+    x, y = open_store(a), open_store(b)
+    np.testing.assert_array_equal(x.image_embeddings(np.float16), y.image_embeddings(np.float16))
+    np.testing.assert_array_equal(x.text_embeddings(np.float16), y.text_embeddings(np.float16))
+    np.testing.assert_array_equal(x.image_ids, y.image_ids)
+    np.testing.assert_array_equal(x.captions, y.captions)
+    np.testing.assert_array_equal(
+        x.prompt_embeddings("category")[1], y.prompt_embeddings("category")[1]
+    )
+
+
+def test_two_ranks_merge_bit_equal_to_one_process(tiny_coco, tmp_path, cli):
+    ref = _run(cli, tiny_coco, tmp_path / "ref.h5", env=ONE_THREAD)
+    assert ref.returncode == 0, ref.stderr
+    r = _run(cli, tiny_coco, tmp_path / "dist.h5", "--nproc", "2")
+    assert r.returncode == 0, r.stderr
+    (summary,) = json.loads(r.stdout)["stores"]
+    assert summary["status"] == "complete" and summary["note"] == "merged from 2 ranks"
+    _assert_same(tmp_path / "ref.h5", tmp_path / "dist.h5")
+    store = open_store(tmp_path / "dist.h5")
+    assert store.attrs["world_size"] == 2
+    assert json.loads(store.attrs["rank_shares"]) == [[0, 12], [12, 24]]
+    assert not (tmp_path / "dist.h5.ranks").exists()  # rank files go once the merge verifies
+    assert cli("verify", str(tmp_path / "dist.h5")).returncode == 0
+
+
+def _rank_progress(out: Path, rank: int) -> dict:
+    path = out.with_name(out.name + ".ranks") / f"rank-{rank:05d}-of-00002.h5.progress.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+@pytest.mark.slow
+def test_killed_rank_then_rerun_gives_the_same_arrays(tiny_coco, tmp_path, cli):
+    assert _run(cli, tiny_coco, tmp_path / "ref.h5", env=ONE_THREAD).returncode == 0
+    out = tmp_path / "dist.h5"
+    cmd = [sys.executable, "-m", "mgap", "extract", *COMMON, "--data-root", str(tiny_coco)]
+    cmd += ["--out", str(out), "--quiet", "--nproc", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline, killed = time.time() + 240, False
+    while time.time() < deadline and proc.poll() is None:
+        doc = _rank_progress(out, 1)
+        if doc.get("phase") == "images" and 4 <= doc.get("images_done", 0) < 12:
+            os.kill(doc["pid"], signal.SIGKILL)
+            killed = True
+            break
+        time.sleep(0.05)
+    assert killed, "rank 1 ended before it could be killed"
+    _, stderr = proc.communicate(timeout=240)
+    assert proc.returncode == 1
+    lines = stderr.strip().splitlines()
+    assert lines == [
+        "mgap: error: rank 1 of 2 died (SIGKILL); rerun the same command: "
+        "blocks already written are kept"
+    ]
+    assert not out.exists() and _rank_progress(out, 1)["images_done"] >= 4
+    # another world size over the same partial stores: one line, nothing touched
+    r = _run(cli, tiny_coco, out, "--nproc", "3")
+    assert r.returncode == 2
+    assert "world size 2" in r.stderr and "rerun with 2 processes" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    r = _run(cli, tiny_coco, out, "--nproc", "2")
+    assert r.returncode == 0, r.stderr
+    _assert_same(tmp_path / "ref.h5", out)
