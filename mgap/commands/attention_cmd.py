@@ -119,7 +119,9 @@ def attention(
         batch_size=batch_size,
         data_root=data_root,
     )
-    doc = attention_report(request)
+    doc = attention_report(
+        request, lambda done, total: note(f"mgap attention: {done}/{total} images")
+    )
     if data_root is None:  # a result from moved images is not the store's own
         save_attention(store, images, layer, seed, doc)
     if png is not None:
