@@ -71,6 +71,10 @@ def test_retrieval_and_zeroshot_name_their_score(lorentz_store, make_store, cli)
         cli("retrieval", str(lorentz_store), "--json", "--score", "space_cosine").stdout
     )
     assert alt["score"] == "space_cosine"
+    atmg = json.loads(
+        cli("retrieval", str(lorentz_store), "--json", "--score", "atmg_angle").stdout
+    )
+    assert atmg["score"] == "atmg_angle" and atmg["i2t"]["R@1"] == 1.0  # images past captions
     zs = json.loads(cli("zeroshot", str(lorentz_store), "--json").stdout)
     assert zs["score"] == "lorentz_distance" and zs["accuracy"] == 1.0
     flat = make_store("flat.h5", X=np.eye(3), Y=np.eye(3))

@@ -23,7 +23,13 @@ from mgap.engine.analysis.hyperbolic import (
     hyperbolic_report,
 )
 from mgap.engine.analysis.retrieval import retrieval_metrics
-from mgap.engine.analysis.scores import LORENTZ_DISTANCE, SPACE_COSINE, Score, resolve_score
+from mgap.engine.analysis.scores import (
+    ATMG_ANGLE,
+    LORENTZ_DISTANCE,
+    SPACE_COSINE,
+    Score,
+    resolve_score,
+)
 from mgap.engine.analysis.traverse import nearest_texts, traversal_points
 from mgap.engine.analysis.zeroshot import zero_shot
 
@@ -230,3 +236,50 @@ def test_tangent_gap_keeps_norms(rng):
     hist = doc["origin_distance"]["histogram"]
     assert sum(hist["image"]) == 30 and sum(hist["text"]) == 60
     assert doc["score"] == "lorentz_distance"
+
+
+def _atmg_pairwise_oxy_angle(x, y, c, eps=1e-8):
+    """ATMG's `lorentz.pairwise_oxy_angle(x, y)` (samgregoost/atmg), transcribed in numpy:
+    exterior angle at each x towards each y, shape (len x, len y)."""
+    x_time = np.sqrt(1 / c + np.sum(x**2, axis=-1))
+    y_time = np.sqrt(1 / c + np.sum(y**2, axis=-1))
+    c_xyl = c * (x @ y.T - np.outer(x_time, y_time))
+    numer = y_time[None, :] + c_xyl * x_time[:, None]
+    denom = np.sqrt(np.maximum(c_xyl**2 - 1, eps))
+    cos = numer / (np.linalg.norm(x, axis=-1)[:, None] * denom + eps)
+    return np.arccos(np.clip(cos, -1 + eps, 1 - eps))
+
+
+def test_atmg_angle_ranks_as_atmgs_evaluation(rng):
+    """ATMG's `evaluation/retrieval.py`: text->image scores = |oxy_angle(images, texts)|.T
+    (descending); image->text scores = −|oxy_angle(texts, images)|.T (descending)."""
+    c = 0.9
+    X = _lift(rng.standard_normal((30, 5)) * 1.5, c)
+    index = np.repeat(np.arange(30), 2)
+    Y = _lift(0.6 * rng.standard_normal((60, 5)), c)
+    t2i_scores = np.abs(_atmg_pairwise_oxy_angle(X, Y, c)).T  # (texts, images)
+    i2t_scores = -np.abs(_atmg_pairwise_oxy_angle(Y, X, c)).T  # (images, texts)
+    want_t2i = np.mean(np.argmax(t2i_scores, axis=1) == index)
+    want_i2t = np.mean([index[np.argmax(i2t_scores[i])] == i for i in range(30)])
+    got = retrieval_metrics(X, Y, index, score=Score(ATMG_ANGLE, c))
+    assert got["t2i"]["R@1"] == pytest.approx(want_t2i)
+    assert got["i2t"]["R@1"] == pytest.approx(want_i2t)
+    assert Score(ATMG_ANGLE, c).matrix(X, Y) == pytest.approx(t2i_scores.T, abs=1e-6)
+    assert Score(ATMG_ANGLE, c, "i2t").matrix(X, Y) == pytest.approx(i2t_scores, abs=1e-6)
+    Q, _ = np.linalg.qr(rng.standard_normal((5, 5)))  # isometry fixing O: ranks unmoved
+    rotated = retrieval_metrics(X @ Q, Y @ Q, index, score=Score(ATMG_ANGLE, c))
+    assert rotated["t2i"] == pytest.approx(got["t2i"]) and rotated["i2t"] == pytest.approx(
+        got["i2t"]
+    )
+
+
+def test_atmg_angle_closed_form():
+    """A text between the origin and the image (on its geodesic) scores π for text->image; an
+    image further out on a caption's geodesic scores 0 (the best) for image->text."""
+    c = 1.0
+    v = np.array([[0.8, 0.6]])
+    image, text = _lift(2.0 * v, c), _lift(0.5 * v, c)
+    assert Score(ATMG_ANGLE, c).matrix(image, text) == pytest.approx(np.array([[np.pi]]), abs=1e-3)
+    assert Score(ATMG_ANGLE, c, "i2t").matrix(image, text) == pytest.approx(
+        np.array([[0.0]]), abs=1e-3
+    )

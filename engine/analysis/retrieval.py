@@ -89,10 +89,10 @@ def retrieval_ranks(
     """
     index = check_pairs(X, Y, text_image_index)
     be = backend or resolve_backend("cpu")
-    score = score or Score()
+    prepared = (score or Score()).prepare(X, Y)
     n, m = X.shape[0], Y.shape[0]
-    Xn, Yn = score.prepare(X, Y)
-    positive = score.paired(Xn, Yn, index)
+    Xn, Yn = prepared.A, prepared.B
+    positive = prepared.paired(index)
     t2i_low, t2i_high = positive - TIE_TOL, positive + TIE_TOL
     low, high = be.put(t2i_low), be.put(t2i_high)
     order, starts = _caption_slices(index, n)
@@ -104,7 +104,7 @@ def retrieval_ranks(
     images, captions = be.put(Xn), be.put(Yn)
     del Xn, Yn  # the device copies are all that is needed now
     for lo, hi, products in be.products(images, captions, block):
-        scores = score.finish_(products)
+        scores = prepared.finish_(products, lo, hi)
         mine = order[starts[lo] : starts[hi]]  # captions whose image is in this block
         local = index[mine] - lo
         own = be.take(scores, local, mine)
@@ -128,6 +128,20 @@ def retrieval_ranks(
     has_caption = np.bincount(index, minlength=n) > 0
     i2t = Ranks(i2t_above, i2t_tied, i2t_right, has_caption)
     t2i = Ranks(t2i_above, t2i_atleast - t2i_above, np.ones(m, dtype=np.int64), np.ones(m, bool))
+    return i2t, t2i
+
+
+def score_ranks(
+    X: np.ndarray, Y: np.ndarray, text_image_index: np.ndarray, score: Score, **kwargs
+) -> tuple[Ranks, Ranks]:
+    """`retrieval_ranks` under `score`; ATMG's angle differs per direction, so it takes one
+    pass for image->text and one for text->image."""
+    from mgap.engine.analysis.scores import ATMG_ANGLE
+
+    if score.name != ATMG_ANGLE:
+        return retrieval_ranks(X, Y, text_image_index, score=score, **kwargs)
+    i2t, _ = retrieval_ranks(X, Y, text_image_index, score=score.for_direction("i2t"), **kwargs)
+    _, t2i = retrieval_ranks(X, Y, text_image_index, score=score.for_direction("t2i"), **kwargs)
     return i2t, t2i
 
 
@@ -156,7 +170,7 @@ def retrieval_metrics(
     """{"i2t": {...}, "t2i": {...}} with R@k as fractions, median and mean rank."""
     if any(int(k) < 1 for k in ks):
         raise ValueError(f"recall cut-offs must be >= 1, got {list(ks)}")
-    i2t, t2i = retrieval_ranks(X, Y, text_image_index, block=block, score=score)
+    i2t, t2i = score_ranks(X, Y, text_image_index, score or Score(), block=block)
     return {"i2t": summarise_ranks(i2t, ks), "t2i": summarise_ranks(t2i, ks)}
 
 
@@ -182,7 +196,7 @@ def retrieval_report(
             hint="extract from a dataset with categories (COCO instances, image folders)",
         )
     chosen = store_score(store, score)
-    i2t, t2i = retrieval_ranks(X, Y, index, score=chosen)
+    i2t, t2i = score_ranks(X, Y, index, chosen)
     doc = {
         **store_header(store),
         **chosen.describe(),

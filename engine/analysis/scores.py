@@ -8,6 +8,13 @@
   and evaluates with it.
 - `space_cosine`: the cosine of the space components, what mgap used on Lorentz stores
   before; it ignores distance from the origin and is kept for comparison.
+- `atmg_angle`: "Accept the Modality Gap" (Ramasinghe et al., CVPR 2024; samgregoost/atmg,
+  `atmg/evaluation/retrieval.py` and `classification.py`, `lorentz.pairwise_oxy_angle`):
+  exterior angles of the triangle O·x·y instead of distances, one per direction. Text ->
+  image ranks images by the exterior angle at the image towards the text (larger first: the
+  text lies towards the root); image -> text ranks texts by minus the exterior angle at the
+  text towards the image (the image inside the text's cone first); zero-shot ranks classes
+  like text -> image. ATMG's clamps (eps 1e-8) are kept.
 
 The Lorentz score runs through the same float32 block products as the cosine: ⟨x, y⟩_L is
 the dot product of [x_s, x_t] with [y_s, −y_t], and each block is turned into −d in place
@@ -16,7 +23,7 @@ the dot product of [x_s, x_t] with [y_s, −y_t], and each block is turned into 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -26,11 +33,12 @@ from mgap.core.errors import UsageError
 COSINE = "cosine"
 LORENTZ_DISTANCE = "lorentz_distance"
 SPACE_COSINE = "space_cosine"
-SCORES = (COSINE, LORENTZ_DISTANCE, SPACE_COSINE)
-SCORE_HELP = (
-    "Similarity: cosine (Euclidean stores), lorentz_distance (negative geodesic distance; "
-    "the default on Lorentz stores) or space_cosine (cosine of the space components)."
-)
+ATMG_ANGLE = "atmg_angle"
+SCORES = (COSINE, LORENTZ_DISTANCE, SPACE_COSINE, ATMG_ANGLE)
+#: scores that need the store's curvature
+CURVED = (LORENTZ_DISTANCE, ATMG_ANGLE)
+#: ATMG's numerical guard in `pairwise_oxy_angle`
+ATMG_EPS = 1e-8
 
 
 def _unit(A: np.ndarray, dtype: type) -> np.ndarray:
@@ -41,59 +49,112 @@ def _unit(A: np.ndarray, dtype: type) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Score:
-    """One similarity; `curvature` is c > 0 for `lorentz_distance`, else 0."""
+    """One similarity. `curvature` is c > 0 for the Lorentz scores, else 0; `direction`
+    ("i2t" or "t2i") picks ATMG's angle for one retrieval direction ("t2i" also serves
+    zero-shot, images scored against class prompts)."""
 
     name: str = COSINE
     curvature: float = 0.0
+    direction: str = "t2i"
 
     @property
-    def lorentz(self) -> bool:
-        return self.name == LORENTZ_DISTANCE
+    def curved(self) -> bool:
+        return self.name in CURVED
 
-    def prepare(
-        self, X: np.ndarray, Y: np.ndarray, dtype: type = np.float32
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Rows whose dot products `finish_` turns into scores (float32 for the block products)."""
-        if not self.lorentz:
-            return _unit(X, dtype), _unit(Y, dtype)
+    def for_direction(self, direction: str) -> Score:
+        return replace(self, direction=direction)
+
+    def prepare(self, X: np.ndarray, Y: np.ndarray, dtype: type = np.float32) -> Prepared:
+        """Rows whose dot products `Prepared.finish_` turns into scores (float32 for blocks)."""
+        if not self.curved:
+            return Prepared(self, _unit(X, dtype), _unit(Y, dtype))
         c = self.curvature
         X, Y = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
-        xt = np.sqrt(1.0 / c + np.sum(X * X, axis=1, keepdims=True))
-        yt = np.sqrt(1.0 / c + np.sum(Y * Y, axis=1, keepdims=True))
-        return np.hstack([X, xt]).astype(dtype), np.hstack([Y, -yt]).astype(dtype)
-
-    def finish_(self, S: Any) -> Any:
-        """Dot products -> scores, in place (a numpy array or a torch tensor)."""
-        if not self.lorentz:
-            return S
-        c, rc = self.curvature, np.sqrt(self.curvature)
-        if isinstance(S, np.ndarray):
-            np.multiply(S, -c, out=S)
-            np.maximum(S, 1.0, out=S)
-            np.arccosh(S, out=S)
-            np.multiply(S, -1.0 / rc, out=S)
-            return S
-        return S.mul_(-c).clamp_(min=1.0).acosh_().mul_(-1.0 / rc)
-
-    def paired(self, A: np.ndarray, B: np.ndarray, rows_of_b: np.ndarray) -> np.ndarray:
-        """float32 score of each row of B with its row `rows_of_b[j]` of A (prepared rows)."""
-        dots = np.einsum("ij,ij->i", A[rows_of_b], B).astype(np.float32)
-        return self.finish_(dots)
+        xt = np.sqrt(1.0 / c + np.sum(X * X, axis=1))
+        yt = np.sqrt(1.0 / c + np.sum(Y * Y, axis=1))
+        A = np.hstack([X, xt[:, None]]).astype(dtype)  # A·B = ⟨x, y⟩_L
+        B = np.hstack([Y, -yt[:, None]]).astype(dtype)
+        norms = (xt, np.linalg.norm(X, axis=1), yt, np.linalg.norm(Y, axis=1))
+        return Prepared(self, A, B, tuple(v.astype(dtype) for v in norms))
 
     def matrix(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
         """The full (len X, len Y) score matrix in float64, for small candidate sets."""
-        A, B = self.prepare(X, Y, np.float64)
-        S = A @ B.T
-        if not self.lorentz:
-            return S
-        return -np.arccosh(np.maximum(-self.curvature * S, 1.0)) / np.sqrt(self.curvature)
+        prepared = self.prepare(X, Y, np.float64)
+        return prepared.finish_(prepared.A @ prepared.B.T, 0, len(prepared.A))
 
     def describe(self) -> dict:
         """What the JSON documents carry: the score's name (and c when it depends on it)."""
         out: dict = {"score": self.name}
-        if self.lorentz:
+        if self.curved:
             out["score_curvature"] = -self.curvature
         return out
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Prepared rows A (images) and B (texts); for the Lorentz scores also each side's time
+    component and space norm, (x_t, ‖x_s‖, y_t, ‖y_s‖)."""
+
+    score: Score
+    A: np.ndarray
+    B: np.ndarray
+    aux: tuple[np.ndarray, ...] = ()
+
+    def finish_(self, S: Any, lo: int, hi: int) -> Any:
+        """Dot products of A[lo:hi] with every row of B -> scores (numpy array or torch
+        tensor; in place where the score allows)."""
+        name = self.score.name
+        if name == LORENTZ_DISTANCE:
+            return _neg_distance_(S, self.score.curvature)
+        if name == ATMG_ANGLE:
+            xt, xn, yt, yn = self.aux
+            rows = (xt[lo:hi, None], xn[lo:hi, None])
+            cols = (yt[None, :], yn[None, :])
+            return _atmg_angle(S, self.score.curvature, rows, cols, self.score.direction)
+        return S
+
+    def paired(self, rows_of_b: np.ndarray) -> np.ndarray:
+        """float32 score of each text j with its image `rows_of_b[j]`."""
+        dots = np.einsum("ij,ij->i", self.A[rows_of_b], self.B).astype(np.float32)
+        if self.score.name != ATMG_ANGLE:
+            return np.asarray(self.finish_(dots, 0, len(dots)))
+        xt, xn, yt, yn = self.aux
+        rows = (xt[rows_of_b], xn[rows_of_b])
+        return _atmg_angle(dots, self.score.curvature, rows, (yt, yn), self.score.direction)
+
+
+def _neg_distance_(S: Any, c: float) -> Any:
+    """⟨x, y⟩_L -> −arccosh(−c⟨x, y⟩_L)/√c, in place."""
+    rc = np.sqrt(c)
+    if isinstance(S, np.ndarray):
+        np.multiply(S, -c, out=S)
+        np.maximum(S, 1.0, out=S)
+        np.arccosh(S, out=S)
+        np.multiply(S, -1.0 / rc, out=S)
+        return S
+    return S.mul_(-c).clamp_(min=1.0).acosh_().mul_(-1.0 / rc)
+
+
+def _atmg_angle(S: Any, c: float, rows: tuple, cols: tuple, direction: str) -> Any:
+    """ATMG's `pairwise_oxy_angle` from ⟨x, y⟩_L: for "t2i" the exterior angle at the image
+    towards the text (larger is better), for "i2t" minus the angle at the text towards the
+    image. `rows`/`cols` are the images' and texts' (time, space norm), broadcastable."""
+    (xt, xn), (yt, yn) = rows, cols
+    if direction == "t2i":
+        apex_time, other_time, apex_norm, sign = xt, yt, xn, 1.0
+    else:
+        apex_time, other_time, apex_norm, sign = yt, xt, yn, -1.0
+    eps = ATMG_EPS
+    if isinstance(S, np.ndarray):
+        cxy = c * S
+        den = apex_norm * np.sqrt(np.maximum(cxy * cxy - 1.0, eps)) + eps
+        cos = (other_time + cxy * apex_time) / den
+        return sign * np.arccos(np.clip(cos, -1.0 + eps, 1.0 - eps)).astype(S.dtype)
+    cxy = S * c
+    new = S.new_tensor
+    den = new(apex_norm) * (cxy * cxy - 1.0).clamp(min=eps).sqrt() + eps
+    cos = (new(other_time) + cxy * new(apex_time)) / den
+    return cos.clamp(-1.0 + eps, 1.0 - eps).acos() * sign
 
 
 def resolve_score(geometry: str, curvature: float, requested: str | None = None) -> Score:
@@ -114,7 +175,7 @@ def resolve_score(geometry: str, curvature: float, requested: str | None = None)
             f"--score {name} needs a Lorentz store; this one is {geometry}",
             hint="use --score cosine, or import hyperbolic embeddings with --geometry lorentz",
         )
-    if name == LORENTZ_DISTANCE:
+    if name in CURVED:
         if not curvature > 0:
             raise UsageError(
                 "this Lorentz store has no curvature",

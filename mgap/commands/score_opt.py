@@ -8,5 +8,6 @@ SCORE_OPT = typer.Option(
     None,
     "--score",
     help="cosine (Euclidean stores), lorentz_distance (negative geodesic distance: the "
-    "default on Lorentz stores) or space_cosine (cosine of the space components).",
+    "default on Lorentz stores), space_cosine (cosine of the space components) or "
+    "atmg_angle (ATMG's exterior-angle scores, one per direction).",
 )
