@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from mgap.core.errors import UsageError
+from mgap.engine.analysis.additive import zeroshot_additive
 from mgap.engine.analysis.hyperbolic import (
     entailment_cones,
     exterior_angle,
@@ -166,6 +167,10 @@ def test_zero_shot_by_distance():
     assert doc["accuracy"] == 1.0
     cosine = zero_shot(images, classes, truth, names, score=Score(SPACE_COSINE))
     assert cosine["accuracy"] < 1.0  # "near" and "far" share a direction
+    # the per-group sums (`zeroshot --groups`) rank with the same score
+    hot = np.eye(3, dtype=bool)[truth]
+    sums = zeroshot_additive(images, classes, hot, Score(LORENTZ_DISTANCE, c))
+    assert sums.columns["top1"].tolist() == [1.0, 1.0, 1.0, 1.0]
 
 
 def test_score_choice_follows_the_geometry():

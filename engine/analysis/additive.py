@@ -18,6 +18,7 @@ import numpy as np
 
 from mgap.engine.analysis.gap import RMG_FLOOR, normalize, paired_cosines
 from mgap.engine.analysis.retrieval import Ranks
+from mgap.engine.analysis.scores import Score
 
 Finish = Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]
 
@@ -162,11 +163,14 @@ def retrieval_additive(
 
 
 # ---- zero-shot ---------------------------------------------------------------------------
-def zeroshot_additive(X: np.ndarray, class_embeddings: np.ndarray, truth: np.ndarray) -> Additive:
+def zeroshot_additive(
+    X: np.ndarray, class_embeddings: np.ndarray, truth: np.ndarray, score: Score | None = None
+) -> Additive:
     """Top-1/top-5 accuracy and mean per-class accuracy; `truth` is (n, classes) multi-hot,
-    an image counts as correct when a predicted class is any of its labels."""
+    an image counts as correct when a predicted class is any of its labels. `score` defaults
+    to the cosine (Lorentz stores pass theirs, see scores.py)."""
     truth = np.asarray(truth, dtype=bool)
-    scores = normalize(X) @ normalize(class_embeddings).T
+    scores = (score or Score()).matrix(X, class_embeddings)
     k5 = min(5, scores.shape[1])
     top5 = np.argpartition(-scores, k5 - 1, axis=1)[:, :k5]
     top1 = np.argmax(scores, axis=1)

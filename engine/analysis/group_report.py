@@ -23,6 +23,7 @@ from mgap.engine.analysis.additive import (
 )
 from mgap.engine.analysis.groupings import Grouping, MissingRows
 from mgap.engine.analysis.retrieval import Ranks, summarise_ranks
+from mgap.engine.analysis.scores import Score, store_score
 from mgap.store import Store
 
 
@@ -197,8 +198,9 @@ def zeroshot_groups(
     groupings: Sequence[Grouping],
     options: GroupOptions,
     missing: Sequence[MissingRows] = (),
+    score: Score | None = None,
 ) -> dict:
-    rows = group_rows(groupings, zeroshot_additive(X, class_embeddings, truth), options)
+    rows = group_rows(groupings, zeroshot_additive(X, class_embeddings, truth, score), options)
     return groups_document(rows, ZEROSHOT_HEADLINES, options, missing)
 
 
@@ -212,6 +214,7 @@ def store_groups(
     *,
     captions: str = "all",
     label_set: str = "category",
+    score: str | None = None,
 ) -> dict:
     """The `groups` entry of `mgap gap|zeroshot --groups ...` for one store (`retrieval`
     builds it from the ranks its report already computed, see `retrieval_groups`)."""
@@ -222,7 +225,8 @@ def store_groups(
 
         _, class_embeddings, truth = zero_shot_inputs(store, label_set)
         X = store.image_embeddings()
-        return zeroshot_groups(X, class_embeddings, truth, groupings, options, missing)
+        chosen = store_score(store, score)
+        return zeroshot_groups(X, class_embeddings, truth, groupings, options, missing, chosen)
     if command != "gap":
         raise ValueError(f"store_groups covers gap and zeroshot, not {command!r}")
     X, Y, index = store_pairs(store, captions=captions, what=command)

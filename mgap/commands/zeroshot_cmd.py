@@ -67,7 +67,7 @@ def zeroshot(
     if grouped is not None:
         from mgap.engine.analysis.group_report import store_groups
 
-        doc["groups"] = store_groups(opened, "zeroshot", *grouped, label_set=labels)
+        doc["groups"] = store_groups(opened, "zeroshot", *grouped, label_set=labels, score=score)
     if as_json:
         print_json(doc)
         return
