@@ -273,6 +273,5 @@ def extract_coco_store(spec: str, coco_root: Path, store_dir: Path, limit: int) 
         batch_size=4,
         store_dir=store_dir,
         num_workers=0,
-        quiet=True,
     )
     return Path(run_extraction(request)[0].store)
