@@ -367,6 +367,7 @@ class ExtractJob:
             "split": manifest.split,
             "data_root": manifest.root,
             "annotation_sha256": manifest.annotation_sha256,
+            **manifest.provenance,
             "library_versions": _library_versions(),
             "command": self.request.command,
             "mgap_version": __version__,

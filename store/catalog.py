@@ -26,6 +26,9 @@ class StoreEntry:
     running: bool
     size_mb: float
     error: str = ""
+    #: WebDataset sources: how many tar shards and samples the store was built from
+    shards: int = 0
+    samples: int = 0
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -67,6 +70,8 @@ def describe(path: str | os.PathLike) -> StoreEntry:
         len(store.skipped),
         running,
         size_mb,
+        shards=int(store.attrs.get("shards", 0) or 0),
+        samples=int(store.attrs.get("samples", 0) or 0),
     )
 
 

@@ -17,6 +17,7 @@ DATASET_MODULES = {
     "jsonl": "tabular",
     "imagefolder": "imagefolder",
     "synthetic": "synthetic",
+    "webdataset": "webdataset",
 }
 
 

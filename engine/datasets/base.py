@@ -40,6 +40,8 @@ class Manifest:
     label_prompts: dict[str, list[str]] = field(default_factory=dict)
     #: how a class name reads inside a prompt ("golden_retriever" -> "golden retriever")
     display_names: dict[str, str] = field(default_factory=dict)
+    #: extra store attributes describing the source (WebDataset: shard and sample counts)
+    provenance: dict[str, object] = field(default_factory=dict)
 
     def limit(self, n: int | None) -> Manifest:
         if n is None:
@@ -50,17 +52,19 @@ class Manifest:
         """Records [start, stop) with every other field kept (one rank's share)."""
         return dataclasses.replace(self, records=self.records[start:stop])
 
+    def image_bytes(self, index: int) -> bytes:
+        """The encoded image of record `index`: a file under `root` (tar shards override)."""
+        from mgap.engine.datasets.files import read_regular_file
+
+        return read_regular_file(Path(self.root) / self.records[index].path)  # FIFO-safe
+
     def load_image(self, index: int):
         """The PIL image of record `index`, converted to RGB. Raises on unreadable files."""
         import io
 
         from PIL import Image
 
-        from mgap.engine.datasets.files import read_regular_file
-
-        record = self.records[index]
-        data = read_regular_file(Path(self.root) / record.path)  # never blocks on a FIFO
-        with Image.open(io.BytesIO(data)) as img:
+        with Image.open(io.BytesIO(self.image_bytes(index))) as img:
             return img.convert("RGB")
 
     # ---- the store layout of this manifest ------------------------------------------

@@ -66,10 +66,15 @@ def extract(
         ..., "--model", "-m", help="FAMILY:ID[@TAG]; repeat for several models in one pass."
     ),
     dataset: str = typer.Option(
-        ..., "--dataset", "-d", help="coco|flickr30k|nocaps|csv|jsonl|imagefolder|synthetic"
+        ...,
+        "--dataset",
+        "-d",
+        help="coco|flickr30k|nocaps|csv|jsonl|imagefolder|synthetic|webdataset",
     ),
     data_root: Path | None = typer.Option(
-        None, "--data-root", help="Dataset folder (or the CSV/JSONL file)."
+        None,
+        "--data-root",
+        help="Dataset folder, the CSV/JSONL file, or WebDataset shards: 'DIR/shard-{00000..00099}.tar' or a list file.",
     ),
     split: str | None = typer.Option(None, "--split", help="Split name, e.g. val2017."),
     limit: int | None = typer.Option(None, "--limit", help="Only the first N images."),

@@ -1,0 +1,196 @@
+"""WebDataset tar shards (LAION, DataComp, CC3M/CC12M, RedCaps) read in place.
+
+`--data-root` is a brace pattern (`DIR/shard-{00000..00099}.tar`, expanded by the
+`webdataset` library), one shard, or a list file (one shard per line, relative to the
+list). Samples follow the library's conventions: members that share a key
+(`webdataset.tariterators.base_plus_ext`) form one sample; the image is the jpg/jpeg/png/
+webp member, captions come from `txt` or from a `json` field (`caption`, `captions`,
+`text`), and an optional category from `cls` or a `json` field (`category`, `label`).
+
+Nothing is unpacked to disk. A store needs every row's id and captions before the first
+forward pass, so one pass over the tar headers (and the small text members; image bytes
+are seeked over) indexes each sample's shard and byte offset. The decode workers then
+read each image straight from its shard at that offset: samples split across ranks and
+DataLoader workers by row with no duplicates or gaps, and a resume seeks to the first
+missing row's shard and offset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mgap.core.errors import DatasetError, UsageError
+from mgap.engine.datasets.base import ImageRecord, Manifest
+
+IMAGE_KEYS = ("jpg", "jpeg", "png", "webp")
+CAPTION_FIELDS = ("caption", "captions", "text")
+CATEGORY_FIELDS = ("category", "label")
+LIST_SUFFIXES = (".txt", ".list", ".shards")
+
+
+def shard_paths(pattern: str) -> list[Path]:
+    """The shards named by a brace pattern, a single tar, or a list file; all must exist."""
+    from webdataset.shardlists import expand_urls
+
+    if pattern.endswith(LIST_SUFFIXES) and Path(pattern).is_file():
+        base = Path(pattern).parent
+        lines = Path(pattern).read_text(encoding="utf-8").splitlines()
+        names = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+        paths = [Path(n) if Path(n).is_absolute() else base / n for n in names]
+    else:
+        paths = [Path(p).expanduser() for p in expand_urls(pattern)]
+    if not paths:
+        raise DatasetError(f"{pattern} names no shards", hint="give DIR/shard-{00000..00099}.tar")
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        raise DatasetError(
+            f"shard {missing[0]} does not exist ({len(missing)} of {len(paths)} shards missing)",
+            hint="check the brace pattern or the list file",
+        )
+    return paths
+
+
+@dataclass
+class _Sample:
+    key: str
+    image: tuple[str, int, int] | None = None  # member name, data offset, size
+    captions: list[str] = field(default_factory=list)
+    category: str | None = None
+
+
+def _json_fields(sample: _Sample, data: bytes) -> None:
+    try:
+        doc = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return  # a sample whose json is unreadable keeps what its other members give
+    if not isinstance(doc, dict):
+        return
+    for key in CAPTION_FIELDS:
+        value = doc.get(key)
+        if isinstance(value, str) and value.strip() and not sample.captions:
+            sample.captions = [value.strip()]
+        elif isinstance(value, list) and not sample.captions:
+            sample.captions = [str(v).strip() for v in value if str(v).strip()]
+    for key in CATEGORY_FIELDS:
+        if doc.get(key) not in (None, "") and sample.category is None:
+            sample.category = str(doc[key]).strip()
+
+
+def _index_shard(path: Path, digest: Any) -> list[_Sample]:
+    """Samples of one shard in tar order, from its headers and text members."""
+    from webdataset.tariterators import base_plus_ext
+
+    samples: dict[str, _Sample] = {}
+    try:
+        with tarfile.open(path, "r:") as tar:
+            for member in tar:
+                if not member.isfile():
+                    continue
+                key, ext = base_plus_ext(member.name)
+                if key is None:
+                    continue
+                ext = ext.lower()
+                sample = samples.setdefault(key, _Sample(key))
+                digest.update(f"{member.name}\0{member.size}\0".encode())
+                if ext in IMAGE_KEYS and sample.image is None:
+                    sample.image = (member.name, member.offset_data, member.size)
+                elif ext in ("txt", "json", "cls"):
+                    data = tar.extractfile(member).read()
+                    digest.update(data)
+                    _text_member(sample, ext, data)
+    except (tarfile.TarError, OSError) as exc:
+        raise DatasetError(
+            f"{path} is not a readable tar shard ({exc})", hint="check the file"
+        ) from None
+    if not any(s.image for s in samples.values()):
+        raise DatasetError(
+            f"{path} holds no images (no {'/'.join(IMAGE_KEYS)} members)",
+            hint="is it a WebDataset shard of image samples?",
+        )
+    return list(samples.values())
+
+
+def _text_member(sample: _Sample, ext: str, data: bytes) -> None:
+    text = data.decode("utf-8", errors="replace").strip()
+    if ext == "txt" and text:
+        sample.captions = [text]
+    elif ext == "cls" and text:
+        sample.category = text
+    elif ext == "json":
+        _json_fields(sample, data)
+
+
+@dataclass
+class TarManifest(Manifest):
+    """A manifest whose images are members of tar shards, read at their byte offsets."""
+
+    #: image id -> (shard index, data offset, size); the shard paths are in `shards`
+    locations: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    shards: list[str] = field(default_factory=list)
+
+    def image_bytes(self, index: int) -> bytes:
+        record = self.records[index]
+        if record.id not in self.locations:
+            raise DatasetError(f"sample {record.id} has no image ({'/'.join(IMAGE_KEYS)})")
+        shard, offset, size = self.locations[record.id]
+        with open(self.shards[shard], "rb") as fh:  # noqa: PTH123 - one seek and read
+            fh.seek(offset)
+            data = fh.read(size)
+        if len(data) != size:
+            raise DatasetError(f"{self.shards[shard]} is truncated inside sample {record.id}")
+        return data
+
+
+def load(root: Path | None, split: str | None, kind: str = "webdataset", **options) -> Manifest:
+    if root is None:
+        raise UsageError(
+            "--dataset webdataset needs --data-root",
+            hint="give 'DIR/shard-{00000..00099}.tar', one .tar, or a list file",
+        )
+    if options:
+        raise UsageError(f"--dataset webdataset takes no option {sorted(options)[0]!r}")
+    pattern = str(root)
+    paths = shard_paths(pattern)
+    digest = hashlib.sha256()
+    records: list[ImageRecord] = []
+    locations: dict[str, tuple[int, int, int]] = {}
+    seen: dict[str, Path] = {}
+    for shard, path in enumerate(paths):
+        for sample in _index_shard(path, digest):
+            if sample.key in seen:
+                raise DatasetError(
+                    f"sample key {sample.key} appears in {seen[sample.key]} and {path}",
+                    hint="keys must be unique across the shards",
+                )
+            seen[sample.key] = path
+            categories = [sample.category] if sample.category else []
+            member = sample.image[0] if sample.image else ""
+            records.append(
+                ImageRecord(
+                    id=sample.key,
+                    path=f"{path.name}#{member}",
+                    captions=sample.captions,
+                    categories=categories,
+                    primary=sample.category,
+                )
+            )
+            if sample.image:
+                locations[sample.key] = (shard, sample.image[1], sample.image[2])
+    names = sorted({c for r in records for c in r.categories})
+    return TarManifest(
+        dataset=kind,
+        split=split or paths[0].parent.name or "shards",
+        root=str(paths[0].parent),
+        records=records,
+        category_names=names,
+        annotation_sha256=digest.hexdigest(),
+        provenance={"shards": len(paths), "samples": len(records), "shard_pattern": pattern},
+        locations=locations,
+        shards=[os.fspath(p) for p in paths],
+    )
