@@ -86,13 +86,15 @@ def test_retrieval_counts_equal_between_engines(pairs):
 
 def test_distance_sums_equal_the_written_out_table(rng):
     X = rng.normal(size=(31, 8)).astype(np.float32)
-    Y = rng.normal(size=(44, 8)).astype(np.float32)
-    gx, gy = rng.integers(0, 3, 31), rng.integers(0, 4, 44)
-    hx, hy = np.eye(3)[gx], np.eye(4)[gy]
-    D = np.sqrt(((X[:, None, :].astype(np.float64) - Y[None, :, :]) ** 2).sum(-1))
+    Y = 3.0 * rng.normal(size=(44, 8)).astype(np.float32)
+    X[4] = 0.0  # a zero row stays a zero vector
+    gx, gy = rng.integers(-1, 3, 31), rng.integers(0, 4, 44)
+    Xn = X / np.maximum(np.linalg.norm(X.astype(np.float64), axis=1, keepdims=True), 1e-300)
+    Yn = Y / np.linalg.norm(Y.astype(np.float64), axis=1, keepdims=True)
+    D = np.sqrt(((Xn[:, None, :] - Yn[None, :, :]) ** 2).sum(-1))
     want = np.array([[D[gx == a][:, gy == b].sum() for b in range(4)] for a in range(3)])
     for be in _engines():
-        got = be.distance_sums(X, Y, hx, hy.astype(np.float32), rows=7)
+        got = be.distance_sums(X, Y, gx, gy, (3, 4), rows=7)
         assert np.allclose(got, want, rtol=1e-5)
 
 

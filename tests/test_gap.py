@@ -168,8 +168,9 @@ def test_cli_gap_json_and_errors(rng, make_store, cli, tmp_path):
     done = cli("gap", str(path), "--json", "--top-k", "3", "--no-separability")
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
-    header = {"store", "model", "dataset", "split", "status", "captions", "text_side"}
+    header = {"store", "model", "dataset", "split", "status", "captions", "text_side", "compute"}
     assert set(doc) == GAP_KEYS | header and doc["text_side"] == "captions"
+    assert doc["compute"] == {"device": "cpu", "engine": "numpy", "precision": "float32"}
     assert len(doc["top_dims"]) == 3
     assert doc["l2m"] == pytest.approx(gap_metrics(X, Y, index)["l2m"], abs=1e-6)
 

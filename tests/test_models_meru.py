@@ -19,8 +19,8 @@ torch = pytest.importorskip("torch")
 sys.path.insert(0, str(Path(__file__).parent))
 import tiny_meru  # noqa: E402
 
-from mgap.engine.models import load_model  # noqa: E402
 from mgap.core.errors import ModelUnavailableError, UsageError  # noqa: E402
+from mgap.engine.models import load_model  # noqa: E402
 from mgap.store import open_store  # noqa: E402
 
 

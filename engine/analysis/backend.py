@@ -15,7 +15,7 @@ The torch path on the CPU (`engine="torch"`) exists so that tests pin it against
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,35 +162,48 @@ class Backend:
             for t in (col_above, col_atleast, row_above, row_atleast)
         )  # type: ignore[return-value]
 
-    def distance_sums(
-        self,
-        X: np.ndarray,
-        Y: np.ndarray,
-        x_hot: np.ndarray,
-        y_hot: np.ndarray,
-        rows: int | None = None,
-    ) -> np.ndarray:
-        """Σ ‖xᵢ − yⱼ‖ over i in group a, j in group b, as a (groups_x, groups_y) float64 table.
-
-        X, Y are float32 rows; x_hot, y_hot their one-hot group matrices. Distances come
-        from ‖x‖² + ‖y‖² − 2x·y per block, in place.
-        """
+    def unit_distance_blocks(
+        self, X: np.ndarray, Y: np.ndarray, rows: int | None = None
+    ) -> Iterator[tuple[int, int, Any]]:
+        """(lo, hi, ‖x̂ᵢ − ŷⱼ‖ for image rows lo..hi) from raw rows: the float32 products are
+        scaled by inverse norms, so no normalised copy of a side is made. Zero rows stay
+        zero vectors (distance ‖ŷ‖ to the others)."""
+        inv_x, unit_x = _inverse_norms(X)
+        inv_y, unit_y = _inverse_norms(Y)
         a, b = self.put(X), self.put(Y)
-        sq_x = (X.astype(np.float64) ** 2).sum(1).astype(np.float32)
-        sq_y = self.put((Y.astype(np.float64) ** 2).sum(1)[None, :])
-        hot_y = self.put(y_hot)
-        sums = np.zeros((x_hot.shape[1], y_hot.shape[1]))
+        inv_y_d, unit_y_d = self.put(inv_y[None, :]), self.put(unit_y[None, :])
         for lo, hi, D in self.products(a, b, rows):
+            D *= self.put(inv_x[lo:hi, None])
+            D *= inv_y_d
             D *= -2.0
-            D += self.put(sq_x[lo:hi, None])
-            D += sq_y
+            D += self.put(unit_x[lo:hi, None])
+            D += unit_y_d
             if self.engine == "numpy":
                 np.maximum(D, 0.0, out=D)
                 np.sqrt(D, out=D)
             else:
                 D.clamp_(min=0.0).sqrt_()
-            per_row = self.host(D @ hot_y)
-            sums += x_hot[lo:hi].T.astype(np.float64) @ per_row
+            yield lo, hi, D
+
+    def distance_sums(
+        self,
+        X: np.ndarray,
+        Y: np.ndarray,
+        x_group: np.ndarray,
+        y_group: np.ndarray,
+        groups: tuple[int, int],
+        rows: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
+        """Σ ‖x̂ᵢ − ŷⱼ‖ over images i of group a and captions j of group b: a float64
+        (groups[0], groups[1]) table. Group ids < 0 are left out."""
+        y_hot = self.put(one_hot(y_group, groups[1], np.float32))
+        sums = np.zeros(groups)
+        for lo, hi, D in self.unit_distance_blocks(X, Y, rows):
+            per_row = self.host(D @ y_hot)
+            sums += one_hot(x_group[lo:hi], groups[0]).T @ per_row
+            if progress is not None:
+                progress(hi - lo)
         return sums
 
     def topk(self, U: np.ndarray, k: int, rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -262,6 +275,25 @@ class Backend:
             return float(np.einsum("ij,ij->", K, L, dtype=np.float64)), K.sum(1, dtype=np.float64)
         torch = _torch()
         return float((K.double() * L.double()).sum()), K.sum(1, dtype=torch.float64).cpu().numpy()
+
+
+def one_hot(groups: np.ndarray, n_groups: int, dtype: type = np.float64) -> np.ndarray:
+    """(rows, n_groups) indicator; ids < 0 give an all-zero row."""
+    groups = np.asarray(groups, dtype=np.int64)
+    hot = np.zeros((groups.size, n_groups), dtype=dtype)
+    keep = groups >= 0
+    hot[np.flatnonzero(keep), groups[keep]] = 1.0
+    return hot
+
+
+def _inverse_norms(X: np.ndarray, block: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
+    """(1/‖xᵢ‖, 1 or 0 for a zero row) in float32, norms taken in float64 block by block."""
+    inv = np.empty(X.shape[0], dtype=np.float32)
+    for lo in range(0, X.shape[0], block):
+        part = X[lo : lo + block].astype(np.float64)
+        norms = np.sqrt(np.einsum("ij,ij->i", part, part))
+        inv[lo : lo + block] = np.where(norms > 0, 1.0 / np.where(norms > 0, norms, 1.0), 0.0)
+    return inv, (inv > 0).astype(np.float32)
 
 
 def _count_block_numpy(scores, low, high, best, tol):

@@ -11,12 +11,14 @@ category a with the text side of column category b:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from mgap.engine.analysis.backend import Backend, resolve_backend
-from mgap.engine.analysis.gap import gap_metrics, normalize
+from mgap.engine.analysis.gap import gap_sums
+from mgap.engine.analysis.pairwise_table import pairwise_table
+from mgap.engine.analysis.sampling import exact_info
 
 #: image rows per block of the mean-pairwise table (None: sized by the backend)
 PAIRWISE_BLOCK: int | None = None
@@ -40,54 +42,10 @@ def category_groups(
     return groups
 
 
-def _subset(
-    X: np.ndarray, Y: np.ndarray, index: np.ndarray, image_mask: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The images of a mask, their captions, and the caption index renumbered to the subset."""
-    new_position = np.cumsum(image_mask) - 1
-    caption_mask = image_mask[index]
-    return X[image_mask], Y[caption_mask], new_position[index[caption_mask]]
-
-
-def category_tables(
-    Xn: np.ndarray,
-    Yn: np.ndarray,
-    index: np.ndarray,
-    primary: np.ndarray,
-    n_categories: int,
-    backend: Backend | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(present category ids, centroid table, mean-pairwise table) over categories with captions."""
-    primary = np.asarray(primary, dtype=np.int64)
-    caption_cat = primary[index]
-    n_img = np.bincount(primary[primary >= 0], minlength=n_categories)
-    n_txt = np.bincount(caption_cat[caption_cat >= 0], minlength=n_categories)
-    present = np.flatnonzero((n_img > 0) & (n_txt > 0))
-    slot = np.full(n_categories + 1, -1, dtype=np.int64)
-    slot[present] = np.arange(present.size)
-    img_slot, txt_slot = slot[primary], slot[caption_cat]
-    keep_img, keep_txt = img_slot >= 0, txt_slot >= 0
-    C = present.size
-    one_hot_img = np.zeros((int(keep_img.sum()), C))
-    one_hot_img[np.arange(one_hot_img.shape[0]), img_slot[keep_img]] = 1.0
-    one_hot_txt = np.zeros((int(keep_txt.sum()), C))
-    one_hot_txt[np.arange(one_hot_txt.shape[0]), txt_slot[keep_txt]] = 1.0
-    Xc, Yc = Xn[keep_img], Yn[keep_txt]
-    counts_img, counts_txt = one_hot_img.sum(0), one_hot_txt.sum(0)
-    img_centroids = (one_hot_img.T @ Xc) / counts_img[:, None]
-    txt_centroids = (one_hot_txt.T @ Yc) / counts_txt[:, None]
-    diff = img_centroids[:, None, :] - txt_centroids[None, :, :]
-    centroid = np.sqrt(np.einsum("abd,abd->ab", diff, diff))
-
-    sums = (backend or resolve_backend("cpu")).distance_sums(
-        Xc.astype(np.float32, copy=False),
-        Yc.astype(np.float32, copy=False),
-        one_hot_img,
-        one_hot_txt.astype(np.float32),
-        rows=PAIRWISE_BLOCK,
-    )
-    pairwise = sums / np.outer(counts_img, counts_txt)
-    return present, centroid, pairwise
+def _members(category_names: Sequence[str], supercategory_of: Sequence[str], name: str, kind: str):
+    if kind == "category":
+        return np.asarray([list(category_names).index(name)])
+    return np.asarray([c for c, s in enumerate(supercategory_of) if s == name])
 
 
 def category_breakdown(
@@ -99,17 +57,45 @@ def category_breakdown(
     supercategory_of: Sequence[str],
     *,
     top_k: int = 10,
+    backend: Backend | None = None,
+    sample: int | None = None,
+    exact: bool = False,
+    seed: int = 0,
+    progress: Callable[[int], None] | None = None,
 ) -> dict:
-    """`by_category` rows, the two category × category tables and the ranking by L2M."""
+    """`by_category` rows, the two category × category tables and the ranking by L2M.
+
+    Per-group metrics come from one O((n + m)·d) pass of float64 sums (no subset copies);
+    the mean-pairwise table is exact or sampled (see `pairwise_table`)."""
     index = np.asarray(text_image_index, dtype=np.int64)
+    primary = np.asarray(primary, dtype=np.int64)
+    n_categories = len(category_names)
+    sums = gap_sums(X, Y, index, primary, n_categories)
     rows = []
-    for name, kind, mask in category_groups(primary, category_names, supercategory_of):
-        Xs, Ys, idx = _subset(X, Y, index, mask)
-        if Ys.shape[0] == 0:
+    for name, kind, _ in category_groups(primary, category_names, supercategory_of):
+        group = sums.merged(_members(category_names, supercategory_of, name, kind))
+        if group.n_y[0] == 0:
             continue
-        rows.append({"name": name, "kind": kind, **gap_metrics(Xs, Ys, idx, top_k=top_k)})
-    present, centroid, pairwise = category_tables(
-        normalize(X), normalize(Y), index, primary, len(category_names)
+        rows.append({"name": name, "kind": kind, **group.metrics(0, X.shape[1], top_k)})
+    present = np.flatnonzero((sums.n_x > 0) & (sums.n_y > 0))
+    slot = np.full(n_categories + 1, -1, dtype=np.int64)
+    slot[present] = np.arange(present.size)
+    img_centroids = sums.sum_x[present] / sums.n_x[present, None]
+    txt_centroids = sums.sum_y[present] / sums.n_y[present, None]
+    diff = img_centroids[:, None, :] - txt_centroids[None, :, :]
+    centroid = np.sqrt(np.einsum("abd,abd->ab", diff, diff))
+    pairwise, info = pairwise_table(
+        X,
+        Y,
+        slot[primary],
+        slot[primary[index]],
+        present.size,
+        backend=backend or resolve_backend("cpu"),
+        sample=sample,
+        exact=exact,
+        seed=seed,
+        rows=PAIRWISE_BLOCK,
+        progress=progress,
     )
     names = [str(category_names[c]) for c in present]
     ranking = sorted(
@@ -121,11 +107,13 @@ def category_breakdown(
             "definition": "||mean image(row) - mean text(column)|| of normalised embeddings",
             "names": names,
             "matrix": centroid,
+            **exact_info(int(sums.n_x[present].sum() + sums.n_y[present].sum())),
         },
         "category_pairwise_distances": {
             "definition": "peers' table: mean ||x_i - y_j|| over images of row, texts of column",
             "names": names,
             "matrix": pairwise,
+            **info,
         },
         "category_ranking": [
             {"rank": i + 1, "name": r["name"], "l2m": r["l2m"], "rmg": r["rmg"]}

@@ -7,9 +7,12 @@ a mean over rows of a side or over the (image, caption) pairs given by
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from mgap.core.errors import StoreError, UsageError
+from mgap.engine.analysis.backend import Backend
 from mgap.store import Store
 from mgap.store.schema import GEOMETRY_LORENTZ
 
@@ -21,6 +24,8 @@ TEXT_SIDES = ("auto", "captions")
 
 #: rows per block when pairing captions with their images (bounds the temporary copy)
 PAIR_BLOCK = 8192
+#: rows normalised at a time in float64 by `gap_sums` (8192 x 512 x 8 B = 32 MB)
+BLOCK = 8192
 
 
 def normalize(X: np.ndarray, dtype: type = np.float64) -> np.ndarray:
@@ -92,6 +97,102 @@ def gap_vector(Xn: np.ndarray, Yn: np.ndarray) -> np.ndarray:
     return Xn.mean(axis=0) - Yn.mean(axis=0)
 
 
+@dataclass
+class GapSums:
+    """Running totals per group, from which every §7 gap metric follows in O(d).
+
+    Rows are normalised block by block in float64 and summed in float64, so a whole side
+    is never copied: the inputs may be float32 (or float16) arrays as read from a store.
+    """
+
+    n_x: np.ndarray  # (G,) images
+    n_y: np.ndarray  # (G,) captions (= pairs)
+    sum_x: np.ndarray  # (G, d) Σ x̂
+    sum_y: np.ndarray  # (G, d) Σ ŷ
+    sq_x: np.ndarray  # (G,) Σ ‖x̂‖² (1 per non-zero row)
+    sq_y: np.ndarray
+    cos: np.ndarray  # (G,) Σ over pairs x̂·ŷ
+    dist: np.ndarray  # (G,) Σ over pairs ‖x̂ − ŷ‖
+
+    def merged(self, members: np.ndarray) -> GapSums:
+        """One group holding the sum of the `members` groups (a supercategory)."""
+        return GapSums(*(a[members].sum(axis=0, keepdims=True) for a in vars(self).values()))
+
+    def metrics(self, g: int, dim: int, top_k: int) -> dict:
+        n, m = int(self.n_x[g]), int(self.n_y[g])
+        delta = self.sum_x[g] / n - self.sum_y[g] / m
+        intra_image = _intra(self.sum_x[g], self.sq_x[g], n)
+        intra_text = _intra(self.sum_y[g], self.sq_y[g], m)
+        mean_cos = float(self.cos[g] / m)
+        return {
+            "n_images": n,
+            "n_texts": m,
+            "dim": int(dim),
+            "l2m": float(np.linalg.norm(delta)),
+            "l2i": float(self.dist[g] / m),
+            "mean_paired_cosine": mean_cos,
+            "intra_image_cosine": intra_image,
+            "intra_text_cosine": intra_text,
+            "rmg": rmg(mean_cos, intra_image, intra_text),
+            "top_dims": top_dims(delta, top_k),
+        }
+
+
+def _intra(total: np.ndarray, squares: float, n: int) -> float:
+    """Mean x̂ᵢ·x̂ⱼ over i≠j: (‖Σx̂‖² − Σ‖x̂ᵢ‖²) / (n(n−1))."""
+    return float((total @ total - squares) / (n * (n - 1))) if n >= 2 else float("nan")
+
+
+def _group_sum(values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """Σ of rows per group id (ids < 0 dropped), via a small one-hot product."""
+    keep = groups >= 0
+    hot = np.zeros((int(keep.sum()), n_groups))
+    hot[np.arange(hot.shape[0]), groups[keep]] = 1.0
+    return hot.T @ values[keep]
+
+
+def gap_sums(
+    X: np.ndarray,
+    Y: np.ndarray,
+    text_image_index: np.ndarray,
+    image_group: np.ndarray | None = None,
+    n_groups: int = 1,
+) -> GapSums:
+    """Totals per group of images (`image_group`, -1 = none) and of their captions, in blocks
+    of BLOCK rows; one group holding everything when `image_group` is None."""
+    index = np.asarray(text_image_index, dtype=np.int64)
+    group = (
+        np.zeros(X.shape[0], dtype=np.int64)
+        if image_group is None
+        else np.asarray(image_group, dtype=np.int64)
+    )
+    d, G = X.shape[1], n_groups
+    out = GapSums(
+        np.bincount(group[group >= 0], minlength=G).astype(np.int64),
+        np.zeros(G, np.int64),
+        np.zeros((G, d)),
+        np.zeros((G, d)),
+        *(np.zeros(G) for _ in range(4)),
+    )
+    for lo in range(0, X.shape[0], BLOCK):
+        xn, g = normalize(X[lo : lo + BLOCK]), group[lo : lo + BLOCK]
+        out.sum_x += _group_sum(xn, g, G)
+        out.sq_x += _group_sum(np.einsum("ij,ij->i", xn, xn)[:, None], g, G)[:, 0]
+    for lo in range(0, Y.shape[0], BLOCK):
+        rows = index[lo : lo + BLOCK]
+        yn, xn, g = normalize(Y[lo : lo + BLOCK]), normalize(X[rows]), group[rows]
+        cos = np.einsum("ij,ij->i", xn, yn)
+        sq_x, sq_y = np.einsum("ij,ij->i", xn, xn), np.einsum("ij,ij->i", yn, yn)
+        dist = np.sqrt(np.maximum(sq_x + sq_y - 2.0 * cos, 0.0))
+        out.n_y += np.bincount(g[g >= 0], minlength=G)
+        out.sum_y += _group_sum(yn, g, G)
+        per_row = _group_sum(np.stack([sq_y, cos, dist], axis=1), g, G)
+        out.sq_y += per_row[:, 0]
+        out.cos += per_row[:, 1]
+        out.dist += per_row[:, 2]
+    return out
+
+
 def gap_metrics(
     X: np.ndarray,
     Y: np.ndarray,
@@ -100,7 +201,8 @@ def gap_metrics(
     top_k: int = 10,
     separability: bool = False,
 ) -> dict:
-    """Every §7 gap metric for images X (n, d) and captions Y (m, d).
+    """Every §7 gap metric for images X (n, d) and captions Y (m, d), in O((n + m)·d) time
+    and block-sized extra memory.
 
     `separability=True` adds the cross-validated linear separability of the two sides
     (sklearn, imported only then).
@@ -108,30 +210,11 @@ def gap_metrics(
     index = check_pairs(X, Y, text_image_index)
     if X.shape[0] == 0 or Y.shape[0] == 0:
         raise ValueError("gap metrics need at least one image and one caption")
-    Xn, Yn = normalize(X), normalize(Y)
-    delta = gap_vector(Xn, Yn)
-    cos = paired_cosines(Xn, Yn, index)
-    sq_x = np.einsum("ij,ij->i", Xn, Xn)[index]
-    sq_y = np.einsum("ij,ij->i", Yn, Yn)
-    pair_dist = np.sqrt(np.maximum(sq_x + sq_y - 2.0 * cos, 0.0))
-    intra_image, intra_text = intra_cosine(Xn), intra_cosine(Yn)
-    mean_cos = float(cos.mean())
-    out = {
-        "n_images": int(X.shape[0]),
-        "n_texts": int(Y.shape[0]),
-        "dim": int(X.shape[1]),
-        "l2m": float(np.linalg.norm(delta)),
-        "l2i": float(pair_dist.mean()),
-        "mean_paired_cosine": mean_cos,
-        "intra_image_cosine": intra_image,
-        "intra_text_cosine": intra_text,
-        "rmg": rmg(mean_cos, intra_image, intra_text),
-        "top_dims": top_dims(delta, top_k),
-    }
+    out = gap_sums(X, Y, index).metrics(0, X.shape[1], top_k)
     if separability:
         from mgap.engine.analysis.separability import modality_separability
 
-        out["separability"] = modality_separability(Xn, Yn)
+        out["separability"] = modality_separability(X, Y)
     return out
 
 
@@ -156,10 +239,18 @@ def gap_report(
     top_k: int = 10,
     separability: bool = True,
     text_side: str = "auto",
+    backend: Backend | None = None,
+    sample: int | None = None,
+    exact: bool = False,
+    seed: int = 0,
 ) -> dict:
     """The `mgap gap --json` document: §6 keys at top level, plus the per-category results
     and, for Lorentz stores, the hyperbolic analysis. `text_side="captions"` keeps every
-    caption row even on classification stores (one prompt copy per image)."""
+    caption row even on classification stores (one prompt copy per image).
+
+    Embeddings are read in float32 (no float64 copy of a side); only the category
+    mean-pairwise table is quadratic, and it runs on `backend`, exact or sampled."""
+    from mgap.engine.analysis.backend import resolve_backend
     from mgap.engine.analysis.pairs import store_header, store_pairs
 
     lorentz = store.geometry == GEOMETRY_LORENTZ
@@ -170,7 +261,8 @@ def gap_report(
         )
     if text_side not in TEXT_SIDES:
         raise UsageError(f"--text-side must be one of {', '.join(TEXT_SIDES)}, got {text_side!r}")
-    X, Y, index = store_pairs(store, captions=captions, what="gap")
+    dtype = np.float64 if lorentz else np.float32
+    X, Y, index = store_pairs(store, captions=captions, what="gap", dtype=dtype)
     layout = _class_layout(store, captions, index) if text_side == "auto" else None
     if by_category and not store.category_names:
         raise StoreError(
@@ -195,21 +287,38 @@ def gap_report(
             "n_text_rows": int(Y.shape[0]),
             "templates_per_class": layout.templates_per_class,
         }
-    doc = {**store_header(store), "captions": captions, **text_side, **metrics}
+    be = backend or resolve_backend("cpu")
+    doc = {
+        **store_header(store),
+        "captions": captions,
+        **text_side,
+        **metrics,
+        "compute": be.describe(),
+    }
     if by_category:
         from mgap.engine.analysis.categories import category_breakdown
+        from mgap.engine.analysis.pairwise_table import choose_sample, table_flops
+        from mgap.engine.analysis.progress import Work
 
-        doc.update(
-            category_breakdown(
-                X,
-                Y,
-                index,
-                store.primary_category,
-                store.category_names,
-                store.supercategory_of,
-                top_k=top_k,
+        n, m, d = X.shape[0], Y.shape[0], X.shape[1]
+        flops = table_flops(n, m, d, choose_sample(n, m, be, sample, exact))
+        with Work("category mean-pairwise table", n, flops, be) as work:
+            doc.update(
+                category_breakdown(
+                    X,
+                    Y,
+                    index,
+                    store.primary_category,
+                    store.category_names,
+                    store.supercategory_of,
+                    top_k=top_k,
+                    backend=be,
+                    sample=sample,
+                    exact=exact,
+                    seed=seed,
+                    progress=work.advance,
+                )
             )
-        )
     if lorentz:
         from mgap.engine.analysis.hyperbolic import hyperbolic_report
 

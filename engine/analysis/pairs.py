@@ -32,9 +32,12 @@ def store_header(store: Store) -> dict:
 
 
 def store_pairs(
-    store: Store, *, captions: str = "all", what: str = "gap"
+    store: Store, *, captions: str = "all", what: str = "gap", dtype: type = np.float64
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(X images, Y captions, caption -> image index) in float64, or a one-line StoreError."""
+    """(X images, Y captions, caption -> image index) in `dtype`, or a one-line StoreError.
+
+    The scale-aware analyses (gap, retrieval) ask for float32: the embeddings as stored,
+    with no float64 copy of a side."""
     if captions not in CAPTION_MODES:
         raise UsageError(f"--captions must be one of {', '.join(CAPTION_MODES)}, got {captions!r}")
     if not (store.has_images and store.has_texts):
@@ -53,7 +56,7 @@ def store_pairs(
             f"{store.path.name} has no embedded image/caption pairs yet (status {store.status})",
             hint="wait for the extraction or resume it with `mgap extract`",
         )
-    X, Y = store.image_embeddings(), store.text_embeddings()
+    X, Y = store.image_embeddings(dtype), store.text_embeddings(dtype)
     index = store.text_image_index
     if captions == "first":
         rows = first_caption_rows(index)

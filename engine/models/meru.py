@@ -23,10 +23,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mgap.core.errors import ModelUnavailableError, UsageError
 from mgap.engine.models.base import EmbeddingModel
 from mgap.engine.models.hf_parts import check_options
 from mgap.engine.specs import ModelSpec
-from mgap.core.errors import ModelUnavailableError, UsageError
 
 if TYPE_CHECKING:
     import torch

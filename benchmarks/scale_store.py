@@ -1,0 +1,92 @@
+"""Build a store with COCO train2017's shape through `mgap import`, as a new user would.
+
+118,287 images, 591,435 captions (5 per image), d = 512, 80 categories; 1.45 GB
+of float32 embeddings. The embeddings are synthetic but shaped
+like CLIP's: a category signal shared by both sides, per-image content, a modality offset
+(the gap) and noise, so recall, L2M and the category tables land in realistic ranges.
+
+    python benchmarks/scale_store.py /work/bigstore            # writes coco-train-shape.h5
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+N_IMAGES, PER_IMAGE, DIM, N_CATEGORIES = 118_287, 5, 512, 80
+
+
+def write_arrays(folder: Path, n_images: int = N_IMAGES, seed: int = 0) -> dict[str, Path]:
+    """The .npy/.txt inputs of `mgap import`, written in blocks (peak memory ~ one side)."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    category = rng.integers(0, N_CATEGORIES, n_images)
+    centroids = rng.standard_normal((N_CATEGORIES, DIM), dtype=np.float32)
+    image_offset = 1.2 * rng.standard_normal(DIM, dtype=np.float32)
+    text_offset = 1.2 * rng.standard_normal(DIM, dtype=np.float32)
+    paths = {
+        "image": folder / "image.npy",
+        "text": folder / "text.npy",
+        "rows": folder / "caption_image_row.txt",
+        "categories": folder / "categories.txt",
+    }
+    images = np.lib.format.open_memmap(paths["image"], "w+", np.float32, (n_images, DIM))
+    texts = np.lib.format.open_memmap(paths["text"], "w+", np.float32, (n_images * PER_IMAGE, DIM))
+    block = 8192
+    for lo in range(0, n_images, block):
+        hi = min(lo + block, n_images)
+        content = 0.9 * centroids[category[lo:hi]] + 0.5 * rng.standard_normal(
+            (hi - lo, DIM), dtype=np.float32
+        )
+        images[lo:hi] = (
+            content + image_offset + 0.8 * rng.standard_normal((hi - lo, DIM), dtype=np.float32)
+        )
+        rep = np.repeat(content, PER_IMAGE, axis=0)
+        texts[lo * PER_IMAGE : hi * PER_IMAGE] = (
+            rep + text_offset + 1.1 * rng.standard_normal(rep.shape, dtype=np.float32)
+        )
+    images.flush()
+    texts.flush()
+    del images, texts
+    rows = np.repeat(np.arange(n_images), PER_IMAGE)
+    paths["rows"].write_text("\n".join(map(str, rows)) + "\n")
+    names = [f"category{c:02d}" for c in range(N_CATEGORIES)]
+    paths["categories"].write_text("\n".join(names[c] for c in category) + "\n")
+    return paths
+
+
+def build_store(folder: Path, n_images: int = N_IMAGES) -> Path:
+    """Write the arrays and run `mgap import` on them; returns the store path."""
+    out = folder / ("coco-train-shape.h5" if n_images == N_IMAGES else f"scale-{n_images}.h5")
+    if out.exists():
+        return out
+    paths = write_arrays(folder / f"arrays-{n_images}", n_images)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mgap",
+            "import",
+            "--image",
+            str(paths["image"]),
+            "--text",
+            str(paths["text"]),
+            "--caption-image-row",
+            str(paths["rows"]),
+            "--categories",
+            str(paths["categories"]),
+            "--name",
+            "coco-train-shape",
+            "--out",
+            str(out),
+        ],
+        check=True,
+    )
+    return out
+
+
+if __name__ == "__main__":
+    print(build_store(Path(sys.argv[1] if len(sys.argv) > 1 else "bigstore")))
