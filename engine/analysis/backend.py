@@ -162,6 +162,17 @@ class Backend:
             for t in (col_above, col_atleast, row_above, row_atleast)
         )  # type: ignore[return-value]
 
+    def count_rows(self, S: Any, best: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
+        """Per row: columns scoring above `best + tol` and at least `best - tol`."""
+        if self.engine == "numpy":
+            above = np.count_nonzero((best + tol)[:, None] < S, axis=1).astype(np.int64)
+            atleast = np.count_nonzero((best - tol)[:, None] <= S, axis=1).astype(np.int64)
+            return above, atleast
+        torch = _torch()
+        b = torch.from_numpy(np.ascontiguousarray(best, dtype=np.float32)).to(self._dev)[:, None]
+        above, atleast = torch.gt(S, b + tol).sum(1), torch.ge(S, b - tol).sum(1)
+        return above.cpu().numpy().astype(np.int64), atleast.cpu().numpy().astype(np.int64)
+
     def unit_distance_blocks(
         self, X: np.ndarray, Y: np.ndarray, rows: int | None = None
     ) -> Iterator[tuple[int, int, Any]]:

@@ -35,6 +35,16 @@ def normalize(X: np.ndarray, dtype: type = np.float64) -> np.ndarray:
     return X / np.maximum(norms, np.finfo(dtype).tiny)
 
 
+def normalize_rows_(X: np.ndarray) -> np.ndarray:
+    """Unit rows in place (norms in float64, block by block); zero rows stay zero. For the
+    float32 arrays read from a store, so that normalising never copies a side."""
+    for lo in range(0, X.shape[0], BLOCK):
+        part = X[lo : lo + BLOCK]
+        norms = np.sqrt(np.einsum("ij,ij->i", part, part, dtype=np.float64))
+        part /= np.where(norms > 0, norms, 1.0).astype(X.dtype)[:, None]
+    return X
+
+
 def check_pairs(X: np.ndarray, Y: np.ndarray, text_image_index: np.ndarray) -> np.ndarray:
     """Validate shapes and the caption -> image index; returns the index as int64."""
     if X.ndim != 2 or Y.ndim != 2:
@@ -146,6 +156,8 @@ def _intra(total: np.ndarray, squares: float, n: int) -> float:
 def _group_sum(values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
     """Σ of rows per group id (ids < 0 dropped), via a small one-hot product."""
     keep = groups >= 0
+    if n_groups == 1:
+        return values[keep].sum(axis=0, keepdims=True)
     hot = np.zeros((int(keep.sum()), n_groups))
     hot[np.arange(hot.shape[0]), groups[keep]] = 1.0
     return hot.T @ values[keep]

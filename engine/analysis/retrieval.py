@@ -22,10 +22,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mgap.core.errors import StoreError
+from mgap.core.errors import StoreError, UsageError
 from mgap.engine.analysis.backend import Backend, resolve_backend
-from mgap.engine.analysis.gap import check_pairs
-from mgap.engine.analysis.scores import Score, store_score
+from mgap.engine.analysis.gap import check_pairs, normalize_rows_
+from mgap.engine.analysis.sampling import bootstrap_mean, exact_info, sampled_info
+from mgap.engine.analysis.scores import COSINE, LORENTZ_DISTANCE, Prepared, Score, store_score
 from mgap.store import Store
 
 #: scores this close to the right candidate's are ties (float32 dot products of unit rows)
@@ -82,14 +83,16 @@ def retrieval_ranks(
     backend: Backend | None = None,
     progress: Callable[[int], None] | None = None,
     score: Score | None = None,
+    prepared: Prepared | None = None,
 ) -> tuple[Ranks, Ranks]:
     """(image->text ranks per image, text->image ranks per caption), by blocked counting.
 
     `progress(rows)` is called after each block of image rows; `score` defaults to cosine.
+    `prepared` gives rows already prepared for the score (no copy is made then).
     """
     index = check_pairs(X, Y, text_image_index)
     be = backend or resolve_backend("cpu")
-    prepared = (score or Score()).prepare(X, Y)
+    prepared = prepared or (score or Score()).prepare(X, Y)
     n, m = X.shape[0], Y.shape[0]
     Xn, Yn = prepared.A, prepared.B
     positive = prepared.paired(index)
@@ -102,7 +105,6 @@ def retrieval_ranks(
     i2t_tied = np.zeros(n, dtype=np.int64)
     i2t_right = np.zeros(n, dtype=np.int64)
     images, captions = be.put(Xn), be.put(Yn)
-    del Xn, Yn  # the device copies are all that is needed now
     for lo, hi, products in be.products(images, captions, block):
         scores = prepared.finish_(products, lo, hi)
         mine = order[starts[lo] : starts[hi]]  # captions whose image is in this block
@@ -174,6 +176,22 @@ def retrieval_metrics(
     return {"i2t": summarise_ranks(i2t, ks), "t2i": summarise_ranks(t2i, ks)}
 
 
+def _with_interval(ranks: Ranks, rng: np.random.Generator, ks: Sequence[int] = (1, 5, 10)):
+    """summarise_ranks plus a 95 % bootstrap interval per R@k (sampled queries)."""
+    out = summarise_ranks(ranks, ks)
+    out["interval"] = {
+        f"R@{k}": list(bootstrap_mean(ranks.hit_probability(int(k)), rng)) for k in ks
+    }
+    return out
+
+
+def _prepared_in_place(score: Score, X: np.ndarray, Y: np.ndarray) -> Prepared:
+    """Cosine rows normalised in place (float32, no copy); other scores prepare copies."""
+    if score.name == COSINE or not score.curved:
+        return Prepared(score, normalize_rows_(X), normalize_rows_(Y))
+    return score.prepare(X, Y)
+
+
 def retrieval_report(
     store: Store,
     *,
@@ -181,32 +199,73 @@ def retrieval_report(
     captions: str = "all",
     groups: Callable[[Ranks, Ranks, np.ndarray], dict] | None = None,
     score: str | None = None,
+    backend: Backend | None = None,
+    sample: int | None = None,
+    seed: int = 0,
 ) -> dict:
     """The `mgap retrieval --json` document; `by_category` adds recall per primary category and
     supercategory (queries of that group, ranked against the whole gallery); `groups(i2t,
     t2i, caption index)` adds the `groups` entry from the same ranks (`--groups`). `score`
-    defaults to the store's geometry: cosine, or negative geodesic distance on Lorentz stores."""
+    defaults to the store's geometry: cosine, or negative geodesic distance on Lorentz stores.
+
+    Exact by default; `sample=N` ranks N seeded queries per direction against the whole
+    gallery and adds 95 % bootstrap intervals. Embeddings stay float32 and cosine rows are
+    normalised in place: peak memory is the float32 embeddings plus one score block."""
     from mgap.engine.analysis.categories import category_groups
     from mgap.engine.analysis.pairs import store_header, store_pairs
+    from mgap.engine.analysis.progress import Work
 
-    X, Y, index = store_pairs(store, captions=captions, what="retrieval")
+    X, Y, index = store_pairs(store, captions=captions, what="retrieval", dtype=np.float32)
     if by_category and not store.category_names:
         raise StoreError(
             f"{store.path.name} has no category labels, so --by-category has nothing to split",
             hint="extract from a dataset with categories (COCO instances, image folders)",
         )
     chosen = store_score(store, score)
-    i2t, t2i = score_ranks(X, Y, index, chosen)
+    if sample is not None and (groups is not None or chosen.name not in (COSINE, LORENTZ_DISTANCE)):
+        raise UsageError(
+            "--sample works with the cosine and lorentz_distance scores, without --groups",
+            hint="drop --sample for exact retrieval",
+        )
+    be = backend or resolve_backend("cpu")
+    n, m, d = X.shape[0], Y.shape[0], X.shape[1]
     doc = {
         **store_header(store),
         **chosen.describe(),
         "captions": captions,
-        "n_images": int(X.shape[0]),
-        "n_texts": int(Y.shape[0]),
+        "n_images": int(n),
+        "n_texts": int(m),
         "ties": "broken at random, in expectation",
-        "i2t": summarise_ranks(i2t),
-        "t2i": summarise_ranks(t2i),
+        "compute": be.describe(),
     }
+    if sample is None:
+        with Work("exact retrieval", n, 2.0 * n * m * d, be) as work:
+            if chosen.curved:
+                i2t, t2i = score_ranks(X, Y, index, chosen, backend=be, progress=work.advance)
+            else:
+                prepared = _prepared_in_place(chosen, X, Y)
+                i2t, t2i = retrieval_ranks(
+                    X, Y, index, backend=be, progress=work.advance, prepared=prepared
+                )
+        img_rows, cap_rows = np.arange(n), np.arange(m)
+        doc["estimate"] = exact_info(n + m)
+        doc["i2t"], doc["t2i"] = summarise_ranks(i2t), summarise_ranks(t2i)
+    else:
+        from mgap.engine.analysis.retrieval_sample import sampled_ranks
+
+        q = min(int(sample), n) + min(int(sample), m)
+        flops = 2.0 * d * (min(int(sample), n) * m + min(int(sample), m) * n)
+        with Work("sampled retrieval", q, flops, be) as work:
+            i2t, img_rows, t2i, cap_rows = sampled_ranks(
+                _prepared_in_place(chosen, X, Y), index, int(sample), seed, be, work.advance
+            )
+        rng = np.random.default_rng(seed + 1)
+        doc["estimate"] = {
+            **sampled_info(img_rows.size + cap_rows.size, seed, "queries"),
+            "n_image_queries": int(img_rows.size),
+            "n_text_queries": int(cap_rows.size),
+        }
+        doc["i2t"], doc["t2i"] = _with_interval(i2t, rng), _with_interval(t2i, rng)
     if by_category:
         doc["by_category"] = [
             {
@@ -214,8 +273,8 @@ def retrieval_report(
                 "kind": kind,
                 "n_images": int(mask.sum()),
                 "n_texts": int(mask[index].sum()),
-                "i2t": summarise_ranks(i2t.subset(mask)),
-                "t2i": summarise_ranks(t2i.subset(mask[index])),
+                "i2t": summarise_ranks(i2t.subset(mask[img_rows])),
+                "t2i": summarise_ranks(t2i.subset(mask[index[cap_rows]])),
             }
             for name, kind, mask in category_groups(
                 store.primary_category, store.category_names, store.supercategory_of

@@ -10,6 +10,14 @@ from pathlib import Path
 
 import typer
 
+from mgap.commands.compute_opts import (
+    DEVICE_OPT,
+    EXACT_OPT,
+    FAST_OPT,
+    SAMPLE_OPT,
+    SEED_OPT,
+    backend,
+)
 from mgap.commands.group_opts import (
     BOOTSTRAP_OPT,
     GROUPS_OPT,
@@ -27,6 +35,7 @@ from mgap.commands.report_common import (
     print_header,
     table,
 )
+from mgap.core.errors import UsageError
 from mgap.output import fmt, print_json, stdout
 
 
@@ -149,11 +158,21 @@ def gap(
     groups: list[str] | None = GROUPS_OPT,
     min_group: int = MIN_GROUP_OPT,
     bootstrap: int = BOOTSTRAP_OPT,
+    device: str = DEVICE_OPT,
+    fast: bool = FAST_OPT,
+    sample: int | None = SAMPLE_OPT,
+    exact: bool = EXACT_OPT,
+    seed: int = SEED_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Modality gap metrics: L2M, L2I, paired and intra-modal cosines, RMG, top dims."""
+    """Modality gap metrics: L2M, L2I, paired and intra-modal cosines, RMG, top dims.
+
+    With --by-category, the category mean-pairwise table is sampled by default on the CPU
+    for stores above 2e9 (image, caption) pairs (--exact forces it, --sample N sets N)."""
     from mgap.engine.analysis.gap import gap_report
 
+    if sample is not None and exact:
+        raise UsageError("--sample and --exact exclude each other", hint="pick one")
     opened = open_store_arg(store)
     grouped = load_groups(opened, groups, min_group, bootstrap)
     doc = gap_report(
@@ -163,6 +182,10 @@ def gap(
         top_k=top_k,
         separability=not no_separability,
         text_side=text_side,
+        backend=backend(device, fast),
+        sample=sample,
+        exact=exact,
+        seed=seed,
     )
     if grouped is not None:
         from mgap.engine.analysis.group_report import store_groups

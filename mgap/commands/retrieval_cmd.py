@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from mgap.commands.compute_opts import DEVICE_OPT, FAST_OPT, SAMPLE_OPT, SEED_OPT, backend
 from mgap.commands.group_opts import (
     BOOTSTRAP_OPT,
     GROUPS_OPT,
@@ -40,6 +41,18 @@ def print_retrieval(doc: dict) -> None:
     out.add_row("image -> text", *recall_cells(doc["i2t"]))
     out.add_row("text -> image", *recall_cells(doc["t2i"]))
     stdout.print(out)
+    estimate = doc.get("estimate", {})
+    if estimate.get("mode") == "sampled":
+        spans = ", ".join(
+            f"{direction} R@1 [{fmt(doc[direction]['interval']['R@1'][0], 3)}, "
+            f"{fmt(doc[direction]['interval']['R@1'][1], 3)}]"
+            for direction in ("i2t", "t2i")
+        )
+        stdout.print(
+            f"sampled: {estimate['n_image_queries']} image and {estimate['n_text_queries']} "
+            f"caption queries (seed {estimate['seed']}); 95% intervals {spans}",
+            highlight=False,
+        )
     if "by_category" in doc:
         cats = table(
             "By category",
@@ -67,9 +80,16 @@ def retrieval(
     min_group: int = MIN_GROUP_OPT,
     bootstrap: int = BOOTSTRAP_OPT,
     score: str | None = SCORE_OPT,
+    device: str = DEVICE_OPT,
+    fast: bool = FAST_OPT,
+    sample: int | None = SAMPLE_OPT,
+    seed: int = SEED_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Image->text and text->image recall@1/5/10 and ranks (CLIP_benchmark hit rates)."""
+    """Image->text and text->image recall@1/5/10 and ranks (CLIP_benchmark hit rates).
+
+    Exact by default; --sample N ranks N seeded queries per direction against the whole
+    gallery and reports 95% bootstrap intervals."""
     from mgap.engine.analysis.retrieval import retrieval_report
 
     opened = open_store_arg(store)
@@ -82,7 +102,14 @@ def retrieval(
             return retrieval_groups(i2t, t2i, index, *grouped)
 
     doc = retrieval_report(
-        opened, by_category=by_category, captions=captions, groups=per_group, score=score
+        opened,
+        by_category=by_category,
+        captions=captions,
+        groups=per_group,
+        score=score,
+        backend=backend(device, fast),
+        sample=sample,
+        seed=seed,
     )
     if as_json:
         print_json(doc)
