@@ -149,3 +149,19 @@ def test_a_two_tower_store_is_refused_before_loading(make_store):
     path = make_store("clip.h5", X=np.eye(3), Y=np.eye(3), provenance={"family": "hf"})
     with pytest.raises(UsageError, match="ViLT's retrieval head; .* is a hf model"):
         itm_report(ItmRequest(path, limit=2, task="retrieval"))
+
+
+def test_the_vilt_store_records_its_definitions_and_verifies(vilt):
+    """Extraction stores ViLT like any family: definitions recorded, rows unit-norm, the
+    storage precision true to the arrays (the model's own precision kept apart)."""
+    from mgap.store import open_store
+    from mgap.store.verify import verify_store
+
+    store = open_store(vilt[1])
+    assert verify_store(vilt[1]) == []
+    assert store.attrs["family"] == "vilt"
+    assert "empty text" in store.attrs["embedding_image"]
+    assert "null image" in store.attrs["embedding_text"]
+    assert store.attrs["precision"] == "float16" and store.attrs["model_precision"] == "float32"
+    for side in (store.image_embeddings(), store.text_embeddings()):
+        np.testing.assert_allclose(np.linalg.norm(side, axis=1), 1.0, atol=2e-3)  # float16
