@@ -248,3 +248,16 @@ def test_match_cli_on_real_convirt_keeps_the_best_of_the_restarts(cli, convirt_d
     # restart i has the same start whatever the count, so six restarts never do worse than one
     assert qap["6"]["objective"] >= qap["1"]["objective"]
     assert 0 < qap["6"]["objective"] <= 1.0  # tr(A P B Pᵀ) of unit-norm kernels
+
+
+@pytest.mark.parametrize("engine", ["numpy", "torch"])
+@pytest.mark.parametrize("kernel", ["rbf", "linear"])
+def test_qap_kernel_on_the_compute_backend_matches_float64(rng, kernel, engine):
+    from mgap.engine.analysis.backend import resolve_backend
+
+    if engine == "torch":
+        pytest.importorskip("torch")
+    X = rng.normal(size=(14, 6))
+    backend = resolve_backend("cpu", engine=engine)  # float32 products
+    exact = _peer_centered_scaled_corr(X, kernel)
+    assert np.allclose(M.qap_kernel(X, kernel, backend), exact, atol=1e-6)

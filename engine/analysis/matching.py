@@ -21,6 +21,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 
 from mgap.core.errors import UsageError
+from mgap.engine.analysis.backend import Backend
 from mgap.engine.analysis.cka import median_sigma, squared_distances
 from mgap.engine.analysis.local_cka import (
     KERNELS,
@@ -150,20 +151,35 @@ def _start_method() -> str:
     return "fork" if threading.active_count() == 1 else "forkserver"
 
 
-def qap_kernel(Z: np.ndarray, kernel: str = DEFAULT_KERNEL) -> np.ndarray:
+def _backend_squared_distances(Z: np.ndarray, backend: Backend) -> np.ndarray:
+    """Squared distances of the rows of Z from one float32 Gram product on `backend`."""
+    Zc = Z - Z.mean(axis=0)
+    G = backend.matmul(Zc, Zc)
+    sq = np.diagonal(G).copy()
+    D = sq[:, None] + sq[None, :] - 2.0 * G
+    D = np.maximum((D + D.T) / 2.0, 0.0)  # exactly symmetric, as the median assumes
+    np.fill_diagonal(D, 0.0)
+    return D
+
+
+def qap_kernel(
+    Z: np.ndarray, kernel: str = DEFAULT_KERNEL, backend: Backend | None = None
+) -> np.ndarray:
     """The paper's centred, HSIC-scaled correlation HKH / ‖HKH‖_F (`centered_scaled_corr[_rbf]`).
 
     K is ZZᵀ (linear) or exp(−‖zᵢ − zⱼ‖² / 2σ²) with σ² the median nonzero squared distance
     (rbf). Centring subtracts row and column means, so the n x n centring matrix is never built.
+    The n x n product runs on `backend` when one is given (float32), else in float64 numpy:
+    n = base + queries is small next to the FAQ restarts, so float64 is the default.
     """
     if kernel not in KERNELS:
         raise UsageError(f"unknown kernel {kernel!r}", hint="use linear or rbf")
     Z = np.asarray(Z, dtype=np.float64)
     if kernel == "linear":
-        Zc = Z - Z.mean(axis=0)  # H Z Zᵀ H = (HZ)(HZ)ᵀ
-        K = Zc @ Zc.T
+        K = Z - Z.mean(axis=0)  # H Z Zᵀ H = (HZ)(HZ)ᵀ
+        K = K @ K.T if backend is None else backend.matmul(K, K)
     else:
-        D = squared_distances(Z)
+        D = squared_distances(Z) if backend is None else _backend_squared_distances(Z, backend)
         sigma = median_sigma(D)
         if not sigma > 0:
             raise UsageError("the RBF kernel needs at least two distinct rows on each side")
@@ -187,12 +203,13 @@ def qap_accuracy(
     restarts: int = DEFAULT_RESTARTS,
     seed: int = 0,
     workers: int | None = None,
+    backend: Backend | None = None,
 ) -> dict:
     """Match shuffled query captions to query images with the base pairs as QAP seeds."""
     b, q = Xb.shape[0], Xq.shape[0]
     shuffle = np.random.default_rng(seed).permutation(q)
-    A = qap_kernel(np.vstack([Xb, Xq]), kernel)
-    B = qap_kernel(np.vstack([Yb, Yq[shuffle]]), kernel)
+    A = qap_kernel(np.vstack([Xb, Xq]), kernel, backend)
+    B = qap_kernel(np.vstack([Yb, Yq[shuffle]]), kernel, backend)
     used = min(restarts, workers or os.cpu_count() or 1)
     start = time.perf_counter()
     col, objective = seeded_qap(A, B, b, restarts=restarts, seed=seed, workers=used)
@@ -260,6 +277,7 @@ def match_report(
     stretch_dims: bool = False,
     base_method: str = "kmeans",
     workers: int | None = None,
+    backend: Backend | None = None,
 ) -> dict:
     """The `mgap match --json` document: accuracy (of `method`; of QAP for "all"), n_base,
     n_query, the kernel of QAP and local CKA, and each method's results under `methods`."""
@@ -287,7 +305,12 @@ def match_report(
     for name in wanted:
         if name == "qap":
             results[name] = qap_accuracy(
-                *parts, kernel=kernel, restarts=restarts, seed=seed, workers=workers
+                *parts,
+                kernel=kernel,
+                restarts=restarts,
+                seed=seed,
+                workers=workers,
+                backend=backend,
             )
         elif name == "local-cka":
             results[name] = {**_scored(local_cka_scores(*parts, kernel)), "kernel": kernel}
