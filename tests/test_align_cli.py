@@ -23,7 +23,7 @@ def stores(make_store, rng):
     of the same ids, and an image-only store with other ids."""
     n = 30
     X = rng.normal(size=(n, 8))
-    T = rng.normal(size=(2 * n, 5))
+    T = rng.normal(size=(2 * n, 8))
     ids = [f"img{i}" for i in range(n)]
     two = make_store("two.h5", X=X, Y=T, image_ids=ids, caption_image_row=np.arange(2 * n) // 2)
     order = rng.permutation(n)[:20]
@@ -93,7 +93,7 @@ def test_cli_cka_knn_match(cli, stores):
     two, text = stores["two"], stores["text"]
     doc = _json(cli("cka", f"{two}:image", f"{two}:text", str(text), "--json"))
     assert doc["names"] == ["two.h5:image", "two.h5:text", "text.h5:text"]
-    assert doc["n"] == 20 and doc["dims"] == [8, 5, 6]
+    assert doc["n"] == 20 and doc["dims"] == [8, 8, 6]
     M = np.asarray(doc["matrix"])
     assert np.allclose(np.diag(M), 1)
     ids, mats, _ = refs.align_refs([f"{two}:image", f"{two}:text", str(text)])
