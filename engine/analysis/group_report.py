@@ -103,7 +103,7 @@ def summarise(
 ) -> list[dict]:
     """Worst and best ranked group per grouping (and any other `by` key) and headline metric."""
     out = []
-    keys = sorted({tuple(r[b] for b in by) for r in rows}, key=str)
+    keys = list(dict.fromkeys(tuple(r[b] for b in by) for r in rows))  # in row order
     for key in keys:
         members = [r for r in rows if tuple(r[b] for b in by) == key]
         for metric, higher_is_better in headlines:
