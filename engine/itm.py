@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,8 @@ class ItmRequest:
     batch_size: int = 64
     device: str = "auto"
     data_root: Path | None = None
+    #: options the store was extracted with (`--model-option`), e.g. precision=float16
+    model_options: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -54,11 +56,12 @@ class ItmPlan:
         return self.n_images * per_image
 
     def describe(self) -> str:
+        images = f"{self.n_images} image{'s' if self.n_images != 1 else ''}"
         parts = []
         if self.n_captions:
-            parts.append(f"{self.n_images} images × {self.n_captions} captions")
+            parts.append(f"{images} × {self.n_captions} captions")
         if self.n_classes:
-            parts.append(f"{self.n_images} images × {self.n_classes} class prompts")
+            parts.append(f"{images} × {self.n_classes} class prompts")
         return (
             f"{' + '.join(parts)} = {self.pairs:,} forward passes "
             f"in {self.batches:,} batches of ≤{self.batch_size}"
@@ -155,7 +158,7 @@ def itm_report(
             hint="use mgap retrieval / mgap zeroshot for two-tower models",
         )
     root = image_root(store, request.data_root)
-    adapter = load_model(store.model, resolve_device(request.device))
+    adapter = load_model(store.model, resolve_device(request.device), **request.model_options)
     adapter.check_retrieval_head()
     paths = [str(p) for p in store.image_paths[: cost.n_images]]
     images, reasons = open_images(root, paths)

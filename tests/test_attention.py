@@ -296,3 +296,18 @@ def test_cli_json_text_and_png(cli, vilt_store, tmp_path):
     bad = cli("attention", str(vilt_store), "--layer", "7", "--device", "cpu")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().splitlines()[-1].startswith("mgap: error: --layer 7 is out of range")
+
+
+def test_model_options_reach_the_model(vilt_store):
+    from mgap.engine.attention.report import AttentionRequest, attention_report
+
+    with pytest.raises(UsageError, match="option precision='half'"):
+        attention_report(
+            AttentionRequest(
+                vilt_store, images=1, device="cpu", model_options={"precision": "half"}
+            )
+        )
+    doc = attention_report(
+        AttentionRequest(vilt_store, images=1, device="cpu", model_options={"precision": "float32"})
+    )
+    assert doc["n_images"] == 1

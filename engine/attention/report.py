@@ -8,7 +8,7 @@ to 6 decimals) with its grid, so `mgap attention --json` is all the TUI needs to
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,8 @@ class AttentionRequest:
     device: str = "auto"
     batch_size: int = 8
     data_root: Path | None = None
+    #: options the store was extracted with (`--model-option`), e.g. precision=float16
+    model_options: dict[str, str] = field(default_factory=dict)
 
 
 def _sample(n: int, k: int, seed: int) -> np.ndarray:
@@ -70,7 +72,7 @@ def attention_report(
     from torch.utils.data._utils.collate import default_collate  # after the checks: fail fast
 
     device = resolve_device(request.device)
-    adapter = load_model(store.model, device)
+    adapter = load_model(store.model, device, **request.model_options)
     preprocess = adapter.image_preprocess()
 
     images, skipped, query, layer, n_layers = [], [], "", 0, 0

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from mgap.commands.extract_cmd import parse_options
 from mgap.commands.report_common import JSON_OPT, STORE_ARG, print_header, table
 from mgap.output import fmt, note, print_json, stdout
 
@@ -101,6 +102,9 @@ def attention(
     show: int = typer.Option(3, "--show", min=0, help="Heatmaps printed in the terminal."),
     ascii: bool = typer.Option(False, "--ascii", help="Density characters instead of colour."),
     png: Path | None = typer.Option(None, "--png", help="Write one PNG per image into DIR."),
+    model_option: list[str] | None = typer.Option(
+        None, "--model-option", help="Model option KEY=VALUE, as given to extract (repeatable)."
+    ),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Attention maps (CLS→patch, averaged over heads) and their entropy for sampled images.
@@ -118,6 +122,7 @@ def attention(
         device=device,
         batch_size=batch_size,
         data_root=data_root,
+        model_options=parse_options(model_option, "--model-option"),
     )
     doc = attention_report(
         request, lambda done, total: note(f"mgap attention: {done}/{total} images")

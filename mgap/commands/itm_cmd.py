@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from mgap.commands.extract_cmd import parse_options
 from mgap.commands.report_common import JSON_OPT, STORE_ARG, print_header, table
 from mgap.output import fmt, note, print_json, stdout
 
@@ -46,6 +47,9 @@ def itm(
     data_root: Path | None = typer.Option(
         None, "--data-root", help="Image folder, when it moved since extraction."
     ),
+    model_option: list[str] | None = typer.Option(
+        None, "--model-option", help="Model option KEY=VALUE, as given to extract (repeatable)."
+    ),
     as_json: bool = JSON_OPT,
 ) -> None:
     """ViLT: retrieval R@k and zero-shot accuracy from its image-text retrieval head."""
@@ -62,6 +66,7 @@ def itm(
         batch_size=batch_size,
         device=device,
         data_root=data_root,
+        model_options=parse_options(model_option, "--model-option"),
     )
     note(f"mgap itm: cost {plan(open_store(store), request).describe()}")
     last = [0.0]
