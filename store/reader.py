@@ -343,6 +343,7 @@ class Store:
             "text_side": self.has_texts,
             "n_categories": len(self.category_names),
             "geometry": self.geometry,
+            "curvature": self.curvature,
             "perturbations": self.perturbations,
             "attrs": self.attrs,
         }

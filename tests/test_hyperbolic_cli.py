@@ -95,3 +95,9 @@ def test_gap_prints_cones_and_histograms(lorentz_store, cli):
     assert hyp["entailment"]["mean_angle"] == pytest.approx(0.0, abs=1e-6)
     assert hyp["origin_distance"]["image"] == pytest.approx(2.0)
     assert hyp["tangent_gap_unnormalised"]["mean_paired_distance"] == pytest.approx(0.5)
+
+
+def test_info_names_the_curvature(lorentz_store, cli):
+    doc = json.loads(cli("info", str(lorentz_store), "--json").stdout)
+    assert doc["geometry"] == "lorentz" and doc["curvature"] == pytest.approx(0.5)
+    assert "curvature" in cli("info", str(lorentz_store)).stdout

@@ -96,6 +96,8 @@ def info(
         "geometry",
     ):
         table.add_row(key, fmt(summary[key]))
+    if summary["geometry"] == "lorentz":
+        table.add_row("curvature", f"-{fmt(summary['curvature'])}")
     for key in (
         "family",
         "weights",
