@@ -78,7 +78,9 @@ def category_detail(row: CategoryRow) -> Text:
 def retrieval_text(report: dict[str, Any] | None) -> Table | Text:
     if report is None:
         return Text("retrieval: needs both an image and a text side", style="dim")
-    table = Table(title="Retrieval", title_justify="left", box=None, pad_edge=False)
+    score = report.get("score", "cosine")
+    title = "Retrieval" if score == "cosine" else f"Retrieval ({score})"
+    table = Table(title=title, title_justify="left", box=None, pad_edge=False)
     table.add_column("")
     for key in ("R@1", "R@5", "R@10", "median_rank"):
         table.add_column("med" if key == "median_rank" else key, justify="right")
