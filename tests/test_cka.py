@@ -195,12 +195,28 @@ def test_report_matrix_on_stores(make_store, rng):
     assert rbf["matrix"][0][1] == pytest.approx(cka.rbf_cka(X, Yu, unbiased=True), abs=1e-6)
 
 
-def test_report_switches_to_minibatch_when_kernels_do_not_fit(make_store, rng, monkeypatch):
-    two, _, X, Y = _stores(make_store, rng)
-    monkeypatch.setattr(cka, "FULL_KERNEL_BYTES", 1000)
-    doc = cka.cka_report([f"{two}:image", f"{two}:text"], kernel="rbf")
-    assert doc["estimator"] == "minibatch-unbiased" and doc["batch_size"] == cka.DEFAULT_BATCH
-    explicit = cka.cka_report([f"{two}:image", f"{two}:text"], batch_size=16)
+def test_report_never_switches_estimator_and_rbf_is_exact_blocked(make_store, rng, monkeypatch):
+    from mgap.engine.analysis import backend as backend_module
+    from mgap.engine.analysis import rbf_blocked
+
+    X = rng.standard_normal((60, 6))
+    Y = np.tanh(X @ rng.standard_normal((6, 6))) + 0.3 * rng.standard_normal((60, 6))
+    two = make_store("same_dim.h5", X=X, Y=Y)
+    refs = [f"{two}:image", f"{two}:text"]
+    want = cka.cka_report(refs, kernel="rbf")
+    Yu = Y / np.linalg.norm(Y, axis=1, keepdims=True)  # the text side of a REF is normalised
+    assert want["matrix"][0][1] == pytest.approx(cka.rbf_cka(X, Yu), abs=1e-5)
+    monkeypatch.setattr(backend_module, "CPU_BLOCK_CELLS", 97)  # many row blocks
+    monkeypatch.setattr(rbf_blocked, "CACHE_BYTES", 0)  # recompute blocks between passes
+    monkeypatch.setattr(rbf_blocked, "WINDOW_VALUES", 10)  # histogram pass narrows the bracket
+    monkeypatch.setattr(rbf_blocked, "MEDIAN_SAMPLE", 500)
+    doc = cka.cka_report(refs, kernel="rbf")
+    assert doc["estimator"] == "biased" and "batch_size" not in doc
+    assert doc["matrix"][0][1] == pytest.approx(want["matrix"][0][1], abs=1e-6)
+    assert doc["sigma"] == pytest.approx(want["sigma"], rel=1e-6)
+    unbiased = cka.cka_report(refs, kernel="rbf", unbiased=True)
+    assert unbiased["matrix"][0][1] == pytest.approx(cka.rbf_cka(X, Yu, unbiased=True), abs=1e-5)
+    explicit = cka.cka_report(refs, batch_size=16)
     assert explicit["estimator"] == "minibatch-unbiased" and explicit["batch_size"] == 16
 
 

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from mgap.core.errors import UsageError
+from mgap.engine.analysis.backend import Backend
 
 KERNELS = ("linear", "rbf")
-#: full n x n kernels for every REF must fit in this many bytes, else minibatch estimation
-FULL_KERNEL_BYTES = 2 * 1024**3
 DEFAULT_BATCH = 2048
 #: rows sampled to set the RBF bandwidth in minibatch mode (all rows when n is smaller)
 SIGMA_SAMPLE = 4096
@@ -362,24 +361,30 @@ def cka_report(
     unbiased: bool = False,
     sigma: float | None = None,
     batch_size: int | None = None,
+    backend: Backend | None = None,
 ) -> dict:
-    """The `mgap cka --json` document: names, matrix (diagonal 1), n, dims, estimator, kernel."""
+    """The `mgap cka --json` document: names, matrix (diagonal 1), n, dims, estimator, kernel.
+
+    The estimator is only ever the one asked for: biased or unbiased (`--unbiased`) exact
+    CKA at any n (RBF in row blocks, see `rbf_blocked`), or the minibatch estimator when
+    `batch_size` is given."""
+    from mgap.engine.analysis.backend import resolve_backend
     from mgap.engine.analysis.refs import align_refs
 
     _validate(kernel, sigma, batch_size, len(refs))
-    _, mats, names = align_refs(refs)
+    _, mats, names = align_refs(refs, np.float32)
     n, k = mats[0].shape[0], len(mats)
     if unbiased and n < 4 and batch_size is None:
         raise UsageError(f"unbiased CKA needs at least 4 shared rows, got {n}")
+    be = backend or resolve_backend("cpu")
     doc: dict = {"names": names, "n": n, "dims": [int(m.shape[1]) for m in mats]}
     doc["kernel"] = kernel
-    too_big = kernel == "rbf" and k * n * n * 8 > FULL_KERNEL_BYTES
-    if batch_size is not None or too_big:
-        batch = batch_size or DEFAULT_BATCH
+    doc["compute"] = be.describe()
+    if batch_size is not None:
         doc["estimator"] = "minibatch-unbiased"
-        doc["batch_size"] = batch
+        doc["batch_size"] = batch_size
         doc["matrix"] = _matrix(
-            k, lambda i, j: minibatch_cka(mats[i], mats[j], batch, kernel, 0, sigma)
+            k, lambda i, j: minibatch_cka(mats[i], mats[j], batch_size, kernel, 0, sigma)
         )
         return doc
     doc["estimator"] = "unbiased" if unbiased else "biased"
@@ -388,8 +393,12 @@ def cka_report(
         if chance is not None:
             doc["chance"] = chance
         return doc
-    kernels = [rbf_kernel(m, sigma) for m in mats]
-    stats = [KernelStats.of(K) for K, _ in kernels]
-    doc["sigma"] = [s for _, s in kernels]
-    doc["matrix"] = _matrix(k, lambda i, j: kernel_cka(stats[i], stats[j], unbiased=unbiased))
+    from mgap.engine.analysis.progress import Work
+    from mgap.engine.analysis.rbf_blocked import rbf_cka_matrix
+
+    flops = 2.0 * n * n * sum(int(m.shape[1]) for m in mats) * (1 if sigma else 2)
+    with Work("exact RBF CKA", n, flops, be) as work:
+        doc["matrix"], doc["sigma"] = rbf_cka_matrix(
+            mats, backend=be, sigma=sigma, unbiased=unbiased, progress=work.advance
+        )
     return doc

@@ -99,14 +99,24 @@ def cknna(X: np.ndarray, Y: np.ndarray, k: int) -> float:
     return _cknna(*knn_graph(X, k), *knn_graph(Y, k))
 
 
-def knn_report(ref_a: str, ref_b: str, *, k: int = 10) -> dict:
-    """The `mgap knn --json` document: k, n, mutual_knn, cknna, chance = k/(n−1)."""
+def knn_report(ref_a: str, ref_b: str, *, k: int = 10, backend: Backend | None = None) -> dict:
+    """The `mgap knn --json` document: k, n, mutual_knn, cknna, chance = k/(n−1).
+
+    REFs are read in float32; each k-NN graph is one blocked pass of float32 products with
+    top-k on the backend (the score block never leaves the device)."""
+    from mgap.engine.analysis.progress import Work
     from mgap.engine.analysis.refs import align_refs
 
-    _, (X, Y), names = align_refs([ref_a, ref_b])
+    _, (X, Y), names = align_refs([ref_a, ref_b], np.float32)
     _check(X, Y, k, minimum_k=2)
     n = X.shape[0]
-    (ia, sa), (ib, sb) = knn_graph(X, k), knn_graph(Y, k)
+    be = backend or resolve_backend("cpu")
+    flops = 2.0 * n * n * (X.shape[1] + Y.shape[1])
+    with Work("k-NN graphs", 2, flops, be) as work:
+        ia, sa = knn_graph(X, k, backend=be)
+        work.advance(1)
+        ib, sb = knn_graph(Y, k, backend=be)
+        work.advance(1)
     return {
         "names": names,
         "k": k,
@@ -114,4 +124,5 @@ def knn_report(ref_a: str, ref_b: str, *, k: int = 10) -> dict:
         "mutual_knn": _mutual(ia, ib),
         "cknna": _cknna(ia, sa, ib, sb),
         "chance": k / (n - 1),
+        "compute": be.describe(),
     }

@@ -43,18 +43,25 @@ def parse_ref(ref: str) -> tuple[Path, str | None]:
 
 
 def _caption_means(store, texts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean of each image's unit-norm caption vectors; images without captions are dropped."""
-    norms = np.linalg.norm(texts, axis=1, keepdims=True)
-    unit = texts / np.where(norms > 0, norms, 1.0)
+    """Mean of each image's unit-norm caption vectors; images without captions are dropped.
+
+    `texts` is normalised in place, and captions already stored image by image (the usual
+    layout) are summed without a reordered copy."""
+    from mgap.engine.analysis.gap import normalize_rows_
+
+    unit = normalize_rows_(texts)
     owner = store.text_image_index
     order = np.argsort(owner, kind="stable")
     keep, starts, counts = np.unique(owner[order], return_index=True, return_counts=True)
-    sums = np.add.reduceat(unit[order], starts, axis=0) if owner.size else unit[:0]
+    in_order = owner.size and bool(np.all(np.diff(owner) >= 0))
+    rows = unit if in_order else unit[order]
+    sums = np.add.reduceat(rows, starts, axis=0) if owner.size else unit[:0]
     return store.image_ids[keep], sums / counts[:, None]
 
 
-def load_ref(ref: str) -> Ref:
-    """Read one REF in float64; a bad suffix or a side the store lacks is a usage error."""
+def load_ref(ref: str, dtype: type = np.float64) -> Ref:
+    """Read one REF in `dtype` (float32 for the scale-aware analyses: CKA, k-NN); a bad
+    suffix or a side the store lacks is a usage error."""
     path, side = parse_ref(ref)
     store = open_store(path)
     if side is None:
@@ -67,9 +74,9 @@ def load_ref(ref: str) -> Ref:
             hint=f"drop the :{side} suffix or pick another store",
         )
     if side == "image":
-        ids, matrix = store.image_ids, store.image_embeddings()
+        ids, matrix = store.image_ids, store.image_embeddings(dtype)
     else:
-        ids, matrix = _caption_means(store, store.text_embeddings())
+        ids, matrix = _caption_means(store, store.text_embeddings(dtype))
     if not np.isfinite(matrix).all():
         raise StoreError(
             f"{path.name}:{side} holds non-finite embeddings",
@@ -78,9 +85,11 @@ def load_ref(ref: str) -> Ref:
     return Ref(name=f"{path.name}:{side}", path=path, side=side, ids=ids, matrix=matrix)
 
 
-def align_refs(refs: list[str]) -> tuple[np.ndarray, list[np.ndarray], list[str]]:
+def align_refs(
+    refs: list[str], dtype: type = np.float64
+) -> tuple[np.ndarray, list[np.ndarray], list[str]]:
     """Rows of every REF restricted to the image ids they all share, in the first REF's order."""
-    loaded = [load_ref(ref) for ref in refs]
+    loaded = [load_ref(ref, dtype) for ref in refs]
     names = [r.name for r in loaded]
     if len(set(names)) < len(names):  # same file name in two folders: show what was typed
         names = list(refs)
@@ -98,5 +107,7 @@ def align_refs(refs: list[str]) -> tuple[np.ndarray, list[np.ndarray], list[str]
     matrices = []
     for r in loaded:
         row_of = {key: i for i, key in reversed(list(enumerate(r.ids.tolist())))}
-        matrices.append(r.matrix[[row_of[key] for key in ids.tolist()]])
+        take = np.asarray([row_of[key] for key in ids.tolist()], dtype=np.int64)
+        same = take.size == r.matrix.shape[0] and np.array_equal(take, np.arange(take.size))
+        matrices.append(r.matrix if same else r.matrix[take])
     return ids, matrices, names

@@ -10,6 +10,7 @@ import math
 
 import typer
 
+from mgap.commands.compute_opts import DEVICE_OPT, FAST_OPT, backend
 from mgap.output import fmt, note, print_json, stdout
 
 JSON_OPT = typer.Option(False, "--json", help="Print one JSON document on stdout.")
@@ -58,14 +59,25 @@ def cka(
         None, "--sigma", help="RBF bandwidth σ (default: median distance per REF)."
     ),
     batch_size: int | None = typer.Option(
-        None, "--batch-size", help="Minibatch unbiased CKA with batches of this size."
+        None,
+        "--batch-size",
+        help="Minibatch unbiased CKA with batches of this size (the only non-exact estimator).",
     ),
+    device: str = DEVICE_OPT,
+    fast: bool = FAST_OPT,
     json_out: bool = JSON_OPT,
 ) -> None:
-    """CKA matrix between REFs, rows aligned by image id."""
+    """CKA matrix between REFs, rows aligned by image id (RBF: exact, in row blocks, at any n)."""
     from mgap.engine.analysis.cka import cka_report
 
-    doc = cka_report(refs, kernel=kernel, unbiased=unbiased, sigma=sigma, batch_size=batch_size)
+    doc = cka_report(
+        refs,
+        kernel=kernel,
+        unbiased=unbiased,
+        sigma=sigma,
+        batch_size=batch_size,
+        backend=backend(device, fast),
+    )
     if json_out:
         print_json(doc)
         return
@@ -91,6 +103,8 @@ def knn(
     ref_a: str = typer.Argument(..., help="REF: STORE[:image|:text]."),
     ref_b: str = typer.Argument(..., help="REF: STORE[:image|:text]."),
     k: int = typer.Option(10, "--k", help="Neighbours per image."),
+    device: str = DEVICE_OPT,
+    fast: bool = FAST_OPT,
     json_out: bool = JSON_OPT,
 ) -> None:
     """Mutual k-NN and CKNNA alignment (Huh et al. 2024) between two REFs."""
@@ -98,7 +112,7 @@ def knn(
 
     from mgap.engine.analysis.knn import knn_report
 
-    doc = knn_report(ref_a, ref_b, k=k)
+    doc = knn_report(ref_a, ref_b, k=k, backend=backend(device, fast))
     if json_out:
         print_json(doc)
         return
