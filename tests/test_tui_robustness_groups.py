@@ -102,3 +102,29 @@ def test_a_store_without_perturbations_says_how_to_get_them(make_store, no_catal
             assert "no groupings" in _text(app, "#groups-status")
 
     asyncio.run(scenario())
+
+
+def test_a_groups_csv_becomes_a_grouping_in_the_view(store, tmp_path, no_catalog):
+    path, X, Y, _, _ = store
+    csv = tmp_path / "meta.csv"
+    csv.write_text(
+        "image_id,site\n" + "".join(f"{i},{'north' if i < 25 else 'south'}\n" for i in range(50))
+    )
+
+    async def scenario() -> None:
+        app = MgapApp(path.parent, select=[path], group_files=[csv])
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            await pilot.press("v", "v", "v")  # -> groups
+            await settle(pilot)
+            await pilot.press("g", "g")  # category -> supercategory -> site
+            status = _text(app, "#groups-status")
+            assert "grouping site (3/3)" in status and "10/60 images not in meta.csv" in status
+            table = app.query_one("#groups-table")
+            assert table.row_count == 2
+            north = _text(app, "#groups-detail")
+            xn, yn = _unit(X[:25].astype(float)), _unit(Y[:25].astype(float))
+            assert north.startswith("site: north  n=25")
+            assert f"L2M {np.linalg.norm(xn.mean(0) - yn.mean(0)):.3f}" in north
+
+    asyncio.run(scenario())

@@ -84,8 +84,10 @@ class MgapApp(App[None]):
         keymap: Mapping[str, str] | None = None,
         ascii_only: bool = False,
         compact: bool = False,
+        group_files: list[Path] | None = None,
     ) -> None:
         super().__init__()
+        self.group_files = [Path(p) for p in group_files or []]
         self.store_dir = Path(store_dir)
         self.select = [Path(p) for p in select or []]
         self.roots = list(roots or [])
@@ -109,7 +111,7 @@ class MgapApp(App[None]):
             with TabPane("4 Stores", id="stores"):
                 yield StoresPane(self.store_dir, self.select, id="stores-pane")
             with TabPane("5 Results", id="results"):
-                yield ResultsPane(self.ascii_only, id="results-pane")
+                yield ResultsPane(self.ascii_only, self.group_files, id="results-pane")
         yield Static("", id="too-small")
         yield Footer()
 
@@ -289,11 +291,13 @@ def run_tui(
     data_roots: list[Path] | None = None,
     ascii_only: bool = False,
     compact: bool = False,
+    group_files: list[Path] | None = None,
 ) -> None:
     """Open the TUI on `store_dir` (config / MGAP_STORE_DIR when None).
 
     `select` opens Results on those stores; `data_roots` adds dataset roots to the
-    ones named in the config file and MGAP_DATA_ROOTS.
+    ones named in the config file and MGAP_DATA_ROOTS; `group_files` are `--groups` CSVs
+    for the Results › Groups view.
     """
     from mgap.core.config import load_config
     from mgap.tui.sources import dataset_roots
@@ -306,5 +310,6 @@ def run_tui(
         keymap=config.keys,
         ascii_only=ascii_only,
         compact=compact,
+        group_files=group_files,
     )
     app.run()

@@ -94,9 +94,12 @@ class ResultsPane(WorkerHost, Horizontal):
         Binding("g", "next_grouping", "Grouping (Groups view)", id="results.grouping"),
     ]
 
-    def __init__(self, ascii_only: bool = False, **kwargs) -> None:
+    def __init__(
+        self, ascii_only: bool = False, group_files: list[Path] | None = None, **kwargs
+    ) -> None:
         super().__init__(**kwargs)
         self.ascii_only = ascii_only
+        self.group_files = list(group_files or [])
         self.paths: list[Path] = []
         self.current: Path | None = None
         self.method = "pca"
@@ -119,7 +122,7 @@ class ResultsPane(WorkerHost, Horizontal):
                     yield Static("", id="retrieval")
                     yield CkaView(id="cka")
                 yield RobustnessView(id="robustness")
-                yield GroupsView(id="groups")
+                yield GroupsView(self.group_files, id="groups")
                 yield AttentionView(self.ascii_only, id="attention")
                 yield HyperbolicView(self.ascii_only, id="hyperbolic")
 

@@ -8,6 +8,7 @@ and the grouping's worst and best ranked groups. Small groups are marked `*`, ne
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,19 +35,24 @@ DETAIL = (
 
 @dataclass
 class GroupsComputed(Message, bubble=False):
-    """Per-group rows of `path` merged over gap and zero-shot; None without groupings."""
+    """Per-group rows of `path` merged over gap and zero-shot; None without groupings.
+    `report["missing"]` says, per CSV, how many images it does not cover."""
 
     path: Path
     report: dict[str, Any] | None
 
 
-def compute_groups(path: Path) -> GroupsComputed:
+def compute_groups(path: Path, group_files: Sequence[Path] = ()) -> GroupsComputed:
     from mgap.engine.analysis.group_report import GroupOptions, store_groups
     from mgap.engine.analysis.groupings import BUILTIN, load_groupings
     from mgap.store import open_store
 
     store = open_store(path)
-    specs = [*(BUILTIN if store.category_names else ()), *sorted(store.attributes)]
+    specs = [
+        *(BUILTIN if store.category_names else ()),
+        *sorted(store.attributes),
+        *(str(p) for p in group_files),
+    ]
     if not specs:
         return GroupsComputed(path, None)
     groupings, missing = load_groupings(store, specs)
@@ -64,10 +70,13 @@ def compute_groups(path: Path) -> GroupsComputed:
             )
         summary += zs["summary"]
     names = [g.name for g in groupings]
-    return GroupsComputed(
-        path,
-        {"groupings": names, "rows": list(rows.values()), "summary": summary, **gap_options(gap)},
-    )
+    lines = [
+        f"{m.images_without_row}/{m.n_images} images not in {Path(m.file).name}"
+        for m in missing
+        if m.images_without_row
+    ]
+    doc = {"groupings": names, "rows": list(rows.values()), "summary": summary, "missing": lines}
+    return GroupsComputed(path, {**doc, **gap_options(gap)})
 
 
 def gap_options(doc: dict[str, Any]) -> dict[str, Any]:
@@ -101,8 +110,9 @@ class GroupsView(WorkerHost, Vertical):
 
     WORKER_TITLE = "Groups"
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, group_files: Sequence[Path] = (), **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.group_files = list(group_files)
         self.path: Path | None = None
         self.active = False
         self.reports: dict[Path, dict[str, Any] | None] = {}
@@ -144,7 +154,8 @@ class GroupsView(WorkerHost, Vertical):
             self._show()
             return
         self._say(f"computing groups of {path.name} ({TUI_BOOTSTRAP} bootstrap replicates)…")
-        self.start_worker("groups", lambda: compute_groups(path), key=path)
+        files = self.group_files
+        self.start_worker("groups", lambda: compute_groups(path, files), key=path)
 
     def on_groups_computed(self, message: GroupsComputed) -> None:
         self.reports[message.path] = message.report
@@ -181,6 +192,7 @@ class GroupsView(WorkerHost, Vertical):
         self.query_one("#groups-status", Static).update(
             f"grouping {name} ({self.grouping % len(names) + 1}/{len(names)}) · g: next grouping"
             f" · ↑/↓ group · * fewer than {report['min_n']} images"
+            + "".join(f" · {line}" for line in report["missing"])
         )
         table = self.query_one(DataTable)
         table.clear()

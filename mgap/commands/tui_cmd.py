@@ -26,6 +26,12 @@ def tui(
         False, "--ascii", help="ASCII bars and borders for terminals without box-drawing glyphs."
     ),
     compact: bool = typer.Option(False, "--compact", help="Use the compact layout at any size."),
+    groups: list[Path] | None = typer.Option(
+        None,
+        "--groups",
+        metavar="FILE.csv",
+        help="Groupings for Results › Groups: a CSV keyed by image id or file name (repeatable).",
+    ),
 ) -> None:
     """Pick models and datasets, run and watch extraction jobs, browse gap/CKA/scatter results."""
     import sys
@@ -38,9 +44,18 @@ def tui(
     for root in data_root or []:
         if not root.exists():
             raise UsageError(f"--data-root {root} does not exist")
+    for csv in groups or []:
+        if not csv.is_file():
+            raise UsageError(f"--groups {csv} is not a file", hint="give a CSV keyed by image id")
     from mgap.tui.app import run_tui
 
-    run_tui(store_dir, data_roots=list(data_root or []), ascii_only=ascii_only, compact=compact)
+    run_tui(
+        store_dir,
+        data_roots=list(data_root or []),
+        ascii_only=ascii_only,
+        compact=compact,
+        group_files=list(groups or []),
+    )
     _exit_now()
 
 
