@@ -80,12 +80,13 @@ def compute_attention(path: Path) -> AttentionComputed:
 
 
 def summary_line(report: dict[str, Any]) -> Text:
+    """Two short lines: the entropy summary, then what the maps are of."""
     e, u = report["entropy"], report["uniform_entropy"]
     grid = "×".join(map(str, report["grid"])) if report["grid"] else "per image"
     return Text.assemble(
         ("H ", "bold"),
-        f"{num(e['mean'], 3)} ± {num(e['std'], 3)} nats  (uniform log n {num(u['mean'], 3)})  ",
-        f"grid {grid} · layer {report['layer']} · {report['query']}",
+        f"{num(e['mean'], 3)}±{num(e['std'], 3)} nats · uniform {num(u['mean'], 3)}\n",
+        (f"grid {grid} · layer {report['layer']} · {report['query']}", "dim"),
     )
 
 
@@ -94,6 +95,7 @@ class AttentionView(WorkerHost, Vertical):
 
     WORKER_TITLE = "Attention"
     DEFAULT_CSS = """
+    AttentionView #attention-status { height: 2; color: $text-muted; background: $surface; }
     AttentionView #attention-table { height: auto; max-height: 7; }
     AttentionView #attention-heatmap { height: 1fr; }
     """
@@ -108,7 +110,7 @@ class AttentionView(WorkerHost, Vertical):
         self.index = 0
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="attention-status", classes="status")
+        yield Static("", id="attention-status")
         yield DataTable(id="attention-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="attention-heatmap")
 
