@@ -65,6 +65,9 @@ def test_settings_rows_values_and_changes_from_clean(perturbed_store, cli):
     assert clean["t2i_R@1"] == pytest.approx(ret["t2i"]["R@1"])
     assert clean["top1"] == pytest.approx(zs["accuracy"])
     assert clean["top5"] == pytest.approx(zs["top5_accuracy"])
+    first = json.loads(cli("robustness", str(path), "--captions", "first", "--json").stdout)
+    gap_first = json.loads(cli("gap", str(path), "--captions", "first", "--json").stdout)
+    assert first["settings"][0]["l2m"] == pytest.approx(gap_first["l2m"])
     # the table fits 80 columns
     table = cli("robustness", str(path), env={"COLUMNS": "80"})
     assert table.returncode == 0 and max(len(line) for line in table.stdout.splitlines()) <= 80

@@ -115,17 +115,14 @@ def robustness_report(
     missing: Sequence[MissingRows] = (),
 ) -> dict:
     """The `mgap robustness --json` document: `settings` rows, clean first, with `delta`."""
-    from mgap.engine.analysis.pairs import first_caption_rows, store_header, store_pairs
+    from mgap.engine.analysis.pairs import store_header, store_pairs
 
     if not store.perturbations:
         raise StoreError(
             f"{store.path.name} has no perturbed image sides",
             hint="extract with --perturb noise:0.05 (repeatable) or --perturb-suite rtml",
         )
-    X_clean, Y, index = store_pairs(store, captions="all", what="robustness")
-    if captions == "first":
-        rows = first_caption_rows(index)
-        Y, index = Y[rows], index[rows]
+    X_clean, Y, index = store_pairs(store, captions=captions, what="robustness")
     zeroshot = _zeroshot_inputs(store)
     sides = [(CLEAN, X_clean)] + [
         (name, store.perturbed_image_embeddings(name)) for name in store.perturbations
