@@ -288,3 +288,24 @@ def test_atmg_angle_closed_form():
     assert Score(ATMG_ANGLE, c, "i2t").matrix(image, text) == pytest.approx(
         np.array([[0.0]]), abs=1e-3
     )
+
+
+def test_robustness_on_a_lorentz_store_ranks_by_distance(make_store):
+    """Images on one ray at four depths, captions just past them: only the distance can tell
+    them apart (the space cosine ties all four)."""
+    from mgap.engine.analysis.robustness import robustness_report
+    from mgap.store import open_store
+
+    c = 1.0
+    depths = np.array([0.5, 1.0, 1.5, 2.0])
+    X = _lift(depths[:, None] * np.array([1.0, 0.0, 0.0]), c)
+    Y = _lift((depths + 0.05)[:, None] * np.array([1.0, 0.0, 0.0]), c)
+    path = make_store(
+        X=X,
+        Y=Y,
+        perturbed={"noise:0": X.copy()},
+        provenance={"geometry": "lorentz", "curvature": c},
+    )
+    doc = robustness_report(open_store(path))
+    assert doc["score"] == "lorentz_distance"
+    assert [row["t2i_R@1"] for row in doc["settings"]] == pytest.approx([1.0, 1.0])

@@ -25,7 +25,8 @@ from mgap.engine.analysis.additive import (
 )
 from mgap.engine.analysis.group_report import GroupOptions, group_rows, groups_document
 from mgap.engine.analysis.groupings import Grouping, MissingRows
-from mgap.engine.analysis.retrieval import retrieval_ranks
+from mgap.engine.analysis.retrieval import score_ranks
+from mgap.engine.analysis.scores import Score, store_score
 from mgap.engine.perturb import CLEAN
 from mgap.store import Store
 
@@ -64,15 +65,16 @@ def _side_additive(
     Y: np.ndarray,
     index: np.ndarray,
     zeroshot: tuple[np.ndarray, np.ndarray] | None,
+    score: Score | None = None,
 ) -> Additive:
-    i2t, t2i = retrieval_ranks(X, Y, index)
+    i2t, t2i = score_ranks(X, Y, index, score or Score())
     parts = {
         "gap": gap_additive(X, Y, index),
         "ret": retrieval_additive(i2t, t2i, index, ks=(1,)),
         "cos": cosine_additive(X, X_clean),
     }
     if zeroshot is not None:
-        parts["zs"] = zeroshot_additive(X, *zeroshot)
+        parts["zs"] = zeroshot_additive(X, *zeroshot, score)
     merged = merge(parts, _RENAME)
     finish = merged.finish
 
@@ -124,6 +126,7 @@ def robustness_report(
         )
     X_clean, Y, index = store_pairs(store, captions=captions, what="robustness")
     zeroshot = _zeroshot_inputs(store)
+    score = store_score(store)  # Lorentz stores rank by geodesic distance
     sides = [(CLEAN, X_clean)] + [
         (name, store.perturbed_image_embeddings(name)) for name in store.perturbations
     ]
@@ -131,7 +134,7 @@ def robustness_report(
     clean_point: dict = {}
     clean_groups: dict[tuple[str, str], dict] = {}
     for name, X in sides:
-        additive = _side_additive(X, X_clean, Y, index, zeroshot)
+        additive = _side_additive(X, X_clean, Y, index, zeroshot, score)
         point = _complete(additive.point())
         point["n_images"] = int(point["n_images"])
         if name == CLEAN:
@@ -148,6 +151,7 @@ def robustness_report(
                 group_table.append(row)
     doc = {
         **store_header(store),
+        **score.describe(),
         "captions": captions,
         "n_images": int(X_clean.shape[0]),
         "n_texts": int(Y.shape[0]),
