@@ -14,7 +14,9 @@ Hyperbolic (MERU-style) embeddings keep their space components with
 
 from __future__ import annotations
 
+import math
 import re
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -50,18 +52,38 @@ def _load_pt(path: Path) -> np.ndarray:
     return obj.detach().float().numpy()
 
 
-def load_array(path: Path) -> np.ndarray | dict[str, np.ndarray]:
+def _regular(path: Path) -> Path:
     if not path.exists():
         raise UsageError(f"{path} does not exist")
-    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise UsageError(f"{path} is not a regular file", hint="pass the embedding file itself")
+    return path
+
+
+def _numeric(array: np.ndarray, path: Path, key: str = "") -> np.ndarray:
+    """Real numbers only: strings, objects, complex or structured arrays are refused."""
+    where = f"{path}[{key}]" if key else str(path)
+    if array.dtype.kind not in "fiub" or array.dtype.names:
+        raise UsageError(
+            f"{where} holds {array.dtype} values, not real numbers",
+            hint="save float embeddings (np.save(path, x.astype('float32')))",
+        )
+    return array
+
+
+def load_array(path: Path) -> np.ndarray | dict[str, np.ndarray]:
+    suffix = _regular(path).suffix.lower()
     try:
         if suffix == ".npy":
-            return np.load(path, allow_pickle=False)
+            return _numeric(np.load(path, allow_pickle=False), path)
         if suffix == ".npz":
             with np.load(path, allow_pickle=False) as data:
-                return {k: data[k] for k in data.files}
-    except (ValueError, OSError) as exc:
-        raise UsageError(f"cannot read {path}: {exc}".splitlines()[0]) from exc
+                return {k: _numeric(data[k], path, k) for k in data.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError, MemoryError) as exc:
+        detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+        raise UsageError(
+            f"cannot read {path} as {suffix} ({detail})", hint="re-save it with numpy"
+        ) from None
     if suffix in (".pt", ".pth"):
         return _load_pt(path)
     raise UsageError(f"unsupported embedding file {path.name}", hint="use .npy, .npz or .pt")
@@ -123,10 +145,26 @@ def read_pairs(
 def _lines(path: Path | None, expected: int, what: str) -> list[str] | None:
     if path is None:
         return None
-    lines = path.read_text(encoding="utf-8").splitlines()
+    try:
+        lines = _regular(path).read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise UsageError(f"{path} is not UTF-8 text", hint="re-save it as UTF-8") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
     if len(lines) != expected:
         raise UsageError(f"{path} has {len(lines)} lines but there are {expected} {what}")
     return lines
+
+
+def _row_numbers(path: Path) -> np.ndarray:
+    try:
+        text = _regular(path).read_text(encoding="utf-8")
+        return np.asarray([int(v) for v in text.split()], dtype=np.int64)
+    except (UnicodeDecodeError, ValueError, OverflowError):
+        raise UsageError(
+            f"{path} must hold one non-negative integer image row per caption",
+            hint="write one row number per line",
+        ) from None
 
 
 def import_embeddings(
@@ -147,22 +185,33 @@ def import_embeddings(
     x, y = read_pairs(files, image, text)
     if geometry not in (S.GEOMETRY_EUCLIDEAN, S.GEOMETRY_LORENTZ):
         raise UsageError(f"unknown geometry {geometry!r}", hint="use euclidean or lorentz")
-    if geometry == S.GEOMETRY_LORENTZ and curvature <= 0:
-        raise UsageError("--curvature must be positive (the space has curvature -C)")
+    if not math.isfinite(curvature) or (geometry == S.GEOMETRY_LORENTZ and curvature <= 0):
+        raise UsageError(
+            f"--curvature {curvature} is not a positive finite number",
+            hint="pass C > 0 for a space of curvature -C",
+        )
     for arr, side in ((x, "image"), (y, "text")):
-        if arr is not None and (arr.ndim != 2 or arr.shape[0] == 0):
+        if arr is not None and (arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0):
             raise UsageError(f"{side} embeddings have shape {arr.shape}, expected (N, d)")
-        if arr is not None and not np.isfinite(arr).all():
-            raise UsageError(f"{side} embeddings contain NaN or inf")
+        if arr is not None and not np.isfinite(arr.astype(np.float32)).all():
+            raise UsageError(
+                f"{side} embeddings contain NaN or inf (or values beyond float32)",
+                hint="drop or fix those rows",
+            )
+    if x is not None and y is not None and x.shape[1] != y.shape[1]:
+        raise UsageError(
+            f"image dim {x.shape[1]} differs from text dim {y.shape[1]}",
+            hint="import the two sides as separate stores (--image A or --text B)",
+        )
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a folder", hint="give the path of the .h5 file to write")
     if out.exists() and not overwrite:
         raise UsageError(f"{out} already exists", hint="pass --overwrite to replace it")
     n = x.shape[0] if x is not None else y.shape[0]
     m = y.shape[0] if y is not None else 0
     rows = None
     if caption_image_row_file is not None:
-        rows = np.asarray(
-            [int(v) for v in caption_image_row_file.read_text().split()], dtype=np.int64
-        )
+        rows = _row_numbers(caption_image_row_file)
         if rows.shape != (m,):
             raise UsageError(f"{caption_image_row_file} has {rows.size} rows for {m} captions")
     elif x is not None and y is not None and m != n:

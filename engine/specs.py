@@ -19,6 +19,8 @@ FAMILY_MODULES = {
     "meru": "meru",
 }
 FAMILIES = tuple(FAMILY_MODULES)
+#: the longest spec accepted (a local checkpoint path fits; a pasted file does not)
+MAX_SPEC_CHARS = 1024
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,11 @@ class ModelSpec:
 
 def parse_model_spec(spec: str) -> ModelSpec:
     """Split `open_clip:ViT-B-32@openai`; a bad spec is a usage error naming the fix."""
+    if len(spec) > MAX_SPEC_CHARS or not spec.isprintable():
+        raise UsageError(
+            f"model spec {spec[:40]!r}… is {len(spec)} characters or holds control characters",
+            hint=f"write FAMILY:ID[@TAG] in at most {MAX_SPEC_CHARS} printable characters",
+        )
     family, sep, rest = spec.partition(":")
     if not sep or not rest:
         raise UsageError(

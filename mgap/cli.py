@@ -11,6 +11,7 @@ import os
 import sys
 
 import typer
+from typer._click import exceptions as click_errors  # typer vendors click: its errors live here
 
 from mgap import __version__
 from mgap.errors import MgapError
@@ -64,10 +65,28 @@ for _name in COMMAND_MODULES:
     importlib.import_module(f"mgap.commands.{_name}").register(app)
 
 
+def _usage_line(exc: click_errors.UsageError) -> str:
+    """click's usage error as one line (not the boxed panel) with where to read more."""
+    command = exc.ctx.command_path if exc.ctx is not None else "mgap"
+    return f"mgap: error: {' '.join(exc.format_message().split())} (see `{command} --help`)"
+
+
 def main() -> None:
     """Console entry point: one-line errors, documented exit codes (0 ok, 1 failed, 2 usage)."""
     try:
-        app()
+        code = app(standalone_mode=False)
+    except click_errors.NoArgsIsHelpError as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click_errors.UsageError as exc:
+        print(_usage_line(exc), file=sys.stderr)
+        sys.exit(2)
+    except click_errors.ClickException as exc:
+        print(f"mgap: error: {' '.join(exc.format_message().split())}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        print("mgap: interrupted", file=sys.stderr)
+        sys.exit(130)
     except MgapError as exc:
         print(f"mgap: error: {exc.one_line()}", file=sys.stderr)
         sys.exit(exc.exit_code)
@@ -82,3 +101,5 @@ def main() -> None:
             file=sys.stderr,
         )
         sys.exit(1)
+    if isinstance(code, int) and code:
+        sys.exit(code)

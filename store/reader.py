@@ -27,6 +27,13 @@ from mgap.store.verify import structural_problems
 _DAMAGE = (OSError, KeyError, ValueError, TypeError, IndexError, AttributeError, UnicodeError)
 
 
+def _non_finite(path: Path, name: str) -> StoreError:
+    return StoreError(
+        f"{path}: rows of /{name} contain NaN or inf",
+        hint="run `mgap verify` on it; re-extract, or import without those rows",
+    )
+
+
 def _damaged(path: Path, problems: list[str]) -> StoreError:
     more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
     return StoreError(
@@ -277,8 +284,10 @@ class Store:
                     hi = min(lo + READ_ROWS, stop)
                     end = int(np.searchsorted(rows, hi))
                     if end > done:
-                        block = ds[lo:hi]
-                        out[done:end] = block[rows[done:end] - lo]
+                        block = ds[lo:hi][rows[done:end] - lo]
+                        if not np.isfinite(block).all():
+                            raise _non_finite(self.path, name)
+                        out[done:end] = block
                         done = end
         except _DAMAGE as exc:
             raise StoreError(

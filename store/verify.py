@@ -218,8 +218,6 @@ def _embedding_shapes(v: _View) -> list[str]:
             problems.append(f"/{name} is {ds.dtype} but precision says {v.attrs['precision']!r}")
         dims[name] = ds.shape[1]
         problems += _checksum_shape(v, name, rows)
-    if S.IMAGE_EMB in dims and S.TEXT_EMB in dims and dims[S.IMAGE_EMB] != dims[S.TEXT_EMB]:
-        problems.append(f"image dim {dims[S.IMAGE_EMB]} differs from text dim {dims[S.TEXT_EMB]}")
     if not dims and v.shapes_ok:
         problems.append("the store has neither image nor text embeddings")
     problems += _prompt_shapes(v, dims.get(S.TEXT_EMB))
@@ -291,6 +289,19 @@ def check_ranges(v: _View) -> list[str]:
         if values.size and values.max() > 1:
             problems.append(f"/{name} holds values other than 0 and 1")
     return problems
+
+
+def check_shared_space(v: _View) -> list[str]:
+    """Both sides in one space: gap and retrieval compare image rows with text rows.
+
+    A content check, not a structural one: readers still open such a store (CKA, for
+    one, compares spaces of any sizes), but `verify` does not call it consistent.
+    """
+    if S.IMAGE_EMB in v.f and S.TEXT_EMB in v.f:
+        d_image, d_text = v.f[S.IMAGE_EMB].shape[1], v.f[S.TEXT_EMB].shape[1]
+        if d_image != d_text:
+            return [f"image dim {d_image} differs from text dim {d_text}"]
+    return []
 
 
 def _progress(v: _View) -> tuple[int, int]:
@@ -376,6 +387,7 @@ STRUCTURAL: tuple[Check, ...] = (check_containment, check_required, check_attrib
 CONTENT: tuple[Check, ...] = (
     check_strings,
     check_ranges,
+    check_shared_space,
     check_progress,
     check_skipped,
     check_checksums,

@@ -209,7 +209,7 @@ def _hold(path, ready, release):
 
 def test_a_second_writer_names_the_holder_and_the_lock_dies_with_it(tmp_path):
     store = tmp_path / "s.h5"
-    ctx = mp.get_context("spawn")
+    ctx = mp.get_context("fork")
     ready, release = ctx.Event(), ctx.Event()
     holder = ctx.Process(target=_hold, args=(store, ready, release))
     holder.start()
@@ -228,7 +228,7 @@ def test_a_second_writer_names_the_holder_and_the_lock_dies_with_it(tmp_path):
 
 def test_wait_queues_behind_the_holder(tmp_path):
     store = tmp_path / "s.h5"
-    ctx = mp.get_context("spawn")
+    ctx = mp.get_context("fork")
     ready, release = ctx.Event(), ctx.Event()
     holder = ctx.Process(target=_hold, args=(store, ready, release))
     holder.start()

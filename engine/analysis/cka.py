@@ -8,6 +8,7 @@ d / (n + d), which is why reports carry n, d and a random-pairing baseline.
 
 from __future__ import annotations
 
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -232,11 +233,21 @@ def _checked_sqrt(median: float) -> float:
     return float(np.sqrt(median))
 
 
+def check_sigma(sigma: float) -> None:
+    """σ must be finite and large enough that 1/(2σ²) is finite (else K is 0 or NaN)."""
+    if not (math.isfinite(sigma) and sigma > 1e-150):
+        raise UsageError(
+            f"--sigma {sigma!r} makes the RBF kernel degenerate (all 0 or NaN)",
+            hint="pass a finite σ above 1e-150, or leave --sigma out for the median distance",
+        )
+
+
 def rbf_kernel(X: np.ndarray, sigma: float | None = None) -> tuple[np.ndarray, float]:
     """K = exp(−‖xi−xj‖²/(2σ²)) built in place over the distance matrix; returns (K, σ)."""
     K = squared_distances(X)
     if sigma is None:
         sigma = median_sigma(K)
+    check_sigma(sigma)
     scale = -0.5 / sigma**2
 
     def expo(start: int, stop: int) -> None:

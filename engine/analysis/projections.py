@@ -116,7 +116,33 @@ def resolve_params(method: str, params: dict[str, object]) -> dict[str, object]:
             f"{method} takes no parameter {', '.join(unknown)}",
             hint=f"known: {', '.join(DEFAULTS[method]) or 'none'}",
         )
-    return {**DEFAULTS[method], **{k: v for k, v in params.items() if v is not None}}
+    resolved = {**DEFAULTS[method], **{k: v for k, v in params.items() if v is not None}}
+    for key, value in resolved.items():
+        low, high = _RANGES.get(key, (None, None))
+        if value is None or low is None:
+            continue
+        if not isinstance(value, int | float) or not (low <= float(value) <= high):
+            raise UsageError(
+                f"{method} parameter {key}={value!r} is outside {low:g}..{high:g}",
+                hint=f"pass a {key} in that range",
+            )
+    if method == "umap" and float(resolved["min_dist"]) > float(resolved["spread"]):
+        raise UsageError(
+            f"UMAP min_dist {resolved['min_dist']} is larger than spread {resolved['spread']}",
+            hint="pass --min-dist at most the spread (1.0 by default)",
+        )
+    return resolved
+
+
+#: accepted ranges of the layout parameters (UMAP needs min_dist <= spread, checked too)
+_RANGES = {
+    "n_neighbors": (2, 10_000),
+    "min_dist": (0.0, 10.0),
+    "spread": (1e-3, 100.0),
+    "n_epochs": (1, 100_000),
+    "perplexity": (1.0, 10_000.0),
+    "n_iter": (1, 100_000),
+}
 
 
 # ---- sampling ------------------------------------------------------------------------

@@ -6,6 +6,7 @@ Each family module exposes `load(spec: ModelSpec, device: str, **options) -> Emb
 from __future__ import annotations
 
 import importlib
+import re
 
 from mgap.engine.models.base import EmbeddingModel
 from mgap.engine.specs import FAMILY_MODULES, ModelSpec, parse_model_spec
@@ -17,6 +18,10 @@ def resolve_device(device: str = "auto") -> str:
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    if not re.fullmatch(r"cpu|cuda(:\d+)?|mps", device):
+        from mgap.core.errors import UsageError
+
+        raise UsageError(f"unknown --device {device!r}", hint="use auto, cpu, cuda, cuda:N or mps")
     if device.startswith("cuda") and not torch.cuda.is_available():
         from mgap.core.errors import UsageError
 

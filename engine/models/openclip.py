@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -155,6 +156,14 @@ def _build(spec: ModelSpec, device: str) -> tuple[Any, Any, Any, dict[str, objec
         model, _, preprocess = open_clip.create_model_and_transforms(
             arch, pretrained=checkpoint, **kwargs
         )
+    except (RuntimeError, ValueError, OSError, KeyError, EOFError, pickle.UnpicklingError) as exc:
+        if checkpoint is None:
+            raise
+        detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:160]
+        raise ModelUnavailableError(
+            f"{checkpoint} is not an open_clip checkpoint for {arch} ({detail})",
+            hint="give a .pt/.bin/.safetensors state dict saved from this architecture",
+        ) from None
     finally:
         logging.disable(logging.NOTSET)
     return model, preprocess, open_clip.get_tokenizer(arch), weights

@@ -144,7 +144,9 @@ def match(
     workers: int | None = typer.Option(
         None, "--workers", help="Processes for the restarts. Default: all cores."
     ),
-    seed: int = typer.Option(0, "--seed", help="Seed for base, queries and restarts."),
+    seed: int = typer.Option(
+        0, "--seed", min=0, max=2**32 - 1, help="Seed for base, queries and restarts."
+    ),
     method: str = typer.Option(
         "qap", "--method", help="qap, local-cka, linear, relative, cosine or all."
     ),

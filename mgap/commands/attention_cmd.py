@@ -93,7 +93,7 @@ def attention(
     store: Path = STORE_ARG,
     images: int = typer.Option(16, "--images", min=1, help="How many images to sample (seeded)."),
     layer: int = typer.Option(-1, "--layer", help="Encoder layer, 0-based; -1 = the last."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the image sample."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of the image sample."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:i]."),
     batch_size: int = typer.Option(8, "--batch-size", min=1),
     data_root: Path | None = typer.Option(

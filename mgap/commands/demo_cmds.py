@@ -87,7 +87,9 @@ def train_toy_cmd(
         0.5, "--caption-detail", help="Share of image attributes each caption names, 0..1."
     ),
     epochs: int = typer.Option(20, "--epochs", help="Passes over the training images."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the data, initialisation and order."),
+    seed: int = typer.Option(
+        0, "--seed", min=0, max=2**32 - 1, help="Seed of the data, initialisation and order."
+    ),
     n_train: int = typer.Option(2000, "--n-train", help="Synthetic training images."),
     sweep: str | None = typer.Option(
         None, "--sweep", help="temperature or caption-detail: train one toy per value."

@@ -35,11 +35,21 @@ def per_model_options(items: list[str] | None) -> dict[str, dict[str, str]]:
     return scoped
 
 
-def _check_options(dtype: str, block_rows: int, store_dir: Path | None, out: Path | None) -> None:
+def _check_options(
+    dtype: str, block_rows: int, store_dir: Path | None, out: Path | None, workers: int | None
+) -> None:
+    from mgap.store.schema import MAX_BLOCK_ROWS
+
     if dtype not in ("float16", "float32"):
         raise UsageError(f"--dtype must be float16 or float32, got {dtype!r}")
-    if block_rows < 1:
-        raise UsageError(f"--block-rows must be at least 1, got {block_rows}")
+    if not 1 <= block_rows <= MAX_BLOCK_ROWS:
+        raise UsageError(f"--block-rows must be in 1..{MAX_BLOCK_ROWS}, got {block_rows}")
+    if workers is not None and workers < 0:
+        raise UsageError(f"--workers must be 0 or more, got {workers}", hint="0 decodes in-process")
+    if store_dir is not None and store_dir.exists() and not store_dir.is_dir():
+        raise UsageError(f"--store-dir {store_dir} is a file", hint="give a folder")
+    if out is not None and out.is_dir():
+        raise UsageError(f"--out {out} is a folder", hint="give the path of the .h5 file")
     if store_dir is not None and out is not None:
         raise UsageError("--store-dir and --out exclude each other", hint="give one of them")
 
@@ -127,7 +137,7 @@ def extract(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Embed a dataset with one or more models into resumable HDF5 stores."""
-    _check_options(dtype, block_rows, store_dir, out)
+    _check_options(dtype, block_rows, store_dir, out, workers)
     dataset_options = parse_options(option, "--option")
     manifest = _load(model, dataset, data_root, split, limit, dataset_options)
     from mgap.engine.perturb import perturbation_names

@@ -26,7 +26,9 @@ def plot(
     max_points: int = typer.Option(
         20000, "--max-points", help="Fit on a stratified sample beyond this many points."
     ),
-    seed: int = typer.Option(0, "--seed", help="Seed of the sample and the layout."),
+    seed: int = typer.Option(
+        0, "--seed", min=0, max=2**32 - 1, help="Seed of the sample and the layout."
+    ),
     n_neighbors: int | None = typer.Option(None, "--n-neighbors", help="UMAP (default 15)."),
     min_dist: float | None = typer.Option(None, "--min-dist", help="UMAP (default 0.1)."),
     perplexity: float | None = typer.Option(None, "--perplexity", help="t-SNE (default 30)."),
