@@ -7,9 +7,11 @@ exit 1, and readers must fail with one line, never a traceback.
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import signal
+import subprocess
+import sys
+import threading
 import time
 import zlib
 
@@ -201,45 +203,49 @@ def test_a_virtual_dataset_over_the_stores_own_shard_is_accepted(make_store, rng
     np.testing.assert_array_equal(open_store(path).image_embeddings(np.float32), X)
 
 
-def _hold(path, ready, release):
-    with StoreLock(path):
-        ready.set()
-        release.wait(30)
+_HOLDER = """
+import sys, time
+from mgap.store.lock import StoreLock
+with StoreLock(sys.argv[1]):
+    print("ready", flush=True)
+    sys.stdin.readline()  # hold until the test closes stdin
+"""
+
+
+def _holder(store):
+    child = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(store)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout.readline().strip() == "ready"
+    return child
 
 
 def test_a_second_writer_names_the_holder_and_the_lock_dies_with_it(tmp_path):
     store = tmp_path / "s.h5"
-    ctx = mp.get_context("fork")
-    ready, release = ctx.Event(), ctx.Event()
-    holder = ctx.Process(target=_hold, args=(store, ready, release))
-    holder.start()
+    holder = _holder(store)
     try:
-        assert ready.wait(60)
         with pytest.raises(StoreLockedError, match=f"pid {holder.pid}.*--wait"):
             StoreLock(store).acquire()
         os.kill(holder.pid, signal.SIGKILL)  # the kernel releases an flock on death
-        holder.join(30)
+        holder.wait(30)
         with StoreLock(store):
             pass
     finally:
-        release.set()
-        holder.join(30)
+        holder.kill()
+        holder.wait()
 
 
 def test_wait_queues_behind_the_holder(tmp_path):
     store = tmp_path / "s.h5"
-    ctx = mp.get_context("fork")
-    ready, release = ctx.Event(), ctx.Event()
-    holder = ctx.Process(target=_hold, args=(store, ready, release))
-    holder.start()
-    assert ready.wait(60)
+    holder = _holder(store)
     t0 = time.monotonic()
-    import threading
-
-    threading.Timer(1.0, release.set).start()
+    threading.Timer(1.0, holder.stdin.close).start()
     with StoreLock(store, wait=True):
         waited = time.monotonic() - t0
-    holder.join(30)
+    holder.wait(30)
     assert waited >= 0.9
     assert not (tmp_path / "s.h5.lock").exists()
 
