@@ -91,3 +91,37 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 600, cwd=None)
 @pytest.fixture
 def cli():
     return run_cli
+
+
+class ExtractCLI:
+    """`mgap extract --dataset coco` on a COCO-layout root (the tiny COCO sample by default).
+
+    `run(*models, root=, split=, limit=, args=, env=, timeout=)` returns the finished
+    process; `json(...)` also asserts exit 0 and parses the `--json --quiet` summary.
+    """
+
+    def __init__(self, request: pytest.FixtureRequest) -> None:
+        self.request = request
+
+    def command(self, *models: str, root=None, split="train2017", limit=None) -> list[str]:
+        root = root if root is not None else self.request.getfixturevalue("tiny_coco")
+        args = ["extract"]
+        for model in models:
+            args += ["--model", model]
+        args += ["--dataset", "coco", "--data-root", str(root), "--split", split]
+        return args + (["--limit", str(limit)] if limit is not None else [])
+
+    def run(self, *models: str, args=(), env=None, timeout: float = 600, **where):
+        return run_cli(*self.command(*models, **where), *args, env=env, timeout=timeout)
+
+    def json(self, *models: str, args=(), **kwargs) -> dict:
+        done = self.run(*models, args=[*args, "--json", "--quiet"], **kwargs)
+        assert done.returncode == 0, done.stderr
+        import json
+
+        return json.loads(done.stdout)
+
+
+@pytest.fixture
+def extract_cli(request) -> ExtractCLI:
+    return ExtractCLI(request)

@@ -25,25 +25,8 @@ def _coco_counts(root: Path, split: str = "train2017") -> tuple[int, int]:
     return len(data["images"]), len(data["annotations"])
 
 
-def _extract(cli, *args: str):
-    r = cli(
-        "extract",
-        "--model",
-        MODEL,
-        "--dataset",
-        "coco",
-        "--split",
-        "train2017",
-        "--json",
-        "--quiet",
-        *args,
-    )
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)
-
-
-def test_extract_coco_writes_complete_store(tiny_coco, tmp_path, cli):
-    doc = _extract(cli, "--data-root", str(tiny_coco), "--store-dir", str(tmp_path))
+def test_extract_coco_writes_complete_store(tiny_coco, tmp_path, cli, extract_cli):
+    doc = extract_cli.json(MODEL, args=["--store-dir", str(tmp_path)])
     n_images, n_captions = _coco_counts(tiny_coco)
     (summary,) = doc["stores"]
     assert summary["status"] == "complete" and summary["n_images"] == n_images == 50
@@ -59,19 +42,19 @@ def test_extract_coco_writes_complete_store(tiny_coco, tmp_path, cli):
     assert cli("verify", summary["store"]).returncode == 0
     # a second run without --overwrite leaves the complete store untouched
     before = Path(summary["store"]).read_bytes()
-    again = _extract(cli, "--data-root", str(tiny_coco), "--store-dir", str(tmp_path))
+    again = extract_cli.json(MODEL, args=["--store-dir", str(tmp_path)])
     assert again["stores"][0]["note"] == "already complete"
     assert Path(summary["store"]).read_bytes() == before
 
 
-def test_broken_and_missing_images_are_skipped(tiny_coco, tmp_path, cli):
+def test_broken_and_missing_images_are_skipped(tiny_coco, tmp_path, cli, extract_cli):
     root = tmp_path / "coco"
     shutil.copytree(tiny_coco, root)
     images = sorted((root / "train2017").glob("*.jpg"))
     data = images[0].read_bytes()
     images[0].write_bytes(data[: len(data) // 3])  # truncated JPEG
     images[1].unlink()  # missing file
-    doc = _extract(cli, "--data-root", str(root), "--out", str(tmp_path / "s.h5"), "--limit", "12")
+    doc = extract_cli.json(MODEL, root=root, limit=12, args=["--out", str(tmp_path / "s.h5")])
     (summary,) = doc["stores"]
     assert summary["status"] == "complete" and summary["skipped"] >= 1
     info = json.loads(cli("info", str(tmp_path / "s.h5"), "--json").stdout)
@@ -86,12 +69,8 @@ def test_broken_and_missing_images_are_skipped(tiny_coco, tmp_path, cli):
     assert cli("verify", str(tmp_path / "s.h5")).returncode == 0
 
 
-def test_sigkill_then_resume_equals_uninterrupted_run(tiny_coco, tmp_path, cli):
+def test_sigkill_then_resume_equals_uninterrupted_run(tiny_coco, tmp_path, extract_cli):
     common = [
-        "--data-root",
-        str(tiny_coco),
-        "--limit",
-        "24",
         "--block-rows",
         "8",
         "--batch-size",
@@ -99,24 +78,10 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tiny_coco, tmp_path, cli):
         "--workers",
         "1",
     ]
-    _extract(cli, *common, "--out", str(tmp_path / "ref.h5"))
+    extract_cli.json(MODEL, limit=24, args=[*common, "--out", str(tmp_path / "ref.h5")])
     target = tmp_path / "killed.h5"
-    cmd = [
-        sys.executable,
-        "-m",
-        "mgap",
-        "extract",
-        "--model",
-        MODEL,
-        "--dataset",
-        "coco",
-        "--split",
-        "train2017",
-        "--quiet",
-        *common,
-        "--out",
-        str(target),
-    ]
+    command = extract_cli.command(MODEL, limit=24)
+    cmd = [sys.executable, "-m", "mgap", *command, "--quiet", *common, "--out", str(target)]
     proc = subprocess.Popen(
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
@@ -133,7 +98,7 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tiny_coco, tmp_path, cli):
     proc.wait()
     partial = open_store(target)
     assert partial.status == "partial" and 8 <= partial.n_images < 24
-    doc = _extract(cli, *common, "--out", str(target))
+    doc = extract_cli.json(MODEL, limit=24, args=[*common, "--out", str(target)])
     assert doc["stores"][0]["status"] == "complete"
     ref, resumed = open_store(tmp_path / "ref.h5"), open_store(target)
     np.testing.assert_array_equal(
@@ -145,23 +110,8 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tiny_coco, tmp_path, cli):
     np.testing.assert_array_equal(resumed.image_ids, ref.image_ids)
 
 
-def test_sentence_encoder_writes_text_only_store(tiny_coco, minilm_dir, tmp_path, cli):
-    r = cli(
-        "extract",
-        "--model",
-        f"st:{minilm_dir}",
-        "--dataset",
-        "coco",
-        "--data-root",
-        str(tiny_coco),
-        "--split",
-        "train2017",
-        "--out",
-        str(tmp_path / "t.h5"),
-        "--json",
-        "--quiet",
-    )
-    assert r.returncode == 0, r.stderr
+def test_sentence_encoder_writes_text_only_store(tiny_coco, minilm_dir, tmp_path, cli, extract_cli):
+    extract_cli.json(f"st:{minilm_dir}", args=["--out", str(tmp_path / "t.h5")])
     store = open_store(tmp_path / "t.h5")
     assert store.has_texts and not store.has_images
     assert store.n_images == 50 and store.n_texts == _coco_counts(tiny_coco)[1]
@@ -186,36 +136,21 @@ def test_bad_input_is_one_line(args, code, cli, tmp_path):
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
-def _coco_args(root, split: str, *extra: str) -> list[str]:
-    return [
-        "extract",
-        "--model",
-        MODEL,
-        "--dataset",
-        "coco",
-        "--data-root",
-        str(root),
-        "--split",
-        split,
-        *extra,
-    ]
-
-
-def test_missing_annotations_and_malformed_json(tmp_path, cli):
+def test_missing_annotations_and_malformed_json(tmp_path, extract_cli):
     root = tmp_path / "coco"
     (root / "annotations").mkdir(parents=True)
-    r = cli(*_coco_args(root, "val2017", "--store-dir", str(tmp_path)))
+    r = extract_cli.run(MODEL, root=root, split="val2017", args=["--store-dir", str(tmp_path)])
     assert r.returncode in (1, 2) and "Traceback" not in r.stderr
     assert "captions_val2017.json" in r.stderr
     (root / "annotations" / "captions_val2017.json").write_text('{"images": [')
-    r = cli(*_coco_args(root, "val2017", "--store-dir", str(tmp_path)))
+    r = extract_cli.run(MODEL, root=root, split="val2017", args=["--store-dir", str(tmp_path)])
     assert r.returncode in (1, 2) and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
-def test_store_path_that_is_not_hdf5(tiny_coco, tmp_path, cli):
+def test_store_path_that_is_not_hdf5(tmp_path, extract_cli):
     bad = tmp_path / "bad.h5"
     bad.write_text("not hdf5")
-    r = cli(*_coco_args(tiny_coco, "train2017", "--out", str(bad)))
+    r = extract_cli.run(MODEL, args=["--out", str(bad)])
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert bad.read_text() == "not hdf5"

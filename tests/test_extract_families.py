@@ -6,8 +6,6 @@ and named on the command line exactly as a user names a downloaded checkpoint.
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 from tiny_clip_models import make_tiny_clip, make_tiny_siglip
@@ -29,7 +27,9 @@ def checkpoints(tmp_path, minilm_dir):
     }
 
 
-def test_five_families_in_one_pass_equal_separate_runs(checkpoints, tiny_coco, tmp_path, cli):
+def test_five_families_in_one_pass_equal_separate_runs(
+    checkpoints, tiny_coco, tmp_path, cli, extract_cli
+):
     specs = [
         f"hf:{checkpoints['clip']}",
         f"hf:{checkpoints['siglip']}",
@@ -37,27 +37,9 @@ def test_five_families_in_one_pass_equal_separate_runs(checkpoints, tiny_coco, t
         f"hf:{checkpoints['blip2']}",
         f"llava:{checkpoints['llava']}",
     ]
-    common = [
-        "--dataset",
-        "coco",
-        "--data-root",
-        str(tiny_coco),
-        "--split",
-        "train2017",
-        "--limit",
-        "6",
-        "--batch-size",
-        "4",
-        "--dtype",
-        "float32",
-        "--json",
-        "--quiet",
-    ]
-    args = [a for spec in specs for a in ("--model", spec)]
+    args = ["--batch-size", "4", "--dtype", "float32", "--store-dir", str(tmp_path / "one")]
     args += ["--model-option", f"{specs[-1]}::view=after"]  # one model's own option
-    r = cli("extract", *args, *common, "--store-dir", str(tmp_path / "one"))
-    assert r.returncode == 0, r.stderr
-    stores = json.loads(r.stdout)["stores"]
+    stores = extract_cli.json(*specs, limit=6, args=args)["stores"]
     assert [s["status"] for s in stores] == ["complete"] * 5
     families = []
     for spec, summary in zip(specs, stores, strict=True):

@@ -125,23 +125,12 @@ def test_cli_check_fails_with_one_line(spec, offline_env, cli):
 
 
 def test_cli_extract_with_uncached_open_clip_fails_with_one_line(
-    offline_env, cli, tiny_coco, tmp_path
+    offline_env, extract_cli, tmp_path
 ):
-    result = cli(
-        "extract",
-        "--model",
+    result = extract_cli.run(
         "open_clip:ViT-B-32@openai",
-        "--dataset",
-        "coco",
-        "--data-root",
-        str(tiny_coco),
-        "--split",
-        "train2017",
-        "--limit",
-        "2",
-        "--store-dir",
-        str(tmp_path / "stores"),
-        "--quiet",
+        limit=2,
+        args=["--store-dir", str(tmp_path / "stores"), "--quiet"],
         env=offline_env,
         timeout=120,
     )

@@ -252,23 +252,11 @@ def test_blip2_refuses_generation_checkpoint(folders):
 
 
 @pytest.mark.slow  # a fresh interpreter importing torch + transformers: ~8 s CPU, 30 s here
-def test_cli_refusal_is_one_line_without_traceback(cli, folders, tiny_coco, tmp_path):
-    proc = cli(
-        "extract",
-        "--model",
+def test_cli_refusal_is_one_line_without_traceback(extract_cli, folders, tmp_path):
+    proc = extract_cli.run(
         f"hf:{folders['blip_captioning']}",
-        "--dataset",
-        "coco",
-        "--data-root",
-        str(tiny_coco),
-        "--split",
-        "train2017",
-        "--limit",
-        "2",
-        "--device",
-        "cpu",
-        "--store-dir",
-        str(tmp_path),
+        limit=2,
+        args=["--device", "cpu", "--store-dir", str(tmp_path)],
     )
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr

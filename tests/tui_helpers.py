@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
+from textual.widgets import DataTable
 from textual.worker import WorkerState
 
 ACTIVE = (WorkerState.PENDING, WorkerState.RUNNING)
@@ -23,10 +24,27 @@ async def settle(pilot, rounds: int = 50) -> None:
         if not active:
             await pilot.pause()
             if not any(w.state in ACTIVE for w in app.workers):
+                await _tables_measured(pilot)
                 return
             continue
         await asyncio.gather(*(w.wait() for w in active), return_exceptions=True)
     raise AssertionError(f"workers still running after {rounds} rounds: {list(app.workers)}")
+
+
+async def _tables_measured(pilot, rounds: int = 50) -> None:
+    """DataTable measures new rows' column widths when its queue goes idle: wait for that,
+    so a screenshot never shows the header-wide columns of the moment before."""
+    for _ in range(rounds):
+        pending = [
+            table
+            for table in pilot.app.screen.query(DataTable)
+            if table._require_update_dimensions or table._updated_cells
+        ]
+        if not pending:
+            await pilot.pause()
+            return
+        await pilot.pause()
+    raise AssertionError("a DataTable kept re-measuring its columns")
 
 
 def text(app, selector: str) -> str:

@@ -44,6 +44,8 @@ METHODS = ("pca", "umap", "tsne")
 #: points projected per method: PCA is cheap, UMAP and t-SNE cost seconds per thousand
 MAX_POINTS = {"pca": 100_000, "umap": 5_000, "tsne": 5_000}
 KIND_TAG = {"all": "", "category": "cat", "supercategory": "sup"}
+#: category names longer than this are cut in the table (the detail line shows them whole)
+NAME_WIDTH = 16
 #: every worker group of the pane (emptying the selection cancels them all)
 GROUPS = ("gap", "retrieval", "cka", "projection")
 
@@ -127,7 +129,7 @@ class ResultsPane(WorkerHost, Horizontal):
                 yield HyperbolicView(self.ascii_only, id="hyperbolic")
 
     def on_mount(self) -> None:
-        self.query_one("#category-table", DataTable).add_columns("category", "", "n", "L2M", "RMG")
+        self._set_columns([])
         self.workers_changed()
 
     def focus_default(self) -> None:
@@ -237,15 +239,28 @@ class ResultsPane(WorkerHost, Horizontal):
         if message.path == self.current:
             self._show_gap(message.report)
 
+    def _set_columns(self, rows: list[CategoryRow]) -> None:
+        """Columns as wide as this report's cells, set here rather than measured by the
+        table when it next idles, so the first frame already has its final widths."""
+        names = [row.name[:NAME_WIDTH] for row in rows]
+        counts = [str(row.metrics.get("n_images", "-")) for row in rows]
+        table = self.query_one("#category-table", DataTable)
+        table.clear(columns=True)
+        table.add_column("category", width=max(map(len, ["category", *names])))
+        table.add_column("", width=3)
+        table.add_column("n", width=max(map(len, ["n", *counts])))
+        table.add_column("L2M", width=5)
+        table.add_column("RMG", width=5)
+
     def _show_gap(self, report: dict[str, Any]) -> None:
         self.query_one("#gap-summary", Static).update(summary_text(report), layout=False)
         self.categories = category_rows(report)
+        self._set_columns(self.categories)
         table = self.query_one("#category-table", DataTable)
-        table.clear()
         for i, row in enumerate(self.categories):
             m = row.metrics
             table.add_row(
-                row.name,
+                row.name[:NAME_WIDTH],
                 KIND_TAG.get(row.kind, row.kind),
                 str(m.get("n_images", "-")),
                 num(m.get("l2m"), 3),
