@@ -309,3 +309,22 @@ def test_robustness_on_a_lorentz_store_ranks_by_distance(make_store):
     doc = robustness_report(open_store(path))
     assert doc["score"] == "lorentz_distance"
     assert [row["t2i_R@1"] for row in doc["settings"]] == pytest.approx([1.0, 1.0])
+
+
+@pytest.mark.parametrize("name", [LORENTZ_DISTANCE, ATMG_ANGLE])
+def test_torch_backend_scores_like_numpy(rng, name):
+    """The Lorentz scores on torch blocks (the CUDA path, here on the CPU) match numpy."""
+    pytest.importorskip("torch")
+    from mgap.engine.analysis.backend import resolve_backend
+    from mgap.engine.analysis.retrieval import score_ranks
+
+    c = 0.7
+    X = _lift(rng.standard_normal((50, 6)), c)
+    index = np.repeat(np.arange(50), 2)
+    Y = _lift(0.5 * rng.standard_normal((100, 6)) + 0.5 * X[index], c)
+    score = Score(name, c)
+    a = score_ranks(X, Y, index, score, backend=resolve_backend("cpu"), block=16)
+    b = score_ranks(X, Y, index, score, backend=resolve_backend("cpu", engine="torch"), block=16)
+    for ours, theirs in zip(a, b, strict=True):
+        assert np.array_equal(ours.above, theirs.above)
+        assert np.array_equal(ours.tied, theirs.tied)
