@@ -153,7 +153,7 @@ def _intra(total: np.ndarray, squares: float, n: int) -> float:
     return float((total @ total - squares) / (n * (n - 1))) if n >= 2 else float("nan")
 
 
-def _group_sum(values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+def group_sum(values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
     """Σ of rows per group id (ids < 0 dropped), via a small one-hot product."""
     keep = groups >= 0
     if n_groups == 1:
@@ -188,8 +188,8 @@ def gap_sums(
     )
     for lo in range(0, X.shape[0], BLOCK):
         xn, g = normalize(X[lo : lo + BLOCK]), group[lo : lo + BLOCK]
-        out.sum_x += _group_sum(xn, g, G)
-        out.sq_x += _group_sum(np.einsum("ij,ij->i", xn, xn)[:, None], g, G)[:, 0]
+        out.sum_x += group_sum(xn, g, G)
+        out.sq_x += group_sum(np.einsum("ij,ij->i", xn, xn)[:, None], g, G)[:, 0]
     for lo in range(0, Y.shape[0], BLOCK):
         rows = index[lo : lo + BLOCK]
         yn, xn, g = normalize(Y[lo : lo + BLOCK]), normalize(X[rows]), group[rows]
@@ -197,8 +197,8 @@ def gap_sums(
         sq_x, sq_y = np.einsum("ij,ij->i", xn, xn), np.einsum("ij,ij->i", yn, yn)
         dist = np.sqrt(np.maximum(sq_x + sq_y - 2.0 * cos, 0.0))
         out.n_y += np.bincount(g[g >= 0], minlength=G)
-        out.sum_y += _group_sum(yn, g, G)
-        per_row = _group_sum(np.stack([sq_y, cos, dist], axis=1), g, G)
+        out.sum_y += group_sum(yn, g, G)
+        per_row = group_sum(np.stack([sq_y, cos, dist], axis=1), g, G)
         out.sq_y += per_row[:, 0]
         out.cos += per_row[:, 1]
         out.dist += per_row[:, 2]

@@ -102,11 +102,14 @@ def neighbourhood_test(
 
 
 def _class_means(rows: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
-    """Mean of normalised rows per group id (ids < 0 are ignored)."""
-    keep = groups >= 0
+    """Mean of normalised rows per group id (ids < 0 are ignored), normalised and summed in
+    float64 block by block (no copy of the side)."""
+    from mgap.engine.analysis.gap import BLOCK, group_sum
+
     sums = np.zeros((n_groups, rows.shape[1]))
-    np.add.at(sums, groups[keep], normalize(rows[keep]))
-    counts = np.bincount(groups[keep], minlength=n_groups)
+    for lo in range(0, rows.shape[0], BLOCK):
+        sums += group_sum(normalize(rows[lo : lo + BLOCK]), groups[lo : lo + BLOCK], n_groups)
+    counts = np.bincount(groups[groups >= 0], minlength=n_groups)
     return sums / np.maximum(counts, 1)[:, None]
 
 
@@ -129,7 +132,7 @@ def neighbourhood_report(
     primary = store.primary_category
     C = len(store.category_names)
     has_image = np.bincount(primary[primary >= 0], minlength=C) > 0
-    image_means = _class_means(store.image_embeddings(), primary, C)
+    image_means = _class_means(store.image_embeddings(np.float32), primary, C)
     prompts = store.prompt_embeddings(PROMPT_SET_CATEGORY)
     if prompts is not None:
         names, embeddings = prompts
@@ -142,7 +145,7 @@ def neighbourhood_report(
     elif store.has_texts:
         caption_cat = primary[store.text_image_index]
         has_text = np.bincount(caption_cat[caption_cat >= 0], minlength=C) > 0
-        text_means = _class_means(store.text_embeddings(), caption_cat, C)
+        text_means = _class_means(store.text_embeddings(np.float32), caption_cat, C)
         source = "caption centroids"
     else:
         raise StoreError(
