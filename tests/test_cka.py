@@ -209,7 +209,7 @@ def test_report_never_switches_estimator_and_rbf_is_exact_blocked(make_store, rn
     monkeypatch.setattr(backend_module, "CPU_BLOCK_CELLS", 97)  # many row blocks
     monkeypatch.setattr(rbf_blocked, "CACHE_BYTES", 0)  # recompute blocks between passes
     monkeypatch.setattr(rbf_blocked, "WINDOW_VALUES", 10)  # histogram pass narrows the bracket
-    monkeypatch.setattr(rbf_blocked, "MEDIAN_SAMPLE", 500)
+    monkeypatch.setattr(rbf_blocked, "BRACKET_ROWS", 30)
     doc = cka.cka_report(refs, kernel="rbf")
     assert doc["estimator"] == "biased" and "batch_size" not in doc
     assert doc["matrix"][0][1] == pytest.approx(want["matrix"][0][1], abs=1e-6)

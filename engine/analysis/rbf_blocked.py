@@ -22,8 +22,8 @@ import numpy as np
 from mgap.core.errors import UsageError
 from mgap.engine.analysis.backend import Backend
 
-#: pairs sampled to bracket the median
-MEDIAN_SAMPLE = 200_000
+#: rows whose pairwise distances bracket the median
+BRACKET_ROWS = 1024
 #: values kept from the bracket in one pass at most; above, a histogram pass narrows it
 WINDOW_VALUES = 20_000_000
 HISTOGRAM_BINS = 65_536
@@ -37,18 +37,21 @@ def _centred32(X: np.ndarray) -> np.ndarray:
 
 
 def _sample_bracket(Xc: np.ndarray, rng: np.random.Generator) -> tuple[float, float, float]:
-    """(low, high, expected share of positive values inside) from sampled pairs."""
+    """(low, high, expected share of positive values inside) from every pair of a seeded
+    subset of BRACKET_ROWS rows. Pairs of a subset are not independent, so the bracket is
+    ±6 standard deviations of a U-statistic quantile on that many rows (share ±6/√rows)."""
     n = Xc.shape[0]
-    i, j = rng.integers(0, n, (2, MEDIAN_SAMPLE))
-    keep = i < j
-    diff = Xc[i[keep]].astype(np.float64) - Xc[j[keep]]
-    sample = np.sort(np.einsum("ij,ij->i", diff, diff))
+    rows = np.sort(rng.choice(n, min(n, BRACKET_ROWS), replace=False))
+    S = Xc[rows]
+    sq = np.einsum("ij,ij->i", S, S, dtype=np.float64)
+    D = sq[:, None] + sq[None, :] - 2.0 * (S @ S.T)  # float32 products: only a bracket
+    sample = np.sort(D[np.triu_indices(rows.size, 1)])
     sample = sample[sample > 0]
     if sample.size < 100:
         return 0.0, np.inf, 1.0
-    slack = 6.0 * np.sqrt(sample.size)  # ±12 standard deviations of the sample rank
-    lo = int(max(sample.size / 2 - slack, 0))
-    hi = int(min(sample.size / 2 + slack, sample.size - 1))
+    slack = 6.0 / np.sqrt(rows.size)
+    lo = int(max((0.5 - slack) * sample.size, 0))
+    hi = int(min((0.5 + slack) * sample.size, sample.size - 1))
     return float(sample[lo]), float(sample[hi]), (hi - lo) / sample.size
 
 

@@ -1,0 +1,178 @@
+"""Analysis at dataset scale (issue 11): every target printed beside its baseline or floor.
+
+    python benchmarks/bench_scale.py --store-dir /work/bigstore          # everything
+    python benchmarks/bench_scale.py --only kernels                      # n = 5,000, d = 768
+    python benchmarks/bench_scale.py --only store --commands gap,neighbours
+
+Part 1 (`kernels`, n = 5,000, d = 768): mutual k-NN / CKNNA and RBF CKA against the float32
+products they cannot avoid (their floor), and RBF CKA against mgap's previous full-matrix
+float64 code; all timed through `_harness` in this process.
+
+Part 2 (`store`): builds the COCO-train-shaped store with `mgap import` (118,287 images,
+591,435 captions, d = 512; see scale_store.py), runs each command as a user would, in its
+own process, and prints wall time and peak RSS against 1.5x the float32 embeddings.
+Exact retrieval is compared with one float32 product of the same total size on a slice of
+the images (the full product takes minutes on 2 cores; the ratio is what the target is).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _harness import measure, report  # noqa: E402
+from scale_store import build_store  # noqa: E402
+
+from mgap.engine.analysis import cka  # noqa: E402
+from mgap.engine.analysis.backend import resolve_backend  # noqa: E402
+from mgap.engine.analysis.knn import _cknna, _mutual, knn_graph  # noqa: E402
+from mgap.engine.analysis.rbf_blocked import rbf_cka_matrix  # noqa: E402
+
+#: what mgap measured with the code before issue 11, on this store and machine (shared,
+#: loaded): `/usr/bin/time -f "%e s %M KB" mgap CMD STORE --json`
+BEFORE = {
+    "gap": "60.0 s, 5.92 GB",
+    "gap --by-category": "not finished after 15 min (issue report)",
+    "retrieval": "not finished after 15 min (issue report)",
+    "neighbours": "45.8 s, 7.23 GB",
+}
+
+
+def _pair(n: int, d: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d), dtype=np.float32)
+    Y = np.tanh(X @ rng.standard_normal((d, d), dtype=np.float32) / np.sqrt(d))
+    return X, (Y + 0.5 * rng.standard_normal((n, d), dtype=np.float32)).astype(np.float32)
+
+
+def kernels(n: int = 5000, d: int = 768, repeats: int = 3) -> None:
+    X, Y = _pair(n, d)
+    be = resolve_backend("cpu")
+    print(f"== n = {n}, d = {d}, {be.describe()}")
+
+    def products():  # the n x n float32 products both k-NN graphs need
+        return [(A / np.linalg.norm(A, axis=1, keepdims=True)) @ A.T for A in (X, Y)]
+
+    def knn_both():
+        (ia, sa), (ib, sb) = knn_graph(X, 10, backend=be), knn_graph(Y, 10, backend=be)
+        return _mutual(ia, ib), _cknna(ia, sa, ib, sb)
+
+    report(
+        "mutual k-NN + CKNNA (k=10) vs its n x n products",
+        measure(knn_both, repeats),
+        measure(products, repeats),
+        "floor",
+    )
+
+    def kernel_floor():  # build both RBF kernels: float32 products + exp (σ given)
+        out = []
+        for A in (X, Y):
+            Ac = A - A.mean(0)
+            sq = np.einsum("ij,ij->i", Ac, Ac)
+            D = Ac @ Ac.T
+            D *= -2.0
+            D += sq[:, None]
+            D += sq[None, :]
+            np.exp(D * (-0.5 / float(np.median(sq))), out=D)
+            out.append(D)
+        return out
+
+    ours = measure(lambda: rbf_cka_matrix([X, Y], backend=be)[0][0][1], repeats)
+    report(
+        "RBF CKA exact blocked vs building both kernels",
+        ours,
+        measure(kernel_floor, repeats),
+        "floor",
+    )
+    before = measure(lambda: cka.rbf_cka(X, Y), repeats)
+    report("RBF CKA exact blocked vs mgap's full float64 kernels", ours, before, "before")
+    print(f"  values: blocked {ours.value:.6f} · full float64 {before.value:.6f}", flush=True)
+
+
+def _run(argv: list[str]) -> tuple[float, float, int]:
+    """(wall seconds, peak RSS GB, exit code) of one command in its own process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return time.perf_counter() - start, usage.ru_maxrss / 1024**2, proc.returncode
+
+
+def retrieval_floor(store: Path, rows: int = 8192) -> None:
+    """Exact retrieval on `rows` images against every caption vs one float32 product of the
+    same size (the product is the floor: every score must be computed)."""
+    from mgap.engine.analysis.gap import normalize_rows_
+    from mgap.engine.analysis.pairs import store_pairs
+    from mgap.engine.analysis.retrieval import retrieval_ranks
+    from mgap.store import open_store
+
+    X, Y, index = store_pairs(open_store(store), what="retrieval", dtype=np.float32)
+    Xs = normalize_rows_(X[:rows].copy())
+    del X
+    Yn = normalize_rows_(Y)
+    # captions of images outside the slice count as the last image's: the same products and
+    # counting, so the time is that of exact retrieval over this many images
+    slice_index = np.minimum(index, rows - 1)
+    be = resolve_backend("cpu")
+
+    def product():
+        out = np.empty((be.block_rows(Yn.shape[0]), Yn.shape[0]), np.float32)
+        for lo in range(0, rows, out.shape[0]):
+            hi = min(lo + out.shape[0], rows)
+            np.matmul(Xs[lo:hi], Yn.T, out=out[: hi - lo])
+
+    ours = measure(lambda: retrieval_ranks(Xs, Yn, slice_index, backend=be), 1)
+    floor = measure(product, 1)
+    ratio = report(
+        f"exact retrieval, {rows} images x {Yn.shape[0]} captions vs one float32 product",
+        ours,
+        floor,
+        "product",
+    )
+    print(f"  exact retrieval / product = {1 / ratio:.2f}x (target <= 1.3x)", flush=True)
+
+
+def store_part(folder: Path, commands: list[str]) -> None:
+    store = build_store(folder)
+    emb_gb = (118_287 + 591_435) * 512 * 4 / 1024**3
+    print(
+        f"== {store}: float32 embeddings {emb_gb:.2f} GB, target peak RSS <= {1.5 * emb_gb:.2f} GB"
+    )
+    for command in commands:
+        argv = [sys.executable, "-m", "mgap", *command.split(), str(store), "--json"]
+        seconds, gb, code = _run(argv)
+        print(
+            f"mgap {command}: {seconds:.1f} s, peak RSS {gb:.2f} GB "
+            f"({gb / emb_gb:.2f}x embeddings) exit {code} · before: {BEFORE.get(command, '-')}",
+            flush=True,
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store-dir", type=Path, default=Path("bigstore"))
+    parser.add_argument("--only", choices=["kernels", "store"], default=None)
+    parser.add_argument(
+        "--commands",
+        default="gap,gap --by-category,retrieval --sample 20000,neighbours",
+        help="comma-separated mgap commands run on the big store",
+    )
+    args = parser.parse_args()
+    print("note: timings on a shared 2-core machine (other sessions' load); no GPU here")
+    if args.only in (None, "kernels"):
+        kernels()
+    if args.only in (None, "store"):
+        commands = [c.strip() for c in args.commands.split(",") if c.strip()]
+        store_part(args.store_dir, commands)
+        retrieval_floor(build_store(args.store_dir))
+
+
+if __name__ == "__main__":
+    main()
