@@ -286,12 +286,14 @@ def test_too_small_terminal_notice(tmp_path, no_catalog, size, small):
 FAKE_JOB = textwrap.dedent(
     """
     import json, os, signal, sys, time
-    store = sys.argv[1]
+    from mgap.store.process import process_identity
+    store = sys.argv[2]  # argv[1] is "extract": the TUI signals only an extract of this store
     state = {"status": "running"}
     def write(**fields):
         doc = {"pid": os.getpid(), "model": "toy:demo", "dataset": "synthetic", "split": "test",
                "store": store, "n_images": 1000, "device": "cpu", "phase": "images",
-               "images_per_s": 12.5, "eta_s": 80.0, "updated": time.time(), **fields}
+               "images_per_s": 12.5, "eta_s": 80.0, "updated": time.time(),
+               **process_identity(), **fields}
         tmp = store + ".progress.json.tmp"
         with open(tmp, "w") as fh:
             json.dump(doc, fh)
@@ -313,7 +315,9 @@ def test_restarted_tui_reattaches_to_a_running_job_and_cancels_it(tmp_path, no_c
     script = tmp_path / "fake_job.py"
     script.write_text(FAKE_JOB)
     job = subprocess.Popen(
-        [sys.executable, str(script), str(store)], start_new_session=True, stdin=subprocess.DEVNULL
+        [sys.executable, str(script), "extract", str(store)],
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
     )
     try:
         progress = store.with_name(store.name + ".progress.json")
