@@ -109,3 +109,14 @@ def test_verify_checks_every_perturbed_side(make_store, cli):
     (line,) = [x for x in r.stderr.splitlines() if "NaN" in x]
     assert "noise:0.05" in line and "1 " in line
     assert "blur:3" not in r.stderr
+
+
+def test_export_writes_every_perturbed_side(perturbed_store, cli, tmp_path):
+    path, X, *_ = perturbed_store
+    out = tmp_path / "exported"
+    r = cli("export", str(path), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    blur = np.load(out / "image_blur_1_embeddings.npy")
+    noise = np.load(out / "image_noise_0.1_embeddings.npy")
+    assert np.array_equal(blur, np.load(out / "image_embeddings.npy"))
+    assert noise.shape == X.shape and not np.allclose(noise, blur)

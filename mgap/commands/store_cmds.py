@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from functools import partial
 from pathlib import Path
 
 import typer
@@ -156,13 +157,18 @@ def export(
     s = open_store(store, check=check or None)
     out.mkdir(parents=True, exist_ok=True)
     written = []
+    perturbed = [
+        (f"image_{setting.replace(':', '_')}", True, partial(s.perturbed_image_embeddings, setting))
+        for setting in s.perturbations
+    ]
     for side, has, read in (
         ("image", s.has_images, s.image_embeddings),
         ("text", s.has_texts, s.text_embeddings),
+        *perturbed,  # image_noise_0.05_embeddings.npy, ... in the same rows as the clean side
     ):
         if not has:
             continue
-        emb = read(np.float32)
+        emb = read(dtype=np.float32)
         path = out / f"{side}_embeddings.{fmt_}"
         if fmt_ == "npy":
             np.save(path, emb)
