@@ -5,7 +5,9 @@ instances_train2017.json and never read). This script writes a synthetic instanc
 shaped like train2017 (polygons of ~40 coordinates, some RLE crowd masks), loads it both
 ways, checks the categories and primary categories agree, and prints times and the ratio.
 
-    python benchmarks/bench_coco_load.py [--annotations 860000] [--images 118287]
+    python benchmarks/bench_coco_load.py [--annotations 860000] [--images 118287] [--repeats 3]
+
+Both sides: median of `--repeats` runs (benchmarks/_harness.py).
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import argparse
 import json
 import random
 import tempfile
-import time
 from collections import defaultdict
 from pathlib import Path
+
+from _harness import measure, report
 
 from mgap.engine.datasets.coco import _read_instances
 
@@ -66,22 +69,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--annotations", type=int, default=860_000)
     parser.add_argument("--images", type=int, default=118_287)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "instances_train2017.json"
         write_instances(path, args.images, args.annotations)
         size_mb = path.stat().st_size / 1e6
-        t0 = time.perf_counter()
-        _, _, categories, primary, _ = _read_instances(path)
-        t_mgap = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        base_categories, base_primary = baseline(path)
-        t_base = time.perf_counter() - t0
-    assert categories == base_categories and primary == base_primary
+        ours = measure(lambda: _read_instances(path), args.repeats)
+        theirs = measure(lambda: baseline(path), args.repeats)
+    _, _, categories, primary, _ = ours.value
+    assert (categories, primary) == theirs.value, "categories or primaries differ"
     print(f"instances file: {size_mb:.0f} MB, {args.annotations} annotations, {args.images} images")
-    print(f"mgap coco loader : {t_mgap:7.2f} s")
-    print(f"plain json.load  : {t_base:7.2f} s")
-    print(f"speed-up         : {t_base / t_mgap:7.2f}x (identical categories and primaries)")
+    report("COCO instances (identical categories and primaries)", ours, theirs, "json.load")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ k best) and a (captions x images) one-hot positive matrix gathered at those indi
 Recalls must be identical. Gap: intra-modal cosines from sums in O(n d) against the mean
 of the off-diagonal Gram matrix (blocked, O(n^2 d)) on the image side. Finally the real
 CLI: `mgap gap` and `mgap retrieval` on a store of the same data, wall time end to end.
+Every comparison: median of `--repeats` runs on both sides (benchmarks/_harness.py).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _harness import measure, report
 
 from mgap.engine.analysis.backend import resolve_backend
 from mgap.engine.analysis.gap import gap_metrics, intra_cosine, normalize
@@ -96,16 +98,6 @@ def gram_intra_cosine(X, block=1024):
     return (total - n) / (n * (n - 1))
 
 
-def timed(fn, *args, repeat: int = 1, **kwargs):
-    """(result, best wall time of `repeat` runs): the minimum is the least disturbed run."""
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = fn(*args, **kwargs)
-        best = min(best, time.perf_counter() - start)
-    return out, best
-
-
 def recalls(doc):
     return {side: {k: doc[side][k] for k in ("R@1", "R@5", "R@10")} for side in ("i2t", "t2i")}
 
@@ -115,42 +107,37 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=5000)
     parser.add_argument("--per", type=int, default=5)
     parser.add_argument("--d", type=int, default=768)
-    parser.add_argument("--repeat", type=int, default=3, help="Best of N (not for argsort).")
+    parser.add_argument("--repeats", type=int, default=3, help="Runs per side (median).")
     parser.add_argument("--skip-argsort", action="store_true", help="Skip the slowest baseline.")
     args = parser.parse_args()
     X, Y, index = synthetic(args.n, args.per, args.d)
     print(
         f"data: {args.n} images x {len(Y)} captions, d={args.d}, cpus={os.cpu_count()}, "
-        f"load average {os.getloadavg()[0]:.1f}, best of {args.repeat}"
+        f"load average {os.getloadavg()[0]:.1f}, {args.repeats} runs per side"
     )
-
-    mine, t_mine = timed(retrieval_metrics, X, Y, index, repeat=args.repeat)
-    print(f"mgap retrieval (blocked counting)  {t_mine:7.2f} s  {recalls(mine)}")
-    topk, t_topk = timed(topk_onehot_recall, X, Y, index, repeat=args.repeat)
-    assert topk == recalls(mine), (topk, recalls(mine))
-    print(f"top-k + one-hot (CLIP_benchmark)   {t_topk:7.2f} s  ratio {t_topk / t_mine:5.1f}x")
+    r = args.repeats
+    mine = measure(lambda: retrieval_metrics(X, Y, index), r)
+    print(f"recalls: {recalls(mine.value)}")
+    topk = measure(lambda: topk_onehot_recall(X, Y, index), r)
+    assert topk.value == recalls(mine.value), (topk.value, recalls(mine.value))
+    report("retrieval", mine, topk, "CLIP_benchmark top-k + one-hot")
     if not args.skip_argsort:
-        full, t_full = timed(argsort_recall, X, Y, index)
-        assert full == recalls(mine), (full, recalls(mine))
-        print(f"full argsort                       {t_full:7.2f} s  ratio {t_full / t_mine:5.1f}x")
+        full = measure(lambda: argsort_recall(X, Y, index), r)
+        assert full.value == recalls(mine.value), (full.value, recalls(mine.value))
+        report("retrieval", mine, full, "full argsort")
 
-    gap, t_gap = timed(gap_metrics, X, Y, index, repeat=args.repeat)
-    print(
-        f"mgap gap_metrics (no separability) {t_gap:7.2f} s  L2M {gap['l2m']:.4f} "
-        f"RMG {gap['rmg']:.4f}"
-    )
+    gap = measure(lambda: gap_metrics(X, Y, index), r)
+    print(f"mgap gap_metrics (no separability) {gap.median:.3f} s ({gap.spread})")
+    print(f"  L2M {gap.value['l2m']:.4f} RMG {gap.value['rmg']:.4f}")
     Xn = normalize(X)
-    sums, t_sums = timed(intra_cosine, Xn, repeat=args.repeat)
-    gram, t_gram = timed(gram_intra_cosine, X)
-    assert abs(sums - gram) < 1e-9, (sums, gram)
+    sums = measure(lambda: intra_cosine(Xn), r)
+    gram = measure(lambda: gram_intra_cosine(X), r)
+    assert abs(sums.value - gram.value) < 1e-9, (sums.value, gram.value)
+    report("intra-image cosine", sums, gram, "off-diagonal Gram mean")
+    sep = measure(lambda: gap_metrics(X, Y, index, separability=True), 1)
     print(
-        f"intra-image cosine: sums {t_sums:.3f} s, Gram {t_gram:.2f} s, "
-        f"ratio {t_gram / t_sums:5.0f}x"
-    )
-    sep, t_sep = timed(gap_metrics, X, Y, index, separability=True)
-    print(
-        f"mgap gap_metrics with separability {t_sep:7.2f} s  "
-        f"accuracy {sep['separability']['accuracy']:.3f}"
+        f"mgap gap_metrics with separability {sep.median:.2f} s  "
+        f"accuracy {sep.value['separability']['accuracy']:.3f}"
     )
 
     from mgap.store.build import store_from_arrays

@@ -12,11 +12,10 @@ QAP: the same restarts (same seeds, same result) run serially and in one process
 from __future__ import annotations
 
 import argparse
-import math
 import os
-import time
 
 import numpy as np
+from _harness import measure, report
 from bench_cka import center_gram  # the Kornblith et al. baseline, shared with bench_cka
 
 from mgap.engine.analysis.cka import median_sigma, squared_distances
@@ -49,15 +48,6 @@ def peer_scores(Xb, Yb, Xq, Yc, name):
     return out
 
 
-def timed(fn, *args, repeat=1, **kwargs):
-    best, value = math.inf, None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        value = fn(*args, **kwargs)
-        best = min(best, time.perf_counter() - start)
-    return best, value
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--base", type=int, default=320)
@@ -65,6 +55,7 @@ def main() -> None:
     parser.add_argument("--d", type=int, default=512)
     parser.add_argument("--qap-query", type=int, default=1000)
     parser.add_argument("--restarts", type=int, default=0, help="0: one per core")
+    parser.add_argument("--repeats", type=int, default=1, help="runs per side (median)")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     b, q, d = args.base, args.queries, args.d
@@ -76,14 +67,11 @@ def main() -> None:
     Xb, Yb, Xq, Yq = X[:b], Y[:b], X[b : b + q], Y[b : b + q]
     print(f"local CKA: base {b}, {q} queries x {q} candidates, d = {d}")
     for name in ("linear", "rbf"):
-        t_fast, fast = timed(local_cka_scores, Xb, Yb, Xq, Yq, name, repeat=5)
-        t_peer, peer = timed(peer_scores, Xb, Yb, Xq, Yq, name)
-        err = float(np.abs(fast - peer).max())
+        fast = measure(lambda n=name: local_cka_scores(Xb, Yb, Xq, Yq, n), args.repeats)
+        peer = measure(lambda n=name: peer_scores(Xb, Yb, Xq, Yq, n), args.repeats)
+        err = float(np.abs(fast.value - peer.value).max())
         assert err < 1e-5, err
-        print(
-            f"  {name:6s} mgap {t_fast * 1e3:9.2f} ms   peer {t_peer * 1e3:9.1f} ms   "
-            f"ratio {t_peer / t_fast:7.0f}x   max |diff| {err:.1e}"
-        )
+        report(f"  local CKA {name} (max |diff| {err:.1e})", fast, peer, "rebuild per pair")
 
     cores = os.cpu_count() or 1
     restarts = args.restarts or cores
@@ -92,14 +80,15 @@ def main() -> None:
     A = qap_kernel(np.vstack([Xb, X[b : b + qq]]))
     B = qap_kernel(np.vstack([Yb, Y[b : b + qq][shuffle]]))
     print(f"seeded QAP: {b} seeds + {qq} queries, {restarts} restarts, {cores} cores")
-    t_serial, (col_s, fun_s) = timed(seeded_qap, A, B, b, restarts=restarts, seed=0, workers=1)
-    t_par, (col_p, fun_p) = timed(seeded_qap, A, B, b, restarts=restarts, seed=0)
+    serial = measure(
+        lambda: seeded_qap(A, B, b, restarts=restarts, seed=0, workers=1), args.repeats
+    )
+    parallel = measure(lambda: seeded_qap(A, B, b, restarts=restarts, seed=0), args.repeats)
+    (col_s, fun_s), (col_p, fun_p) = serial.value, parallel.value
     assert fun_s == fun_p and np.array_equal(col_s, col_p)
     accuracy = float(np.mean(col_p[b:] == b + np.argsort(shuffle)))
-    print(
-        f"  serial {t_serial:7.2f} s   parallel {t_par:7.2f} s   speed-up {t_serial / t_par:5.2f}x"
-        f"   (best objective {fun_p:.4g}, accuracy {accuracy:.3f})"
-    )
+    report("  seeded QAP restarts in parallel", parallel, serial, "serial")
+    print(f"  best objective {fun_p:.4g}, accuracy {accuracy:.3f}")
 
 
 if __name__ == "__main__":

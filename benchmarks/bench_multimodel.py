@@ -3,17 +3,20 @@
 One pass decodes each image once and feeds every image tower; separate runs decode the
 dataset once per model. The stores must be identical either way.
 
-    python benchmarks/bench_multimodel.py [--model A --model B ...] [--device cpu]
+    python benchmarks/bench_multimodel.py [--model A --model B ...] [--device cpu] [--repeats 1]
+
+Both sides: median of `--repeats` runs, each into a fresh folder (benchmarks/_harness.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from _harness import measure, report
 
 from mgap.engine.extract import ExtractRequest, run_extraction
 from mgap.engine.models import load_model, resolve_device
@@ -28,6 +31,7 @@ def main() -> None:
     parser.add_argument("--model", action="append")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args()
     models = args.model or ["open_clip:ViT-S-32@random", "open_clip:ViT-S-32-alt@random"]
     device = resolve_device(args.device)
@@ -46,24 +50,27 @@ def main() -> None:
         )
 
     with tempfile.TemporaryDirectory() as tmp:
-        sep_dir, one_dir = Path(tmp) / "separate", Path(tmp) / "one"
-        t0 = time.perf_counter()
-        for spec in models:
-            run_extraction(request(sep_dir, [spec]))
-        separate = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        summaries = run_extraction(request(one_dir, models))
-        one = time.perf_counter() - t0
+        runs = itertools.count()
+
+        def separate_runs() -> Path:
+            out = Path(tmp) / f"separate{next(runs)}"
+            for spec in models:
+                run_extraction(request(out, [spec]))
+            return out
+
+        def one_pass():
+            return run_extraction(request(Path(tmp) / f"one{next(runs)}", models))
+
+        separate = measure(separate_runs, args.repeats)
+        one = measure(one_pass, args.repeats)
+        sep_dir, summaries = separate.value, one.value
         for s in summaries:
             a = open_store(s.store).image_embeddings()
             b = open_store(sep_dir / Path(s.store).name).image_embeddings()
             np.testing.assert_allclose(a, b, atol=2e-3)
         n = summaries[0].n_images
     print(f"device {device}, {len(models)} models ({', '.join(models)}), {n} images")
-    print(
-        f"separate runs: {separate:.2f} s; one pass: {one:.2f} s; "
-        f"saving {100 * (1 - one / separate):.0f}% ({separate / one:.2f}x)"
-    )
+    report("one pass for every model", one, separate, "one run per model")
 
 
 if __name__ == "__main__":

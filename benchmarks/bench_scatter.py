@@ -4,16 +4,16 @@ Run: python benchmarks/bench_scatter.py [--n 100000] [--width 200] [--height 50]
 
 Both renderers draw the same projection on a canvas of the same size in the same process.
 The check: plotext's bare plot area (no axes) and mgap's binned grid mark the same braille
-dots in the same cells. Timings are medians over repeats; the ratio is plotext / mgap.
+dots in the same cells. Both sides: median of the same number of runs, min and max printed
+(benchmarks/_harness.py); the ratio is plotext / mgap.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
+from _harness import measure, report
 
 from mgap.engine.analysis.projections import Projection
 from mgap.engine.plots.palette import color_groups
@@ -50,21 +50,12 @@ def synthetic(n: int, n_categories: int = 80, seed: int = 0) -> Projection:
     )
 
 
-def timed(fn, repeats: int) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--width", type=int, default=200)
     parser.add_argument("--height", type=int, default=50)
-    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=5, help="runs per side (median)")
     args = parser.parse_args()
     projection = synthetic(args.n)
     w, h = args.width, args.height
@@ -72,41 +63,41 @@ def main() -> None:
 
     render_scatter(projection, w, h)  # imports and first-call costs out of the timing
     for color_by in ("modality", "category"):
-        mgap_s, _ = timed(
+        ours = measure(
             lambda c=color_by: render_scatter(projection, w, h, color_by=c, title="bench"),
             args.repeats,
         )
-        plotext_s, _ = timed(
-            lambda c=color_by: render_scatter_plotext(projection, w, h, color_by=c), 3
+        theirs = measure(
+            lambda c=color_by: render_scatter_plotext(projection, w, h, color_by=c), args.repeats
         )
-        print(
-            f"  by {color_by:8s}: mgap {mgap_s * 1e3:7.1f} ms   plotext {plotext_s * 1e3:8.1f} ms"
-            f"   ratio {plotext_s / mgap_s:6.1f}x"
-        )
-        assert mgap_s < 0.100, f"redraw took {mgap_s * 1e3:.1f} ms (budget 100 ms)"
-        assert plotext_s / mgap_s >= 10, "less than 10x faster than plotext"
+        ratio = report(f"  colour by {color_by}", ours, theirs, "plotext (every point)")
+        assert ours.median < 0.100, f"redraw took {ours.median * 1e3:.1f} ms (budget 100 ms)"
+        assert ratio >= 10, "less than 10x faster than plotext"
 
-    pairs_s, _ = timed(lambda: render_scatter(projection, w, h, pairs=True), args.repeats)
-    print(f"  with pairs : mgap {pairs_s * 1e3:7.1f} ms")
+    pairs = measure(lambda: render_scatter(projection, w, h, pairs=True), args.repeats)
+    print(f"  with pairs: mgap {pairs.median:.3f} s ({pairs.spread})")
 
     # same plot area, cell for cell and dot for dot
     groups = color_groups(projection.modality, projection.category, projection.category_names)
     layout = plot_size(projection, w, h, groups=groups, title="bench")
     cols, rows = layout.cols, layout.rows
     xlim, ylim = limits(projection.coords)
-    grid_s, grid = timed(
+    binned = measure(
         lambda: scatter_grid(projection.coords, groups, cols, rows, xlim=xlim, ylim=ylim),
         args.repeats,
     )
-    bare_s, bare = timed(lambda: render_scatter_plotext(projection, cols, rows, bare=True), 3)
+    plotext_bare = measure(
+        lambda: render_scatter_plotext(projection, cols, rows, bare=True), args.repeats
+    )
+    grid, bare = binned.value, plotext_bare.value
     same_cells = np.array_equal(occupied(bare), grid.marks > 0)
     reference = np.array([[ord(c) for c in line] for line in bare.split("\n") if line])
     mine = np.where(grid.marks > 0, 0x2800 + grid.marks.astype(np.int64), 0x20)
     same_dots = np.array_equal(reference, mine)
+    report(f"  plot area {cols}x{rows}, binning only", binned, plotext_bare, "plotext bare")
     print(
-        f"  plot area {cols}x{rows}: binning {grid_s * 1e3:.1f} ms, plotext bare "
-        f"{bare_s * 1e3:.1f} ms ({bare_s / grid_s:.0f}x); occupied cells "
-        f"{int((grid.marks > 0).sum()):,}, same cells: {same_cells}, same dots: {same_dots}"
+        f"  occupied cells {int((grid.marks > 0).sum()):,}, same cells: {same_cells}, "
+        f"same dots: {same_dots}"
     )
     assert same_cells and same_dots
 

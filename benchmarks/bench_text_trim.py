@@ -2,6 +2,7 @@
 
 Same model (open_clip ViT-B-32@random), same captions (all captions of ../shared tiny_coco),
 same batch size, in one process; asserts identical embeddings and prints the speed-up.
+Both sides: median of `--repeats` runs (benchmarks/_harness.py).
 
     python benchmarks/bench_text_trim.py [--batch 64] [--repeats 3]
 """
@@ -10,10 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import torch
+from _harness import measure, report
 
 from mgap.engine.models import load_model
 
@@ -21,15 +22,6 @@ CAPTIONS = (
     Path(__file__).resolve().parents[2]
     / "shared/data/tiny_coco/annotations/captions_train2017.json"
 )
-
-
-def timed(fn, repeats: int) -> tuple[float, torch.Tensor]:
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, out
 
 
 def main() -> None:
@@ -49,15 +41,15 @@ def main() -> None:
 
     with torch.inference_mode():
         ours()  # warm-up
-        t_base, ref = timed(baseline, args.repeats)
-        t_ours, got = timed(ours, args.repeats)
+        full = measure(baseline, args.repeats)
+        trimmed = measure(ours, args.repeats)
+    ref, got = full.value, trimmed.value
     torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-4)
     longest = max(int(model.tokenizer(b).argmax(-1).max()) + 1 for b in batches)
     print(f"captions: {len(captions)}, batch {args.batch}, threads {torch.get_num_threads()}")
     print(f"longest trimmed batch: {longest} of 77 tokens")
-    print(f"full 77-token encode_text: {t_base:.3f} s ({len(captions) / t_base:.0f} captions/s)")
-    print(f"mgap trimmed encode_texts: {t_ours:.3f} s ({len(captions) / t_ours:.0f} captions/s)")
-    print(f"speed-up: {t_base / t_ours:.2f}x, max |diff| {float((got - ref).abs().max()):.2e}")
+    report("trimmed encode_texts", trimmed, full, "open_clip 77-token encode_text")
+    print(f"max |diff| {float((got - ref).abs().max()):.2e}")
 
 
 if __name__ == "__main__":
