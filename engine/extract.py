@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 
 from mgap import __version__
 from mgap.core.errors import DatasetError, StoreError, UsageError
+from mgap.engine import decode
 from mgap.engine.datasets import Manifest, load_manifest
 from mgap.engine.distributed import detect as detect_rank
 from mgap.engine.models import EmbeddingModel, load_model, resolve_device
@@ -90,6 +91,8 @@ class ExtractRequest:
     command: str = ""
     #: an already loaded manifest (the CLI loads it before importing torch, to fail fast)
     manifest: Manifest | None = None
+    #: image decoding: auto, draft (PIL JPEG draft), exact (the model's own transform), gpu
+    decode: str = "auto"
     #: perturbation settings (`noise:0.05`, `blur:3`, `occlude:64`), stored beside the clean side
     perturbations: Sequence[str] = ()
     perturb_seed: int = 0
@@ -129,12 +132,18 @@ class _ImageItems(Dataset):
         start: int,
         perturbations: Sequence[Perturbation] = (),
         seed: int = 0,
+        decode_mode: str = "exact",
+        draft_to: int | None = None,
+        tensor_transforms: Sequence[decode.TensorTransform] = (),
     ) -> None:
         self.manifest = manifest
         self.preprocessors = list(preprocessors)
         self.start = start
         self.perturbations = list(perturbations)
         self.seed = seed
+        self.decode_mode = decode_mode
+        self.draft_to = draft_to if decode_mode == "draft" else None
+        self.tensor_transforms = list(tensor_transforms)
 
     def __len__(self) -> int:
         return len(self.manifest.records) - self.start
@@ -142,7 +151,13 @@ class _ImageItems(Dataset):
     def __getitem__(self, k: int) -> tuple[int, Any, str]:
         index = self.start + k
         try:
-            image = self.manifest.load_image(index)
+            if self.decode_mode == "gpu":  # decoded and preprocessed on the GPU in batches
+                item = decode.encoded_item(self.manifest, index)
+                return index, [[item] for _ in self.preprocessors], ""
+            if self.decode_mode == "tensor":
+                item = decode.encoded_item(self.manifest, index)
+                return index, [[x] for x in decode.tensor_inputs(item, self.tensor_transforms)], ""
+            image = self.manifest.load_image(index, self.draft_to)
             sides = image_sides(image, self.perturbations, self.seed, index)
             return index, [[pre(side) for side in sides] for pre in self.preprocessors], ""
         except Exception as exc:  # noqa: BLE001 - any unreadable image is skipped, never fatal
@@ -178,9 +193,10 @@ def _collate(items: list[tuple[int, Any, str]]) -> tuple[list[int], list[str], l
     indices = [i for i, _, _ in items]
     reasons = [r for _, _, r in items]
     ok = [outs for _, outs, r in items if not r]
+    join = list if ok and isinstance(ok[0][0][0], decode.Encoded) else default_collate
     per_model = (
         [
-            [default_collate([outs[m][s] for outs in ok]) for s in range(len(ok[0][m]))]
+            [join([outs[m][s] for outs in ok]) for s in range(len(ok[0][m]))]
             for m in range(len(ok[0]))
         ]
         if ok
@@ -345,6 +361,8 @@ class ExtractJob:
         self.store_paths = store_paths or {}
         self.with_prompts = with_prompts
         self.targets: list[StoreTarget] = []
+        self.decode_mode, self.draft_to, self.decode_line = "exact", None, ""
+        self.tensor_transforms: dict[str, decode.TensorTransform | None] = {}
 
     # -- setup ------------------------------------------------------------------------
     def _store_path(self, spec: str, manifest: Manifest) -> Path:
@@ -368,6 +386,7 @@ class ExtractJob:
             "data_root": manifest.root,
             "annotation_sha256": manifest.annotation_sha256,
             **manifest.provenance,
+            "decode": self.decode_line,
             "library_versions": _library_versions(),
             "command": self.request.command,
             "mgap_version": __version__,
@@ -385,6 +404,7 @@ class ExtractJob:
             "embedding_image": described.get("embedding_image"),
             "embedding_text": described.get("embedding_text"),
             "precision": self.request.dtype,
+            "decode": self.decode_line,
         }
 
     def _resume(self, target: StoreTarget, manifest: Manifest, layout: StoreLayout) -> StoreTarget:
@@ -586,6 +606,11 @@ class ExtractJob:
             start,
             [parse_perturbation(p) for p in self.request.perturbations],
             self.request.perturb_seed,
+            self.decode_mode,
+            self.draft_to,
+            [self.tensor_transforms[t.model.spec.text] for t in pending]
+            if self.decode_mode == "tensor"
+            else [],
         )
         workers = self.request.num_workers
         if workers is None:
@@ -618,6 +643,10 @@ class ExtractJob:
         """Run every pending image tower on its batch; rows land in the block buffers."""
         amp = self.device.startswith("cuda")
         amp_dtype = torch.bfloat16 if amp and torch.cuda.is_bf16_supported() else torch.float16
+        if self.decode_mode == "gpu" and batches:
+            transforms = [self.tensor_transforms[t.model.spec.text] for t in pending]
+            on_device = decode.gpu_batches(batches[0][0], transforms, self.device)
+            batches = [[b] for b in on_device]
         for t, sides in zip(pending, batches, strict=False):
             for buffer, batch in zip(t.buffers, sides, strict=True):
                 with torch.autocast("cuda", dtype=amp_dtype, enabled=amp):
@@ -692,10 +721,30 @@ class ExtractJob:
             for spec in req.models
         ]
 
+    def plan_decode(self, models: list[EmbeddingModel]) -> None:
+        """Choose this pass's decode path (see `mgap.engine.decode`); stores record it."""
+        pres = {m.spec.text: m.image_preprocess() for m in models if m.has_image}
+        asked = self.request.decode
+        if self.request.perturbations and asked not in ("auto", "exact"):
+            raise UsageError(
+                f"--decode {asked} cannot make --perturb sides (they are defined on full pixels)",
+                hint="drop --decode or pass --decode exact",
+            )
+        if self.request.perturbations:
+            asked = "exact"
+        self.decode_mode = decode.resolve_mode(asked, self.device, list(pres.values()))
+        self.draft_to = decode.draft_target(list(pres.values()))
+        if self.decode_mode in ("tensor", "gpu"):
+            self.tensor_transforms = {
+                s: decode.TensorTransform.from_preprocess(p) for s, p in pres.items()
+            }
+        self.decode_line = decode.describe(self.decode_mode, self.draft_to)
+
     def run(self, manifest: Manifest | None = None) -> list[ExtractSummary]:
         manifest = manifest or self.check_request()
         self.device = resolve_device(self.request.device)
         models = self.load_models(self.device)
+        self.plan_decode(models)
         try:
             targets = self.targets = [self._prepare(m, manifest, self.device) for m in models]
             return self._run_targets(targets, manifest)

@@ -188,6 +188,7 @@ class DistributedJob:
             target.model, manifest, target_device(parts[0])
         )
         provenance.update(
+            decode=Store(parts[0]).attrs.get("decode", ""),
             rows_sha256=layout.digest(),
             world_size=w,
             rank_shares=plan["shares"],

@@ -42,6 +42,8 @@ class Manifest:
     display_names: dict[str, str] = field(default_factory=dict)
     #: extra store attributes describing the source (WebDataset: shard and sample counts)
     provenance: dict[str, object] = field(default_factory=dict)
+    #: images are encoded files (False: drawn in memory, so there are no bytes to read)
+    encoded: bool = True
 
     def limit(self, n: int | None) -> Manifest:
         if n is None:
@@ -58,14 +60,15 @@ class Manifest:
 
         return read_regular_file(Path(self.root) / self.records[index].path)  # FIFO-safe
 
-    def load_image(self, index: int):
-        """The PIL image of record `index`, converted to RGB. Raises on unreadable files."""
-        import io
+    def load_image(self, index: int, draft_to: int | None = None):
+        """The PIL image of record `index`, converted to RGB. Raises on unreadable files.
 
-        from PIL import Image
+        `draft_to`: decode large JPEGs at a reduced DCT scale, never below that many
+        pixels on the short side (see `mgap.engine.decode`).
+        """
+        from mgap.engine.decode import open_rgb
 
-        with Image.open(io.BytesIO(self.image_bytes(index))) as img:
-            return img.convert("RGB")
+        return open_rgb(self.image_bytes(index), draft_to)
 
     # ---- the store layout of this manifest ------------------------------------------
     def captions_and_rows(self) -> tuple[list[str], np.ndarray]:

@@ -76,7 +76,9 @@ class SyntheticManifest(Manifest):
     image_size: int = 64
     seed: int = 0
 
-    def load_image(self, index: int):
+    encoded: bool = False
+
+    def load_image(self, index: int, draft_to: int | None = None):
         record = self.records[index]
         return render(
             record.primary or "", record.attributes, self.image_size, self.seed, record.id

@@ -128,6 +128,12 @@ def extract(
     perturb_seed: int = typer.Option(
         0, "--perturb-seed", help="Seed of the noise and occlusion positions."
     ),
+    decode: str = typer.Option(
+        "auto",
+        "--decode",
+        help="auto|draft|exact|gpu: draft = PIL JPEG draft for sources >= 2x the input "
+        "(default; cosine >= 0.999), exact = the model's own transform, gpu = nvJPEG on CUDA.",
+    ),
     nproc: int | None = typer.Option(
         None,
         "--nproc",
@@ -179,6 +185,7 @@ def extract(
         manifest=manifest,
         perturbations=perturbations,
         perturb_seed=perturb_seed,
+        decode=decode,
     )
     main_rank = detect().is_main
     reporter = Reporter(quiet or not main_rank)

@@ -1,0 +1,118 @@
+"""Decode paths on the real COCO sample: sizes, fidelity to the model's own transform, provenance."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mgap.engine.datasets import load_manifest
+from mgap.engine.decode import (
+    Encoded,
+    TensorTransform,
+    decode_jpegs,
+    input_size,
+    open_rgb,
+    tensor_inputs,
+)
+from mgap.engine.models import load_model
+from mgap.store import open_store
+
+MODEL = "open_clip:ViT-S-32@random"
+#: OpenAI CLIP's normalisation constants, as published in the CLIP repository
+OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model(MODEL, "cpu")
+
+
+def _blobs(root, n):
+    manifest = load_manifest("coco", root, "train2017", n)
+    return [manifest.image_bytes(i) for i in range(n)]
+
+
+def test_tensor_twin_of_open_clip_transform(model):
+    twin = TensorTransform.from_preprocess(model.image_preprocess())
+    assert input_size(model.image_preprocess()) == 224
+    assert twin.size == 224 and twin.crop == (224, 224)
+    np.testing.assert_allclose(twin.mean, OPENAI_MEAN)
+    np.testing.assert_allclose(twin.std, OPENAI_STD)
+    # a non-torchvision callable has no twin and no known size
+    assert TensorTransform.from_preprocess(lambda image: image) is None
+    assert input_size(lambda image: image) is None
+
+
+def test_draft_decodes_at_half_scale_only_when_twice_the_input(tiny_coco):
+    blobs = _blobs(tiny_coco, 50)
+    sizes = [Image.open(io.BytesIO(b)).size for b in blobs]
+    big = next(i for i, s in enumerate(sizes) if min(s) >= 448)
+    small = next(i for i, s in enumerate(sizes) if min(s) < 448)
+    w, h = sizes[big]
+    # DCT scale 1/2 is the largest reduction keeping the short side >= 224
+    assert open_rgb(blobs[big], 224).size == ((w + 1) // 2, (h + 1) // 2)
+    assert open_rgb(blobs[small], 224).size == sizes[small]
+    assert open_rgb(blobs[big]).size == (w, h)
+
+
+def test_tensor_path_matches_the_model_transform(tiny_coco, model):
+    preprocess = model.image_preprocess()
+    twin = TensorTransform.from_preprocess(preprocess)
+    blobs = _blobs(tiny_coco, 12)
+    ours = torch.stack([tensor_inputs(Encoded(b), [twin])[0] for b in blobs])
+    theirs = torch.stack([preprocess(Image.open(io.BytesIO(b)).convert("RGB")) for b in blobs])
+    assert ours.shape == theirs.shape == (12, 3, 224, 224)
+    # same pixels up to resampling rounding: mean error well under one grey level
+    assert (ours - theirs).abs().mean() < 0.01
+    with torch.inference_mode():
+        x, y = model.encode_images(ours), model.encode_images(theirs)
+    assert torch.nn.functional.cosine_similarity(x, y).min() >= 0.999
+    # a truncated JPEG falls back to PIL, which names the problem
+    with pytest.raises(OSError, match="truncated"):
+        tensor_inputs(Encoded(blobs[0][: len(blobs[0]) // 3]), [twin])
+    assert decode_jpegs(blobs[:2], "cpu")[0].dtype == torch.uint8
+
+
+def test_extract_records_the_decode_path_and_exact_stays_close(tiny_coco, tmp_path, cli):
+    common = ["extract", "--model", MODEL, "--dataset", "coco", "--data-root", str(tiny_coco)]
+    common += ["--split", "train2017", "--limit", "8", "--workers", "1", "-q"]
+    assert cli(*common, "--out", str(tmp_path / "fast.h5")).returncode == 0
+    r = cli(*common, "--out", str(tmp_path / "exact.h5"), "--decode", "exact")
+    assert r.returncode == 0, r.stderr
+    fast, exact = open_store(tmp_path / "fast.h5"), open_store(tmp_path / "exact.h5")
+    assert fast.attrs["decode"].startswith("torchvision decode_jpeg")
+    assert exact.attrs["decode"].startswith("full PIL decode")
+    x, y = fast.image_embeddings(np.float64), exact.image_embeddings(np.float64)
+    cos = (x * y).sum(1) / np.linalg.norm(x, axis=1) / np.linalg.norm(y, axis=1)
+    assert cos.min() >= 0.999
+    # resuming a store with another decode path is refused (its rows would mix)
+    r = cli(*common, "--out", str(tmp_path / "fast.h5"), "--decode", "draft")
+    assert r.returncode == 1 and "decode changed" in r.stderr
+    r = cli(*common, "--out", str(tmp_path / "gpu.h5"), "--decode", "gpu", "--device", "cpu")
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        "mgap: error: --decode gpu needs a CUDA device; pass --device cuda or drop it"
+    ]
+
+
+@pytest.mark.gpu
+def test_gpu_decode_matches_the_model_transform(tiny_coco, tmp_path, cli):
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    common = ["extract", "--model", MODEL, "--dataset", "coco", "--data-root", str(tiny_coco)]
+    common += ["--split", "train2017", "--device", "cuda", "--json", "-q"]
+    r = cli(*common, "--out", str(tmp_path / "gpu.h5"), "--decode", "gpu")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["stores"][0]["device"].startswith("cuda")
+    assert cli(*common, "--out", str(tmp_path / "exact.h5"), "--decode", "exact").returncode == 0
+    x = open_store(tmp_path / "gpu.h5").image_embeddings(np.float64)
+    y = open_store(tmp_path / "exact.h5").image_embeddings(np.float64)
+    cos = (x * y).sum(1) / np.linalg.norm(x, axis=1) / np.linalg.norm(y, axis=1)
+    assert open_store(tmp_path / "gpu.h5").attrs["decode"].startswith("nvJPEG")
+    assert cos.min() >= 0.999
