@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+import tokenize
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -71,6 +72,21 @@ def _numeric(array: np.ndarray, path: Path, key: str = "") -> np.ndarray:
     return array
 
 
+#: what numpy raises on a damaged .npy/.npz (its header is parsed with `tokenize`)
+_UNREADABLE = (
+    ValueError,
+    OSError,
+    EOFError,
+    zipfile.BadZipFile,
+    KeyError,
+    MemoryError,
+    SyntaxError,
+    tokenize.TokenError,
+    TypeError,
+    NotImplementedError,  # a zip member compressed with a method zipfile lacks
+)
+
+
 def load_array(path: Path) -> np.ndarray | dict[str, np.ndarray]:
     suffix = _regular(path).suffix.lower()
     try:
@@ -79,7 +95,7 @@ def load_array(path: Path) -> np.ndarray | dict[str, np.ndarray]:
         if suffix == ".npz":
             with np.load(path, allow_pickle=False) as data:
                 return {k: _numeric(data[k], path, k) for k in data.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError, MemoryError) as exc:
+    except _UNREADABLE as exc:
         detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
         raise UsageError(
             f"cannot read {path} as {suffix} ({detail})", hint="re-save it with numpy"
@@ -193,7 +209,15 @@ def import_embeddings(
     for arr, side in ((x, "image"), (y, "text")):
         if arr is not None and (arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0):
             raise UsageError(f"{side} embeddings have shape {arr.shape}, expected (N, d)")
-        if arr is not None and not np.isfinite(arr.astype(np.float32)).all():
+        with np.errstate(over="ignore", invalid="ignore"):
+            finite = arr is None or bool(np.isfinite(arr.astype(np.float32)).all())
+        zero = arr is not None and int((~np.any(arr != 0, axis=1)).sum())
+        if zero:
+            raise UsageError(
+                f"{zero} {side} embedding rows are all zeros (no model gives those)",
+                hint="drop those rows, or mark the images as skipped by leaving them out",
+            )
+        if not finite:
             raise UsageError(
                 f"{side} embeddings contain NaN or inf (or values beyond float32)",
                 hint="drop or fix those rows",

@@ -24,7 +24,16 @@ from mgap.store import schema as S
 from mgap.store.verify import structural_problems
 
 #: what h5py and numpy raise on a file whose bytes are not what the schema says
-_DAMAGE = (OSError, KeyError, ValueError, TypeError, IndexError, AttributeError, UnicodeError)
+_DAMAGE = (
+    OSError,
+    KeyError,
+    ValueError,
+    TypeError,
+    IndexError,
+    AttributeError,
+    UnicodeError,
+    RuntimeError,
+)
 
 
 def _non_finite(path: Path, name: str) -> StoreError:

@@ -395,12 +395,25 @@ CONTENT: tuple[Check, ...] = (
 )
 
 
+#: what h5py and numpy raise on bytes that are not what the schema says
+_UNREADABLE = (
+    OSError,
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    UnicodeError,
+    RuntimeError,
+)
+
+
 def _run(v: _View, checks: tuple[Check, ...]) -> list[str]:
     problems: list[str] = []
     for check in checks:
         try:
             problems += check(v)
-        except (OSError, ValueError, TypeError, KeyError, IndexError, UnicodeDecodeError) as exc:
+        except _UNREADABLE as exc:
             name = check.__name__.removeprefix("check_")
             problems.append(f"{name} could not be read: {type(exc).__name__}: {exc}".strip())
             v.shapes_ok = False
@@ -423,7 +436,7 @@ def verify_store(path: str | os.PathLike) -> list[str]:
         )
     try:
         f = h5py.File(path, "r", locking=False)
-    except OSError as exc:
+    except _UNREADABLE as exc:
         return [f"not a readable HDF5 file ({' '.join(str(exc).split())[:200]})"]
     with f:
         v = _View(f, path)

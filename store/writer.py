@@ -318,7 +318,7 @@ class StoreWriter:
                 self.status = str(f.attrs.get("status", ""))
                 self.block_rows = int(f.attrs.get("block_rows", S.BLOCK_ROWS))
                 self.perturbations: list[str] = sorted(f.get(S.IMAGE_PERTURBED, {}))
-        except (OSError, KeyError, ValueError, TypeError) as exc:
+        except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
             raise StoreError(
                 f"{self.path} is not a readable mgap store ({type(exc).__name__})",
                 hint="pass --overwrite to replace it",

@@ -379,6 +379,8 @@ def cka_report(
     The estimator is only ever the one asked for: biased or unbiased (`--unbiased`) exact
     CKA at any n (RBF in row blocks, see `rbf_blocked`), or the minibatch estimator when
     `batch_size` is given."""
+    if sigma is not None:
+        check_sigma(sigma)
     from mgap.engine.analysis.backend import resolve_backend
     from mgap.engine.analysis.refs import align_refs
 

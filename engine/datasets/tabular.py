@@ -194,6 +194,11 @@ def _jsonl_rows(table: Path) -> Iterator[tuple[int, dict[str, object]]]:
                         f"malformed JSON in {table} at line {lineno}, column {exc.colno}: {exc.msg}",
                         hint="each line must be one JSON object",
                     ) from None
+                except RecursionError:
+                    raise DatasetError(
+                        f"{table} line {lineno} nests JSON too deeply to read",
+                        hint="each line must be one flat JSON object",
+                    ) from None
                 if not isinstance(row, dict):
                     raise DatasetError(f"{table} line {lineno}: expected a JSON object")
                 yield lineno, {str(k).lower(): v for k, v in row.items()}
