@@ -146,7 +146,10 @@ def store_part(folder: Path, commands: list[str]) -> None:
         f"== {store}: float32 embeddings {emb_gb:.2f} GB, target peak RSS <= {1.5 * emb_gb:.2f} GB"
     )
     for command in commands:
-        argv = [sys.executable, "-m", "mgap", *command.split(), str(store), "--json"]
+        words = [w.replace("{store}", str(store)) for w in command.split()]
+        if "{store}" not in command:
+            words.append(str(store))
+        argv = [sys.executable, "-m", "mgap", *words, "--json"]
         seconds, gb, code = _run(argv)
         print(
             f"mgap {command}: {seconds:.1f} s, peak RSS {gb:.2f} GB "
@@ -162,7 +165,8 @@ def main() -> None:
     parser.add_argument(
         "--commands",
         default="gap,gap --by-category,retrieval --sample 20000,neighbours",
-        help="comma-separated mgap commands run on the big store",
+        help="comma-separated mgap commands run on the big store ({store} marks where the "
+        "store goes, else it is appended)",
     )
     args = parser.parse_args()
     print("note: timings on a shared 2-core machine (other sessions' load); no GPU here")

@@ -117,3 +117,23 @@ def test_cli_retrieval_sample_json_and_device(moderate, make_store, cli):
     assert bad.returncode == 2 and "--device" in bad.stderr
     both = cli("gap", str(path), "--by-category", "--sample", "50", "--exact")
     assert both.returncode == 2 and "exclude" in both.stderr
+
+
+def test_repeated_retrieval_reads_the_sidecar_cache(moderate, make_store, monkeypatch):
+    from mgap.engine.analysis import retrieval
+
+    store = open_store(_store(make_store, *moderate))
+    first = retrieval_report(store, sample=150, seed=2)
+    assert "cached" not in first
+
+    def boom(*args, **kwargs):
+        raise AssertionError("ranks recomputed instead of read from the cache")
+
+    monkeypatch.setattr(retrieval, "retrieval_ranks", boom)
+    again = retrieval_report(open_store(store.path), sample=150, seed=2)
+    assert again["cached"] is True
+    assert again["i2t"] == first["i2t"] and again["t2i"] == first["t2i"]
+    monkeypatch.undo()
+    exact = retrieval_report(store)  # other parameters: its own entry
+    assert "cached" not in exact and exact["estimate"]["mode"] == "exact"
+    assert retrieval_report(store)["cached"] is True

@@ -32,12 +32,18 @@ def store_header(store: Store) -> dict:
 
 
 def store_pairs(
-    store: Store, *, captions: str = "all", what: str = "gap", dtype: type = np.float64
+    store: Store,
+    *,
+    captions: str = "all",
+    what: str = "gap",
+    dtype: type = np.float64,
+    rows_only: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(X images, Y captions, caption -> image index) in `dtype`, or a one-line StoreError.
 
     The scale-aware analyses (gap, retrieval) ask for float32: the embeddings as stored,
-    with no float64 copy of a side."""
+    with no float64 copy of a side. `rows_only=True` returns (n, 0)/(m, 0) placeholders
+    instead of reading embeddings (a cached result needs only the shapes and the index)."""
     if captions not in CAPTION_MODES:
         raise UsageError(f"--captions must be one of {', '.join(CAPTION_MODES)}, got {captions!r}")
     if not (store.has_images and store.has_texts):
@@ -56,7 +62,10 @@ def store_pairs(
             f"{store.path.name} has no embedded image/caption pairs yet (status {store.status})",
             hint="wait for the extraction or resume it with `mgap extract`",
         )
-    X, Y = store.image_embeddings(dtype), store.text_embeddings(dtype)
+    if rows_only:
+        X, Y = np.zeros((store.n_images, 0), dtype), np.zeros((store.n_texts, 0), dtype)
+    else:
+        X, Y = store.image_embeddings(dtype), store.text_embeddings(dtype)
     index = store.text_image_index
     if captions == "first":
         rows = first_caption_rows(index)

@@ -17,6 +17,7 @@ caption at a time): one pass gives both directions, memory stays at block x capt
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -192,6 +193,35 @@ def _prepared_in_place(score: Score, X: np.ndarray, Y: np.ndarray) -> Prepared:
     return score.prepare(X, Y)
 
 
+_RANK_FIELDS = ("above", "tied", "right_tied", "valid")
+
+
+def _load_ranks(store: Store, params: dict):
+    """(i2t, t2i, image rows, caption rows) from the store's sidecar cache, or None."""
+    from mgap.store.cache import cache_key, load_cached
+
+    got = load_cached(store, cache_key("retrieval-ranks", params))
+    if got is None:
+        return None
+    i2t, t2i = (Ranks(*(got[f"{side}_{f}"] for f in _RANK_FIELDS)) for side in ("i2t", "t2i"))
+    return i2t, t2i, got["image_rows"], got["caption_rows"]
+
+
+def _save_ranks(store: Store, params: dict, i2t: Ranks, t2i: Ranks, img_rows, cap_rows) -> None:
+    """Keep the per-query ranks beside the store, so a repeated report is instant; a cache
+    that cannot be written (a read-only folder) only costs the next run its time."""
+    from mgap.store.cache import cache_key, save_cached
+
+    arrays = {
+        f"{side}_{f}": getattr(r, f)
+        for side, r in (("i2t", i2t), ("t2i", t2i))
+        for f in _RANK_FIELDS
+    }
+    arrays.update(image_rows=img_rows, caption_rows=cap_rows)
+    with contextlib.suppress(OSError):
+        save_cached(store, cache_key("retrieval-ranks", params), arrays, params)
+
+
 def retrieval_report(
     store: Store,
     *,
@@ -215,13 +245,17 @@ def retrieval_report(
     from mgap.engine.analysis.pairs import store_header, store_pairs
     from mgap.engine.analysis.progress import Work
 
-    X, Y, index = store_pairs(store, captions=captions, what="retrieval", dtype=np.float32)
+    chosen = store_score(store, score)
+    params = {"captions": captions, **chosen.describe(), "sample": sample, "seed": seed}
+    cached = _load_ranks(store, params) if groups is None else None
+    X, Y, index = store_pairs(
+        store, captions=captions, what="retrieval", dtype=np.float32, rows_only=cached is not None
+    )
     if by_category and not store.category_names:
         raise StoreError(
             f"{store.path.name} has no category labels, so --by-category has nothing to split",
             hint="extract from a dataset with categories (COCO instances, image folders)",
         )
-    chosen = store_score(store, score)
     if sample is not None and (groups is not None or chosen.name not in (COSINE, LORENTZ_DISTANCE)):
         raise UsageError(
             "--sample works with the cosine and lorentz_distance scores, without --groups",
@@ -238,7 +272,10 @@ def retrieval_report(
         "ties": "broken at random, in expectation",
         "compute": be.describe(),
     }
-    if sample is None:
+    if cached is not None:
+        i2t, t2i, img_rows, cap_rows = cached
+        doc["cached"] = True
+    elif sample is None:
         with Work("exact retrieval", n, 2.0 * n * m * d, be) as work:
             if chosen.curved:
                 i2t, t2i = score_ranks(X, Y, index, chosen, backend=be, progress=work.advance)
@@ -248,8 +285,6 @@ def retrieval_report(
                     X, Y, index, backend=be, progress=work.advance, prepared=prepared
                 )
         img_rows, cap_rows = np.arange(n), np.arange(m)
-        doc["estimate"] = exact_info(n + m)
-        doc["i2t"], doc["t2i"] = summarise_ranks(i2t), summarise_ranks(t2i)
     else:
         from mgap.engine.analysis.retrieval_sample import sampled_ranks
 
@@ -259,6 +294,13 @@ def retrieval_report(
             i2t, img_rows, t2i, cap_rows = sampled_ranks(
                 _prepared_in_place(chosen, X, Y), index, int(sample), seed, be, work.advance
             )
+    if cached is None:
+        _save_ranks(store, params, i2t, t2i, img_rows, cap_rows)
+    del X, Y
+    if sample is None:
+        doc["estimate"] = exact_info(n + m)
+        doc["i2t"], doc["t2i"] = summarise_ranks(i2t), summarise_ranks(t2i)
+    else:
         rng = np.random.default_rng(seed + 1)
         doc["estimate"] = {
             **sampled_info(img_rows.size + cap_rows.size, seed, "queries"),
