@@ -293,10 +293,13 @@ class Store:
                     hi = min(lo + READ_ROWS, stop)
                     end = int(np.searchsorted(rows, hi))
                     if end > done:
-                        block = ds[lo:hi][rows[done:end] - lo]
-                        if not np.isfinite(block).all():
+                        first, last = int(rows[done]), int(rows[end - 1])
+                        if last - first == end - done - 1:  # a contiguous run: no copy
+                            ds.read_direct(out, np.s_[first : last + 1], np.s_[done:end])
+                        else:
+                            out[done:end] = ds[lo:hi][rows[done:end] - lo]
+                        if not np.isfinite(out[done:end]).all():
                             raise _non_finite(self.path, name)
-                        out[done:end] = block
                         done = end
         except _DAMAGE as exc:
             raise StoreError(

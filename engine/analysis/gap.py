@@ -31,7 +31,7 @@ BLOCK = 8192
 def normalize(X: np.ndarray, dtype: type = np.float64) -> np.ndarray:
     """Unit rows in `dtype`; zero rows stay zero instead of becoming NaN."""
     X = np.asarray(X, dtype=dtype)
-    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    norms = np.sqrt(np.einsum("ij,ij->i", X, X))[:, None]
     return X / np.maximum(norms, np.finfo(dtype).tiny)
 
 
@@ -154,13 +154,17 @@ def _intra(total: np.ndarray, squares: float, n: int) -> float:
 
 
 def group_sum(values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
-    """Σ of rows per group id (ids < 0 dropped), via a small one-hot product."""
+    """Σ of rows per group id (ids < 0 dropped), as a sparse indicator product: O(rows·d)."""
     keep = groups >= 0
     if n_groups == 1:
         return values[keep].sum(axis=0, keepdims=True)
-    hot = np.zeros((int(keep.sum()), n_groups))
-    hot[np.arange(hot.shape[0]), groups[keep]] = 1.0
-    return hot.T @ values[keep]
+    import scipy.sparse as sp
+
+    rows = np.flatnonzero(keep)
+    hot = sp.csr_matrix(
+        (np.ones(rows.size), (groups[keep], rows)), shape=(n_groups, values.shape[0])
+    )
+    return np.asarray(hot @ values)
 
 
 def gap_sums(
