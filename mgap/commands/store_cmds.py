@@ -54,7 +54,7 @@ def ls(
             e.name,
             f"[{style}]{e.status}[/]",
             e.model,
-            f"{e.dataset}/{e.split}" + (f" ({e.shards} shards)" if e.shards else ""),
+            f"{e.dataset}/{e.split}",
             str(e.n_images),
             str(e.n_texts),
             fmt(e.dim),
@@ -65,6 +65,8 @@ def ls(
     for e in entries:
         if e.status == "broken":
             note(f"{e.name}: {e.error}")
+        elif e.shards:
+            note(f"{e.name}: from {e.shards} WebDataset shards, {e.samples} samples")
 
 
 def info(
@@ -108,6 +110,8 @@ def info(
         "precision",
         "device",
         "batch_size",
+        "decode",
+        "world_size",
         "shards",
         "samples",
         "created",
