@@ -132,3 +132,43 @@ def test_killed_rank_then_rerun_gives_the_same_arrays(tiny_coco, tmp_path, cli):
     r = _run(cli, tiny_coco, out, "--nproc", "2")
     assert r.returncode == 0, r.stderr
     _assert_same(tmp_path / "ref.h5", out)
+
+
+#: the closing block torchrun prints when a worker fails (torch 2.x, as captured here)
+TORCHRUN_FAILURE = """\
+============================================================
+mgap FAILED
+------------------------------------------------------------
+Failures:
+  <NO_OTHER_FAILURES>
+------------------------------------------------------------
+Root Cause (first observed failure):
+[0]:
+  time      : 2026-11-30_03:41:24
+  host      : localhost
+  rank      : {rank} (local_rank: {rank})
+  exitcode  : {code} (pid: 23838)
+  error_file: <N/A>
+  traceback : To enable traceback see: https://pytorch.org/docs/stable/elastic/errors.html
+============================================================
+"""
+
+
+def test_launcher_names_the_rank_that_died(tmp_path):
+    from mgap.commands.extract_launch import failure_line, root_cause, strip_nproc
+
+    assert strip_nproc(["extract", "--nproc", "2", "-m", "x", "--nproc=3"]) == [
+        "extract",
+        "-m",
+        "x",
+    ]
+    killed = TORCHRUN_FAILURE.format(rank=1, code=-9)
+    assert root_cause(killed) == (1, -9)
+    log = tmp_path / "torchrun.log"
+    assert failure_line(killed, ["rank 0 of 2 stopped"], 2, log) == (
+        "rank 1 of 2 died (SIGKILL); rerun the same command: blocks already written are kept"
+    )
+    # a rank that exits with its own one-line error: that line, not torchrun's
+    usage = TORCHRUN_FAILURE.format(rank=2, code=2)
+    assert failure_line(usage, ["bad world size"], 3, log) == "bad world size"
+    assert failure_line("no summary", [], 2, log) == f"torchrun failed; see {log}"
