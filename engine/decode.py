@@ -186,9 +186,11 @@ def gpu_batches(
         decoded = decode_jpegs([items[i].payload for i in jpeg], device)
         for i, image in zip(jpeg, decoded, strict=True):
             images[i] = image
+    pin = device.startswith("cuda")
     for i, item in enumerate(items):
         if images[i] is None:
-            images[i] = item.payload.pin_memory().to(device, non_blocking=True)
+            tensor = item.payload.pin_memory() if pin else item.payload
+            images[i] = tensor.to(device, non_blocking=True)
     return [transform(images) for transform in transforms]
 
 

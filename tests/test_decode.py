@@ -15,6 +15,8 @@ from mgap.engine.decode import (
     Encoded,
     TensorTransform,
     decode_jpegs,
+    encoded_item,
+    gpu_batches,
     input_size,
     open_rgb,
     tensor_inputs,
@@ -77,6 +79,22 @@ def test_tensor_path_matches_the_model_transform(tiny_coco, model):
     with pytest.raises(OSError, match="truncated"):
         tensor_inputs(Encoded(blobs[0][: len(blobs[0]) // 3]), [twin])
     assert decode_jpegs(blobs[:2], "cpu")[0].dtype == torch.uint8
+
+
+def test_batched_device_path_equals_the_worker_path(tiny_coco, model):
+    """`--decode gpu`'s batching code, run here on the CPU: JPEG bytes decoded in one call,
+    other formats arriving as tensors, every model's transform on the same batch."""
+    manifest = load_manifest("coco", tiny_coco, "train2017", 4)
+    twin = TensorTransform.from_preprocess(model.image_preprocess())
+    items = [encoded_item(manifest, i) for i in range(4)]
+    assert all(isinstance(item.payload, bytes) for item in items)
+    png = io.BytesIO()
+    Image.open(io.BytesIO(items[1].payload)).save(png, "PNG")
+    items[1] = Encoded(torch.from_numpy(np.asarray(Image.open(png)).copy()).permute(2, 0, 1))
+    first, second = gpu_batches(items, [twin, twin], "cpu")
+    one_by_one = torch.stack([tensor_inputs(item, [twin])[0] for item in items])
+    torch.testing.assert_close(first, one_by_one)
+    torch.testing.assert_close(second, first)
 
 
 def test_extract_records_the_decode_path_and_exact_stays_close(tiny_coco, tmp_path, cli):
