@@ -35,7 +35,6 @@ def _extract(args, manifest, out: Path, perturbations: tuple[str, ...]) -> None:
         batch_size=args.batch_size,
         device=args.device,
         out=out,
-        quiet=True,
         num_workers=args.workers,
         manifest=manifest,
         perturbations=perturbations,
