@@ -183,24 +183,10 @@ def _row_numbers(path: Path) -> np.ndarray:
         ) from None
 
 
-def import_embeddings(
-    files: Sequence[Path],
-    out: Path,
-    *,
-    image: Path | None = None,
-    text: Path | None = None,
-    name: str | None = None,
-    geometry: str = S.GEOMETRY_EUCLIDEAN,
-    curvature: float = 1.0,
-    ids_file: Path | None = None,
-    captions_file: Path | None = None,
-    categories_file: Path | None = None,
-    caption_image_row_file: Path | None = None,
-    overwrite: bool = False,
-) -> Path:
-    x, y = read_pairs(files, image, text)
-    if geometry not in (S.GEOMETRY_EUCLIDEAN, S.GEOMETRY_LORENTZ):
-        raise UsageError(f"unknown geometry {geometry!r}", hint="use euclidean or lorentz")
+def _check_arrays(
+    x: np.ndarray | None, y: np.ndarray | None, geometry: str, curvature: float
+) -> None:
+    """What a store must hold: (N, d) finite, non-zero rows of one dimension per side."""
     if not math.isfinite(curvature) or (geometry == S.GEOMETRY_LORENTZ and curvature <= 0):
         raise UsageError(
             f"--curvature {curvature} is not a positive finite number",
@@ -227,6 +213,27 @@ def import_embeddings(
             f"image dim {x.shape[1]} differs from text dim {y.shape[1]}",
             hint="import the two sides as separate stores (--image A or --text B)",
         )
+
+
+def import_embeddings(
+    files: Sequence[Path],
+    out: Path,
+    *,
+    image: Path | None = None,
+    text: Path | None = None,
+    name: str | None = None,
+    geometry: str = S.GEOMETRY_EUCLIDEAN,
+    curvature: float = 1.0,
+    ids_file: Path | None = None,
+    captions_file: Path | None = None,
+    categories_file: Path | None = None,
+    caption_image_row_file: Path | None = None,
+    overwrite: bool = False,
+) -> Path:
+    x, y = read_pairs(files, image, text)
+    if geometry not in (S.GEOMETRY_EUCLIDEAN, S.GEOMETRY_LORENTZ):
+        raise UsageError(f"unknown geometry {geometry!r}", hint="use euclidean or lorentz")
+    _check_arrays(x, y, geometry, curvature)
     if out.is_dir():
         raise UsageError(f"--out {out} is a folder", hint="give the path of the .h5 file to write")
     if out.exists() and not overwrite:

@@ -136,16 +136,7 @@ class Store:
                 hint="run `mgap verify` on it; create stores with `mgap extract` or `mgap import`",
             ) from exc
         self.images_done, self.texts_done = int(done[0]), int(done[1])
-        if not (0 <= self.images_done <= len(self._ids_all)) or not (
-            0 <= self.texts_done <= len(self._captions_all)
-        ):
-            raise _damaged(self.path, ["/progress counts more rows than the store holds"])
-        rows = self._caption_rows_all
-        if rows.size and (rows.min() < 0 or rows.max() >= len(self._ids_all)):
-            raise _damaged(self.path, ["a caption points at an image row that does not exist"])
-        primary = self._primary_all
-        if primary.size and (primary.min() < -1 or primary.max() >= len(self.category_names)):
-            raise _damaged(self.path, ["a primary category index is out of range"])
+        self._check_row_indices()
         self.n_images_total = len(self._ids_all)
         self.n_texts_total = len(self._captions_all)
         self.skipped: dict[str, str] = dict(zip(skipped_ids, reasons, strict=False))
@@ -157,6 +148,20 @@ class Store:
                     self.skipped[str(item["id"])] = str(item["reason"])
                 except (json.JSONDecodeError, KeyError, TypeError):
                     continue  # a line cut by a kill
+
+    def _check_row_indices(self) -> None:
+        """Indices that the row selection below relies on, so it never reads out of range."""
+        n = len(self._ids_all)
+        if not (0 <= self.images_done <= n) or not (
+            0 <= self.texts_done <= len(self._captions_all)
+        ):
+            raise _damaged(self.path, ["/progress counts more rows than the store holds"])
+        rows = self._caption_rows_all
+        if rows.size and (rows.min() < 0 or rows.max() >= n):
+            raise _damaged(self.path, ["a caption points at an image row that does not exist"])
+        primary = self._primary_all
+        if primary.size and (primary.min() < -1 or primary.max() >= len(self.category_names)):
+            raise _damaged(self.path, ["a primary category index is out of range"])
 
     # ---- row selection -------------------------------------------------------------
     @cached_property
