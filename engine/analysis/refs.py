@@ -55,8 +55,9 @@ def _caption_means(store, texts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     keep, starts, counts = np.unique(owner[order], return_index=True, return_counts=True)
     in_order = owner.size and bool(np.all(np.diff(owner) >= 0))
     rows = unit if in_order else unit[order]
-    sums = np.add.reduceat(rows, starts, axis=0) if owner.size else unit[:0]
-    return store.image_ids[keep], sums / counts[:, None]
+    sums = np.add.reduceat(rows, starts, axis=0) if owner.size else unit[:0].copy()
+    sums /= counts[:, None].astype(sums.dtype)  # in place: the means keep the side's dtype
+    return store.image_ids[keep], sums
 
 
 def load_ref(ref: str, dtype: type = np.float64) -> Ref:
