@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "models_cmd",
     "demo_cmds",
     "tui_cmd",
+    "schema_cmd",
 )
 
 app = typer.Typer(

@@ -151,9 +151,9 @@ def test_two_stores_give_a_cka_matrix_and_retrieval(make_store, no_catalog):
             await pilot.press("v")
             assert app.query_one("#results-switcher").current == "metrics"
             report = app.query_one(CkaView).report
-            assert report["names"] == ["a.h5:image", "b.h5:image"]
-            assert report["matrix"][0][0] == pytest.approx(1.0)
-            assert report["matrix"][0][1] == pytest.approx(_linear_cka(Xa, Xb), abs=1e-3)
+            assert report.names == ["a.h5:image", "b.h5:image"]
+            assert report.matrix[0][0] == pytest.approx(1.0)
+            assert report.matrix[0][1] == pytest.approx(_linear_cka(Xa, Xb), abs=1e-3)
             assert "R@1" in str(app.query_one("#retrieval").content.columns[1].header)
             await pilot.press("n")
             assert results.current == a.resolve()

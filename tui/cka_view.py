@@ -6,13 +6,12 @@ are selected and computed) and the widget redraws itself in the theme's colours.
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.console import Group
 from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from mgap.engine.reports.analysis import CkaReport
 from mgap.tui.render import cka_legend, cka_table
 
 HINT = "CKA: select two or more stores (Stores pane, space)"
@@ -28,10 +27,10 @@ class CkaView(Widget):
     }
     """
 
-    report: reactive[dict[str, Any] | None] = reactive(None, layout=True)
+    report: reactive[CkaReport | None] = reactive(None, layout=True)
     hint: reactive[str] = reactive(HINT, layout=True)
 
-    def show(self, report: dict[str, Any] | None, hint: str = HINT) -> None:
+    def show(self, report: CkaReport | None, hint: str = HINT) -> None:
         self.hint = hint
         self.report = report
 
@@ -40,5 +39,5 @@ class CkaView(Widget):
             return Text(self.hint, style="dim")
         theme = self.app.current_theme
         low = theme.surface or theme.background or "#202020"
-        names = [str(n) for n in self.report.get("names") or []]
-        return Group(cka_table(self.report, low, theme.primary), Text(), cka_legend(names))
+        table = cka_table(self.report, low, theme.primary)
+        return Group(table, Text(), cka_legend(self.report.names))

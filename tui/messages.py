@@ -15,6 +15,7 @@ from typing import Any
 
 from textual.message import Message
 
+from mgap.engine.reports.analysis import CkaReport, GapReport, RetrievalReport
 from mgap.store.catalog import StoreEntry
 from mgap.tui.jobs import JobRow
 from mgap.tui.sources import DatasetRow, ModelRow
@@ -36,7 +37,7 @@ class GapComputed(Message, bubble=False):
     """The gap report (with per-category rows) of the store at `path`."""
 
     path: Path
-    report: dict[str, Any]
+    report: GapReport
 
 
 @dataclass
@@ -44,7 +45,7 @@ class RetrievalComputed(Message, bubble=False):
     """The retrieval report of `path`; None when the store lacks a side."""
 
     path: Path
-    report: dict[str, Any] | None
+    report: RetrievalReport | None
 
 
 @dataclass
@@ -52,7 +53,7 @@ class CkaComputed(Message, bubble=False):
     """The linear CKA matrix of the stores `paths`, in that order."""
 
     paths: tuple[Path, ...]
-    report: dict[str, Any]
+    report: CkaReport
 
 
 @dataclass

@@ -17,6 +17,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import ContentSwitcher, DataTable, Static
 
+from mgap.engine.reports.analysis import CkaReport, GapReport, RetrievalReport
 from mgap.tui.cka_view import CkaView
 from mgap.tui.messages import (
     CkaComputed,
@@ -56,7 +57,7 @@ def compute_gap(path: Path) -> GapComputed:
 
     store = open_store(path)
     report = gap_report(store, by_category=bool(store.category_names), separability=False)
-    return GapComputed(path, report)
+    return GapComputed(path, GapReport.from_json(report))
 
 
 def compute_retrieval(path: Path) -> RetrievalComputed:
@@ -65,13 +66,14 @@ def compute_retrieval(path: Path) -> RetrievalComputed:
 
     store = open_store(path)
     report = retrieval_report(store) if store.has_images and store.has_texts else None
-    return RetrievalComputed(path, report)
+    return RetrievalComputed(path, None if report is None else RetrievalReport.from_json(report))
 
 
 def compute_cka(paths: tuple[Path, ...]) -> CkaComputed:
     from mgap.engine.analysis.cka import cka_report
 
-    return CkaComputed(paths, cka_report([str(p) for p in paths], kernel="linear"))
+    report = cka_report([str(p) for p in paths], kernel="linear")
+    return CkaComputed(paths, CkaReport.from_json(report))
 
 
 def compute_projection(path: Path, method: str) -> ProjectionComputed:
@@ -108,7 +110,7 @@ class ResultsPane(WorkerHost, Horizontal):
         self.color_by = "modality"
         self.categories: list[CategoryRow] = []
         self.projections: dict[tuple[Path, str], Any] = {}
-        self.gap_reports: dict[Path, dict[str, Any]] = {}
+        self.gap_reports: dict[Path, GapReport] = {}
 
     def compose(self) -> ComposeResult:
         with Vertical(id="results-left"):
@@ -243,7 +245,7 @@ class ResultsPane(WorkerHost, Horizontal):
         """Columns as wide as this report's cells, set here rather than measured by the
         table when it next idles, so the first frame already has its final widths."""
         names = [row.name[:NAME_WIDTH] for row in rows]
-        counts = [str(row.metrics.get("n_images", "-")) for row in rows]
+        counts = [str(row.metrics.n_images) for row in rows]
         table = self.query_one("#category-table", DataTable)
         table.clear(columns=True)
         table.add_column("category", width=max(map(len, ["category", *names])))
@@ -252,7 +254,7 @@ class ResultsPane(WorkerHost, Horizontal):
         table.add_column("L2M", width=5)
         table.add_column("RMG", width=5)
 
-    def _show_gap(self, report: dict[str, Any]) -> None:
+    def _show_gap(self, report: GapReport) -> None:
         self.query_one("#gap-summary", Static).update(summary_text(report), layout=False)
         self.categories = category_rows(report)
         self._set_columns(self.categories)
@@ -262,9 +264,9 @@ class ResultsPane(WorkerHost, Horizontal):
             table.add_row(
                 row.name[:NAME_WIDTH],
                 KIND_TAG.get(row.kind, row.kind),
-                str(m.get("n_images", "-")),
-                num(m.get("l2m"), 3),
-                num(m.get("rmg"), 3),
+                str(m.n_images),
+                num(m.l2m, 3),
+                num(m.rmg, 3),
                 key=str(i),
             )
         self._show_category(0)
@@ -343,7 +345,8 @@ class ResultsPane(WorkerHost, Horizontal):
         """Cycle scatter -> metrics -> robustness -> groups -> attention (-> hyperbolic, Lorentz
         stores only); the last views compute when shown."""
         switcher = self.query_one(ContentSwitcher)
-        lorentz = "hyperbolic" in self.gap_reports.get(self.current, {})
+        shown = self.gap_reports.get(self.current)
+        lorentz = shown is not None and shown.hyperbolic is not None
         order = ("scatter", "metrics", "robustness", "groups", "attention") + (
             ("hyperbolic",) if lorentz else ()
         )

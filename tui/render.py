@@ -1,4 +1,4 @@
-"""Rich renderables for the Results pane, built from the analysis reports' JSON documents.
+"""Rich renderables for the Results pane, built from the engine's typed reports.
 
 Textual-free and pure: the same report always gives the same text, which the Pilot
 tests read back from the screen.
@@ -9,12 +9,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from mgap.engine.reports.analysis import CkaReport, GapMetrics, GapReport, RetrievalReport
 from mgap.output import fmt as num
 
 #: the first row of the category table: no filter, the whole store
@@ -25,7 +25,7 @@ ALL = "(all)"
 class CategoryRow:
     name: str
     kind: str  # "all", "category" or "supercategory"
-    metrics: dict[str, Any]
+    metrics: GapMetrics
 
     @property
     def highlight(self) -> str | None:
@@ -33,31 +33,29 @@ class CategoryRow:
         return self.name if self.kind == "category" else None
 
 
-def category_rows(report: dict[str, Any]) -> list[CategoryRow]:
+def category_rows(report: GapReport) -> list[CategoryRow]:
     rows = [CategoryRow(ALL, "all", report)]
-    for entry in report.get("by_category") or []:
-        rows.append(CategoryRow(str(entry.get("name")), str(entry.get("kind", "category")), entry))
+    for entry in report.by_category or []:
+        rows.append(CategoryRow(entry.name, entry.kind, entry))
     return rows
 
 
-def summary_text(report: dict[str, Any]) -> Text:
+def summary_text(report: GapReport) -> Text:
     """The gap summary (DESIGN.md §7 metrics), four lines that fit a 36-column pane."""
     text = Text()
-    text.append(
-        f"n {report.get('n_images')} img · {report.get('n_texts')} txt · d {report.get('dim')}\n"
-    )
+    text.append(f"n {report.n_images} img · {report.n_texts} txt · d {report.dim}\n")
     text.append("L2M ", style="bold")
-    text.append(f"{num(report.get('l2m')):<9}")
+    text.append(f"{num(report.l2m):<9}")
     text.append("L2I ", style="bold")
-    text.append(f"{num(report.get('l2i'))}\n")
+    text.append(f"{num(report.l2i)}\n")
     text.append("cos ", style="bold")
-    text.append(f"{num(report.get('mean_paired_cosine')):<9}")
+    text.append(f"{num(report.mean_paired_cosine):<9}")
     text.append("RMG ", style="bold")
-    text.append(f"{num(report.get('rmg'))}\n")
+    text.append(f"{num(report.rmg)}\n")
     text.append("intra img ", style="bold")
-    text.append(f"{num(report.get('intra_image_cosine'), 3)}  ")
+    text.append(f"{num(report.intra_image_cosine, 3)}  ")
     text.append("txt ", style="bold")
-    text.append(num(report.get("intra_text_cosine"), 3))
+    text.append(num(report.intra_text_cosine, 3))
     return text
 
 
@@ -68,28 +66,23 @@ def category_detail(row: CategoryRow) -> Text:
     label = "all rows" if row.kind == "all" else f"{row.name} ({row.kind})"
     text.append("▶ ", style="bold")
     text.append(label, style="bold")
-    text.append(f"  n {m.get('n_images')}/{m.get('n_texts')}\n")
-    text.append(
-        f"L2M {num(m.get('l2m'))}  RMG {num(m.get('rmg'))}  cos {num(m.get('mean_paired_cosine'), 3)}"
-    )
+    text.append(f"  n {m.n_images}/{m.n_texts}\n")
+    text.append(f"L2M {num(m.l2m)}  RMG {num(m.rmg)}  cos {num(m.mean_paired_cosine, 3)}")
     return text
 
 
-def retrieval_text(report: dict[str, Any] | None) -> Table | Text:
+def retrieval_text(report: RetrievalReport | None) -> Table | Text:
     if report is None:
         return Text("retrieval: needs both an image and a text side", style="dim")
-    score = report.get("score", "cosine")
+    score = report.score
     title = "Retrieval" if score == "cosine" else f"Retrieval ({score})"
     table = Table(title=title, title_justify="left", box=None, pad_edge=False)
     table.add_column("")
     for key in ("R@1", "R@5", "R@10", "median_rank"):
         table.add_column("med" if key == "median_rank" else key, justify="right")
-    for direction, label in (("i2t", "image→text"), ("t2i", "text→image")):
-        scores = report.get(direction) or {}
+    for side, label in ((report.i2t, "image→text"), (report.t2i, "text→image")):
         table.add_row(
-            label,
-            *(num(scores.get(k), 3) for k in ("R@1", "R@5", "R@10")),
-            num(scores.get("median_rank"), 1),
+            label, *(num(v, 3) for v in (side.r1, side.r5, side.r10)), num(side.median_rank, 1)
         )
     return table
 
@@ -98,15 +91,13 @@ def short_names(names: Sequence[str]) -> list[str]:
     return [f"s{i + 1}" for i in range(len(names))]
 
 
-def cka_table(report: dict[str, Any], low: str, high: str) -> Group:
+def cka_table(report: CkaReport, low: str, high: str) -> Group:
     """The CKA matrix with each cell's background scaled from `low` (0) to `high` (1)."""
     from textual.color import Color
 
-    names = list(report.get("names") or [])
-    matrix = report.get("matrix") or []
+    names, matrix = report.names, report.matrix
     tags = short_names(names)
-    kernel = report.get("kernel", "linear")
-    title = Text(f"CKA ({kernel}, {report.get('estimator', 'biased')}, n={report.get('n')})")
+    title = Text(f"CKA ({report.kernel}, {report.estimator}, n={report.n})")
     table = Table(box=None, pad_edge=False)
     table.add_column("")
     for tag in tags:

@@ -11,6 +11,7 @@ import math
 import typer
 
 from mgap.commands.compute_opts import DEVICE_OPT, FAST_OPT, backend
+from mgap.commands.report_common import typed
 from mgap.output import fmt, note, print_json, stdout
 
 JSON_OPT = typer.Option(False, "--json", help="Print one JSON document on stdout.")
@@ -79,7 +80,7 @@ def cka(
         backend=backend(device, fast),
     )
     if json_out:
-        print_json(doc)
+        print_json(typed("cka", doc))
         return
     extra = f", batch {doc['batch_size']}" if "batch_size" in doc else ""
     title = f"{doc['kernel']} CKA, {doc['estimator']}{extra} (n = {doc['n']} shared images)"
@@ -114,7 +115,7 @@ def knn(
 
     doc = knn_report(ref_a, ref_b, k=k, backend=backend(device, fast))
     if json_out:
-        print_json(doc)
+        print_json(typed("knn", doc))
         return
     table = Table(
         title=f"{doc['names'][0]} vs {doc['names'][1]} (k = {doc['k']}, n = {doc['n']})",
@@ -178,7 +179,7 @@ def match(
         workers=workers,
     )
     if json_out:
-        print_json(doc)
+        print_json(typed("match", doc))
         return
     table = Table(
         title=(

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from mgap.commands.report_common import JSON_OPT, STORE_ARG, open_store_arg, print_header, table
 from mgap.errors import UsageError
 from mgap.output import fmt, print_json, stdout
+
+if TYPE_CHECKING:
+    from mgap.engine.reports.analysis import ExperimentStep
 
 DEFAULT_LAMBDAS = "-1,-0.5,-0.25,0,0.25,0.5,0.75,1"
 
@@ -27,23 +31,24 @@ def parse_lambdas(text: str) -> list[float]:
     return values
 
 
-def print_steps(title: str, key: str, rows: list[dict]) -> None:
-    """One row per step: gap, paired cosine, R@1 both ways, and InfoNCE when computed."""
-    columns = [key, "L2M", "RMG", "paired cos", "i2t R@1", "t2i R@1"]
-    if rows and "infonce" in rows[0]:
+def print_steps(title: str, label: str, steps: list[tuple[str, ExperimentStep]]) -> None:
+    """One row per (step label, step): gap, paired cosine, R@1 both ways, InfoNCE if computed."""
+    columns = [label, "L2M", "RMG", "paired cos", "i2t R@1", "t2i R@1"]
+    with_infonce = any(step.infonce is not None for _, step in steps)
+    if with_infonce:
         columns.append("InfoNCE")
     out = table(title, columns)
-    for row in rows:
+    for name, step in steps:
         cells = [
-            fmt(row[key], 3) if isinstance(row[key], float) else str(row[key]),
-            fmt(row["l2m"]),
-            fmt(row["rmg"]),
-            fmt(row["mean_paired_cosine"]),
-            fmt(row["i2t"]["R@1"], 3),
-            fmt(row["t2i"]["R@1"], 3),
+            name,
+            fmt(step.l2m),
+            fmt(step.rmg),
+            fmt(step.mean_paired_cosine),
+            fmt(step.i2t.r1, 3),
+            fmt(step.t2i.r1, 3),
         ]
-        if "infonce" in row:
-            cells.append(fmt(row["infonce"]))
+        if with_infonce:
+            cells.append(fmt(step.infonce))
         out.add_row(*cells)
     stdout.print(out)
 
@@ -68,11 +73,15 @@ def shift(
         "logit_scale": logit_scale,
         "steps": gap_shift(X, Y, index, values, logit_scale=logit_scale),
     }
+    from mgap.engine.reports.analysis import ShiftReport
+
+    report = ShiftReport.from_json(doc)
     if as_json:
-        print_json(doc)
+        print_json(report.to_json())
     else:
-        print_header(doc)
-        print_steps(f"Gap shift (InfoNCE at logit scale {logit_scale:g})", "lambda", doc["steps"])
+        print_header(report)
+        steps = [(fmt(step.lam, 3), step) for step in report.steps]
+        print_steps(f"Gap shift (InfoNCE at logit scale {logit_scale:g})", "lambda", steps)
 
 
 def ablate(
@@ -89,11 +98,14 @@ def ablate(
     if k_max >= X.shape[1]:
         raise UsageError(f"--k-max {k_max} must be below the embedding dim {X.shape[1]}")
     doc = {**store_header(opened), "steps": ablate_dims(X, Y, index, k_max)}
+    from mgap.engine.reports.analysis import AblateReport
+
+    report = AblateReport.from_json(doc)
     if as_json:
-        print_json(doc)
+        print_json(report.to_json())
     else:
-        print_header(doc)
-        print_steps("Gap dimension ablation", "k", doc["steps"])
+        print_header(report)
+        print_steps("Gap dimension ablation", "k", [(str(step.k), step) for step in report.steps])
 
 
 def register(app: typer.Typer) -> None:

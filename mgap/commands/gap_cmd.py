@@ -7,6 +7,7 @@ The analysis module is imported inside the command; it imports neither torch nor
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -38,69 +39,70 @@ from mgap.commands.report_common import (
 from mgap.core.errors import UsageError
 from mgap.output import fmt, print_json, stdout
 
+if TYPE_CHECKING:
+    from mgap.engine.reports.analysis import CategoryRow, GapReport
 
-def print_gap(doc: dict) -> None:
+
+def print_gap(report: GapReport) -> None:
     """The gap report for people: metrics, top dimensions, categories, hyperbolic block."""
-    print_header(doc)
+    print_header(report)
     metrics = table(
         "Modality gap",
         ["metric", "value"],
-        caption=f"{doc['n_images']} images, {_text_side(doc)}, d={doc['dim']}",
+        caption=f"{report.n_images} images, {_text_side(report)}, d={report.dim}",
     )
-    for label, key in (
-        ("L2M  ||mean x - mean y||", "l2m"),
-        ("L2I  mean paired ||x - y||", "l2i"),
-        ("mean paired cosine", "mean_paired_cosine"),
-        ("intra-image cosine", "intra_image_cosine"),
-        ("intra-text cosine", "intra_text_cosine"),
-        ("RMG", "rmg"),
+    for label, value in (
+        ("L2M  ||mean x - mean y||", report.l2m),
+        ("L2I  mean paired ||x - y||", report.l2i),
+        ("mean paired cosine", report.mean_paired_cosine),
+        ("intra-image cosine", report.intra_image_cosine),
+        ("intra-text cosine", report.intra_text_cosine),
+        ("RMG", report.rmg),
     ):
-        metrics.add_row(label, fmt(doc[key]))
-    sep = doc.get("separability")
+        metrics.add_row(label, fmt(value))
+    sep = report.separability
     if sep is not None:
         metrics.add_row(
-            f"separability ({sep['folds']}-fold, {sep['n_per_side']}/side)", fmt(sep["accuracy"])
+            f"separability ({sep.folds}-fold, {sep.n_per_side}/side)", fmt(sep.accuracy)
         )
     stdout.print(metrics)
-    if doc["top_dims"]:
+    if report.top_dims:
         dims = table("Top gap dimensions", ["dim", "delta", "share of L2M²", "cumulative"])
-        for row in doc["top_dims"]:
-            dims.add_row(
-                str(row["dim"]), fmt(row["delta"]), fmt(row["share"]), fmt(row["cumulative_share"])
-            )
+        for row in report.top_dims:
+            dims.add_row(str(row.dim), fmt(row.delta), fmt(row.share), fmt(row.cumulative_share))
         stdout.print(dims)
-    if "by_category" in doc:
-        _print_categories(doc["by_category"])
-    if "hyperbolic" in doc:
-        _print_hyperbolic(doc["hyperbolic"])
+    if report.by_category is not None:
+        _print_categories(report.by_category)
+    if report.hyperbolic is not None:
+        _print_hyperbolic(report.hyperbolic)
 
 
-def _text_side(doc: dict) -> str:
+def _text_side(report: GapReport) -> str:
     """What the text side is: the captions, or one text per class for classification stores."""
-    if doc.get("text_side") == "unique_class_texts":
+    if report.text_side == "unique_class_texts":
         return (
-            f"{doc['n_texts']} class texts (one per class, from {doc['n_text_rows']} prompt "
-            f"rows, {doc['templates_per_class']} template(s) each)"
+            f"{report.n_texts} class texts (one per class, from {report.n_text_rows} prompt "
+            f"rows, {report.templates_per_class} template(s) each)"
         )
-    return f"{doc['n_texts']} captions ({doc['captions']})"
+    return f"{report.n_texts} captions ({report.captions})"
 
 
-def _print_categories(rows: list[dict]) -> None:
+def _print_categories(rows: list[CategoryRow]) -> None:
     cats = table(
         "By category, ranked by L2M",
         ["name", "kind", "img", "txt", "L2M", "L2I", "cos", "RMG"],
         caption="cos = mean paired cosine; --json adds the category x category tables",
     )
-    for row in sorted(rows, key=lambda r: (r["kind"], -r["l2m"])):
+    for row in sorted(rows, key=lambda r: (r.kind, -(r.l2m or 0.0))):
         cats.add_row(
-            row["name"][:16],
-            KIND_SHORT[row["kind"]],
-            str(row["n_images"]),
-            str(row["n_texts"]),
-            fmt(row["l2m"], 3),
-            fmt(row["l2i"], 3),
-            fmt(row["mean_paired_cosine"], 3),
-            fmt(row["rmg"], 3),
+            row.name[:16],
+            KIND_SHORT[row.kind],
+            str(row.n_images),
+            str(row.n_texts),
+            fmt(row.l2m, 3),
+            fmt(row.l2i, 3),
+            fmt(row.mean_paired_cosine, 3),
+            fmt(row.rmg, 3),
         )
     stdout.print(cats)
 
@@ -191,12 +193,15 @@ def gap(
         from mgap.engine.analysis.group_report import store_groups
 
         doc["groups"] = store_groups(opened, "gap", *grouped, captions=captions)
+    from mgap.engine.reports.analysis import GapReport
+
+    report = GapReport.from_json(doc)
     if as_json:
-        print_json(doc)
+        print_json(report.to_json())
         return
-    print_gap(doc)
-    if grouped is not None:
-        print_groups(doc["groups"], GROUP_COLUMNS)
+    print_gap(report)
+    if report.groups is not None:
+        print_groups(report.groups, GROUP_COLUMNS)
 
 
 def register(app: typer.Typer) -> None:

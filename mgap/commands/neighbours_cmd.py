@@ -3,25 +3,29 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from mgap.commands.report_common import JSON_OPT, STORE_ARG, open_store_arg, print_header, table
 from mgap.output import fmt, print_json, stdout
 
+if TYPE_CHECKING:
+    from mgap.engine.reports.analysis import NeighbourhoodReport
 
-def print_neighbours(doc: dict) -> None:
+
+def print_neighbours(report: NeighbourhoodReport) -> None:
     """Per-category distances, closest first, with the mean in the caption."""
-    print_header(doc)
+    print_header(report)
     out = table(
         "Neighbourhoods: image vs text",
         ["category", "Kendall-tau distance"],
-        caption=f"mean {fmt(doc['mean_distance'])} over {doc['n_categories']} categories "
-        f"(0 same, 0.5 chance); text side: {doc['text_side']}; similarity: "
-        f"{doc['similarity']}{', self excluded' if doc['exclude_self'] else ''}",
+        caption=f"mean {fmt(report.mean_distance)} over {report.n_categories} categories "
+        f"(0 same, 0.5 chance); text side: {report.text_side}; similarity: "
+        f"{report.similarity}{', self excluded' if report.exclude_self else ''}",
     )
-    for row in sorted(doc["per_category"], key=lambda r: r["distance"]):
-        out.add_row(row["name"], fmt(row["distance"]))
+    for row in sorted(report.per_category, key=lambda r: r.distance):
+        out.add_row(row.name, fmt(row.distance))
     stdout.print(out)
 
 
@@ -43,10 +47,13 @@ def neighbours(
     doc = neighbourhood_report(
         open_store_arg(store), similarity=similarity, exclude_self=exclude_self
     )
+    from mgap.engine.reports.analysis import NeighbourhoodReport
+
+    report = NeighbourhoodReport.from_json(doc)
     if as_json:
-        print_json(doc)
+        print_json(report.to_json())
     else:
-        print_neighbours(doc)
+        print_neighbours(report)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,10 +7,14 @@ imported (and extended with options) on its own.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from mgap.output import fmt, stdout
+
+if TYPE_CHECKING:
+    from mgap.engine.reports.analysis import Recall, StoreHeader
 
 STORE_ARG = typer.Argument(..., help="Store file (.h5).", show_default=False)
 JSON_OPT = typer.Option(False, "--json", help="Print one JSON document on stdout.")
@@ -48,21 +52,35 @@ def open_store_arg(path: Path):
     return open_store(path)
 
 
-def print_header(doc: dict) -> None:
+def typed(command: str, doc: dict) -> dict:
+    """`doc` read through the command's report type and written back: the `--json` output
+    always has the declared shape (a missing key is an error naming it)."""
+    from mgap.engine.reports import REPORTS
+
+    return REPORTS[command].from_json(doc).to_json()
+
+
+def print_header(report: StoreHeader | dict) -> None:
     """The store path and its model / dataset / split / status line above each report."""
+    from mgap.engine.reports.analysis import StoreHeader
+
+    head = report if isinstance(report, StoreHeader) else StoreHeader.from_json(report)
     stdout.print(
-        f"[bold]{doc['store']}[/]\nmodel {doc['model'] or '-'}  dataset {doc['dataset'] or '-'}"
-        f"  split {doc['split'] or '-'}  status {doc['status'] or '-'}",
+        f"[bold]{head.store}[/]\nmodel {head.model or '-'}  dataset {head.dataset or '-'}"
+        f"  split {head.split or '-'}  status {head.status or '-'}",
         highlight=False,
     )
 
 
-def recall_cells(side: dict) -> list[str]:
+def recall_cells(side: Recall | dict) -> list[str]:
     """R@1/5/10 and median/mean rank of one retrieval direction, formatted for a table row."""
+    from mgap.engine.reports.analysis import Recall
+
+    recall = side if isinstance(side, Recall) else Recall.from_json(side)
     return [
-        fmt(side["R@1"], 3),
-        fmt(side["R@5"], 3),
-        fmt(side["R@10"], 3),
-        fmt(side["median_rank"], 1),
-        fmt(side["mean_rank"], 1),
+        fmt(recall.r1, 3),
+        fmt(recall.r5, 3),
+        fmt(recall.r10, 3),
+        fmt(recall.median_rank, 1),
+        fmt(recall.mean_rank, 1),
     ]

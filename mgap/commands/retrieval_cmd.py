@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -28,46 +29,49 @@ from mgap.commands.report_common import (
 from mgap.commands.score_opt import SCORE_OPT
 from mgap.output import fmt, print_json, stdout
 
+if TYPE_CHECKING:
+    from mgap.engine.reports.analysis import RetrievalReport
 
-def print_retrieval(doc: dict) -> None:
+
+def print_retrieval(report: RetrievalReport) -> None:
     """Both directions' recall table, then the per-category rows when asked for."""
-    print_header(doc)
+    print_header(report)
     out = table(
         "Retrieval",
         ["direction", "R@1", "R@5", "R@10", "med rank", "mean rank"],
-        caption=f"{doc['n_images']} images, {doc['n_texts']} captions; score {doc['score']}; "
-        f"ties {doc['ties']}",
+        caption=f"{report.n_images} images, {report.n_texts} captions; score {report.score}; "
+        f"ties {report.ties}",
     )
-    out.add_row("image -> text", *recall_cells(doc["i2t"]))
-    out.add_row("text -> image", *recall_cells(doc["t2i"]))
+    out.add_row("image -> text", *recall_cells(report.i2t))
+    out.add_row("text -> image", *recall_cells(report.t2i))
     stdout.print(out)
-    estimate = doc.get("estimate", {})
+    estimate = report.estimate or {}
     if estimate.get("mode") == "sampled":
         spans = ", ".join(
-            f"{direction} R@1 [{fmt(doc[direction]['interval']['R@1'][0], 3)}, "
-            f"{fmt(doc[direction]['interval']['R@1'][1], 3)}]"
-            for direction in ("i2t", "t2i")
+            f"{name} R@1 [{fmt(side.interval['R@1'][0], 3)}, {fmt(side.interval['R@1'][1], 3)}]"
+            for name, side in (("i2t", report.i2t), ("t2i", report.t2i))
+            if side.interval is not None
         )
         stdout.print(
             f"sampled: {estimate['n_image_queries']} image and {estimate['n_text_queries']} "
             f"caption queries (seed {estimate['seed']}); 95% intervals {spans}",
             highlight=False,
         )
-    if "by_category" in doc:
+    if report.by_category is not None:
         cats = table(
             "By category",
             ["name", "kind", "img", "i2t R@1", "i2t R@5", "t2i R@1", "t2i R@5"],
             caption="queries of each group, ranked against the whole gallery",
         )
-        for row in doc["by_category"]:
+        for row in report.by_category:
             cats.add_row(
-                row["name"][:16],
-                KIND_SHORT[row["kind"]],
-                str(row["n_images"]),
-                fmt(row["i2t"]["R@1"], 3),
-                fmt(row["i2t"]["R@5"], 3),
-                fmt(row["t2i"]["R@1"], 3),
-                fmt(row["t2i"]["R@5"], 3),
+                row.name[:16],
+                KIND_SHORT[row.kind],
+                str(row.n_images),
+                fmt(row.i2t.r1, 3),
+                fmt(row.i2t.r5, 3),
+                fmt(row.t2i.r1, 3),
+                fmt(row.t2i.r5, 3),
             )
         stdout.print(cats)
 
@@ -111,12 +115,15 @@ def retrieval(
         sample=sample,
         seed=seed,
     )
+    from mgap.engine.reports.analysis import RetrievalReport
+
+    report = RetrievalReport.from_json(doc)
     if as_json:
-        print_json(doc)
+        print_json(report.to_json())
         return
-    print_retrieval(doc)
-    if grouped is not None:
-        print_groups(doc["groups"], [("i2t R@1", "i2t.R@1"), ("t2i R@1", "t2i.R@1")])
+    print_retrieval(report)
+    if report.groups is not None:
+        print_groups(report.groups, [("i2t R@1", "i2t.R@1"), ("t2i R@1", "t2i.R@1")])
 
 
 def register(app: typer.Typer) -> None:

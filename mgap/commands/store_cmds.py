@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from mgap.commands.report_common import typed
 from mgap.errors import UsageError
 from mgap.output import fmt, note, print_json, stdout
 
@@ -25,7 +26,7 @@ def ls(
     root = store_dir or load_config().store_dir
     entries = list_stores(root)
     if json_out:
-        print_json({"store_dir": str(root), "stores": [e.to_dict() for e in entries]})
+        print_json(typed("ls", {"store_dir": str(root), "stores": [e.to_dict() for e in entries]}))
         return
     if not entries:
         note(f"no stores in {root} (create one with `mgap extract` or `mgap demo`)")
@@ -79,7 +80,7 @@ def info(
     s = open_store(store)
     summary = s.summary()
     if json_out:
-        print_json(summary)
+        print_json(typed("info", summary))
         return
     from rich.table import Table
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -17,32 +18,35 @@ from mgap.commands.report_common import JSON_OPT, STORE_ARG, open_store_arg, pri
 from mgap.commands.score_opt import SCORE_OPT
 from mgap.output import fmt, print_json, stdout
 
+if TYPE_CHECKING:
+    from mgap.engine.reports.analysis import ZeroShotReport
 
-def print_zeroshot(doc: dict) -> None:
+
+def print_zeroshot(report: ZeroShotReport) -> None:
     """Overall and per-class accuracy; classes with neither images nor predictions are left out."""
-    print_header(doc)
-    multi = doc["multi_label"]
+    print_header(report)
+    multi = report.multi_label
     columns = ["class", "images", "accuracy", "recall", "predicted"] + (["AP"] if multi else [])
     mean_ap = (
-        f"; mAP {fmt(doc['mean_average_precision'])} (CLIP_benchmark; "
-        f"{fmt(doc['mean_average_precision_present'])} over classes present)"
+        f"; mAP {fmt(report.mean_average_precision)} (CLIP_benchmark; "
+        f"{fmt(report.mean_average_precision_present)} over classes present)"
         if multi
         else ""
     )
     out = table(
-        f"Zero-shot ({doc['label_set']})",
+        f"Zero-shot ({report.label_set})",
         columns,
-        caption=f"accuracy {fmt(doc['accuracy'])}, mean per class "
-        f"{fmt(doc['mean_class_accuracy'])}, mean per-class recall "
-        f"{fmt(doc['mean_per_class_recall'])} over {doc['n']} images"
-        f"{' (accuracy: top-1 in labels)' if multi else ''}{mean_ap}; score {doc['score']}",
+        caption=f"accuracy {fmt(report.accuracy)}, mean per class "
+        f"{fmt(report.mean_class_accuracy)}, mean per-class recall "
+        f"{fmt(report.mean_per_class_recall)} over {report.n} images"
+        f"{' (accuracy: top-1 in labels)' if multi else ''}{mean_ap}; score {report.score}",
     )
-    for row in doc["per_class"]:
-        if row["n"] or row["n_predicted"]:
-            cells = [row["name"], str(row["n"]), fmt(row["accuracy"]), fmt(row["recall"])]
-            cells.append(str(row["n_predicted"]))
+    for row in report.per_class:
+        if row.n or row.n_predicted:
+            cells = [row.name, str(row.n), fmt(row.accuracy), fmt(row.recall)]
+            cells.append(str(row.n_predicted))
             if multi:
-                cells.append(fmt(row["average_precision"]))
+                cells.append(fmt(row.average_precision))
             out.add_row(*cells)
     stdout.print(out)
 
@@ -68,12 +72,15 @@ def zeroshot(
         from mgap.engine.analysis.group_report import store_groups
 
         doc["groups"] = store_groups(opened, "zeroshot", *grouped, label_set=labels, score=score)
+    from mgap.engine.reports.analysis import ZeroShotReport
+
+    report = ZeroShotReport.from_json(doc)
     if as_json:
-        print_json(doc)
+        print_json(report.to_json())
         return
-    print_zeroshot(doc)
-    if grouped is not None:
-        print_groups(doc["groups"], [("top-1", "accuracy"), ("top-5", "top5_accuracy")])
+    print_zeroshot(report)
+    if report.groups is not None:
+        print_groups(report.groups, [("top-1", "accuracy"), ("top-5", "top5_accuracy")])
 
 
 def register(app: typer.Typer) -> None:

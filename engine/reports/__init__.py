@@ -1,0 +1,43 @@
+"""Typed reports: the one definition of each `--json` document, and its JSON Schema.
+
+`REPORTS` maps each command to the type of its `--json` output; `mgap schema COMMAND`
+prints `json_schema(REPORTS[COMMAND])`. A field added to a report dataclass appears in
+the schema with no further change.
+"""
+
+from __future__ import annotations
+
+from mgap.engine.reports.analysis import (
+    AblateReport,
+    CkaReport,
+    GapReport,
+    KnnReport,
+    MatchReport,
+    NeighbourhoodReport,
+    RetrievalReport,
+    ShiftReport,
+    ZeroShotReport,
+)
+from mgap.engine.reports.base import Report, ReportShapeError
+from mgap.engine.reports.schema import json_schema
+from mgap.engine.reports.stores import StoreInfo, StoreList
+
+REPORTS: dict[str, type[Report]] = {
+    cls.COMMAND: cls
+    for cls in (
+        GapReport,
+        RetrievalReport,
+        ZeroShotReport,
+        NeighbourhoodReport,
+        ShiftReport,
+        AblateReport,
+        CkaReport,
+        KnnReport,
+        MatchReport,
+        StoreInfo,
+        StoreList,
+    )
+    if cls.COMMAND
+}
+
+__all__ = ["REPORTS", "Report", "ReportShapeError", "json_schema"]
