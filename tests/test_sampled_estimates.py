@@ -137,3 +137,28 @@ def test_repeated_retrieval_reads_the_sidecar_cache(moderate, make_store, monkey
     exact = retrieval_report(store)  # other parameters: its own entry
     assert "cached" not in exact and exact["estimate"]["mode"] == "exact"
     assert retrieval_report(store)["cached"] is True
+
+
+def test_knn_query_sample_covers_the_exact_mutual_knn(rng, make_store):
+    from mgap.engine.analysis.knn import knn_report
+
+    n = 800
+    X = rng.standard_normal((n, 12))
+    Y = X @ rng.standard_normal((12, 12)) + 1.5 * rng.standard_normal((n, 12))
+    path = make_store("knn.h5", X=X, Y=Y)
+    refs = (f"{path}:image", f"{path}:text")
+    exact = knn_report(*refs, k=10)
+    assert exact["estimate"]["mode"] == "exact" and exact["cknna"] is not None
+    be = resolve_backend("cpu")
+    U = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+    rows = np.array([3, 70, 799])
+    assert np.array_equal(be.topk(U, 10, queries=rows)[0], be.topk(U, 10)[0][rows])
+    hits = 0
+    for seed in range(20):
+        doc = knn_report(*refs, k=10, sample=150, seed=seed)
+        est = doc["estimate"]
+        assert est["mode"] == "sampled" and est["n"] == 150 and doc["cknna"] is None
+        low, high = est["interval"]["mutual_knn"]
+        assert low <= doc["mutual_knn"] <= high
+        hits += low <= exact["mutual_knn"] <= high
+    assert hits >= 16  # nominal 95 % of 20

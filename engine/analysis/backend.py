@@ -217,16 +217,24 @@ class Backend:
                 progress(hi - lo)
         return sums
 
-    def topk(self, U: np.ndarray, k: int, rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """The k most similar rows of U to each row (self excluded): (indices sorted by index,
-        similarities in float64), each (n, k)."""
+    def topk(
+        self,
+        U: np.ndarray,
+        k: int,
+        rows: int | None = None,
+        queries: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The k most similar rows of U to each row (self excluded), or to each row listed
+        in `queries`: (indices sorted by index, similarities in float64), each (q, k)."""
         n = U.shape[0]
+        own = np.arange(n) if queries is None else np.asarray(queries, dtype=np.int64)
         a = self.put(U)
-        idx = np.empty((n, k), dtype=np.int64)
-        sim = np.empty((n, k))
-        for lo, hi, S in self.products(a, a, rows):
+        q = a if queries is None else self.put(U[own])
+        idx = np.empty((own.size, k), dtype=np.int64)
+        sim = np.empty((own.size, k))
+        for lo, hi, S in self.products(q, a, rows):
             if self.engine == "numpy":
-                S[np.arange(hi - lo), np.arange(lo, hi)] = -np.inf
+                S[np.arange(hi - lo), own[lo:hi]] = -np.inf
                 top = np.argpartition(S, n - k, axis=1)[:, n - k :]
                 top.sort(axis=1)
                 idx[lo:hi] = top
@@ -234,7 +242,7 @@ class Backend:
             else:
                 torch = _torch()
                 r = torch.arange(hi - lo, device=S.device)
-                S[r, r + lo] = -float("inf")
+                S[r, torch.from_numpy(own[lo:hi]).to(S.device)] = -float("inf")
                 top = torch.topk(S, k, dim=1).indices.sort(dim=1).values
                 idx[lo:hi] = top.cpu().numpy()
                 sim[lo:hi] = torch.gather(S, 1, top).cpu().numpy()

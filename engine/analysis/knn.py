@@ -99,30 +99,52 @@ def cknna(X: np.ndarray, Y: np.ndarray, k: int) -> float:
     return _cknna(*knn_graph(X, k), *knn_graph(Y, k))
 
 
-def knn_report(ref_a: str, ref_b: str, *, k: int = 10, backend: Backend | None = None) -> dict:
+def knn_report(
+    ref_a: str,
+    ref_b: str,
+    *,
+    k: int = 10,
+    backend: Backend | None = None,
+    sample: int | None = None,
+    seed: int = 0,
+) -> dict:
     """The `mgap knn --json` document: k, n, mutual_knn, cknna, chance = k/(n−1).
 
     REFs are read in float32; each k-NN graph is one blocked pass of float32 products with
-    top-k on the backend (the score block never leaves the device)."""
+    top-k on the backend (the score block never leaves the device). `sample=N` finds the
+    neighbours (among all n) of N seeded query rows only: mutual k-NN is then the mean
+    over those queries with a 95 % bootstrap interval, and CKNNA, which needs every row's
+    neighbours, is not computed."""
     from mgap.engine.analysis.progress import Work
     from mgap.engine.analysis.refs import align_refs
+    from mgap.engine.analysis.sampling import bootstrap_mean, exact_info, sampled_info
 
     _, (X, Y), names = align_refs([ref_a, ref_b], np.float32)
     _check(X, Y, k, minimum_k=2)
     n = X.shape[0]
     be = backend or resolve_backend("cpu")
-    flops = 2.0 * n * n * (X.shape[1] + Y.shape[1])
+    rng = np.random.default_rng(seed)
+    queries = None
+    if sample is not None and sample < n:
+        queries = np.sort(rng.choice(n, int(sample), replace=False))
+    q = n if queries is None else queries.size
+    flops = 2.0 * q * n * (X.shape[1] + Y.shape[1])
     with Work("k-NN graphs", 2, flops, be) as work:
-        ia, sa = knn_graph(X, k, backend=be)
+        ia, sa = be.topk(_unit(X), k, queries=queries)
         work.advance(1)
-        ib, sb = knn_graph(Y, k, backend=be)
+        ib, sb = be.topk(_unit(Y), k, queries=queries)
         work.advance(1)
-    return {
-        "names": names,
-        "k": k,
-        "n": n,
-        "mutual_knn": _mutual(ia, ib),
-        "cknna": _cknna(ia, sa, ib, sb),
-        "chance": k / (n - 1),
-        "compute": be.describe(),
+    doc = {"names": names, "k": k, "n": n, "chance": k / (n - 1), "compute": be.describe()}
+    if queries is None:
+        doc.update(mutual_knn=_mutual(ia, ib), cknna=_cknna(ia, sa, ib, sb))
+        doc["estimate"] = exact_info(n)
+        return doc
+    per_query = _shared(ia, ib).mean(axis=1)
+    low, high = bootstrap_mean(per_query, rng)
+    doc.update(mutual_knn=float(per_query.mean()), cknna=None)
+    doc["estimate"] = {
+        **sampled_info(q, seed, "query rows"),
+        "interval": {"mutual_knn": [low, high]},
+        "note": "CKNNA needs every row's neighbours: run without --sample",
     }
+    return doc

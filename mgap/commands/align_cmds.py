@@ -10,7 +10,7 @@ import math
 
 import typer
 
-from mgap.commands.compute_opts import DEVICE_OPT, FAST_OPT, backend
+from mgap.commands.compute_opts import DEVICE_OPT, FAST_OPT, SEED_OPT, backend
 from mgap.commands.report_common import typed
 from mgap.output import fmt, note, print_json, stdout
 
@@ -106,6 +106,14 @@ def knn(
     k: int = typer.Option(10, "--k", help="Neighbours per image."),
     device: str = DEVICE_OPT,
     fast: bool = FAST_OPT,
+    sample: int | None = typer.Option(
+        None,
+        "--sample",
+        min=2,
+        help="Mutual k-NN from N seeded query rows (neighbours among all rows), with a "
+        "95% bootstrap interval; CKNNA is then skipped.",
+    ),
+    seed: int = SEED_OPT,
     json_out: bool = JSON_OPT,
 ) -> None:
     """Mutual k-NN and CKNNA alignment (Huh et al. 2024) between two REFs."""
@@ -113,7 +121,7 @@ def knn(
 
     from mgap.engine.analysis.knn import knn_report
 
-    doc = knn_report(ref_a, ref_b, k=k, backend=backend(device, fast))
+    doc = knn_report(ref_a, ref_b, k=k, backend=backend(device, fast), sample=sample, seed=seed)
     if json_out:
         print_json(typed("knn", doc))
         return
@@ -127,6 +135,12 @@ def knn(
     table.add_row("mutual k-NN", _shade(doc["mutual_knn"]))
     table.add_row("CKNNA", _shade(doc["cknna"]))
     table.add_row("chance k/(n-1)", fmt(doc["chance"], 3))
+    if doc["estimate"]["mode"] == "sampled":
+        low, high = doc["estimate"]["interval"]["mutual_knn"]
+        table.add_row(
+            f"95% interval ({doc['estimate']['n']} sampled rows)",
+            f"[{fmt(low, 3)}, {fmt(high, 3)}]",
+        )
     stdout.print(table)
 
 
