@@ -115,11 +115,18 @@ class ExtractCLI:
         return run_cli(*self.command(*models, **where), *args, env=env, timeout=timeout)
 
     def json(self, *models: str, args=(), **kwargs) -> dict:
-        done = self.run(*models, args=[*args, "--json", "--quiet"], **kwargs)
-        assert done.returncode == 0, done.stderr
+        """The summary, checked against `mgap schema extract` (the generated JSON Schema)."""
         import json
 
-        return json.loads(done.stdout)
+        import jsonschema
+
+        from mgap.engine.reports import REPORTS, json_schema
+
+        done = self.run(*models, args=[*args, "--json", "--quiet"], **kwargs)
+        assert done.returncode == 0, done.stderr
+        doc = json.loads(done.stdout)
+        jsonschema.validate(doc, json_schema(REPORTS["extract"]))
+        return doc
 
 
 @pytest.fixture

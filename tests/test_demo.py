@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
+import jsonschema
 import numpy as np
 import pytest
 
+from mgap.engine.reports import REPORTS, json_schema
 from mgap.store import open_store
 
 
@@ -41,6 +43,7 @@ def _reference(store) -> dict:
 
 
 def _check_demo(doc, tmp_path, name, n_images):
+    jsonschema.validate(doc, json_schema(REPORTS["demo"]))
     assert doc["toy_model"] == f"toy:{name}" and doc["trained_now"] is True
     assert (tmp_path / "cache" / "mgap" / "toy" / name / "model.safetensors").is_file()
     trained, random = doc["stores"]

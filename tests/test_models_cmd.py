@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 
+import jsonschema
 import pytest
 from tiny_clip_models import fake_hub_cache
 
@@ -17,6 +18,7 @@ from mgap.engine.models.catalog import (
     locate,
     open_clip_table,
 )
+from mgap.engine.reports import REPORTS, json_schema
 from mgap.engine.specs import parse_model_spec
 from mgap.errors import ModelUnavailableError
 
@@ -76,6 +78,7 @@ def test_json_catalog_marks_cached_local_and_toy_models(env, cli, minilm_dir):
         env=env["vars"],
     )
     assert result.returncode == 0, result.stderr
+    jsonschema.validate(json.loads(result.stdout), json_schema(REPORTS["models"]))
     entries = {e["spec"]: e for e in json.loads(result.stdout)}
     assert all(set(e) == KEYS for e in entries.values())
     assert {spec for spec, *_ in RECOMMENDED} <= set(entries)

@@ -19,6 +19,7 @@ from mgap.engine.reports.analysis import (
     ZeroShotReport,
 )
 from mgap.engine.reports.base import Report, ReportShapeError
+from mgap.engine.reports.pipeline import CatalogModel, DemoReport, ExtractReport
 from mgap.engine.reports.schema import json_schema
 from mgap.engine.reports.stores import StoreInfo, StoreList
 
@@ -36,6 +37,9 @@ REPORTS: dict[str, type[Report]] = {
         MatchReport,
         StoreInfo,
         StoreList,
+        ExtractReport,
+        CatalogModel,
+        DemoReport,
     )
     if cls.COMMAND
 }

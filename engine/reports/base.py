@@ -77,6 +77,8 @@ class Report:
 
     #: the `mgap` command whose `--json` prints this report at top level (None: a part)
     COMMAND: ClassVar[str | None] = None
+    #: the command prints a JSON array of these rather than one object
+    AS_LIST: ClassVar[bool] = False
 
     extra: dict[str, Any] = field(default_factory=dict, kw_only=True, repr=False, compare=False)
     _absent: frozenset[str] = field(default=frozenset(), kw_only=True, repr=False, compare=False)

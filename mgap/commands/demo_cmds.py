@@ -16,6 +16,7 @@ from typing import Any
 
 import typer
 
+from mgap.commands.report_common import typed
 from mgap.output import fmt, note, print_json, stdout
 
 
@@ -228,7 +229,7 @@ def demo_cmd(
     )
     doc = demo_report(run)
     if json_out:
-        print_json(doc)
+        print_json(typed("demo", doc))
         return
     _print_demo(doc)
     if no_tui:

@@ -1,0 +1,79 @@
+"""The documents of the pipeline commands: `mgap extract`, `mgap models`, `mgap demo`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from mgap.engine.reports.base import Report
+
+
+@dataclass(kw_only=True)
+class ExtractedStore(Report):
+    """One store an extraction wrote or found (`engine.extract.ExtractSummary`)."""
+
+    store: str
+    model: str
+    status: str
+    n_images: int
+    n_texts: int
+    skipped: int
+    seconds: float
+    images_per_s: float
+    device: str
+    dtype: str
+    note: str = ""
+
+
+@dataclass(kw_only=True)
+class ExtractReport(Report):
+    """`mgap extract --json`: the overall status and one entry per store."""
+
+    COMMAND = "extract"
+
+    status: str
+    stores: list[ExtractedStore]
+
+
+@dataclass(kw_only=True)
+class CatalogModel(Report):
+    """One model of `mgap models --json` (a JSON array of these)."""
+
+    COMMAND = "models"
+    AS_LIST = True
+
+    spec: str
+    family: str
+    description: str
+    image: bool
+    text: bool
+    recommended: bool
+    available_offline: bool
+    where: str
+
+
+@dataclass(kw_only=True)
+class DemoStore(Report):
+    """The demo's summary of one store: gap, retrieval, zero-shot and object bias."""
+
+    model: str
+    store: str
+    n_images: int
+    n_texts: int
+    gap: dict[str, float | None]
+    retrieval: dict[str, dict[str, float | None]]
+    zero_shot: dict[str, float | None]
+    object_bias: dict[str, float | None]
+
+
+@dataclass(kw_only=True)
+class DemoReport(Report):
+    """`mgap demo --json`: the toy model, its training settings and its two stores."""
+
+    COMMAND = "demo"
+
+    toy_model: str
+    trained_now: bool
+    training: dict[str, Any]
+    store_dir: str
+    stores: list[DemoStore]
