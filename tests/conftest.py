@@ -129,6 +129,15 @@ class ExtractCLI:
         return doc
 
 
+def check_schema(command: str, doc) -> None:
+    """Validate a `--json` document against `mgap schema COMMAND` (the generated schema)."""
+    import jsonschema
+
+    from mgap.engine.reports import REPORTS, json_schema
+
+    jsonschema.validate(doc, json_schema(REPORTS[command]))
+
+
 @pytest.fixture
 def extract_cli(request) -> ExtractCLI:
     return ExtractCLI(request)

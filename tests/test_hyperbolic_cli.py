@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import check_schema
 
 
 def _lift(v, c):
@@ -40,6 +41,7 @@ def test_traverse_json_walks_to_the_origin(lorentz_store, cli):
     done = cli("traverse", str(lorentz_store), "--image", "b", "--steps", "5", "--k", "2", "--json")
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
+    check_schema("traverse", doc)
     assert doc["score"] == "lorentz_distance" and doc["image_row"] == 1
     d = [s["origin_distance"] for s in doc["steps"]]
     assert d == pytest.approx([2.0, 1.5, 1.0, 0.5, 0.0], abs=1e-6)  # t·d(O, x), d(O, x) = 2

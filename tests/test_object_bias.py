@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import check_schema
 
 from mgap.engine.analysis.object_bias import class_separation, object_bias, object_bias_report
 from mgap.errors import StoreError
@@ -110,6 +111,7 @@ def test_cli_object_bias_json_and_error(cli, make_store, rng, tmp_path):
     import json
 
     doc = json.loads(result.stdout)
+    check_schema("object-bias", doc)
     assert set(doc) >= {"image", "text", "zero_shot", "attribute_keys"}
     missing = cli("object-bias", str(tmp_path / "nope.h5"))
     assert missing.returncode == 1

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import check_schema
 from rich.console import Console
 
 from mgap.engine.analysis.projections import Projection
@@ -201,6 +202,7 @@ def test_cli_plot_terminal_json_and_png(cli, category_store, tmp_path):
 
     done = cli("plot", str(category_store), "--method", "pca", "--max-points", "50", "--json")
     doc = json.loads(done.stdout)
+    check_schema("plot", doc)
     assert (doc["method"], doc["n_shown"], doc["n_total"], doc["cached"]) == ("pca", 50, 120, False)
     assert (
         json.loads(

@@ -49,8 +49,18 @@ def stores(tmp_path_factory):
 
 
 #: commands whose documents other tests validate against their schema as they run them:
-#: extract (conftest's extract_cli), models (test_models_cmd), demo (test_demo)
-VALIDATED_ELSEWHERE = {"extract", "models", "demo"}
+#: extract (conftest's extract_cli), models (test_models_cmd), demo (test_demo), robustness,
+#: object-bias, plot, traverse (test_robustness, test_object_bias, test_plots,
+#: test_hyperbolic_cli, through conftest's check_schema)
+VALIDATED_ELSEWHERE = {
+    "extract",
+    "models",
+    "demo",
+    "robustness",
+    "object-bias",
+    "plot",
+    "traverse",
+}
 
 
 def _arguments(command: str, a, b) -> list[str]:

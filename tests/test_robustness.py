@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import check_schema
 
 CATS = ["a", "b", "c", "d", "e", "f"]
 
@@ -43,6 +44,7 @@ def test_settings_rows_values_and_changes_from_clean(perturbed_store, cli):
     r = cli("robustness", str(path), "--json")
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
+    check_schema("robustness", doc)
     clean, blur, noise = doc["settings"]
     assert [s["setting"] for s in doc["settings"]] == ["clean", "blur:1", "noise:0.1"]
     # an identical side changes nothing

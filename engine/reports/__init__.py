@@ -22,6 +22,12 @@ from mgap.engine.reports.base import Report, ReportShapeError
 from mgap.engine.reports.pipeline import CatalogModel, DemoReport, ExtractReport
 from mgap.engine.reports.schema import json_schema
 from mgap.engine.reports.stores import StoreInfo, StoreList
+from mgap.engine.reports.studies import (
+    ObjectBiasReport,
+    PlotReport,
+    RobustnessReport,
+    TraverseReport,
+)
 
 REPORTS: dict[str, type[Report]] = {
     cls.COMMAND: cls
@@ -40,6 +46,10 @@ REPORTS: dict[str, type[Report]] = {
         ExtractReport,
         CatalogModel,
         DemoReport,
+        RobustnessReport,
+        TraverseReport,
+        PlotReport,
+        ObjectBiasReport,
     )
     if cls.COMMAND
 }

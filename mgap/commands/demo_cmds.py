@@ -173,7 +173,7 @@ def object_bias_cmd(
     from mgap.store import open_store
 
     doc = object_bias_report(open_store(store))
-    print_json(doc) if json_out else _print_object_bias(doc)
+    print_json(typed("object-bias", doc)) if json_out else _print_object_bias(doc)
 
 
 # ---- mgap demo ----------------------------------------------------------------------

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from mgap.commands.report_common import typed
 from mgap.errors import UsageError
 from mgap.output import note, print_json, stdout
 
@@ -74,7 +75,8 @@ def plot(
         save_png(projection, png, color_by=color_by, highlight=category, pairs=pairs)
         note(f"wrote {png}")
     if json_out:
-        print_json({**projection.summary(), "png": None if png is None else str(png)})
+        doc = {**projection.summary(), "png": None if png is None else str(png)}
+        print_json(typed("plot", doc))
         return
     if png is not None:
         return

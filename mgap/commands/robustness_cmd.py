@@ -19,6 +19,7 @@ from mgap.commands.report_common import (
     STORE_ARG,
     open_store_arg,
     print_header,
+    typed,
 )
 from mgap.output import fmt, print_json, stdout
 
@@ -93,7 +94,7 @@ def robustness(
         kwargs = dict(groupings=grouped[0], options=grouped[1], missing=grouped[2])
     doc = robustness_report(opened, captions=captions, **kwargs)
     if as_json:
-        print_json(doc)
+        print_json(typed("robustness", doc))
     else:
         print_robustness(doc)
 

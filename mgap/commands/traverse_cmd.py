@@ -7,7 +7,14 @@ from pathlib import Path
 
 import typer
 
-from mgap.commands.report_common import JSON_OPT, STORE_ARG, open_store_arg, print_header, table
+from mgap.commands.report_common import (
+    JSON_OPT,
+    STORE_ARG,
+    open_store_arg,
+    print_header,
+    table,
+    typed,
+)
 from mgap.output import fmt, print_json, stdout
 
 
@@ -66,7 +73,7 @@ def traverse(
         entailed_only=entailed_only,
     )
     if as_json:
-        print_json(doc)
+        print_json(typed("traverse", doc))
         return
     print_traversal(doc)
 

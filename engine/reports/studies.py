@@ -1,0 +1,77 @@
+"""The documents of the study commands: robustness, traverse, plot and object bias."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from mgap.engine.reports.analysis import StoreHeader
+from mgap.engine.reports.base import Report
+
+
+@dataclass(kw_only=True)
+class RobustnessReport(StoreHeader):
+    """`mgap robustness --json`: gap, retrieval and zero-shot per perturbation setting."""
+
+    COMMAND = "robustness"
+
+    captions: str
+    n_images: int
+    n_texts: int
+    perturb_seed: int
+    zero_shot: str | None
+    settings: list[dict[str, Any]]
+    groups: dict[str, Any] | None = None
+
+
+@dataclass(kw_only=True)
+class TraverseReport(StoreHeader):
+    """`mgap traverse --json`: an image's geodesic to the origin, nearest texts per step."""
+
+    COMMAND = "traverse"
+
+    score: str
+    curvature: float
+    image: str
+    image_row: int
+    image_captions: list[str]
+    candidates: str
+    n_candidates: int
+    entailed_only: bool
+    k: int
+    steps: list[dict[str, Any]]
+
+
+@dataclass(kw_only=True)
+class PlotReport(Report):
+    """`mgap plot --json`: what the projection drew (the picture is the text output or PNG)."""
+
+    COMMAND = "plot"
+
+    method: str
+    n_shown: int
+    n_total: int
+    n_images: int
+    n_texts: int
+    params: dict[str, Any]
+    seconds: float
+    cached: bool
+    model: str | None
+    dataset: str | None
+    png: str | None
+
+
+@dataclass(kw_only=True)
+class ObjectBiasReport(Report):
+    """`mgap object-bias --json`: object vs attribute separation per side, zero-shot accuracies."""
+
+    COMMAND = "object-bias"
+
+    store: str
+    model: str | None
+    dataset: str | None
+    split: str | None
+    attribute_keys: list[str]
+    zero_shot: dict[str, float | None]
+    image: dict[str, Any] | None = None
+    text: dict[str, Any] | None = None
