@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import check_schema
 from PIL import Image
 from tiny_clip_models import make_tiny_clip, make_tiny_siglip
 from tiny_hf_models import extract_coco_store, make_tiny_blip, make_tiny_blip2, make_tiny_vilt
@@ -285,6 +286,7 @@ def test_cli_json_text_and_png(cli, vilt_store, tmp_path):
     proc = cli("attention", str(vilt_store), "--images", "3", "--device", "cpu", "--json")
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
+    check_schema("attention", doc)
     assert doc["n_images"] == 3 and len(doc["images"][0]["map"]) == doc["images"][0]["grid"][0]
     proc = cli(
         "attention", str(vilt_store), "--images", "2", "--device", "cpu", "--ascii",

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import check_schema
 from tiny_hf_models import extract_coco_store, make_tiny_vilt
 
 from mgap.core.errors import UsageError
@@ -142,6 +143,7 @@ def test_cli_prints_the_cost_first_and_one_json(cli, vilt):
     first = [line for line in proc.stderr.splitlines() if line.startswith("mgap itm")][0]
     assert first.startswith("mgap itm: cost 2 images ×")
     doc = json.loads(proc.stdout)
+    check_schema("itm", doc)
     assert set(doc["retrieval"]) == {"i2t", "t2i"} and doc["zeroshot"]["n_classes"] == 80
 
 

@@ -51,7 +51,8 @@ def stores(tmp_path_factory):
 #: commands whose documents other tests validate against their schema as they run them:
 #: extract (conftest's extract_cli), models (test_models_cmd), demo (test_demo), robustness,
 #: object-bias, plot, traverse (test_robustness, test_object_bias, test_plots,
-#: test_hyperbolic_cli, through conftest's check_schema)
+#: test_hyperbolic_cli, through conftest's check_schema), attention and itm (the slow CLI
+#: tests of test_attention and test_itm)
 VALIDATED_ELSEWHERE = {
     "extract",
     "models",
@@ -60,6 +61,8 @@ VALIDATED_ELSEWHERE = {
     "object-bias",
     "plot",
     "traverse",
+    "attention",
+    "itm",
 }
 
 

@@ -23,6 +23,8 @@ from mgap.engine.reports.pipeline import CatalogModel, DemoReport, ExtractReport
 from mgap.engine.reports.schema import json_schema
 from mgap.engine.reports.stores import StoreInfo, StoreList
 from mgap.engine.reports.studies import (
+    AttentionReport,
+    ItmReport,
     ObjectBiasReport,
     PlotReport,
     RobustnessReport,
@@ -50,6 +52,8 @@ REPORTS: dict[str, type[Report]] = {
         TraverseReport,
         PlotReport,
         ObjectBiasReport,
+        AttentionReport,
+        ItmReport,
     )
     if cls.COMMAND
 }

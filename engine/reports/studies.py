@@ -75,3 +75,42 @@ class ObjectBiasReport(Report):
     zero_shot: dict[str, float | None]
     image: dict[str, Any] | None = None
     text: dict[str, Any] | None = None
+
+
+@dataclass(kw_only=True)
+class AttentionReport(StoreHeader):
+    """`mgap attention --json`: CLS->patch attention entropy per image, model and category."""
+
+    COMMAND = "attention"
+
+    layer: int
+    n_layers: int
+    query: str
+    coverage: Any
+    entropy_definition: str
+    sample: dict[str, Any]
+    n_images: int
+    grid: list[int] | None
+    entropy: dict[str, Any]
+    uniform_entropy: dict[str, Any]
+    relative_entropy: dict[str, Any]
+    by_category: dict[str, Any]
+    images: list[dict[str, Any]]
+    skipped: list[dict[str, Any]]
+
+
+@dataclass(kw_only=True)
+class ItmReport(StoreHeader):
+    """`mgap itm --json`: retrieval and zero-shot ranked by a ViLT image-text matching head."""
+
+    COMMAND = "itm"
+
+    head: str
+    limit: int | None
+    n_images: int
+    pairs: int
+    ties: str
+    seconds: float
+    retrieval: dict[str, Any] | None = None
+    n_captions: int | None = None
+    zeroshot: dict[str, Any] | None = None

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from mgap.commands.extract_cmd import parse_options
-from mgap.commands.report_common import JSON_OPT, STORE_ARG, print_header, table
+from mgap.commands.report_common import JSON_OPT, STORE_ARG, print_header, table, typed
 from mgap.output import fmt, note, print_json, stdout
 
 HEATMAP_WIDTH, HEATMAP_HEIGHT = 56, 14
@@ -133,7 +133,7 @@ def attention(
         paths = write_pngs(doc, png)
         note(f"wrote {len(paths)} PNG heatmaps to {png}")
     if as_json:
-        print_json(doc)
+        print_json(typed("attention", doc))
     else:
         print_attention(doc, show=show, ascii=ascii)
 

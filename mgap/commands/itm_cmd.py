@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from mgap.commands.extract_cmd import parse_options
-from mgap.commands.report_common import JSON_OPT, STORE_ARG, print_header, table
+from mgap.commands.report_common import JSON_OPT, STORE_ARG, print_header, table, typed
 from mgap.output import fmt, note, print_json, stdout
 
 PROGRESS_EVERY_S = 2.0
@@ -81,7 +81,7 @@ def itm(
 
     doc = itm_report(request, progress)
     if as_json:
-        print_json(doc)
+        print_json(typed("itm", doc))
     else:
         print_itm(doc)
 
