@@ -105,7 +105,7 @@ def _run(argv: list[str]) -> tuple[float, float, int]:
     return time.perf_counter() - start, usage.ru_maxrss / 1024**2, proc.returncode
 
 
-def retrieval_floor(store: Path, rows: int = 8192) -> None:
+def retrieval_floor(store: Path, rows: int = 4096) -> None:
     """Exact retrieval on `rows` images against every caption vs one float32 product of the
     same size (the product is the floor: every score must be computed)."""
     from mgap.engine.analysis.gap import normalize_rows_
@@ -163,6 +163,9 @@ def main() -> None:
     parser.add_argument("--store-dir", type=Path, default=Path("bigstore"))
     parser.add_argument("--only", choices=["kernels", "store"], default=None)
     parser.add_argument(
+        "--floor-rows", type=int, default=4096, help="images in the exact-retrieval slice"
+    )
+    parser.add_argument(
         "--commands",
         default="gap,gap --by-category,retrieval --sample 20000,neighbours",
         help="comma-separated mgap commands run on the big store ({store} marks where the "
@@ -175,7 +178,7 @@ def main() -> None:
     if args.only in (None, "store"):
         commands = [c.strip() for c in args.commands.split(",") if c.strip()]
         store_part(args.store_dir, commands)
-        retrieval_floor(build_store(args.store_dir))
+        retrieval_floor(build_store(args.store_dir), args.floor_rows)
 
 
 if __name__ == "__main__":
