@@ -63,6 +63,7 @@ VALIDATED_ELSEWHERE = {
     "traverse",
     "attention",
     "itm",
+    "train-toy",  # below, in both of its modes
 }
 
 
@@ -142,3 +143,19 @@ def test_mgap_schema_prints_the_generated_schema_and_lists_commands(cli):
     assert bad.stderr.strip().splitlines() == [
         f"mgap: error: no JSON Schema for 'nope'; commands with one: {', '.join(sorted(REPORTS))}"
     ]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--name", "t"], ["--sweep", "temperature", "--values", "0.1"]],
+    ids=["one", "sweep"],
+)
+def test_train_toy_json_validates_in_both_modes(cli, tmp_path, args):
+    budget = ["--epochs", "1", "--n-train", "64"]
+    done = cli("train-toy", *args, *budget, "--json", env={"MGAP_CACHE_DIR": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    jsonschema.validate(doc, json_schema(REPORTS["train-toy"]))
+    assert REPORTS["train-toy"].variant(doc).__name__ == (
+        "ToySweepReport" if "--sweep" in args else "ToyTrainingReport"
+    )

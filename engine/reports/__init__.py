@@ -19,7 +19,12 @@ from mgap.engine.reports.analysis import (
     ZeroShotReport,
 )
 from mgap.engine.reports.base import Report, ReportShapeError
-from mgap.engine.reports.pipeline import CatalogModel, DemoReport, ExtractReport
+from mgap.engine.reports.pipeline import (
+    CatalogModel,
+    DemoReport,
+    ExtractReport,
+    ToyTrainingReport,
+)
 from mgap.engine.reports.schema import json_schema
 from mgap.engine.reports.stores import StoreInfo, StoreList
 from mgap.engine.reports.studies import (
@@ -48,6 +53,7 @@ REPORTS: dict[str, type[Report]] = {
         ExtractReport,
         CatalogModel,
         DemoReport,
+        ToyTrainingReport,
         RobustnessReport,
         TraverseReport,
         PlotReport,

@@ -79,6 +79,16 @@ class Report:
     COMMAND: ClassVar[str | None] = None
     #: the command prints a JSON array of these rather than one object
     AS_LIST: ClassVar[bool] = False
+    #: other documents the same command prints in another mode: (type, key only it has)
+    VARIANTS: ClassVar[tuple[tuple[type[Report], str], ...]] = ()
+
+    @classmethod
+    def variant(cls, doc: dict[str, Any]) -> type[Report]:
+        """The type of `doc` among this command's variants (itself when no variant matches)."""
+        for other, marker in cls.VARIANTS:
+            if marker in doc:
+                return other
+        return cls
 
     extra: dict[str, Any] = field(default_factory=dict, kw_only=True, repr=False, compare=False)
     _absent: frozenset[str] = field(default=frozenset(), kw_only=True, repr=False, compare=False)

@@ -77,3 +77,33 @@ class DemoReport(Report):
     training: dict[str, Any]
     store_dir: str
     stores: list[DemoStore]
+
+
+@dataclass(kw_only=True)
+class ToyTrainingReport(Report):
+    """`mgap train-toy --json` (one model): where it was saved and its training metrics."""
+
+    COMMAND = "train-toy"
+
+    model: str
+    folder: str
+    loss_first_epoch: float
+    loss_last_epoch: float
+    loss_per_epoch: list[float]
+    zero_shot_shape_accuracy: float
+    chance_accuracy: float
+    zero_shot_attribute_accuracy: dict[str, float]
+    n_test: int
+    seconds: float
+
+
+@dataclass(kw_only=True)
+class ToySweepReport(Report):
+    """`mgap train-toy --sweep KIND --json`: one row per trained toy."""
+
+    sweep: str
+    base: dict[str, Any]
+    rows: list[dict[str, Any]]
+
+
+ToyTrainingReport.VARIANTS = ((ToySweepReport, "sweep"),)

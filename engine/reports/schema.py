@@ -69,6 +69,8 @@ def json_schema(cls: type[Report]) -> dict[str, Any]:
     """The JSON Schema of a report type's document."""
     defs: dict[str, Any] = {}
     top = _object(cls, defs)
+    if cls.VARIANTS:
+        top = {"anyOf": [top, *(_object(other, defs) for other, _ in cls.VARIANTS)]}
     if cls.AS_LIST:
         top = {"type": "array", "title": f"list of {cls.__name__}", "items": top}
     doc = {"$schema": "https://json-schema.org/draft/2020-12/schema", **top}

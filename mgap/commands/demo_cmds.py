@@ -112,7 +112,7 @@ def train_toy_cmd(
         from mgap.engine.toy.sweep import run_sweep
 
         doc = run_sweep(sweep, sweep_values, config, log=note)
-        print_json(doc) if json_out else _print_sweep(doc)
+        print_json(typed("train-toy", doc)) if json_out else _print_sweep(doc)
         return
     if values is not None:
         raise UsageError("--values needs --sweep", hint="add --sweep temperature|caption-detail")
@@ -127,7 +127,7 @@ def train_toy_cmd(
 
     doc = train_and_save(name, config, log=note, train_log=None if json_out else note)
     if json_out:
-        print_json(doc)
+        print_json(typed("train-toy", doc))
         return
     stdout.print(
         f"toy:{name} saved in {doc['folder']}: zero-shot shape accuracy "

@@ -60,7 +60,7 @@ def typed(command: str, doc: dict | list) -> dict | list:
     cls = REPORTS[command]
     if cls.AS_LIST:
         return [cls.from_json(item).to_json() for item in doc]
-    return cls.from_json(doc).to_json()
+    return cls.variant(doc).from_json(doc).to_json()
 
 
 def print_header(report: StoreHeader | dict) -> None:
