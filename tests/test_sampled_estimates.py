@@ -162,3 +162,13 @@ def test_knn_query_sample_covers_the_exact_mutual_knn(rng, make_store):
         assert low <= doc["mutual_knn"] <= high
         hits += low <= exact["mutual_knn"] <= high
     assert hits >= 16  # nominal 95 % of 20
+
+
+def test_interactive_views_sample_only_large_cpu_stores(moderate, make_store, monkeypatch):
+    from mgap.engine.analysis import retrieval
+
+    store = open_store(_store(make_store, *moderate))
+    assert retrieval.interactive_sample(store) is None  # 1,500 x 4,500 pairs: exact
+    monkeypatch.setattr(retrieval, "INTERACTIVE_EXACT_CELLS", 1000)
+    if not resolve_backend("auto").device.startswith("cuda"):
+        assert retrieval.interactive_sample(store) == retrieval.INTERACTIVE_SAMPLE

@@ -61,11 +61,13 @@ def compute_gap(path: Path) -> GapComputed:
 
 
 def compute_retrieval(path: Path) -> RetrievalComputed:
-    from mgap.engine.analysis.retrieval import retrieval_report
+    from mgap.engine.analysis.retrieval import interactive_sample, retrieval_report
     from mgap.store import open_store
 
     store = open_store(path)
-    report = retrieval_report(store) if store.has_images and store.has_texts else None
+    report = None
+    if store.has_images and store.has_texts:  # large CPU stores: seeded query sample
+        report = retrieval_report(store, sample=interactive_sample(store))
     return RetrievalComputed(path, None if report is None else RetrievalReport.from_json(report))
 
 

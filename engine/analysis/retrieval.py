@@ -195,6 +195,18 @@ def _prepared_in_place(score: Score, X: np.ndarray, Y: np.ndarray) -> Prepared:
 
 _RANK_FIELDS = ("above", "tied", "right_tied", "valid")
 
+#: interactive views (the TUI) sample retrieval queries on the CPU above this many
+#: (image, caption) pairs, so that a COCO-train-sized store answers in minutes, not hours
+INTERACTIVE_EXACT_CELLS = 2_000_000_000
+INTERACTIVE_SAMPLE = 5000
+
+
+def interactive_sample(store: Store) -> int | None:
+    """Queries per direction for an interactive view of this store, or None for exact."""
+    if store.n_images * store.n_texts <= INTERACTIVE_EXACT_CELLS:
+        return None
+    return None if resolve_backend("auto").device.startswith("cuda") else INTERACTIVE_SAMPLE
+
 
 def _load_ranks(store: Store, params: dict):
     """(i2t, t2i, image rows, caption rows) from the store's sidecar cache, or None."""
