@@ -724,6 +724,9 @@ class ExtractJob:
     def plan_decode(self, models: list[EmbeddingModel]) -> None:
         """Choose this pass's decode path (see `mgap.engine.decode`); stores record it."""
         pres = {m.spec.text: m.image_preprocess() for m in models if m.has_image}
+        decode.resolve_mode(self.request.decode, self.device, [])  # a bad value fails fast
+        if not pres:
+            return  # text-only models decode no images
         asked = self.request.decode
         if self.request.perturbations and asked not in ("auto", "exact"):
             raise UsageError(

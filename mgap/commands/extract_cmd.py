@@ -144,6 +144,11 @@ def extract(
 ) -> None:
     """Embed a dataset with one or more models into resumable HDF5 stores."""
     _check_options(dtype, block_rows, store_dir, out, workers)
+    from mgap.engine.decode import resolve_mode
+
+    # a bad --decode fails before any model loads; `auto` may still become CUDA, so the
+    # engine checks `gpu` again against the resolved device
+    resolve_mode(decode, "cuda" if device == "auto" else device, [])
     dataset_options = parse_options(option, "--option")
     manifest = _load(model, dataset, data_root, split, limit, dataset_options)
     from mgap.engine.perturb import perturbation_names
