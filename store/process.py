@@ -3,7 +3,8 @@
 A progress file names a pid, and pids are reused. Before the TUI signals that pid it
 checks that the process now holding it has the same command line and kernel start time
 (Linux /proc) as the one that wrote the file, and that it is an `mgap extract` of that
-store. Where /proc is absent nothing can be confirmed, and nothing is signalled.
+store, or an analysis job of it (`JOB_COMMANDS`). Where /proc is absent nothing can be
+confirmed, and nothing is signalled.
 """
 
 from __future__ import annotations
@@ -43,13 +44,18 @@ def process_identity() -> dict[str, object]:
     return {"cmdline": command_line() or [], "proc_start": start_ticks()}
 
 
+#: the mgap subcommands that run as TUI jobs: extraction, and analyses of large stores
+JOB_COMMANDS = frozenset({"extract", "retrieval"})
+
+
 def is_extract_of(pid: int, doc: dict[str, object], store: str | os.PathLike) -> bool:
-    """True when `pid` is still the `mgap extract` that wrote `doc` for `store`."""
+    """True when `pid` is still the `mgap extract` (or analysis job, `JOB_COMMANDS`) that
+    wrote `doc` for `store`."""
     recorded, started = doc.get("cmdline"), doc.get("proc_start")
     if not isinstance(recorded, list) or not recorded or not isinstance(started, int):
         return False
     if Path(str(doc.get("store"))).name != Path(store).name or doc.get("pid") != pid:
         return False
-    if "extract" not in recorded:
+    if not JOB_COMMANDS.intersection(recorded):
         return False
     return command_line(pid) == recorded and start_ticks(pid) == started

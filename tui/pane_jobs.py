@@ -1,4 +1,4 @@
-"""Jobs pane: detached extraction processes, their live progress, cancel, log tail."""
+"""Jobs pane: detached extraction and analysis processes, live progress, cancel, log tail."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
+from mgap.tui.analysis_jobs import cancel as cancel_analysis
+from mgap.tui.analysis_jobs import is_job_file, job_rows
 from mgap.tui.jobs import (
     JobRow,
     LaunchedJob,
@@ -33,7 +35,8 @@ def _at(rows: list[JobRow], cursor: int) -> JobRow | None:
 
 def scan(store_dir: Path, launched: list[LaunchedJob], cursor: int) -> JobsScanned:
     """The job rows and the log tail of the row under the cursor (runs in a worker)."""
-    rows = scan_jobs(store_dir, launched)
+    rows = scan_jobs(store_dir, launched) + job_rows(store_dir)
+    rows.sort(key=lambda row: not row.running)  # stable: running first, each kind's order kept
     current = _at(rows, cursor)
     return JobsScanned(rows, tail(current.log, 4) if current is not None else [])
 
@@ -149,6 +152,9 @@ class JobsPane(WorkerHost, Vertical):
         if row is None or row.pid is None or not row.running:
             self.app.notify("no running job under the cursor", severity="warning")
             return
+        if is_job_file(row.key):
+            self._cancel_analysis(row)
+            return
         progress_file = None if row.key.startswith("pid:") else row.key
         if cancel_job(row.pid, progress_file):
             self.app.notify(
@@ -158,6 +164,16 @@ class JobsPane(WorkerHost, Vertical):
         elif progress_file is not None:
             self.app.notify(
                 f"pid {row.pid} is no longer the mgap extract of {row.name}: nothing sent",
+                severity="warning",
+            )
+        self.poll()
+
+    def _cancel_analysis(self, row: JobRow) -> None:
+        if cancel_analysis(row.key):
+            self.app.notify(f"cancelled {row.name} (pid {row.pid})", title="Jobs")
+        else:
+            self.app.notify(
+                f"pid {row.pid} is no longer the job of {row.name}: nothing sent",
                 severity="warning",
             )
         self.poll()

@@ -60,13 +60,23 @@ def compute_gap(path: Path) -> GapComputed:
     return GapComputed(path, GapReport.from_json(report))
 
 
-def compute_retrieval(path: Path) -> RetrievalComputed:
+def compute_retrieval(path: Path) -> RetrievalComputed | None:
+    """In this thread for small stores; above `analysis_jobs.job_pairs()` pairs by a
+    detached `mgap retrieval` job whose cached ranks are read back (None if cancelled)."""
+    from textual.worker import get_current_worker
+
     from mgap.engine.analysis.retrieval import interactive_sample, retrieval_report
     from mgap.store import open_store
+    from mgap.tui.analysis_jobs import retrieval_via_job, wants_job
 
     store = open_store(path)
     report = None
-    if store.has_images and store.has_texts:  # large CPU stores: seeded query sample
+    if wants_job(store.n_images, store.n_texts):
+        worker = get_current_worker()
+        report = retrieval_via_job(path, lambda: worker.is_cancelled)
+        if worker.is_cancelled:
+            return None
+    elif store.has_images and store.has_texts:  # large CPU stores: seeded query sample
         report = retrieval_report(store, sample=interactive_sample(store))
     return RetrievalComputed(path, None if report is None else RetrievalReport.from_json(report))
 
@@ -186,6 +196,7 @@ class ResultsPane(WorkerHost, Horizontal):
             self._show_gap(self.gap_reports[path])
         else:
             self.start_worker("gap", lambda: compute_gap(path), key=path)
+        self.query_one("#retrieval", Static).update(Text("retrieval: computing…", style="dim"))
         self.start_worker("retrieval", lambda: compute_retrieval(path), key=path)
         self._request_projection()
         for view in self._views():
@@ -233,6 +244,10 @@ class ResultsPane(WorkerHost, Horizontal):
         if message.group == "gap" and message.key == self.current:
             self.query_one("#gap-summary", Static).update(
                 Text(f"no gap: {message.message}", style="dim"), layout=False
+            )
+        elif message.group == "retrieval" and message.key == self.current:
+            self.query_one("#retrieval", Static).update(
+                Text(f"no retrieval: {message.message}", style="dim")
             )
         elif message.group == "projection" and message.key == (self.current, self.method):
             self.query_one(ScatterView).say(f"no {self.method} projection: {message.message}")

@@ -219,6 +219,25 @@ def _load_ranks(store: Store, params: dict):
     return i2t, t2i, got["image_rows"], got["caption_rows"]
 
 
+def _rank_params(chosen: Score, captions: str, sample: int | None, seed: int) -> dict:
+    """What the cached ranks depend on besides the store's rows (the cache key's params)."""
+    return {"captions": captions, **chosen.describe(), "sample": sample, "seed": seed}
+
+
+def has_cached_ranks(
+    store: Store,
+    *,
+    captions: str = "all",
+    score: str | None = None,
+    sample: int | None = None,
+    seed: int = 0,
+) -> bool:
+    """Whether `retrieval_report` with these arguments would answer from the sidecar cache
+    (the TUI checks this before it starts a retrieval job)."""
+    params = _rank_params(store_score(store, score), captions, sample, seed)
+    return _load_ranks(store, params) is not None
+
+
 def _save_ranks(store: Store, params: dict, i2t: Ranks, t2i: Ranks, img_rows, cap_rows) -> None:
     """Keep the per-query ranks beside the store, so a repeated report is instant; a cache
     that cannot be written (a read-only folder) only costs the next run its time."""
@@ -258,7 +277,7 @@ def retrieval_report(
     from mgap.engine.analysis.progress import Work
 
     chosen = store_score(store, score)
-    params = {"captions": captions, **chosen.describe(), "sample": sample, "seed": seed}
+    params = _rank_params(chosen, captions, sample, seed)
     cached = _load_ranks(store, params) if groups is None else None
     X, Y, index = store_pairs(
         store, captions=captions, what="retrieval", dtype=np.float32, rows_only=cached is not None

@@ -1,0 +1,191 @@
+"""Retrieval of a large store as a detached `mgap retrieval` job (issue 11, items 5 and 6).
+
+The job threshold is lowered through MGAP_TUI_JOB_PAIRS so a 30-image store counts as
+large: the gap numbers appear from the in-process worker first, and the retrieval result
+arrives from the job process through the store's sidecar cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+pytest.importorskip("textual")
+
+from tui_helpers import settle, text  # noqa: E402
+
+from mgap.errors import MgapError  # noqa: E402
+from mgap.store.progress import pid_alive, read_progress, write_progress  # noqa: E402
+from mgap.tui import analysis_jobs  # noqa: E402
+from mgap.tui.app import MgapApp  # noqa: E402
+
+N = 30
+
+
+def _pair_store(make_store, name: str = "big.h5"):
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(N, 6))
+    Y = X + rng.normal(size=X.shape) * 0.8
+    rows = np.arange(N)
+    path = make_store(
+        name,
+        X=X,
+        Y=Y,
+        image_ids=[f"img{i}" for i in rows],
+        captions=[f"c{i}" for i in rows],
+        caption_image_row=rows,
+    )
+    return path, X, Y
+
+
+def _recall_at_1(queries: np.ndarray, gallery: np.ndarray) -> float:
+    """One right candidate per query (row i of both): the share whose best cosine is it."""
+    q = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+    g = gallery / np.linalg.norm(gallery, axis=1, keepdims=True)
+    return float(np.mean(np.argmax(q @ g.T, axis=1) == np.arange(len(q))))
+
+
+def test_threshold_is_overridable(monkeypatch):
+    monkeypatch.delenv(analysis_jobs.JOB_PAIRS_ENV, raising=False)
+    assert analysis_jobs.job_pairs() == analysis_jobs.JOB_PAIRS
+    assert not analysis_jobs.wants_job(5000, 25000)  # COCO val stays in-process
+    assert analysis_jobs.wants_job(118_287, 591_435)  # COCO train goes to a job
+    monkeypatch.setenv(analysis_jobs.JOB_PAIRS_ENV, "100")
+    assert analysis_jobs.wants_job(11, 10) and not analysis_jobs.wants_job(10, 10)
+
+
+def test_large_store_shows_gap_first_then_retrieval_from_the_job(
+    make_store, no_catalog, monkeypatch
+):
+    path, X, Y = _pair_store(make_store)
+    monkeypatch.setenv(analysis_jobs.JOB_PAIRS_ENV, "100")
+    unit = [A / np.linalg.norm(A, axis=1, keepdims=True) for A in (X, Y)]
+    l2m = float(np.linalg.norm(unit[0].mean(axis=0) - unit[1].mean(axis=0)))
+
+    def no_ranking_here(*args, **kwargs):
+        raise AssertionError("the TUI process ranked retrieval itself")
+
+    # the TUI process may only read the job's cached ranks, never rank the store itself
+    monkeypatch.setattr("mgap.engine.analysis.retrieval.retrieval_ranks", no_ranking_here)
+
+    async def scenario() -> None:
+        app = MgapApp(path.parent, select=[path])
+        async with app.run_test(size=(100, 30)) as pilot:
+            results = app.query_one("#results-pane")
+            for _ in range(500):
+                await pilot.pause(0.01)
+                if text(app, "#gap-summary"):
+                    break
+            assert f"L2M {l2m:.4f}" in text(app, "#gap-summary")  # the cheap numbers ...
+            assert "retrieval" in results.busy  # ... while the job still ranks
+            assert "computing retrieval" in text(app, "#results-status")
+            assert text(app, "#retrieval") == "retrieval: computing…"
+            doc = read_progress(analysis_jobs.job_target(path))
+            assert doc is not None and doc["status"] == "running"
+            assert doc["cmdline"][2:5] == ["mgap", "retrieval", str(path)]
+            assert doc["pid"] != os.getpid()
+            await settle(pilot, rounds=400)
+            console = Console(width=100, record=True, file=io.StringIO())
+            console.print(app.query_one("#retrieval").content)
+            shown = console.export_text()
+            assert "computing" not in text(app, "#results-status")
+        return shown
+
+    shown = asyncio.run(scenario())
+    i2t, t2i = _recall_at_1(X, Y), _recall_at_1(Y, X)
+    assert f"{i2t:.3f}" in shown and f"{t2i:.3f}" in shown
+    assert read_progress(analysis_jobs.job_target(path))["status"] == "complete"
+    report = json.loads(analysis_jobs._suffixed(path, ".json").read_text())
+    assert report["i2t"]["R@1"] == pytest.approx(i2t)
+    assert (path.parent / (path.name + ".cache.h5")).exists()
+    first_pid = read_progress(analysis_jobs.job_target(path))["pid"]
+    assert asyncio.run(scenario_cached(path)) == first_pid  # reopened: no second job
+
+
+async def scenario_cached(path) -> int:
+    app = MgapApp(path.parent, select=[path])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        assert "R@1" in str(app.query_one("#retrieval").content.columns[1].header)
+    return read_progress(analysis_jobs.job_target(path))["pid"]
+
+
+def _sleeping_job(monkeypatch) -> None:
+    """A job that runs until signalled; its command line still names `retrieval`."""
+    monkeypatch.setattr(
+        analysis_jobs,
+        "retrieval_command",
+        lambda store, sample: [sys.executable, "-c", "import time; time.sleep(60)", "retrieval"],
+    )
+
+
+def _wait_dead(pid: int) -> None:
+    for _ in range(200):
+        if not pid_alive(pid):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"pid {pid} still alive")
+
+
+def test_jobs_lists_and_cancels_a_retrieval_job(make_store, monkeypatch):
+    path, _, _ = _pair_store(make_store)
+    _sleeping_job(monkeypatch)
+    pid = analysis_jobs.launch(path, None)
+    try:
+        [row] = analysis_jobs.job_rows(path.parent)
+        assert (row.name, row.status, row.pid, row.running) == (
+            "big.h5 · retrieval",
+            "running",
+            pid,
+            True,
+        )
+        assert analysis_jobs.is_job_file(row.key)
+        assert row.key == str(analysis_jobs.progress_file(path))
+        assert analysis_jobs.cancel(row.key)
+        _wait_dead(pid)
+        [row] = analysis_jobs.job_rows(path.parent)
+        assert (row.status, row.running) == ("cancelled", False)
+        assert not analysis_jobs.cancel(row.key)  # nothing left to signal
+    finally:
+        if pid_alive(pid):
+            os.kill(pid, 9)
+
+
+def test_cancel_refuses_a_pid_that_is_no_longer_the_job(make_store, monkeypatch):
+    path, _, _ = _pair_store(make_store)
+    _sleeping_job(monkeypatch)
+    pid = analysis_jobs.launch(path, None)
+    try:
+        doc = read_progress(analysis_jobs.job_target(path))
+        write_progress(analysis_jobs.job_target(path), proc_start=doc["proc_start"] + 1)
+        assert not analysis_jobs.cancel(analysis_jobs.progress_file(path))
+        assert pid_alive(pid)  # a reused pid is never signalled
+    finally:
+        os.kill(pid, 9)
+        _wait_dead(pid)
+
+
+def test_a_failed_job_is_one_error_naming_its_log(make_store, monkeypatch):
+    path, _, _ = _pair_store(make_store)
+    monkeypatch.setattr(
+        analysis_jobs,
+        "retrieval_command",
+        lambda store, sample: [
+            sys.executable,
+            "-c",
+            "import sys; sys.exit('mgap: error: out of memory')",
+            "retrieval",
+        ],
+    )
+    with pytest.raises(MgapError, match="ended without a result \\(mgap: error: out of memory"):
+        analysis_jobs.retrieval_via_job(path, lambda: False)
+    [row] = analysis_jobs.job_rows(path.parent)
+    assert (row.status, row.running) == ("failed", False)
