@@ -4,7 +4,7 @@
   Normalize, as open_clip's are): the workers decode JPEGs with libjpeg-turbo through
   `torchvision.io.decode_jpeg` and resize (antialiased bicubic on uint8), crop and
   normalise tensors. On the real COCO sample its embeddings stay within cosine 0.99999
-  of the model's own transform at 1.4-1.7x the images/s per worker
+  of the model's own transform at 1.4x (ViT-B/32) to 2.3x (RN50) the images/s per worker
   (benchmarks/bench_decode.py).
 - `draft`: PIL's JPEG draft mode decodes a JPEG at least twice the model's input size
   at 1/2, 1/4 or 1/8 scale in the DCT domain (never below the input size), then the
