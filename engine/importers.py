@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import re
 import tokenize
+import warnings
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -90,11 +91,13 @@ _UNREADABLE = (
 def load_array(path: Path) -> np.ndarray | dict[str, np.ndarray]:
     suffix = _regular(path).suffix.lower()
     try:
-        if suffix == ".npy":
-            return _numeric(np.load(path, allow_pickle=False), path)
-        if suffix == ".npz":
-            with np.load(path, allow_pickle=False) as data:
-                return {k: _numeric(data[k], path, k) for k in data.files}
+        with warnings.catch_warnings():  # numpy's notes on odd headers are not errors
+            warnings.simplefilter("ignore")
+            if suffix == ".npy":
+                return _numeric(np.load(path, allow_pickle=False), path)
+            if suffix == ".npz":
+                with np.load(path, allow_pickle=False) as data:
+                    return {k: _numeric(data[k], path, k) for k in data.files}
     except _UNREADABLE as exc:
         detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
         raise UsageError(
