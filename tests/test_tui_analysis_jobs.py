@@ -12,6 +12,7 @@ import io
 import json
 import os
 import sys
+import threading
 import time
 
 import numpy as np
@@ -22,6 +23,7 @@ pytest.importorskip("textual")
 
 from tui_helpers import settle, text  # noqa: E402
 
+from mgap.engine.analysis import categories  # noqa: E402
 from mgap.errors import MgapError  # noqa: E402
 from mgap.store.progress import pid_alive, read_progress, write_progress  # noqa: E402
 from mgap.tui import analysis_jobs  # noqa: E402
@@ -35,6 +37,7 @@ def _pair_store(make_store, name: str = "big.h5"):
     X = rng.normal(size=(N, 6))
     Y = X + rng.normal(size=X.shape) * 0.8
     rows = np.arange(N)
+    primary = rows % 2
     path = make_store(
         name,
         X=X,
@@ -42,6 +45,10 @@ def _pair_store(make_store, name: str = "big.h5"):
         image_ids=[f"img{i}" for i in rows],
         captions=[f"c{i}" for i in rows],
         caption_image_row=rows,
+        category_names=["even", "odd"],
+        supercategories=["number", "number"],
+        primary=primary,
+        labels=np.eye(2, dtype=bool)[primary],
     )
     return path, X, Y
 
@@ -75,6 +82,15 @@ def test_large_store_shows_gap_first_then_retrieval_from_the_job(
 
     # the TUI process may only read the job's cached ranks, never rank the store itself
     monkeypatch.setattr("mgap.engine.analysis.retrieval.retrieval_ranks", no_ranking_here)
+    # the category table (quadratic part of the gap report) waits until the test says so
+    release = threading.Event()
+    real_breakdown = categories.category_breakdown
+
+    def held_breakdown(*args, **kwargs):
+        release.wait(60)
+        return real_breakdown(*args, **kwargs)
+
+    monkeypatch.setattr(categories, "category_breakdown", held_breakdown)
 
     async def scenario() -> None:
         app = MgapApp(path.parent, select=[path])
@@ -82,17 +98,22 @@ def test_large_store_shows_gap_first_then_retrieval_from_the_job(
             results = app.query_one("#results-pane")
             for _ in range(500):
                 await pilot.pause(0.01)
-                if text(app, "#gap-summary"):
+                launched = read_progress(analysis_jobs.job_target(path)) is not None
+                if text(app, "#gap-summary") and launched:
                     break
             assert f"L2M {l2m:.4f}" in text(app, "#gap-summary")  # the cheap numbers ...
-            assert "retrieval" in results.busy  # ... while the job still ranks
-            assert "computing retrieval" in text(app, "#results-status")
+            # ... while the category table is computed and the job still ranks
+            assert {"gap", "retrieval"} <= results.busy
+            assert [row.name for row in results.categories] == ["(all)"]
+            assert "retrieval" in text(app, "#results-status").split("computing ")[1]
             assert text(app, "#retrieval") == "retrieval: computing…"
             doc = read_progress(analysis_jobs.job_target(path))
             assert doc is not None and doc["status"] == "running"
             assert doc["cmdline"][2:5] == ["mgap", "retrieval", str(path)]
             assert doc["pid"] != os.getpid()
+            release.set()
             await settle(pilot, rounds=400)
+            assert [row.name for row in results.categories][1:3] == ["even", "odd"]
             console = Console(width=100, record=True, file=io.StringIO())
             console.print(app.query_one("#retrieval").content)
             shown = console.export_text()

@@ -76,7 +76,7 @@ def retrieval_command(store: Path, sample: int | None) -> list[str]:
 
 def launch(store: Path, sample: int | None) -> int:
     """Start the job detached and record it in its progress file; returns its pid."""
-    store = Path(store).resolve()
+    store = Path(store).absolute()  # not resolved: the cache goes beside the path the TUI reads
     command = retrieval_command(store, sample)
     with (
         _suffixed(store, ".log").open("ab") as log,

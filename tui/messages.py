@@ -34,10 +34,12 @@ class WorkerFailed(Message):
 
 @dataclass
 class GapComputed(Message, bubble=False):
-    """The gap report (with per-category rows) of the store at `path`."""
+    """The gap report (with per-category rows) of the store at `path`; `partial` when it is
+    the O(n·d) summary a large store shows before its category table is computed."""
 
     path: Path
     report: GapReport
+    partial: bool = False
 
 
 @dataclass

@@ -52,11 +52,22 @@ GROUPS = ("gap", "retrieval", "cka", "projection")
 
 
 def compute_gap(path: Path) -> GapComputed:
+    """Above `analysis_jobs.job_pairs()` pairs the summary (O(n·d)) is posted first, then
+    the report with its category table (whose mean-pairwise part is quadratic)."""
     from mgap.engine.analysis.gap import gap_report
     from mgap.store import open_store
+    from mgap.tui.analysis_jobs import wants_job
 
     store = open_store(path)
-    report = gap_report(store, by_category=bool(store.category_names), separability=False)
+    by_category = bool(store.category_names)
+    if by_category and wants_job(store.n_images, store.n_texts):
+        from textual.worker import get_current_worker
+
+        summary = gap_report(store, by_category=False, separability=False)
+        worker = get_current_worker()
+        if not worker.is_cancelled:
+            worker.node.post_message(GapComputed(path, GapReport.from_json(summary), True))
+    report = gap_report(store, by_category=by_category, separability=False)
     return GapComputed(path, GapReport.from_json(report))
 
 
@@ -254,7 +265,8 @@ class ResultsPane(WorkerHost, Horizontal):
 
     # ---- gap and categories -----------------------------------------------------------
     def on_gap_computed(self, message: GapComputed) -> None:
-        self.gap_reports[message.path] = message.report
+        if not message.partial:  # a partial summary is shown, not kept: reopening recomputes
+            self.gap_reports[message.path] = message.report
         if message.path == self.current:
             self._show_gap(message.report)
 
