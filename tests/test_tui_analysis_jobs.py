@@ -105,6 +105,7 @@ def test_large_store_shows_gap_first_then_retrieval_from_the_job(
             # ... while the category table is computed and the job still ranks
             assert {"gap", "retrieval"} <= results.busy
             assert [row.name for row in results.categories] == ["(all)"]
+            assert results.projections == {}  # the scatter's fit waits for the gap worker
             assert "retrieval" in text(app, "#results-status").split("computing ")[1]
             assert text(app, "#retrieval") == "retrieval: computing…"
             doc = read_progress(analysis_jobs.job_target(path))
@@ -114,6 +115,7 @@ def test_large_store_shows_gap_first_then_retrieval_from_the_job(
             release.set()
             await settle(pilot, rounds=400)
             assert [row.name for row in results.categories][1:3] == ["even", "odd"]
+            assert list(results.projections) == [(results.current, "pca")]
             console = Console(width=100, record=True, file=io.StringIO())
             console.print(app.query_one("#retrieval").content)
             shown = console.export_text()

@@ -8,6 +8,8 @@ workers, so a cancelled or stale computation cannot leave it stuck.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
 from textual.widgets import ContentSwitcher, DataTable, Static
 
 from mgap.engine.reports.analysis import CkaReport, GapReport, RetrievalReport
@@ -99,12 +102,33 @@ def compute_cka(paths: tuple[Path, ...]) -> CkaComputed:
     return CkaComputed(paths, CkaReport.from_json(report))
 
 
-def compute_projection(path: Path, method: str) -> ProjectionComputed:
+def compute_projection(
+    path: Path, method: str, after: threading.Event | None = None
+) -> ProjectionComputed | None:
+    """On a store above `analysis_jobs.job_pairs()` pairs the fit waits for `after` (the gap
+    worker's end), so the two never hold the store's rows at once and L2M comes first."""
     from mgap.engine.analysis.projections import project_store
     from mgap.store import open_store
+    from mgap.tui.analysis_jobs import wants_job
 
-    projection = project_store(open_store(path), method=method, max_points=MAX_POINTS[method])
+    store = open_store(path)
+    if after is not None and wants_job(store.n_images, store.n_texts):
+        from textual.worker import get_current_worker
+
+        worker = get_current_worker()
+        while not after.wait(0.2):
+            if worker.is_cancelled:
+                return None
+    projection = project_store(store, method=method, max_points=MAX_POINTS[method])
     return ProjectionComputed(path, method, projection)
+
+
+def _then_set(work: Callable[[], Message | None], done: threading.Event) -> Message | None:
+    """Run `work`, then set `done` whether it returned, raised or was cancelled."""
+    try:
+        return work()
+    finally:
+        done.set()
 
 
 class ResultsPane(WorkerHost, Horizontal):
@@ -203,13 +227,17 @@ class ResultsPane(WorkerHost, Horizontal):
         self.current = path
         self._title()
         self._clear_left()
+        gap_done = threading.Event()
         if path in self.gap_reports:
             self._show_gap(self.gap_reports[path])
+            gap_done.set()
         else:
-            self.start_worker("gap", lambda: compute_gap(path), key=path)
+            self.start_worker(
+                "gap", lambda: _then_set(lambda: compute_gap(path), gap_done), key=path
+            )
         self.query_one("#retrieval", Static).update(Text("retrieval: computing…", style="dim"))
         self.start_worker("retrieval", lambda: compute_retrieval(path), key=path)
-        self._request_projection()
+        self._request_projection(after=gap_done)
         for view in self._views():
             view.set_store(path)
 
@@ -337,7 +365,7 @@ class ResultsPane(WorkerHost, Horizontal):
             self.query_one(CkaView).show(message.report)
 
     # ---- scatter ---------------------------------------------------------------------
-    def _request_projection(self) -> None:
+    def _request_projection(self, after: threading.Event | None = None) -> None:
         if self.current is None:
             return
         path, method = self.current, self.method
@@ -349,7 +377,7 @@ class ResultsPane(WorkerHost, Horizontal):
             scatter.projection = self.projections[(path, method)]
             return
         self.start_worker(
-            "projection", lambda: compute_projection(path, method), key=(path, method)
+            "projection", lambda: compute_projection(path, method, after), key=(path, method)
         )
 
     def on_projection_computed(self, message: ProjectionComputed) -> None:
