@@ -264,6 +264,7 @@ def check_strings(v: _View) -> list[str]:
     problems = []
     names = list(_STRING_SETS) + [f"{S.IMAGE_ATTRS}/{k}" for k in v.f.get(S.IMAGE_ATTRS, {})]
     names += [name for name in (S.SKIPPED_IDS, S.SKIPPED_REASONS) if name in v.f]
+    names += [f"{S.PROMPTS}/{key}/names" for key in v.f.get(S.PROMPTS, {})]
     for name in names:
         try:
             _strings(v.dataset(name))
