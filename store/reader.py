@@ -351,6 +351,22 @@ class Store:
             raise StoreError(f"{self.path.name} has no text embeddings (an image-only model)")
         return self._read(S.TEXT_EMB, self.text_rows, dtype)
 
+    def embedding_subset(
+        self, side: str, positions: np.ndarray, dtype: np.dtype | type = np.float64
+    ) -> np.ndarray:
+        """Rows `positions` of `image_embeddings()` or `text_embeddings()` (`side` "image" or
+        "text"), in that order, reading only those rows: a sample without the whole side."""
+        name, rows = {"image": (S.IMAGE_EMB, "image_rows"), "text": (S.TEXT_EMB, "text_rows")}[side]
+        if not (self.has_images if side == "image" else self.has_texts):
+            raise StoreError(f"{self.path.name} has no {side} embeddings")
+        positions = np.asarray(positions, dtype=np.int64)
+        order = np.argsort(positions, kind="stable")
+        sorted_rows = getattr(self, rows)[positions[order]]
+        got = self._read(name, sorted_rows, dtype)
+        out = np.empty_like(got)
+        out[order] = got
+        return out
+
     def summary(self) -> dict[str, object]:
         """The `mgap info --json` document (DESIGN.md §6 keys first)."""
         return {

@@ -212,3 +212,16 @@ def test_a_failed_job_is_one_error_naming_its_log(make_store, monkeypatch):
         analysis_jobs.retrieval_via_job(path, lambda: False)
     [row] = analysis_jobs.job_rows(path.parent)
     assert (row.status, row.running) == ("failed", False)
+
+
+def test_the_scatter_reads_only_its_sampled_rows_in_sample_order(make_store):
+    from mgap.engine.analysis.projections import _read_points
+    from mgap.store import open_store
+
+    path, X, Y = _pair_store(make_store)
+    store = open_store(path)
+    both = np.concatenate([X, Y]).astype(np.float32)
+    sample = np.random.default_rng(1).permutation(2 * N)[:17]  # images and captions mixed
+    np.testing.assert_array_equal(_read_points(store, sample, False), both[sample])
+    picked = store.embedding_subset("text", np.array([5, 1, 3]), np.float32)
+    np.testing.assert_array_equal(picked, Y[[5, 1, 3]].astype(np.float32))

@@ -351,17 +351,22 @@ def _points_of(store: Store) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _read_points(store: Store, sample: np.ndarray, normalize: bool) -> np.ndarray:
+    """The sampled points (indices into images, then captions), reading only their rows."""
+    n_images = store.n_images if store.has_images else 0
     sides = []
     if store.has_images:
-        sides.append(store.image_embeddings(np.float32))
+        sides.append(store.embedding_subset("image", sample[sample < n_images], np.float32))
     if store.has_texts:
-        sides.append(store.text_embeddings(np.float32))
+        captions = sample[sample >= n_images] - n_images
+        sides.append(store.embedding_subset("text", captions, np.float32))
     if len({side.shape[1] for side in sides}) > 1:
         raise MgapError(
             f"{store.path.name} has image and text embeddings of different sizes "
             f"({sides[0].shape[1]} vs {sides[1].shape[1]}): they share no space to project",
         )
-    Z = np.concatenate(sides)[sample]
+    # back to the order of `sample` (images first within it is not assumed)
+    order = np.argsort(np.argsort(sample >= n_images, kind="stable"), kind="stable")
+    Z = np.concatenate(sides)[order]
     return normalize_rows(Z) if normalize else Z
 
 
