@@ -225,3 +225,40 @@ def test_the_scatter_reads_only_its_sampled_rows_in_sample_order(make_store):
     np.testing.assert_array_equal(_read_points(store, sample, False), both[sample])
     picked = store.embedding_subset("text", np.array([5, 1, 3]), np.float32)
     np.testing.assert_array_equal(picked, Y[[5, 1, 3]].astype(np.float32))
+
+
+def test_the_jobs_pane_lists_a_retrieval_job_and_x_cancels_it(make_store, no_catalog, monkeypatch):
+    from mgap.tui.pane_jobs import JobsPane
+
+    path, _, _ = _pair_store(make_store)
+    _sleeping_job(monkeypatch)
+    pid = analysis_jobs.launch(path, None)
+
+    async def scenario() -> None:
+        app = MgapApp(path.parent)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.press("3")
+            pane = app.query_one(JobsPane)
+            for _ in range(300):
+                await pilot.pause(0.02)
+                if pane.rows:
+                    break
+            [row] = pane.rows
+            assert (row.name, row.status, row.pid) == ("big.h5 · retrieval", "running", pid)
+            pane.focus_default()
+            await pilot.press("x")
+            _wait_dead(pid)
+            assert [n.message for n in app._notifications if n.title == "Jobs"] == [
+                f"cancelled big.h5 · retrieval (pid {pid})"
+            ]
+            for _ in range(300):
+                await pilot.pause(0.02)
+                if pane.rows and pane.rows[0].status == "cancelled":
+                    break
+            assert (pane.rows[0].status, pane.rows[0].running) == ("cancelled", False)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        if pid_alive(pid):
+            os.kill(pid, 9)
