@@ -13,13 +13,13 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Static
 from textual.worker import get_current_worker
@@ -27,7 +27,7 @@ from textual.worker import get_current_worker
 from mgap.core.errors import MgapError
 from mgap.engine.attention.cache import load_attention
 from mgap.tui.render import num
-from mgap.tui.workers import WorkerHost
+from mgap.tui.store_view import StoreReportView
 
 #: what the view asks for (the command's defaults, so a plain `mgap attention` fills it)
 IMAGES, LAYER, SEED = 16, -1, 0
@@ -90,7 +90,7 @@ def summary_line(report: dict[str, Any]) -> Text:
     )
 
 
-class AttentionView(WorkerHost, Vertical):
+class AttentionView(StoreReportView):
     """Per-image entropy table and the highlighted image's heatmap, for the Results store."""
 
     WORKER_TITLE = "Attention"
@@ -100,12 +100,13 @@ class AttentionView(WorkerHost, Vertical):
     AttentionView #attention-heatmap { height: 1fr; }
     """
 
+    GROUPS = ("attention",)
+    STATUS_ID, DETAIL_ID = "attention-status", "attention-heatmap"
+    SUBJECT = "attention maps"
+
     def __init__(self, ascii_only: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.ascii_only = ascii_only
-        self.path: Path | None = None
-        self.active = False
-        self.reports: dict[Path, dict[str, Any]] = {}
         self.rows: list[dict[str, Any]] = []
         self.index = 0
 
@@ -117,47 +118,17 @@ class AttentionView(WorkerHost, Vertical):
     def on_mount(self) -> None:
         self.query_one(DataTable).add_columns("image", "category", "grid", "H", "H/log n")
 
-    def focus_table(self) -> None:
-        self.query_one(DataTable).focus()
+    def computing_line(self, path: Path) -> str:
+        return f"attention maps of {path.name}: running mgap attention (loads the model)…"
 
-    def set_store(self, path: Path | None) -> None:
-        self.path = path
-        if path is None:
-            self.cancel_workers("attention")
-            self._say("select a store to see its attention maps")
-        elif self.active:
-            self._load()
-
-    def forget(self, path: Path) -> None:
-        self.reports.pop(path, None)
-
-    def activate(self, active: bool) -> None:
-        self.active = active
-        if active and self.path is not None:
-            self._load()
-
-    def _load(self) -> None:
-        path = self.path
-        if path in self.reports:
-            self._show(self.reports[path])
-            return
-        self._say(f"attention maps of {path.name}: running mgap attention (loads the model)…")
-        self.start_worker("attention", lambda: compute_attention(path), key=path)
+    def compute_for(self, path: Path) -> Callable[[], AttentionComputed]:
+        return lambda: compute_attention(path)
 
     def on_attention_computed(self, message: AttentionComputed) -> None:
-        self.reports[message.path] = message.report
-        if message.path == self.path:
-            self._show(message.report)
+        self._computed(message.path, message.report)
 
-    def on_worker_failed(self, message: Any) -> None:
-        if message.key == self.path:
-            self._say(f"no attention maps: {message.message}")
-
-    def _say(self, line: str) -> None:
+    def clear_rows(self) -> None:
         self.rows = []
-        self.query_one(DataTable).clear()
-        self.query_one("#attention-heatmap", Static).update("")
-        self.query_one("#attention-status", Static).update(Text(line, style="dim"))
 
     def _show(self, report: dict[str, Any]) -> None:
         self.rows = report["images"]

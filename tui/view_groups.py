@@ -8,19 +8,18 @@ and the grouping's worst and best ranked groups. Small groups are marked `*`, ne
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
 from mgap.tui.render import num
-from mgap.tui.workers import WorkerHost
+from mgap.tui.store_view import StoreReportView
 
 #: bootstrap replicates in the TUI (the CLI's --bootstrap defaults to 1000)
 TUI_BOOTSTRAP = 200
@@ -105,17 +104,17 @@ def group_detail(row: dict[str, Any], summary: list[dict[str, Any]], min_n: int)
     return text
 
 
-class GroupsView(WorkerHost, Vertical):
+class GroupsView(StoreReportView):
     """Groups of the selected grouping and the highlighted group's detail."""
 
     WORKER_TITLE = "Groups"
+    GROUPS = ("groups",)
+    STATUS_ID, DETAIL_ID = "groups-status", "groups-detail"
+    SUBJECT = "groups"
 
     def __init__(self, group_files: Sequence[Path] = (), **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.group_files = list(group_files)
-        self.path: Path | None = None
-        self.active = False
-        self.reports: dict[Path, dict[str, Any] | None] = {}
         self.grouping = 0
         self.rows: list[dict[str, Any]] = []
 
@@ -127,59 +126,31 @@ class GroupsView(WorkerHost, Vertical):
     def on_mount(self) -> None:
         self.query_one(DataTable).add_columns("group", "n", "L2M", "RMG", "top-1")
 
-    def focus_table(self) -> None:
-        self.query_one(DataTable).focus()
-
     def set_store(self, path: Path | None) -> None:
         if path != self.path:
             self.grouping = 0
-        self.path = path
-        if path is None:
-            self.cancel_workers("groups")
-            self._say("select a store to see its groups")
-        elif self.active:
-            self._load()
+        super().set_store(path)
 
-    def forget(self, path: Path) -> None:
-        self.reports.pop(path, None)
+    def computing_line(self, path: Path) -> str:
+        return f"computing groups of {path.name} ({TUI_BOOTSTRAP} bootstrap replicates)…"
 
-    def activate(self, active: bool) -> None:
-        self.active = active
-        if active and self.path is not None:
-            self._load()
-
-    def _load(self) -> None:
-        path = self.path
-        if path in self.reports:
-            self._show()
-            return
-        self._say(f"computing groups of {path.name} ({TUI_BOOTSTRAP} bootstrap replicates)…")
+    def compute_for(self, path: Path) -> Callable[[], GroupsComputed]:
         files = self.group_files
-        self.start_worker("groups", lambda: compute_groups(path, files), key=path)
+        return lambda: compute_groups(path, files)
 
     def on_groups_computed(self, message: GroupsComputed) -> None:
-        self.reports[message.path] = message.report
-        if message.path == self.path:
-            self._show()
+        self._computed(message.path, message.report)
 
-    def on_worker_failed(self, message: Any) -> None:
-        if message.key == self.path:
-            self._say(f"no groups: {message.message}")
-
-    def _say(self, line: str) -> None:
+    def clear_rows(self) -> None:
         self.rows = []
-        self.query_one(DataTable).clear()
-        self.query_one("#groups-detail", Static).update("")
-        self.query_one("#groups-status", Static).update(Text(line, style="dim"))
 
     def next_grouping(self) -> None:
         report = self.reports.get(self.path) if self.path else None
         if report:
             self.grouping = (self.grouping + 1) % len(report["groupings"])
-            self._show()
+            self._show(report)
 
-    def _show(self) -> None:
-        report = self.reports.get(self.path)
+    def _show(self, report: dict[str, Any] | None) -> None:
         if report is None:
             self._say(
                 "this store has no groupings: no categories or attributes "

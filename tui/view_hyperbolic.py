@@ -9,18 +9,18 @@ thread workers and only while the view is shown; the view never loads a model.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
 from mgap.tui.render import num
-from mgap.tui.workers import WorkerHost
+from mgap.tui.store_view import StoreReportView
 
 #: images listed in the table (a traversal is computed for the highlighted one only)
 MAX_ROWS = 2_000
@@ -114,7 +114,7 @@ def traversal_text(report: dict[str, Any]) -> Text:
     return text
 
 
-class HyperbolicView(WorkerHost, Vertical):
+class HyperbolicView(StoreReportView):
     """Summary, image table and the highlighted image's traversal, for the Results store."""
 
     WORKER_TITLE = "Hyperbolic"
@@ -123,12 +123,13 @@ class HyperbolicView(WorkerHost, Vertical):
     HyperbolicView > #hyperbolic-table { height: 5; }
     """
 
+    GROUPS = ("hyperbolic", "traversal")
+    STATUS_ID, DETAIL_ID = "hyperbolic-summary", "hyperbolic-traversal"
+    SUBJECT = "hyperbolic geometry"
+
     def __init__(self, ascii_only: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.ascii_only = ascii_only
-        self.path: Path | None = None
-        self.active = False
-        self.reports: dict[Path, HyperbolicComputed] = {}
         self.images: list[tuple[str, float, str]] = []
 
     def compose(self) -> ComposeResult:
@@ -139,49 +140,17 @@ class HyperbolicView(WorkerHost, Vertical):
     def on_mount(self) -> None:
         self.query_one(DataTable).add_columns("image", "d(O,x)", "caption")
 
-    def focus_table(self) -> None:
-        self.query_one(DataTable).focus()
+    def computing_line(self, path: Path) -> str:
+        return f"computing the hyperbolic summary of {path.name}…"
 
-    def set_store(self, path: Path | None) -> None:
-        self.path = path
-        if path is None:
-            self.cancel_workers("hyperbolic", "traversal")
-            self._say("select a store to see its hyperbolic geometry")
-        elif self.active:
-            self._load()
-
-    def forget(self, path: Path) -> None:
-        self.reports.pop(path, None)
-
-    def activate(self, active: bool) -> None:
-        self.active = active
-        if active and self.path is not None:
-            self._load()
-
-    def _load(self) -> None:
-        path = self.path
-        if path in self.reports:
-            self._show(self.reports[path])
-            return
-        self._say(f"computing the hyperbolic summary of {path.name}…")
-        self.start_worker("hyperbolic", lambda: compute_hyperbolic(path), key=path)
+    def compute_for(self, path: Path) -> Callable[[], HyperbolicComputed]:
+        return lambda: compute_hyperbolic(path)
 
     def on_hyperbolic_computed(self, message: HyperbolicComputed) -> None:
-        self.reports[message.path] = message
-        if message.path == self.path:
-            self._show(message)
+        self._computed(message.path, message)
 
-    def on_worker_failed(self, message: Any) -> None:
-        if message.key == self.path or (
-            isinstance(message.key, tuple) and message.key[0] == self.path
-        ):
-            self._say(f"no hyperbolic view: {message.message}")
-
-    def _say(self, line: str) -> None:
+    def clear_rows(self) -> None:
         self.images = []
-        self.query_one(DataTable).clear()
-        self.query_one("#hyperbolic-traversal", Static).update("")
-        self.query_one("#hyperbolic-summary", Static).update(Text(line, style="dim"))
 
     def _show(self, computed: HyperbolicComputed) -> None:
         if computed.report is None:

@@ -6,18 +6,18 @@ each store's report; ↑/↓ move through the settings and the detail line follo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
 from mgap.tui.render import num
-from mgap.tui.workers import WorkerHost
+from mgap.tui.store_view import StoreReportView
 
 #: (label, key) of every metric the detail shows, two per line (fits a 40-column panel)
 METRICS = (
@@ -68,16 +68,16 @@ def setting_detail(row: dict[str, Any]) -> Text:
     return text
 
 
-class RobustnessView(WorkerHost, Vertical):
+class RobustnessView(StoreReportView):
     """Settings table and the highlighted setting's detail, for the store shown in Results."""
 
     WORKER_TITLE = "Robustness"
+    GROUPS = ("robustness",)
+    STATUS_ID, DETAIL_ID = "robustness-status", "robustness-detail"
+    SUBJECT = "robustness"
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.path: Path | None = None
-        self.active = False
-        self.reports: dict[Path, dict[str, Any] | None] = {}
         self.rows: list[dict[str, Any]] = []
 
     def compose(self) -> ComposeResult:
@@ -89,48 +89,14 @@ class RobustnessView(WorkerHost, Vertical):
         table = self.query_one(DataTable)
         table.add_columns("setting", "top-1", "Δ", "L2M", "Δ")
 
-    def focus_table(self) -> None:
-        self.query_one(DataTable).focus()
-
-    def set_store(self, path: Path | None) -> None:
-        self.path = path
-        if path is None:
-            self.cancel_workers("robustness")
-            self._say("select a store to see its robustness")
-        elif self.active:
-            self._load()
-
-    def forget(self, path: Path) -> None:
-        """`path` was rewritten: its report is stale."""
-        self.reports.pop(path, None)
-
-    def activate(self, active: bool) -> None:
-        self.active = active
-        if active and self.path is not None:
-            self._load()
-
-    def _load(self) -> None:
-        path = self.path
-        if path in self.reports:
-            self._show(self.reports[path])
-            return
-        self._say(f"computing robustness of {path.name}…")
-        self.start_worker("robustness", lambda: compute_robustness(path), key=path)
+    def compute_for(self, path: Path) -> Callable[[], RobustnessComputed]:
+        return lambda: compute_robustness(path)
 
     def on_robustness_computed(self, message: RobustnessComputed) -> None:
-        self.reports[message.path] = message.report
-        if message.path == self.path:
-            self._show(message.report)
+        self._computed(message.path, message.report)
 
-    def on_worker_failed(self, message: Any) -> None:
-        if message.key == self.path:
-            self._say(f"no robustness: {message.message}")
-
-    def _say(self, line: str) -> None:
+    def clear_rows(self) -> None:
         self.rows = []
-        self.query_one(DataTable).clear()
-        self.query_one("#robustness-detail", Static).update("")
-        self.query_one("#robustness-status", Static).update(Text(line, style="dim"))
 
     def _show(self, report: dict[str, Any] | None) -> None:
         if report is None:
