@@ -100,10 +100,7 @@ class RobustnessView(StoreReportView):
 
     def _show(self, report: dict[str, Any] | None) -> None:
         if report is None:
-            self._say(
-                "this store has no perturbed image sides: extract with "
-                "--perturb noise:0.05 or --perturb-suite rtml"
-            )
+            self._say("no perturbed image sides: extract with --perturb-suite rtml")
             return
         self.rows = report["settings"]
         zs = "" if report["zero_shot"] else " · no class prompts: zero-shot empty"
