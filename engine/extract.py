@@ -23,7 +23,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ from mgap.engine.perturb import (
     parse_perturbation,
     perturbation_names,
 )
+from mgap.engine.reports.pipeline import ExtractedStore
 from mgap.store import schema as S
 from mgap.store.lock import StoreLock
 from mgap.store.naming import cache_path, default_store_dir, progress_path, store_filename
@@ -96,24 +97,6 @@ class ExtractRequest:
     #: perturbation settings (`noise:0.05`, `blur:3`, `occlude:64`), stored beside the clean side
     perturbations: Sequence[str] = ()
     perturb_seed: int = 0
-
-
-@dataclass
-class ExtractSummary:
-    store: str
-    model: str
-    status: str
-    n_images: int
-    n_texts: int
-    skipped: int
-    seconds: float
-    images_per_s: float
-    device: str
-    dtype: str
-    note: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class _StopRequested(Exception):
@@ -743,7 +726,7 @@ class ExtractJob:
             }
         self.decode_line = decode.describe(self.decode_mode, self.draft_to)
 
-    def run(self, manifest: Manifest | None = None) -> list[ExtractSummary]:
+    def run(self, manifest: Manifest | None = None) -> list[ExtractedStore]:
         manifest = manifest or self.check_request()
         self.device = resolve_device(self.request.device)
         models = self.load_models(self.device)
@@ -755,7 +738,7 @@ class ExtractJob:
             for lock in self.locks:
                 lock.release()
 
-    def _run_targets(self, targets: list[StoreTarget], manifest: Manifest) -> list[ExtractSummary]:
+    def _run_targets(self, targets: list[StoreTarget], manifest: Manifest) -> list[ExtractedStore]:
         self.reporter(
             "start",
             {
@@ -836,9 +819,9 @@ class ExtractJob:
                 eta_s=0,
             )
 
-    def _summary(self, t: StoreTarget, manifest: Manifest, status: str) -> ExtractSummary:
+    def _summary(self, t: StoreTarget, manifest: Manifest, status: str) -> ExtractedStore:
         store = Store(t.path)
-        return ExtractSummary(
+        return ExtractedStore(
             store=str(t.path),
             model=t.model.spec.text,
             status=store.status if t.writer is None else status,
@@ -865,7 +848,7 @@ def _to_device(batch: Any, device: str) -> Any:
 
 def run_extraction(
     request: ExtractRequest, reporter: Reporter | None = None
-) -> list[ExtractSummary]:
+) -> list[ExtractedStore]:
     """Extract every model of `request` over its dataset; returns one summary per store.
 
     Under torchrun or srun (several ranks), each rank extracts its share and rank 0

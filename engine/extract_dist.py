@@ -24,12 +24,12 @@ from mgap.engine.distributed import RankEnv, close_group, gather, init_group, ra
 from mgap.engine.extract import (
     ExtractJob,
     ExtractRequest,
-    ExtractSummary,
     Reporter,
     StoreTarget,
     store_layout,
     store_path,
 )
+from mgap.engine.reports.pipeline import ExtractedStore
 from mgap.store import schema as S
 from mgap.store.lock import StoreLock
 from mgap.store.merge import merge_rank_stores
@@ -94,7 +94,7 @@ class DistributedJob:
         self.rank = rank
         self.started = time.time()
 
-    def run(self) -> list[ExtractSummary]:
+    def run(self) -> list[ExtractedStore]:
         checker = ExtractJob(self.request, None)
         manifest = checker.check_request()
         n, w = len(manifest.records), self.rank.world_size
@@ -267,9 +267,9 @@ def _complete(path: Path) -> bool:
         return False
 
 
-def _done_summary(path: Path, spec: str, note: str) -> ExtractSummary:
+def _done_summary(path: Path, spec: str, note: str) -> ExtractedStore:
     store = Store(path)
-    return ExtractSummary(
+    return ExtractedStore(
         store=str(path),
         model=spec,
         status=store.status,
@@ -286,7 +286,7 @@ def _done_summary(path: Path, spec: str, note: str) -> ExtractSummary:
 
 def run_distributed(
     request: ExtractRequest, reporter: Reporter | None, rank: RankEnv
-) -> list[ExtractSummary]:
+) -> list[ExtractedStore]:
     """This rank's share of `request`; rank 0 returns the merged stores' summaries."""
     init_group(rank)
     try:

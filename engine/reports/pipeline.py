@@ -10,7 +10,7 @@ from mgap.engine.reports.base import Report
 
 @dataclass(kw_only=True)
 class ExtractedStore(Report):
-    """One store an extraction wrote or found (`engine.extract.ExtractSummary`)."""
+    """One store an extraction wrote or found: what `run_extraction` returns."""
 
     store: str
     model: str

@@ -77,7 +77,7 @@ def print_summary(summaries: list[Any], json_out: bool, quiet: bool) -> str:
     """The JSON document or one line per store; returns the overall status."""
     status = "complete" if all(s.status == "complete" for s in summaries) else summaries[0].status
     if json_out:
-        print_json(typed("extract", {"status": status, "stores": [s.to_dict() for s in summaries]}))
+        print_json(typed("extract", {"status": status, "stores": [s.to_json() for s in summaries]}))
     elif not quiet:
         for s in summaries:
             extra = f" ({s.note})" if s.note else ""
