@@ -3,13 +3,20 @@
 The cache is a sidecar HDF5 file (`<store>.cache.h5`), so writing it never touches the
 store itself. Each entry records the store's `finished` stamp and row counts; an entry
 made from other rows is ignored. A cache that cannot be read is removed and rebuilt.
+
+Several processes use one cache at once (the TUI reads while its analysis jobs write), so
+every access holds an advisory lock on `<cache>.lock`: shared to read, exclusive to write.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
-from collections.abc import Mapping
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -28,10 +35,33 @@ def _stamp(store: Store) -> str:
     return f"{store.attrs.get('finished', '')}|{store.n_images}|{store.n_texts}"
 
 
+@contextlib.contextmanager
+def _locked(path: Path, exclusive: bool) -> Iterator[None]:
+    """Hold `<path>.lock` shared or exclusive (flock: released if the process dies). A
+    reader in a folder it cannot write to goes unlocked: no mgap process writes there."""
+    try:
+        fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        if exclusive:
+            raise
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
+
+
 def load_cached(store: Store, key: str) -> dict[str, np.ndarray] | None:
     path = cache_path(store.path)
     if not path.exists():
         return None
+    with _locked(path, exclusive=False):
+        return _read(store, path, key)
+
+
+def _read(store: Store, path: Path, key: str) -> dict[str, np.ndarray] | None:
     try:
         with h5py.File(path, "r", locking=False) as f:
             if key not in f or f[key].attrs.get("stamp") != _stamp(store):
@@ -49,6 +79,17 @@ def save_cached(
     params: Mapping[str, object] | None = None,
 ) -> None:
     path = cache_path(store.path)
+    with _locked(path, exclusive=True):
+        _write(store, path, key, arrays, params)
+
+
+def _write(
+    store: Store,
+    path: Path,
+    key: str,
+    arrays: Mapping[str, np.ndarray],
+    params: Mapping[str, object] | None,
+) -> None:
     try:
         f = h5py.File(path, "a")
     except OSError:

@@ -45,7 +45,7 @@ def process_identity() -> dict[str, object]:
 
 
 #: the mgap subcommands that run as TUI jobs: extraction, and analyses of large stores
-JOB_COMMANDS = frozenset({"extract", "retrieval"})
+JOB_COMMANDS = frozenset({"extract", "retrieval", "gap"})
 
 
 def is_extract_of(pid: int, doc: dict[str, object], store: str | os.PathLike) -> bool:

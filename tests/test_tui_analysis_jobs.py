@@ -1,8 +1,8 @@
-"""Retrieval of a large store as a detached `mgap retrieval` job (issue 11, items 5 and 6).
+"""Analyses of a large store as detached `mgap retrieval` / `mgap gap` jobs (issue 11, 5 and 6).
 
 The job threshold is lowered through MGAP_TUI_JOB_PAIRS so a 30-image store counts as
-large: the gap numbers appear from the in-process worker first, and the retrieval result
-arrives from the job process through the store's sidecar cache.
+large: the gap report and the retrieval result arrive from the job processes through the
+store's sidecar cache (tests/test_tui_gap_job.py: the gap job's summary, progress, cache).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import io
 import json
 import os
 import sys
-import threading
 import time
 
 import numpy as np
@@ -69,7 +68,7 @@ def test_threshold_is_overridable(monkeypatch):
     assert analysis_jobs.wants_job(11, 10) and not analysis_jobs.wants_job(10, 10)
 
 
-def test_large_store_shows_gap_first_then_retrieval_from_the_job(
+def test_large_store_fills_results_from_the_gap_and_retrieval_jobs(
     make_store, no_catalog, monkeypatch
 ):
     path, X, Y = _pair_store(make_store)
@@ -77,44 +76,22 @@ def test_large_store_shows_gap_first_then_retrieval_from_the_job(
     unit = [A / np.linalg.norm(A, axis=1, keepdims=True) for A in (X, Y)]
     l2m = float(np.linalg.norm(unit[0].mean(axis=0) - unit[1].mean(axis=0)))
 
-    def no_ranking_here(*args, **kwargs):
-        raise AssertionError("the TUI process ranked retrieval itself")
+    def not_here(*args, **kwargs):
+        raise AssertionError("the TUI process analysed the store itself")
 
-    # the TUI process may only read the job's cached ranks, never rank the store itself
-    monkeypatch.setattr("mgap.engine.analysis.retrieval.retrieval_ranks", no_ranking_here)
-    # the category table (quadratic part of the gap report) waits until the test says so
-    release = threading.Event()
-    real_breakdown = categories.category_breakdown
-
-    def held_breakdown(*args, **kwargs):
-        release.wait(60)
-        return real_breakdown(*args, **kwargs)
-
-    monkeypatch.setattr(categories, "category_breakdown", held_breakdown)
+    # the TUI process may only read the jobs' cached results, never compute them itself
+    monkeypatch.setattr("mgap.engine.analysis.retrieval.retrieval_ranks", not_here)
+    monkeypatch.setattr("mgap.engine.analysis.gap.gap_metrics", not_here)
+    monkeypatch.setattr(categories, "category_breakdown", not_here)
 
     async def scenario() -> None:
         app = MgapApp(path.parent, select=[path])
         async with app.run_test(size=(100, 30)) as pilot:
             results = app.query_one("#results-pane")
-            for _ in range(500):
-                await pilot.pause(0.01)
-                launched = read_progress(analysis_jobs.job_target(path)) is not None
-                if text(app, "#gap-summary") and launched:
-                    break
-            assert f"L2M {l2m:.4f}" in text(app, "#gap-summary")  # the cheap numbers ...
-            # ... while the category table is computed and the job still ranks
-            assert {"gap", "retrieval"} <= results.busy
-            assert [row.name for row in results.categories] == ["(all)"]
-            assert results.projections == {}  # the scatter's fit waits for the gap worker
-            assert "retrieval" in text(app, "#results-status").split("computing ")[1]
-            assert text(app, "#retrieval") == "retrieval: computing…"
-            doc = read_progress(analysis_jobs.job_target(path))
-            assert doc is not None and doc["status"] == "running"
-            assert doc["cmdline"][2:5] == ["mgap", "retrieval", str(path)]
-            assert doc["pid"] != os.getpid()
-            release.set()
             await settle(pilot, rounds=400)
+            assert f"L2M {l2m:.4f}" in text(app, "#gap-summary")
             assert [row.name for row in results.categories][1:3] == ["even", "odd"]
+            assert not app.query_one("#gap-progress").display
             assert list(results.projections) == [(results.current, "pca")]
             console = Console(width=100, record=True, file=io.StringIO())
             console.print(app.query_one("#retrieval").content)
@@ -125,20 +102,29 @@ def test_large_store_shows_gap_first_then_retrieval_from_the_job(
     shown = asyncio.run(scenario())
     i2t, t2i = _recall_at_1(X, Y), _recall_at_1(Y, X)
     assert f"{i2t:.3f}" in shown and f"{t2i:.3f}" in shown
-    assert read_progress(analysis_jobs.job_target(path))["status"] == "complete"
+    for kind in analysis_jobs.KINDS:
+        doc = read_progress(analysis_jobs.job_target(path, kind))
+        assert doc["status"] == "complete"
+        assert doc["cmdline"][2:5] == ["mgap", kind, str(path)]
+        assert doc["pid"] != os.getpid()
+    gap_doc = read_progress(analysis_jobs.job_target(path, "gap"))
+    assert gap_doc["cmdline"][5:] == ["--by-category", "--no-separability", "--json"]
+    gap_out = json.loads(analysis_jobs._suffixed(path, ".json", "gap").read_text())
+    assert gap_out["l2m"] == pytest.approx(l2m, abs=1e-6)
     report = json.loads(analysis_jobs._suffixed(path, ".json").read_text())
     assert report["i2t"]["R@1"] == pytest.approx(i2t)
     assert (path.parent / (path.name + ".cache.h5")).exists()
-    first_pid = read_progress(analysis_jobs.job_target(path))["pid"]
-    assert asyncio.run(scenario_cached(path)) == first_pid  # reopened: no second job
+    pids = {k: read_progress(analysis_jobs.job_target(path, k))["pid"] for k in analysis_jobs.KINDS}
+    assert asyncio.run(scenario_cached(path)) == pids  # reopened: no second job of either
 
 
-async def scenario_cached(path) -> int:
+async def scenario_cached(path) -> dict[str, int]:
     app = MgapApp(path.parent, select=[path])
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
         assert "R@1" in str(app.query_one("#retrieval").content.columns[1].header)
-    return read_progress(analysis_jobs.job_target(path))["pid"]
+        assert [row.name for row in app.query_one("#results-pane").categories][1] == "even"
+    return {k: read_progress(analysis_jobs.job_target(path, k))["pid"] for k in analysis_jobs.KINDS}
 
 
 def _sleeping_job(monkeypatch) -> None:

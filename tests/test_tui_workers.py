@@ -86,7 +86,7 @@ def test_a_failed_worker_gives_one_notification_and_no_stuck_status(
 ):
     path = _pair_store(make_store, "a.h5", 0)
 
-    def broken(p):
+    def broken(p, first):
         raise StoreError(f"{p.name} is broken", hint="re-extract it")
 
     monkeypatch.setattr("mgap.tui.pane_results.compute_gap", broken)

@@ -1,14 +1,16 @@
-"""Retrieval of a large store as a detached `mgap retrieval` job, read back from the cache.
+"""Analyses of a large store as detached `mgap` jobs (retrieval, gap), read back from the cache.
 
 Textual-free, like `tui/jobs.py`. Above `job_pairs()` (image, caption) pairs the Results
-pane does not rank retrieval in its own process: it starts `mgap retrieval STORE --json`
-in a new session (closing the TUI or an SSH drop does not stop it), that process writes
-its ranks into the store's sidecar cache (`store/cache.py`), and the pane then reads the
-report from the cache, which loads row indices only, never the embeddings. Beside the
-store, `<store>.retrieval.progress.json` records the pid, command line and start time
-(so the Jobs pane lists the job and cancels it only after checking the pid is still
-that process, and a restarted TUI waits for it instead of starting another),
-`<store>.retrieval.log` its stderr and `<store>.retrieval.json` its report.
+pane does not analyse the store in its own process: it starts `mgap retrieval STORE
+--json` (and `mgap gap ...`, `tui/gap_job.py`) in a new session (closing the TUI or an SSH
+drop does not stop it), that process writes its result into the store's sidecar cache
+(`store/cache.py`), and the pane then reads the report from the cache, never the
+embeddings. Beside the store, `<store>.<kind>.progress.json` records the pid, command line
+and start time (so the Jobs pane lists the job and cancels it only after checking the pid
+is still that process, and a restarted TUI waits for it instead of starting another),
+`<store>.<kind>.log` its stderr, `<store>.<kind>.json` its report, and
+`<store>.<kind>.work.json` its progress (written by the job's `progress.Work`, through
+MGAP_WORK_FILE: the step, units done of the total, ETA).
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from mgap.core.errors import MgapError
+from mgap.engine.analysis.progress import WORK_FILE_ENV
 from mgap.store.process import command_line, is_extract_of, start_ticks
 from mgap.store.progress import pid_alive, read_progress, write_progress
 from mgap.tui.jobs import JobRow, format_eta, job_environment, last_log_line
@@ -33,8 +37,10 @@ from mgap.tui.jobs import JobRow, format_eta, job_environment, last_log_line
 JOB_PAIRS = 500_000_000
 #: environment variable overriding JOB_PAIRS (tests lower it)
 JOB_PAIRS_ENV = "MGAP_TUI_JOB_PAIRS"
-#: the analysis a job runs: the subcommand and the suffix of its files beside the store
-KIND = "retrieval"
+#: the analyses that run as jobs: each is the subcommand and the suffix of its files
+RETRIEVAL = "retrieval"
+GAP = "gap"
+KINDS = (RETRIEVAL, GAP)
 #: seconds between checks of a running job
 POLL_S = 0.5
 
@@ -49,38 +55,70 @@ def wants_job(n_images: int, n_texts: int) -> bool:
     return n_images * n_texts > job_pairs()
 
 
-def job_target(store: Path) -> Path:
-    """`<store>.retrieval`: its `.progress.json`, `.log` and `.json` are the job's files."""
-    return store.with_name(f"{store.name}.{KIND}")
+@dataclass(frozen=True)
+class WorkProgress:
+    """What a running job last wrote to its work file: the step and how far it got."""
+
+    pid: int | None
+    label: str
+    done: int
+    total: int
+    eta_s: float | None
+
+    @property
+    def fraction(self) -> float | None:
+        return min(1.0, self.done / self.total) if self.total else None
 
 
-def progress_file(store: Path) -> Path:
-    return job_target(store).with_name(f"{job_target(store).name}.progress.json")
+def job_target(store: Path, kind: str = RETRIEVAL) -> Path:
+    """`<store>.<kind>`: its `.progress.json`, `.log`, `.json` and `.work.json` are the job's."""
+    return store.with_name(f"{store.name}.{kind}")
+
+
+def progress_file(store: Path, kind: str = RETRIEVAL) -> Path:
+    return _suffixed(store, ".progress.json", kind)
+
+
+def work_file(store: Path, kind: str = RETRIEVAL) -> Path:
+    return _suffixed(store, ".work.json", kind)
+
+
+def _kind_of(progress: str | Path) -> str | None:
+    return next((k for k in KINDS if str(progress).endswith(f".h5.{k}.progress.json")), None)
 
 
 def is_job_file(path: str | Path) -> bool:
-    return str(path).endswith(f".h5.{KIND}.progress.json")
+    return _kind_of(path) is not None
 
 
-def _suffixed(store: Path, suffix: str) -> Path:
-    return job_target(store).with_name(job_target(store).name + suffix)
+def _suffixed(store: Path, suffix: str, kind: str = RETRIEVAL) -> Path:
+    target = job_target(store, kind)
+    return target.with_name(target.name + suffix)
 
 
 def retrieval_command(store: Path, sample: int | None) -> list[str]:
     """`mgap retrieval STORE --json`, with the seeded sample the TUI reads back (seed 0)."""
-    command = [sys.executable, "-m", "mgap", KIND, str(store), "--json"]
+    command = [sys.executable, "-m", "mgap", RETRIEVAL, str(store), "--json"]
     if sample is not None:
         command += ["--sample", str(sample), "--seed", "0"]
     return command
 
 
 def launch(store: Path, sample: int | None) -> int:
-    """Start the job detached and record it in its progress file; returns its pid."""
+    """Start the retrieval job of `store` (see `launch_job`); returns its pid."""
+    store = Path(store).absolute()
+    return launch_job(store, RETRIEVAL, retrieval_command(store, sample))
+
+
+def launch_job(store: Path, kind: str, command: list[str]) -> int:
+    """Start `command` detached and record it in its progress file; returns its pid."""
     store = Path(store).absolute()  # not resolved: the cache goes beside the path the TUI reads
-    command = retrieval_command(store, sample)
+    work_file(store, kind).unlink(missing_ok=True)
+    env = job_environment()
+    env[WORK_FILE_ENV] = str(work_file(store, kind))
     with (
-        _suffixed(store, ".log").open("ab") as log,
-        _suffixed(store, ".json").open("wb") as out,
+        _suffixed(store, ".log", kind).open("ab") as log,
+        _suffixed(store, ".json", kind).open("wb") as out,
     ):
         log.write(f"$ {' '.join(command)}\n".encode())
         log.flush()
@@ -91,28 +129,27 @@ def launch(store: Path, sample: int | None) -> int:
             stderr=log,
             start_new_session=True,
             close_fds=True,
-            env=job_environment(),
+            env=env,
         )
     # reap it when it exits, so a finished job is not a zombie that looks alive
     threading.Thread(target=process.wait, daemon=True).start()
     write_progress(
-        job_target(store),
+        job_target(store, kind),
         pid=process.pid,
         status="running",
-        phase=KIND,
+        phase=kind,
         store=str(store),
         command=command,
         cmdline=command_line(process.pid) or [],
         proc_start=start_ticks(process.pid),
         started=time.time(),
-        sample=sample,
         error="",
     )
     return process.pid
 
 
-def _doc(store: Path) -> dict[str, object] | None:
-    return read_progress(job_target(store))
+def _doc(store: Path, kind: str = RETRIEVAL) -> dict[str, object] | None:
+    return read_progress(job_target(store, kind))
 
 
 def _alive(doc: dict[str, object] | None) -> bool:
@@ -123,27 +160,91 @@ def _alive(doc: dict[str, object] | None) -> bool:
     return isinstance(pid, int) and pid_alive(pid) and is_extract_of(pid, doc, store)
 
 
-def _output_ok(store: Path) -> bool:
+def job_output(store: Path, kind: str) -> dict | None:
+    """The JSON report the job printed, or None (not written, or not finished)."""
     try:
-        json.loads(_suffixed(store, ".json").read_text(encoding="utf-8"))
+        doc = json.loads(_suffixed(store, ".json", kind).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
-        return False
-    return True
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
-def _final_status(store: Path, doc: dict[str, object]) -> str:
+def _final_status(store: Path, doc: dict[str, object], kind: str = RETRIEVAL) -> str:
     """A job no longer alive: cancelled as recorded, complete when its report was written."""
     if doc.get("status") != "running":
         return str(doc.get("status", "?"))
-    return "complete" if _output_ok(store) else "failed"
+    return "complete" if job_output(store, kind) is not None else "failed"
 
 
-def retrieval_via_job(path: Path, cancelled: Callable[[], bool]) -> dict | None:
+def work_progress(store: Path, kind: str) -> WorkProgress | None:
+    """How far the running job of `store` got, from its work file (None: not running)."""
+    doc = _doc(store, kind)
+    if not _alive(doc):
+        return None
+    try:
+        work = json.loads(work_file(store, kind).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        work = {}
+    eta = work.get("eta_s")
+    pid = doc.get("pid") if doc else None
+    return WorkProgress(
+        pid=pid if isinstance(pid, int) else None,
+        label=str(work.get("label") or "starting"),
+        done=int(work.get("done") or 0),
+        total=int(work.get("total") or 0),
+        eta_s=float(eta) if isinstance(eta, int | float) else None,
+    )
+
+
+def wait_for_job(
+    store: Path,
+    kind: str,
+    command: Callable[[], list[str]],
+    cancelled: Callable[[], bool],
+    ready: Callable[[], bool],
+    on_poll: Callable[[WorkProgress], None] | None = None,
+) -> str | None:
+    """Run the `kind` job of `store` to its end: wait for one already running, else start
+    `command()`, calling `on_poll` with its progress every POLL_S. Returns how it ended
+    (None when the wait was cancelled: the job itself keeps running, its result stays in
+    the cache for next time). `ready()` says the result is there already: no job then."""
+    if ready():
+        return "complete"
+    if not _alive(_doc(store, kind)):
+        launch_job(store, kind, command())
+    while _alive(_doc(store, kind)):
+        if cancelled():
+            return None
+        if on_poll is not None:
+            progress = work_progress(store, kind)
+            if progress is not None:
+                on_poll(progress)
+        time.sleep(POLL_S)
+    doc = _doc(store, kind) or {}
+    status = _final_status(store, doc, kind)
+    if doc.get("status") == "running":  # record how it ended for the Jobs pane
+        write_progress(job_target(store, kind), status=status)
+    return status
+
+
+def job_error(store: Path, kind: str, status: str) -> MgapError:
+    """The one-line error of a job that ended without a result, naming its log."""
+    log = _suffixed(store, ".log", kind)
+    log_line = last_log_line(log)
+    reason = log_line if status == "failed" and log_line else status
+    return MgapError(
+        f"the {kind} job of {store.name} ended without a result ({reason})", hint=f"see {log}"
+    )
+
+
+def retrieval_via_job(
+    path: Path,
+    cancelled: Callable[[], bool],
+    on_poll: Callable[[WorkProgress], None] | None = None,
+) -> dict | None:
     """The retrieval report of a large store from its cache, running a job to fill it first.
 
-    Waits (polling, so `cancelled()` ends the wait) for a job already running on the store,
-    else starts one. Returns None when the store lacks a side or the wait was cancelled;
-    the job itself keeps running and its result stays in the cache for next time.
+    Returns None when the store lacks a side or the wait was cancelled (`wait_for_job`).
     """
     from mgap.engine.analysis.retrieval import (
         has_cached_ranks,
@@ -156,31 +257,28 @@ def retrieval_via_job(path: Path, cancelled: Callable[[], bool]) -> dict | None:
     if not (store.has_images and store.has_texts):
         return None
     sample = interactive_sample(store)
+    status = wait_for_job(
+        store.path,
+        RETRIEVAL,
+        lambda: retrieval_command(store.path.absolute(), sample),
+        cancelled,
+        lambda: has_cached_ranks(store, sample=sample),
+        on_poll,
+    )
+    if status is None:
+        return None
     if not has_cached_ranks(store, sample=sample):
-        if not _alive(_doc(store.path)):
-            launch(store.path, sample)
-        while _alive(_doc(store.path)):
-            if cancelled():
-                return None
-            time.sleep(POLL_S)
-        doc = _doc(store.path) or {}
-        status = _final_status(store.path, doc)
-        if doc.get("status") == "running":  # record how it ended for the Jobs pane
-            write_progress(job_target(store.path), status=status)
-        if not has_cached_ranks(store, sample=sample):
-            log_line = last_log_line(_suffixed(store.path, ".log"))
-            reason = log_line if status == "failed" and log_line else status
-            raise MgapError(
-                f"the retrieval job of {store.path.name} ended without a result ({reason})",
-                hint=f"see {_suffixed(store.path, '.log')}",
-            )
+        raise job_error(store.path, RETRIEVAL, status)
     return retrieval_report(store, sample=sample)
 
 
 def cancel(progress: str | Path) -> bool:
     """SIGTERM the job of this progress file if its pid is still that job; mark it cancelled."""
-    store = Path(str(progress).removesuffix(f".{KIND}.progress.json"))
-    doc = _doc(store)
+    kind = _kind_of(progress)
+    if kind is None:
+        return False
+    store = Path(str(progress).removesuffix(f".{kind}.progress.json"))
+    doc = _doc(store, kind)
     pid = doc.get("pid") if doc is not None else None
     if not isinstance(pid, int) or not _alive(doc):
         return False
@@ -188,40 +286,43 @@ def cancel(progress: str | Path) -> bool:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         return False
-    write_progress(job_target(store), status="cancelled", error="cancelled from the TUI")
+    write_progress(job_target(store, kind), status="cancelled", error="cancelled from the TUI")
     return True
 
 
 def job_rows(store_dir: Path) -> list[JobRow]:
-    """One Jobs-pane row per retrieval job recorded beside the stores of `store_dir`."""
-    rows = []
-    for path in sorted(Path(store_dir).glob(f"*.h5.{KIND}.progress.json")):
-        store = Path(str(path).removesuffix(f".{KIND}.progress.json"))
-        doc = _doc(store)
-        if doc is None:
-            continue
-        running = _alive(doc)
-        status = "running" if running else _final_status(store, doc)
-        pid = doc.get("pid")
-        started = doc.get("started")
-        elapsed = time.time() - started if isinstance(started, int | float) else None
-        log = _suffixed(store, ".log")
-        rows.append(
-            JobRow(
-                key=str(path),
-                name=f"{store.name} · {KIND}",
-                status=status,
-                pid=pid if isinstance(pid, int) else None,
-                done=0,
-                total=0,
-                images_per_s=None,
-                eta_s=None,
-                device="",
-                phase=f"{KIND} {format_eta(elapsed)}" if running else KIND,
-                error=str(doc.get("error") or "")
-                or ("" if status != "failed" else last_log_line(log)),
-                log=log if log.exists() else None,
-                running=running,
-            )
-        )
-    return rows
+    """One Jobs-pane row per analysis job recorded beside the stores of `store_dir`."""
+    return [
+        row
+        for kind in KINDS
+        for path in sorted(Path(store_dir).glob(f"*.h5.{kind}.progress.json"))
+        if (row := _row(Path(str(path).removesuffix(f".{kind}.progress.json")), kind))
+    ]
+
+
+def _row(store: Path, kind: str) -> JobRow | None:
+    doc = _doc(store, kind)
+    if doc is None:
+        return None
+    running = _alive(doc)
+    status = "running" if running else _final_status(store, doc, kind)
+    pid = doc.get("pid")
+    started = doc.get("started")
+    elapsed = time.time() - started if isinstance(started, int | float) else None
+    work = work_progress(store, kind) if running else None
+    log = _suffixed(store, ".log", kind)
+    return JobRow(
+        key=str(progress_file(store, kind)),
+        name=f"{store.name} · {kind}",
+        status=status,
+        pid=pid if isinstance(pid, int) else None,
+        done=work.done if work else 0,
+        total=work.total if work else 0,
+        images_per_s=None,
+        eta_s=work.eta_s if work else None,
+        device="",
+        phase=f"{work.label if work else kind} {format_eta(elapsed)}" if running else kind,
+        error=str(doc.get("error") or "") or ("" if status != "failed" else last_log_line(log)),
+        log=log if log.exists() else None,
+        running=running,
+    )

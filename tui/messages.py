@@ -17,6 +17,7 @@ from textual.message import Message
 
 from mgap.engine.reports.analysis import CkaReport, GapReport, RetrievalReport
 from mgap.store.catalog import StoreEntry
+from mgap.tui.analysis_jobs import WorkProgress
 from mgap.tui.jobs import JobRow
 from mgap.tui.sources import DatasetRow, ModelRow
 
@@ -40,6 +41,15 @@ class GapComputed(Message, bubble=False):
     path: Path
     report: GapReport
     partial: bool = False
+
+
+@dataclass
+class JobProgressed(Message, bubble=False):
+    """How far the analysis job behind the `group` view of `path` got (its work file)."""
+
+    path: Path
+    group: str
+    progress: WorkProgress
 
 
 @dataclass

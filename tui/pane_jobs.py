@@ -138,6 +138,8 @@ class JobsPane(WorkerHost, Vertical):
             text = "no jobs yet · pick models and datasets, then press e to extract"
         else:
             head = f"{row.name} · {row.status}" + (f" · {row.error}" if row.error else "")
+            if row.running and is_job_file(row.key):  # an analysis job: its step and elapsed
+                head += f" · {row.phase}"
             text = "\n".join([head, f"log: {row.log or '-'}", *log_lines])
         if text != self._detail_text:  # polled every second: repaint only on change
             self._detail_text = text

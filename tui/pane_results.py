@@ -21,10 +21,12 @@ from textual.message import Message
 from textual.widgets import ContentSwitcher, DataTable, Static
 
 from mgap.engine.reports.analysis import CkaReport, GapReport, RetrievalReport
+from mgap.tui.analysis_jobs import WorkProgress
 from mgap.tui.cka_view import CkaView
 from mgap.tui.messages import (
     CkaComputed,
     GapComputed,
+    JobProgressed,
     ProjectionComputed,
     RetrievalComputed,
     WorkerFailed,
@@ -33,6 +35,7 @@ from mgap.tui.render import (
     CategoryRow,
     category_detail,
     category_rows,
+    job_progress_line,
     num,
     retrieval_text,
     summary_text,
@@ -54,29 +57,46 @@ NAME_WIDTH = 16
 GROUPS = ("gap", "retrieval", "cka", "projection")
 
 
-def compute_gap(path: Path) -> GapComputed:
-    """Above `analysis_jobs.job_pairs()` pairs the summary (O(n·d)) is posted first, then
-    the report with its category table (whose mean-pairwise part is quadratic)."""
+def compute_gap(path: Path, first: threading.Event) -> GapComputed | None:
+    """In this thread for small stores; above `analysis_jobs.job_pairs()` pairs by a
+    detached `mgap gap` job whose cached summary (O(n·d), posted first) and report are read
+    back (None if cancelled). `first` is set once the first numbers are posted."""
+    from textual.worker import get_current_worker
+
     from mgap.engine.analysis.gap import gap_report
     from mgap.store import open_store
     from mgap.tui.analysis_jobs import wants_job
 
     store = open_store(path)
-    by_category = bool(store.category_names)
-    if by_category and wants_job(store.n_images, store.n_texts):
-        from textual.worker import get_current_worker
+    if not wants_job(store.n_images, store.n_texts):
+        report = gap_report(store, by_category=bool(store.category_names), separability=False)
+        return GapComputed(path, GapReport.from_json(report))
+    from mgap.tui.gap_job import gap_via_job
 
-        summary = gap_report(store, by_category=False, separability=False)
-        worker = get_current_worker()
+    worker = get_current_worker()
+
+    def post(message: Message) -> None:
         if not worker.is_cancelled:
-            worker.node.post_message(GapComputed(path, GapReport.from_json(summary), True))
-    report = gap_report(store, by_category=by_category, separability=False)
-    return GapComputed(path, GapReport.from_json(report))
+            worker.node.post_message(message)
+
+    def summary(doc: dict) -> None:
+        post(GapComputed(path, GapReport.from_json(doc), True))
+        first.set()
+
+    report = gap_via_job(
+        path,
+        lambda: worker.is_cancelled,
+        summary,
+        lambda progress: post(JobProgressed(path, "gap", progress)),
+    )
+    return None if report is None else GapComputed(path, GapReport.from_json(report))
 
 
-def compute_retrieval(path: Path) -> RetrievalComputed | None:
+def compute_retrieval(path: Path, after: threading.Event | None = None) -> RetrievalComputed | None:
     """In this thread for small stores; above `analysis_jobs.job_pairs()` pairs by a
-    detached `mgap retrieval` job whose cached ranks are read back (None if cancelled)."""
+    detached `mgap retrieval` job whose cached ranks are read back (None if cancelled).
+    Its job starts once `after` is set (the gap's first numbers), so the two jobs do not
+    read the store at the same time and L2M comes first."""
     from textual.worker import get_current_worker
 
     from mgap.engine.analysis.retrieval import interactive_sample, retrieval_report
@@ -87,12 +107,27 @@ def compute_retrieval(path: Path) -> RetrievalComputed | None:
     report = None
     if wants_job(store.n_images, store.n_texts):
         worker = get_current_worker()
-        report = retrieval_via_job(path, lambda: worker.is_cancelled)
+        if after is not None and not _wait(after, worker):
+            return None
+
+        def progressed(progress: WorkProgress) -> None:
+            if not worker.is_cancelled:
+                worker.node.post_message(JobProgressed(path, "retrieval", progress))
+
+        report = retrieval_via_job(path, lambda: worker.is_cancelled, progressed)
         if worker.is_cancelled:
             return None
     elif store.has_images and store.has_texts:  # large CPU stores: seeded query sample
         report = retrieval_report(store, sample=interactive_sample(store))
     return RetrievalComputed(path, None if report is None else RetrievalReport.from_json(report))
+
+
+def _wait(event: threading.Event, worker: Any) -> bool:
+    """Wait for `event`; False if the worker was cancelled first."""
+    while not event.wait(0.2):
+        if worker.is_cancelled:
+            return False
+    return True
 
 
 def compute_cka(paths: tuple[Path, ...]) -> CkaComputed:
@@ -105,8 +140,8 @@ def compute_cka(paths: tuple[Path, ...]) -> CkaComputed:
 def compute_projection(
     path: Path, method: str, after: threading.Event | None = None
 ) -> ProjectionComputed | None:
-    """On a store above `analysis_jobs.job_pairs()` pairs the fit waits for `after` (the gap
-    worker's end), so the two never hold the store's rows at once and L2M comes first."""
+    """On a store above `analysis_jobs.job_pairs()` pairs the fit waits for `after` (the gap's
+    first numbers), so L2M comes first."""
     from mgap.engine.analysis.projections import project_store
     from mgap.store import open_store
     from mgap.tui.analysis_jobs import wants_job
@@ -115,10 +150,8 @@ def compute_projection(
     if after is not None and wants_job(store.n_images, store.n_texts):
         from textual.worker import get_current_worker
 
-        worker = get_current_worker()
-        while not after.wait(0.2):
-            if worker.is_cancelled:
-                return None
+        if not _wait(after, get_current_worker()):
+            return None
     projection = project_store(store, method=method, max_points=MAX_POINTS[method])
     return ProjectionComputed(path, method, projection)
 
@@ -163,6 +196,7 @@ class ResultsPane(WorkerHost, Horizontal):
         with Vertical(id="results-left"):
             yield Static("no store selected", id="results-title")
             yield Static("", id="gap-summary")
+            yield Static("", id="gap-progress")
             yield Static("", id="category-detail")
             yield DataTable(id="category-table", cursor_type="row", zebra_stripes=True)
         with Vertical(id="results-right"):
@@ -219,6 +253,7 @@ class ResultsPane(WorkerHost, Horizontal):
 
     def _clear_left(self) -> None:
         self.query_one("#gap-summary", Static).update("", layout=False)
+        self.query_one("#gap-progress", Static).display = False
         self.query_one("#category-detail", Static).update("", layout=False)
         self.query_one("#category-table", DataTable).clear()
         self.categories = []
@@ -227,17 +262,17 @@ class ResultsPane(WorkerHost, Horizontal):
         self.current = path
         self._title()
         self._clear_left()
-        gap_done = threading.Event()
+        first = threading.Event()  # the gap's first numbers are shown
         if path in self.gap_reports:
             self._show_gap(self.gap_reports[path])
-            gap_done.set()
+            first.set()
         else:
             self.start_worker(
-                "gap", lambda: _then_set(lambda: compute_gap(path), gap_done), key=path
+                "gap", lambda: _then_set(lambda: compute_gap(path, first), first), key=path
             )
         self.query_one("#retrieval", Static).update(Text("retrieval: computing…", style="dim"))
-        self.start_worker("retrieval", lambda: compute_retrieval(path), key=path)
-        self._request_projection(after=gap_done)
+        self.start_worker("retrieval", lambda: compute_retrieval(path, first), key=path)
+        self._request_projection(after=first)
         for view in self._views():
             view.set_store(path)
 
@@ -297,6 +332,24 @@ class ResultsPane(WorkerHost, Horizontal):
             self.gap_reports[message.path] = message.report
         if message.path == self.current:
             self._show_gap(message.report)
+            if not message.partial:
+                self.query_one("#gap-progress", Static).display = False
+
+    def on_job_progressed(self, message: JobProgressed) -> None:
+        """A job computing a view of the shown store moved on: say how far, in that view's
+        place (the gap summary's before its numbers, then the line under them)."""
+        if message.path != self.current:
+            return
+        if message.group == "retrieval":
+            line = job_progress_line("retrieval", message.progress, self.ascii_only)
+            self.query_one("#retrieval", Static).update(line)
+        elif not self.categories:  # no number yet: the summary's place
+            line = job_progress_line("gap", message.progress, self.ascii_only)
+            self.query_one("#gap-summary", Static).update(line, layout=False)
+        else:
+            progress = self.query_one("#gap-progress", Static)
+            progress.update(job_progress_line("table", message.progress, self.ascii_only))
+            progress.display = True
 
     def _set_columns(self, rows: list[CategoryRow]) -> None:
         """Columns as wide as this report's cells, set here rather than measured by the

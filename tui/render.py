@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rich.console import Group
 from rich.table import Table
@@ -16,6 +17,9 @@ from rich.text import Text
 
 from mgap.engine.reports.analysis import CkaReport, GapMetrics, GapReport, RetrievalReport
 from mgap.output import fmt as num
+
+if TYPE_CHECKING:
+    from mgap.tui.analysis_jobs import WorkProgress
 
 #: the first row of the category table: no filter, the whole store
 ALL = "(all)"
@@ -123,3 +127,17 @@ def cka_legend(names: Sequence[str]) -> Text:
         text.append(f"{tag} ", style="bold")
         text.append(f"{name}\n")
     return text
+
+
+def job_progress_line(subject: str, progress: WorkProgress, ascii_only: bool = False) -> Text:
+    """`subject: step ████░░ 40% · ETA 1m05s · job pid N` for a view a job is computing."""
+    from mgap.tui.jobs import format_eta, progress_bar
+
+    parts = [f"{subject}: {progress.label}"]
+    if progress.fraction is not None:
+        parts[0] += " " + progress_bar(progress.fraction, 10, ascii_only)
+    if progress.eta_s is not None:
+        parts.append(f"ETA {format_eta(progress.eta_s)}")
+    if progress.pid is not None:
+        parts.append(f"job pid {progress.pid}")
+    return Text(" · ".join(parts), style="dim")

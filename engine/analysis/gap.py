@@ -265,9 +265,16 @@ def gap_report(
     caption row even on classification stores (one prompt copy per image).
 
     Embeddings are read in float32 (no float64 copy of a side); only the category
-    mean-pairwise table is quadratic, and it runs on `backend`, exact or sampled."""
+    mean-pairwise table is quadratic, and it runs on `backend`, exact or sampled.
+
+    The document is kept in the store's sidecar cache (`gap_cache`), keyed by the store's
+    content and these options; a repeated call answers from it without reading the
+    embeddings. A `by_category` report also keeps its summary (the options without
+    `by_category`) as soon as it has it, for the TUI's first numbers."""
+    from mgap.engine.analysis import gap_cache
     from mgap.engine.analysis.backend import resolve_backend
     from mgap.engine.analysis.pairs import store_header, store_pairs
+    from mgap.engine.analysis.progress import phase
 
     lorentz = store.geometry == GEOMETRY_LORENTZ
     if lorentz and store.curvature == 0:
@@ -277,14 +284,32 @@ def gap_report(
         )
     if text_side not in TEXT_SIDES:
         raise UsageError(f"--text-side must be one of {', '.join(TEXT_SIDES)}, got {text_side!r}")
+    be = backend or resolve_backend("cpu")
+    params = gap_cache.gap_params(
+        captions=captions,
+        by_category=by_category,
+        top_k=top_k,
+        separability=separability,
+        text_side=text_side,
+        sample=sample,
+        exact=exact,
+        seed=seed,
+        compute=be.describe(),
+        content=gap_cache.content_digest(store),
+    )
+    cached = gap_cache.load_gap(store, params)
+    if cached is not None:
+        return cached
+    phase("reading the store")
     dtype = np.float64 if lorentz else np.float32
     X, Y, index = store_pairs(store, captions=captions, what="gap", dtype=dtype)
-    layout = _class_layout(store, captions, index) if text_side == "auto" else None
     if by_category and not store.category_names:
         raise StoreError(
             f"{store.path.name} has no category labels, so --by-category has nothing to split",
             hint="extract from a dataset with categories (COCO instances, image folders)",
         )
+    phase("gap metrics")
+    layout = _class_layout(store, captions, index) if text_side == "auto" else None
     if layout is None:
         metrics = gap_metrics(X, Y, index, top_k=top_k, separability=separability)
         text_side = {"text_side": "captions"}
@@ -303,7 +328,6 @@ def gap_report(
             "n_text_rows": int(Y.shape[0]),
             "templates_per_class": layout.templates_per_class,
         }
-    be = backend or resolve_backend("cpu")
     doc = {
         **store_header(store),
         "captions": captions,
@@ -311,6 +335,8 @@ def gap_report(
         **metrics,
         "compute": be.describe(),
     }
+    if by_category and not lorentz:  # the summary a plain `mgap gap` gives, kept first
+        gap_cache.save_gap(store, {**params, "by_category": False}, doc)
     if by_category:
         from mgap.engine.analysis.categories import category_breakdown
         from mgap.engine.analysis.pairwise_table import choose_sample, table_flops
@@ -339,4 +365,5 @@ def gap_report(
         from mgap.engine.analysis.hyperbolic import hyperbolic_report
 
         doc["hyperbolic"] = hyperbolic_report(X, Y, index, abs(store.curvature), top_k=top_k)
+    gap_cache.save_gap(store, params, doc)
     return doc

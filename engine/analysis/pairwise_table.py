@@ -71,7 +71,9 @@ def pairwise_table(
 ) -> tuple[np.ndarray, dict]:
     """(C x C table, info) where info says exact or sampled, the rows used and the interval.
 
-    `img_slot` / `txt_slot` give each image's / caption's table row (-1: left out)."""
+    `img_slot` / `txt_slot` give each image's / caption's table row (-1: left out).
+    `progress(units)` counts image rows of the store in both modes (a sampled block
+    advances by its share of them), so a progress bar over n images ends at n."""
     n_img, n_txt = int((img_slot >= 0).sum()), int((txt_slot >= 0).sum())
     chosen = choose_sample(n_img, n_txt, backend, sample, exact)
     if chosen is None:
@@ -84,9 +86,20 @@ def pairwise_table(
         )
         info = {**exact_info(n_img * n_txt), "n_images": n_img, "n_texts": n_txt}
         return sums / counts, info
-    table, info = _sampled(X, Y, img_slot, txt_slot, n_slots, backend, chosen, seed, rows)
+    table, info = _sampled(
+        X, Y, img_slot, txt_slot, n_slots, backend, chosen, seed, rows, _scaled(progress, n_img)
+    )
     info["default"] = sample is None
     return table, info
+
+
+def _scaled(
+    progress: Callable[[int], None] | None, units: int
+) -> Callable[[int, int, int], None] | None:
+    """progress(lo, hi, n) for block [lo, hi) of n sampled rows, in `units` (image rows)."""
+    if progress is None:
+        return None
+    return lambda lo, hi, n: progress(units * hi // n - units * lo // n)
 
 
 def _runs(groups: np.ndarray, n_groups: int) -> list[tuple[int, int]]:
@@ -95,7 +108,7 @@ def _runs(groups: np.ndarray, n_groups: int) -> list[tuple[int, int]]:
     return [(int(edges[g]), int(edges[g + 1])) for g in range(n_groups)]
 
 
-def _sampled(X, Y, img_slot, txt_slot, C, backend, sample, seed, rows):
+def _sampled(X, Y, img_slot, txt_slot, C, backend, sample, seed, rows, progress=None):
     """The table of a stratified sample, with a bootstrap of its linear (Hájek) projection:
     cell (a, b) = mean over sampled i in a of R[i, b] + mean over sampled j in b of
     Q[a, j] − the cell, where R and Q are the row and column means of the sampled
@@ -114,6 +127,8 @@ def _sampled(X, Y, img_slot, txt_slot, C, backend, sample, seed, rows):
     for lo, hi, D in backend.unit_distance_blocks(Xs, Ys, rows):
         row_sums[lo:hi] = backend.host(D @ y_hot)
         col_sums += backend.host(backend.put(one_hot(gi[lo:hi], C, np.float32)).T @ D)
+        if progress is not None:
+            progress(lo, hi, ri.size)
     with np.errstate(invalid="ignore", divide="ignore"):
         table = one_hot(gi, C).T @ row_sums / np.outer(n_a, n_b)
         R = row_sums / n_b[None, :]  # (images, C): mean distance to captions of b

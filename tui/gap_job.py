@@ -1,0 +1,87 @@
+"""The gap report of a large store from an `mgap gap` job, read back from the sidecar cache.
+
+Textual-free, like `tui/analysis_jobs.py`, which starts, watches and cancels the job. The
+job runs `mgap gap STORE [--by-category] --no-separability --json` with the options the
+Results pane shows, and keeps two documents in the cache (`engine/analysis/gap_cache.py`):
+the O(n·d) summary as soon as it has it, then the report with the category table. The pane
+shows the summary when it appears and the full report when the job ends, reading only
+cache entries: the TUI process never loads the store's embeddings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from mgap.store import Store, open_store
+from mgap.tui.analysis_jobs import GAP, WorkProgress, job_error, job_output, wait_for_job
+
+
+def gap_command(store: Path, by_category: bool) -> list[str]:
+    """The job's command: the TUI's options (no separability), the default device."""
+    import sys
+
+    command = [sys.executable, "-m", "mgap", GAP, str(store)]
+    return command + (["--by-category"] if by_category else []) + ["--no-separability", "--json"]
+
+
+def cached_report(store: Store, by_category: bool) -> dict | None:
+    """The cached document the job writes for these options, or None."""
+    from mgap.engine.analysis import gap_cache
+    from mgap.engine.analysis.backend import resolve_backend
+
+    params = gap_cache.gap_params(
+        captions="all",
+        by_category=by_category,
+        top_k=10,
+        separability=False,
+        text_side="auto",
+        sample=None,
+        exact=False,
+        seed=0,
+        compute=resolve_backend("auto").describe(),
+        content=gap_cache.content_digest(store),
+    )
+    return gap_cache.load_gap(store, params)
+
+
+def gap_via_job(
+    path: Path,
+    cancelled: Callable[[], bool],
+    on_summary: Callable[[dict], None],
+    on_poll: Callable[[WorkProgress], None],
+) -> dict | None:
+    """The gap report (with the category table when the store has categories) of `path`.
+
+    Answers from the cache when it can; else waits for the store's gap job (starting one),
+    calling `on_summary` once with the summary as soon as the job has cached it and
+    `on_poll` with its progress. None when the wait was cancelled."""
+    store = open_store(path)
+    by_category = bool(store.category_names)
+    summary_shown = False
+
+    def poll(progress: WorkProgress) -> None:
+        nonlocal summary_shown
+        if by_category and not summary_shown:
+            summary = cached_report(store, by_category=False)
+            if summary is not None:
+                summary_shown = True
+                on_summary(summary)
+        on_poll(progress)
+
+    status = wait_for_job(
+        store.path,
+        GAP,
+        lambda: gap_command(store.path.absolute(), by_category),
+        cancelled,
+        lambda: cached_report(store, by_category) is not None,
+        poll,
+    )
+    if status is None:
+        return None
+    report = cached_report(store, by_category)
+    if report is None and status == "complete":  # a sidecar it could not write
+        report = job_output(store.path, GAP)
+    if report is None:
+        raise job_error(store.path, GAP, status)
+    return report
