@@ -22,6 +22,7 @@ import h5py
 import numpy as np
 
 from mgap.store.naming import cache_path
+from mgap.store.probe import probe, trust
 from mgap.store.reader import Store
 
 
@@ -62,6 +63,9 @@ def load_cached(store: Store, key: str) -> dict[str, np.ndarray] | None:
 
 
 def _read(store: Store, path: Path, key: str) -> dict[str, np.ndarray] | None:
+    if probe(path):  # bytes that make HDF5 hang or crash: drop the cache like any damage
+        path.unlink(missing_ok=True)
+        return None
     try:
         with h5py.File(path, "r", locking=False) as f:
             if key not in f or f[key].attrs.get("stamp") != _stamp(store):
@@ -103,3 +107,4 @@ def _write(
             group.create_dataset(name, data=np.asarray(value))
         group.attrs["stamp"] = _stamp(store)
         group.attrs["params"] = json.dumps(dict(params or {}), sort_keys=True, default=str)
+    trust(path)

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from mgap.core.errors import StoreError
+from mgap.store.probe import probe_many
 from mgap.store.progress import is_running, read_progress
 from mgap.store.reader import Store
 
@@ -81,4 +82,5 @@ def list_stores(store_dir: str | os.PathLike) -> list[StoreEntry]:
     if not root.is_dir():
         return []
     paths = [p for p in sorted(root.glob("*.h5")) if not p.name.endswith(".cache.h5")]
+    probe_many(paths)  # one child walks them all; `describe` then finds each verdict memoised
     return [describe(p) for p in paths]

@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 
 from mgap.core.errors import StoreError
-from mgap.store import checksum
+from mgap.store import checksum, probe
 from mgap.store import schema as S
 from mgap.store.verify import structural_problems
 
@@ -92,6 +92,9 @@ class Store:
             )
         if not self.path.is_file():
             raise StoreError(f"{self.path} is not a file", hint="give the path of a .h5 store")
+        hazard = probe.probe(self.path)
+        if hazard:
+            raise StoreError(f"{self.path} is damaged: {hazard}", hint=probe.HINT)
         try:
             with h5py.File(self.path, "r", locking=False) as f:
                 if S.IMAGE_IDS not in f or S.TEXT_CAPTIONS not in f:

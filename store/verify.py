@@ -20,7 +20,7 @@ import h5py
 import numpy as np
 
 from mgap.core.errors import StoreError
-from mgap.store import checksum
+from mgap.store import checksum, probe
 from mgap.store import schema as S
 from mgap.store.contained import containment_problems
 
@@ -435,6 +435,9 @@ def verify_store(path: str | os.PathLike) -> list[str]:
         raise StoreError(
             f"store {path} does not exist or is not a file", hint="check the path or `mgap ls`"
         )
+    hazard = probe.probe(path)
+    if hazard:
+        return [hazard]
     try:
         f = h5py.File(path, "r", locking=False)
     except _UNREADABLE as exc:

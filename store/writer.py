@@ -15,11 +15,12 @@ a `/` in a name would make a path.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +30,7 @@ import numpy as np
 
 from mgap import __version__
 from mgap.core.errors import StoreError
-from mgap.store import checksum
+from mgap.store import checksum, probe
 from mgap.store import schema as S
 from mgap.store.space import disk_full, ensure_space, is_disk_full
 from mgap.store.verify import structural_problems
@@ -213,6 +214,7 @@ def create_store(
             raise disk_full(path, "a new store") from None
         raise
     os.replace(tmp, path)
+    probe.trust(path)
     return StoreWriter(path)
 
 
@@ -283,16 +285,25 @@ def _write_new_store(
             f.attrs[key] = json.dumps(value) if isinstance(value, dict | list) else value
 
 
-def _open_for_write(path: Path, timeout: float = 5.0) -> h5py.File:
-    """Open `path` r+; another process's HDF5 lock (a reader that locks) is waited out."""
+@contextlib.contextmanager
+def _open_for_write(path: Path, timeout: float = 5.0) -> Iterator[h5py.File]:
+    """`path` open r+; another process's HDF5 lock (a reader that locks) is waited out.
+
+    A write that completes marks the file trusted (`store.probe`): this process wrote it,
+    so reopening it needs no probe.
+    """
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return h5py.File(path, "r+")
+            f = h5py.File(path, "r+")
+            break
         except BlockingIOError:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+    with f:
+        yield f
+    probe.trust(path)
 
 
 class StoreWriter:
@@ -301,6 +312,12 @@ class StoreWriter:
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         self.journal = self.path.with_name(self.path.name + ".skipped.jsonl")
+        hazard = probe.probe(self.path)
+        if hazard:
+            raise StoreError(
+                f"{self.path} cannot be written: it is damaged ({hazard})",
+                hint="pass --overwrite to replace it",
+            )
         try:
             with h5py.File(self.path, "r") as f:
                 problems = structural_problems(f, self.path)
