@@ -68,11 +68,13 @@ def test_matmul_equals_float64_product(rng):
         assert np.allclose(got, A @ C.T, atol=1e-4)
 
 
-def test_retrieval_counts_equal_between_engines(pairs, monkeypatch):
-    monkeypatch.setattr(B, "TILE_COLS", 7)  # many row x column tiles in the numpy counting
-    monkeypatch.setattr(B, "CHUNK_ROWS", 3)
+def test_retrieval_counts_equal_between_engines(pairs):
     X, Y, index = pairs
-    results = [retrieval_ranks(X, Y, index, block=5, backend=be) for be in _engines()]
+    # many row x column tiles, and one tile holding everything
+    results = [retrieval_ranks(X, Y, index, block=5, cols=7, backend=be) for be in _engines()]
+    results += [
+        retrieval_ranks(X, Y, index, block=len(X), cols=len(Y), backend=B.resolve_backend("cpu"))
+    ]
     for (i2t_a, t2i_a), (i2t_b, t2i_b) in zip(results, results[1:], strict=False):
         for a, b in ((i2t_a, i2t_b), (t2i_a, t2i_b)):
             for field in ("above", "tied", "right_tied", "valid"):
@@ -131,3 +133,20 @@ def test_cuda_equals_numpy(pairs, rng):
     U /= np.linalg.norm(U, axis=1, keepdims=True)
     assert np.array_equal(cpu.topk(U, 7)[0], gpu.topk(U, 7)[0])
     assert np.allclose(cpu.matmul(U, U), gpu.matmul(U, U), atol=1e-5)
+
+
+def test_fused_counts_equal_written_out_comparisons(rng):
+    S = rng.normal(size=(37, 53)).astype(np.float32)
+    col_low, col_high = S[5].copy(), S[5] + np.float32(1e-3)  # row 5 sits on the low edge
+    row_low, row_high = S[:, 8] - np.float32(1e-3), S[:, 8].copy()  # column 8 on the high edge
+    counts = B.resolve_backend("cpu").count_block(S, col_low, col_high, row_low, row_high)
+    want = (
+        (S > col_high).sum(0),
+        (S >= col_low).sum(0),
+        (S > row_high[:, None]).sum(1),
+        (S >= row_low[:, None]).sum(1),
+    )
+    for got, expected in zip(counts, want, strict=True):
+        assert got.dtype == np.int64 and np.array_equal(got, expected)
+    above, atleast = B.resolve_backend("cpu").count_rows(S, row_low, row_high)
+    assert np.array_equal(above, want[2]) and np.array_equal(atleast, want[3])

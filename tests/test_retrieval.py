@@ -49,7 +49,7 @@ def test_ranks_against_brute_force_with_uneven_captions(rng):
     X = rng.standard_normal((30, 8))
     index = rng.integers(0, 25, 70)  # images 25..29 have no caption; others 0..several
     Y = X[index] + 0.9 * rng.standard_normal((70, 8))
-    i2t, t2i = retrieval_ranks(X, Y, index, block=4)
+    i2t, t2i = retrieval_ranks(X, Y, index, block=4, cols=9)
     S = (X / np.linalg.norm(X, axis=1)[:, None]) @ (Y / np.linalg.norm(Y, axis=1)[:, None]).T
     for j in range(70):
         others = np.delete(S[:, j], index[j])

@@ -28,9 +28,10 @@ DEVICE_HELP = "auto (CUDA when present, else CPU), cpu, or cuda[:i]."
 #: float32 score cells per block: 25M (100 MB) on the CPU, 256M (1 GB) on a GPU
 CPU_BLOCK_CELLS = 25_000_000
 GPU_BLOCK_CELLS = 256_000_000
-#: rows x columns compared at a time by the numpy counting kernels (a tile stays in cache)
-CHUNK_ROWS = 16
-TILE_COLS = 16_384
+#: rows of a 2-D score tile: a product needs enough rows to reuse each column it streams
+#: (42 rows x 591k columns ran at a third of the speed of 2,048 x 12k on two cores)
+CPU_TILE_ROWS = 2048
+GPU_TILE_ROWS = 16_384
 #: measured float32 product throughput is cached per backend for cost estimates
 _CALIBRATION: dict[str, float] = {}
 
@@ -74,6 +75,13 @@ class Backend:
     def block_rows(self, n_columns: int) -> int:
         """Rows per block so that one block of scores stays near `block_cells`."""
         return max(1, self.block_cells // max(int(n_columns), 1))
+
+    def tile_shape(self, n_rows: int, n_columns: int) -> tuple[int, int]:
+        """(rows, columns) of a score tile of about `block_cells`: as many rows as make the
+        product efficient, then as many columns as fit."""
+        cap = GPU_TILE_ROWS if self.device.startswith("cuda") else CPU_TILE_ROWS
+        rows = max(1, min(int(n_rows), cap))
+        return rows, max(1, min(int(n_columns), self.block_cells // rows))
 
     def flops_per_second(self) -> float:
         """float32 product throughput, measured once per backend on a small product."""
@@ -135,6 +143,25 @@ class Backend:
             else:
                 yield lo, hi, a[lo:hi] @ b.T
 
+    def tiles(
+        self, a: Any, b: Any, rows: int | None = None, cols: int | None = None
+    ) -> Iterator[tuple[int, int, int, int, Any]]:
+        """(lo, hi, c0, c1, a[lo:hi] @ b[c0:c1].T) over 2-D tiles, row block by row block;
+        on numpy one buffer is reused."""
+        n, m = int(a.shape[0]), int(b.shape[0])
+        rows = self.tile_shape(n, m)[0] if rows is None else max(int(rows), 1)
+        cols = min(m, max(1, self.block_cells // rows if cols is None else int(cols)))
+        flat = np.empty(min(rows, n) * cols, dtype=np.float32) if self.engine == "numpy" else None
+        for lo in range(0, n, rows):
+            hi = min(lo + rows, n)
+            for c0 in range(0, m, cols):
+                c1 = min(c0 + cols, m)
+                if flat is not None:
+                    out = flat[: (hi - lo) * (c1 - c0)].reshape(hi - lo, c1 - c0)
+                    yield lo, hi, c0, c1, np.matmul(a[lo:hi], b[c0:c1].T, out=out)
+                else:
+                    yield lo, hi, c0, c1, a[lo:hi] @ b[c0:c1].T
+
     # ---- reductions over one score block -----------------------------------------------
     def take(self, S: Any, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """S[rows[i], cols[i]] for every i, as float32 on the host."""
@@ -146,56 +173,70 @@ class Backend:
         return S[r, c].cpu().numpy()
 
     def count_block(
-        self, S: Any, low: Any, high: Any, best: np.ndarray, tol: float
+        self,
+        S: Any,
+        col_low: np.ndarray,
+        col_high: np.ndarray,
+        row_low: np.ndarray,
+        row_high: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Per column: rows scoring above `high` and at least `low`; per row: columns scoring
-        above `best + tol` and at least `best - tol`. `low`/`high` are `put` vectors."""
+        """Per column: rows scoring above `col_high` and at least `col_low`; per row: columns
+        scoring above `row_high` and at least `row_low` (float32 host thresholds, int64
+        counts). On numpy one fused pass (`count_kernels`)."""
         if self.engine == "numpy":
-            return _count_block_numpy(S, low, high, best, tol)
-        torch = _torch()
-        b = torch.from_numpy(np.ascontiguousarray(best, dtype=np.float32)).to(self._dev)[:, None]
-        col_above = torch.gt(S, high).sum(0)
-        col_atleast = torch.ge(S, low).sum(0)
-        row_above = torch.gt(S, b + tol).sum(1)
-        row_atleast = torch.ge(S, b - tol).sum(1)
-        return tuple(
-            t.cpu().numpy().astype(np.int64)
-            for t in (col_above, col_atleast, row_above, row_atleast)
-        )  # type: ignore[return-value]
+            from mgap.engine.analysis.count_kernels import tile_counts
 
-    def count_rows(self, S: Any, best: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
-        """Per row: columns scoring above `best + tol` and at least `best - tol`."""
-        if self.engine == "numpy":
-            above = np.count_nonzero((best + tol)[:, None] < S, axis=1).astype(np.int64)
-            atleast = np.count_nonzero((best - tol)[:, None] <= S, axis=1).astype(np.int64)
-            return above, atleast
+            per_col, per_row = tile_counts(
+                np.ascontiguousarray(S), *(_f32(v) for v in (col_low, col_high, row_low, row_high))
+            )
+            return per_col[0], per_col[1], per_row[0], per_row[1]
         torch = _torch()
-        b = torch.from_numpy(np.ascontiguousarray(best, dtype=np.float32)).to(self._dev)[:, None]
-        above, atleast = torch.gt(S, b + tol).sum(1), torch.ge(S, b - tol).sum(1)
+        c_low, c_high = (self.put(v[None, :]) for v in (col_low, col_high))
+        r_low, r_high = (self.put(v[:, None]) for v in (row_low, row_high))
+        counts = (
+            torch.gt(S, c_high).sum(0),
+            torch.ge(S, c_low).sum(0),
+            torch.gt(S, r_high).sum(1),
+            torch.ge(S, r_low).sum(1),
+        )
+        return tuple(t.cpu().numpy().astype(np.int64) for t in counts)  # type: ignore[return-value]
+
+    def count_rows(
+        self, S: Any, row_low: np.ndarray, row_high: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per row: columns scoring above `row_high` and at least `row_low` (int64)."""
+        if self.engine == "numpy":
+            from mgap.engine.analysis.count_kernels import row_counts
+
+            per_row = row_counts(np.ascontiguousarray(S), _f32(row_low), _f32(row_high))
+            return per_row[0], per_row[1]
+        torch = _torch()
+        r_low, r_high = (self.put(v[:, None]) for v in (row_low, row_high))
+        above, atleast = torch.gt(S, r_high).sum(1), torch.ge(S, r_low).sum(1)
         return above.cpu().numpy().astype(np.int64), atleast.cpu().numpy().astype(np.int64)
 
-    def unit_distance_blocks(
+    def unit_distance_tiles(
         self, X: np.ndarray, Y: np.ndarray, rows: int | None = None
-    ) -> Iterator[tuple[int, int, Any]]:
-        """(lo, hi, ‖x̂ᵢ − ŷⱼ‖ for image rows lo..hi) from raw rows: the float32 products are
-        scaled by inverse norms, so no normalised copy of a side is made. Zero rows stay
-        zero vectors (distance ‖ŷ‖ to the others)."""
+    ) -> Iterator[tuple[int, int, int, int, Any]]:
+        """(lo, hi, c0, c1, ‖x̂ᵢ − ŷⱼ‖ for images lo..hi and captions c0..c1) from raw rows:
+        the float32 products are scaled by inverse norms, so no normalised copy of a side
+        is made. Zero rows stay zero vectors (distance ‖ŷ‖ to the others)."""
         inv_x, unit_x = _inverse_norms(X)
         inv_y, unit_y = _inverse_norms(Y)
         a, b = self.put(X), self.put(Y)
         inv_y_d, unit_y_d = self.put(inv_y[None, :]), self.put(unit_y[None, :])
-        for lo, hi, D in self.products(a, b, rows):
+        for lo, hi, c0, c1, D in self.tiles(a, b, rows):
             D *= self.put(inv_x[lo:hi, None])
-            D *= inv_y_d
+            D *= inv_y_d[:, c0:c1]
             D *= -2.0
             D += self.put(unit_x[lo:hi, None])
-            D += unit_y_d
+            D += unit_y_d[:, c0:c1]
             if self.engine == "numpy":
                 np.maximum(D, 0.0, out=D)
                 np.sqrt(D, out=D)
             else:
                 D.clamp_(min=0.0).sqrt_()
-            yield lo, hi, D
+            yield lo, hi, c0, c1, D
 
     def distance_sums(
         self,
@@ -211,10 +252,10 @@ class Backend:
         (groups[0], groups[1]) table. Group ids < 0 are left out."""
         y_hot = self.put(one_hot(y_group, groups[1], np.float32))
         sums = np.zeros(groups)
-        for lo, hi, D in self.unit_distance_blocks(X, Y, rows):
-            per_row = self.host(D @ y_hot)
+        for lo, hi, c0, c1, D in self.unit_distance_tiles(X, Y, rows):
+            per_row = self.host(D @ y_hot[c0:c1])
             sums += one_hot(x_group[lo:hi], groups[0]).T @ per_row
-            if progress is not None:
+            if progress is not None and c1 == len(Y):
                 progress(hi - lo)
         return sums
 
@@ -316,32 +357,8 @@ def _inverse_norms(X: np.ndarray, block: int = 65_536) -> tuple[np.ndarray, np.n
     return inv, (inv > 0).astype(np.float32)
 
 
-def _count_block_numpy(scores, low, high, best, tol):
-    """numpy counting on tiles of CHUNK_ROWS rows x TILE_COLS columns (~1 MB): the four
-    comparisons read each tile from cache, not from memory; bytes are summed (faster than
-    count_nonzero)."""
-    rows, cols = scores.shape
-    col_above, col_atleast = np.zeros(cols, np.int64), np.zeros(cols, np.int64)
-    row_above, row_atleast = np.zeros(rows, np.int64), np.zeros(rows, np.int64)
-    row_high, row_low = (best + tol)[:, None], (best - tol)[:, None]
-    buf = np.empty((min(CHUNK_ROWS, rows), min(TILE_COLS, cols)), dtype=bool)
-    for lo in range(0, rows, CHUNK_ROWS):
-        hi = min(lo + CHUNK_ROWS, rows)
-        r_high, r_low = row_high[lo:hi], row_low[lo:hi]
-        for c0 in range(0, cols, TILE_COLS):
-            c1 = min(c0 + TILE_COLS, cols)
-            tile = scores[lo:hi, c0:c1]
-            mask = buf[: hi - lo, : c1 - c0]
-            as_bytes = mask.view(np.uint8)
-            np.greater(tile, high[c0:c1], out=mask)
-            col_above[c0:c1] += as_bytes.sum(axis=0, dtype=np.int64)
-            np.greater_equal(tile, low[c0:c1], out=mask)
-            col_atleast[c0:c1] += as_bytes.sum(axis=0, dtype=np.int64)
-            np.greater(tile, r_high, out=mask)
-            row_above[lo:hi] += as_bytes.sum(axis=1, dtype=np.int64)
-            np.greater_equal(tile, r_low, out=mask)
-            row_atleast[lo:hi] += as_bytes.sum(axis=1, dtype=np.int64)
-    return col_above, col_atleast, row_above, row_atleast
+def _f32(v: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(v, dtype=np.float32)
 
 
 def cuda_available() -> bool:

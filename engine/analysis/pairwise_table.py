@@ -124,10 +124,10 @@ def _sampled(X, Y, img_slot, txt_slot, C, backend, sample, seed, rows, progress=
     y_hot = backend.put(one_hot(gj, C, np.float32))
     row_sums = np.zeros((ri.size, C))  # Σ over sampled captions of b of d(i, j)
     col_sums = np.zeros((C, rj.size))  # Σ over sampled images of a of d(i, j)
-    for lo, hi, D in backend.unit_distance_blocks(Xs, Ys, rows):
-        row_sums[lo:hi] = backend.host(D @ y_hot)
-        col_sums += backend.host(backend.put(one_hot(gi[lo:hi], C, np.float32)).T @ D)
-        if progress is not None:
+    for lo, hi, c0, c1, D in backend.unit_distance_tiles(Xs, Ys, rows):
+        row_sums[lo:hi] += backend.host(D @ y_hot[c0:c1])
+        col_sums[:, c0:c1] += backend.host(backend.put(one_hot(gi[lo:hi], C, np.float32)).T @ D)
+        if progress is not None and c1 == Ys.shape[0]:
             progress(lo, hi, ri.size)
     with np.errstate(invalid="ignore", divide="ignore"):
         table = one_hot(gi, C).T @ row_sums / np.outer(n_a, n_b)

@@ -11,8 +11,8 @@ g + 1 + t/(q+1). Without ties this is the plain rank; a collapsed model whose sc
 tie gets chance recall, neither 0 nor a perfect 1; identical duplicate captions (common in
 real data) share the credit instead of depending on row order.
 
-Scores come from blocked float32 matrix products (one block of images against every
-caption at a time): one pass gives both directions, memory stays at block x captions.
+Scores come from float32 matrix products in 2-D tiles (a block of images against a block of
+captions): one pass gives both directions, memory stays at one tile.
 """
 
 from __future__ import annotations
@@ -81,13 +81,18 @@ def retrieval_ranks(
     text_image_index: np.ndarray,
     *,
     block: int | None = None,
+    cols: int | None = None,
     backend: Backend | None = None,
     progress: Callable[[int], None] | None = None,
     score: Score | None = None,
     prepared: Prepared | None = None,
 ) -> tuple[Ranks, Ranks]:
-    """(image->text ranks per image, text->image ranks per caption), by blocked counting.
+    """(image->text ranks per image, text->image ranks per caption), by tiled counting.
 
+    Each query's threshold is its right candidate's score (an image's best caption), taken
+    from the paired dot products, so a tile of `block` image rows x `cols` captions is
+    counted on its own. The right candidates' own cells are taken from the tiles and
+    removed from the counts of wrong candidates, so the two computations never disagree.
     `progress(rows)` is called after each block of image rows; `score` defaults to cosine.
     `prepared` gives rows already prepared for the score (no copy is made then).
     """
@@ -95,41 +100,42 @@ def retrieval_ranks(
     be = backend or resolve_backend("cpu")
     prepared = prepared or (score or Score()).prepare(X, Y)
     n, m = X.shape[0], Y.shape[0]
-    Xn, Yn = prepared.A, prepared.B
     positive = prepared.paired(index)
     t2i_low, t2i_high = positive - TIE_TOL, positive + TIE_TOL
-    low, high = be.put(t2i_low), be.put(t2i_high)
+    best = np.full(n, np.inf, dtype=np.float32)  # an image's best caption score
+    best[index] = -np.inf
+    np.maximum.at(best, index, positive)
+    i2t_low, i2t_high = best - TIE_TOL, best + TIE_TOL
     order, starts = _caption_slices(index, n)
-    t2i_above = np.zeros(m, dtype=np.int64)
-    t2i_atleast = np.zeros(m, dtype=np.int64)
-    i2t_above = np.zeros(n, dtype=np.int64)
-    i2t_tied = np.zeros(n, dtype=np.int64)
-    i2t_right = np.zeros(n, dtype=np.int64)
-    images, captions = be.put(Xn), be.put(Yn)
-    for lo, hi, products in be.products(images, captions, block):
-        scores = prepared.finish_(products, lo, hi)
-        mine = order[starts[lo] : starts[hi]]  # captions whose image is in this block
-        local = index[mine] - lo
-        own = be.take(scores, local, mine)
-        best = np.full(hi - lo, np.inf, dtype=np.float32)  # an image's best caption score
-        best[local] = -np.inf
-        np.maximum.at(best, local, own)
-        above, atleast, i2t_above[lo:hi], i2t_atleast = be.count_block(
-            scores, low, high, best, TIE_TOL
+    t2i_above, t2i_atleast = np.zeros(m, np.int64), np.zeros(m, np.int64)
+    i2t_above, i2t_atleast = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    i2t_right = np.zeros(n, np.int64)
+    images, captions = be.put(prepared.A), be.put(prepared.B)
+    for lo, hi, c0, c1, products in be.tiles(images, captions, block, cols):
+        scores = prepared.finish_(products, lo, hi, c0, c1)
+        above, atleast, row_above, row_atleast = be.count_block(
+            scores, t2i_low[c0:c1], t2i_high[c0:c1], i2t_low[lo:hi], i2t_high[lo:hi]
         )
-        # text -> image: this block's images above / in the tie band, the own image excluded
-        t2i_above += above
-        t2i_atleast += atleast
+        t2i_above[c0:c1] += above
+        t2i_atleast[c0:c1] += atleast
+        i2t_above[lo:hi] += row_above
+        i2t_atleast[lo:hi] += row_atleast
+        # the right candidates in this tile: captions c0..c1 of images lo..hi
+        mine = order[starts[lo] : starts[hi]]
+        mine = mine[(mine >= c0) & (mine < c1)]
+        own = be.take(scores, index[mine] - lo, mine - c0)
         t2i_above[mine] -= own > t2i_high[mine]
         t2i_atleast[mine] -= own >= t2i_low[mine]
-        # image -> text: captions above / tied with the image's best, its own captions aside
-        right = np.bincount(local, weights=own >= best[local] - TIE_TOL, minlength=hi - lo)
-        i2t_right[lo:hi] = right.astype(np.int64)
-        i2t_tied[lo:hi] = i2t_atleast - i2t_above[lo:hi] - i2t_right[lo:hi]
-        if progress is not None:
+        np.subtract.at(i2t_above, index[mine], own > i2t_high[index[mine]])
+        right = own >= i2t_low[index[mine]]
+        np.subtract.at(i2t_atleast, index[mine], right)
+        np.add.at(i2t_right, index[mine], right)
+        if progress is not None and c1 == m:
             progress(hi - lo)
     has_caption = np.bincount(index, minlength=n) > 0
-    i2t = Ranks(i2t_above, i2t_tied, i2t_right, has_caption)
+    # the best right candidate is tied with itself even if its tile rounded it differently
+    i2t_right = np.where(has_caption, np.maximum(i2t_right, 1), 0)
+    i2t = Ranks(i2t_above, i2t_atleast - i2t_above, i2t_right, has_caption)
     t2i = Ranks(t2i_above, t2i_atleast - t2i_above, np.ones(m, dtype=np.int64), np.ones(m, bool))
     return i2t, t2i
 

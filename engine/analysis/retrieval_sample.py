@@ -43,37 +43,67 @@ def sampled_ranks(
     img_q = _query_rows(n, sample, rng, has_caption)
     cap_q = _query_rows(m, sample, rng, np.ones(m, dtype=bool))
     order, starts = _caption_slices(index, n)
-    captions, images = backend.put(Yn), backend.put(Xn)
+    positive = prepared.paired(index)
 
     # image -> text: each sampled image against every caption
-    above, tied, right = (np.zeros(img_q.size, np.int64) for _ in range(3))
-    queries = backend.put(Xn[img_q])
-    for lo, hi, products in backend.products(queries, captions):
-        S = prepared.finish_(products, lo, hi)
-        rows = img_q[lo:hi]
-        counts = starts[rows + 1] - starts[rows]
-        local = np.repeat(np.arange(hi - lo), counts)
-        mine = np.concatenate([order[starts[r] : starts[r + 1]] for r in rows])
-        own = backend.take(S, local, mine)
-        best = np.full(hi - lo, -np.inf, dtype=np.float32)
-        np.maximum.at(best, local, own)
-        above[lo:hi], atleast = backend.count_rows(S, best, TIE_TOL)
-        right[lo:hi] = np.bincount(local, weights=own >= best[local] - TIE_TOL, minlength=hi - lo)
-        tied[lo:hi] = atleast - above[lo:hi] - right[lo:hi]
-        if progress is not None:
-            progress(hi - lo)
-    i2t = Ranks(above, tied, right, np.ones(img_q.size, dtype=bool))
+    best = np.full(n, -np.inf, dtype=np.float32)
+    np.maximum.at(best, index, positive)
+    best = best[img_q]
+    mine = np.concatenate([order[starts[r] : starts[r + 1]] for r in img_q])
+    owner = np.repeat(np.arange(img_q.size), starts[img_q + 1] - starts[img_q])
+    i2t = _ranks(
+        backend, backend.put(Xn[img_q]), backend.put(Yn), prepared, best, owner, mine, progress
+    )
 
-    # text -> image: each sampled caption against every image
-    above, tied = np.zeros(cap_q.size, np.int64), np.zeros(cap_q.size, np.int64)
-    queries = backend.put(Yn[cap_q])
-    for lo, hi, products in backend.products(queries, images):
-        S = prepared.finish_(products, lo, hi)
-        own = backend.take(S, np.arange(hi - lo), index[cap_q[lo:hi]])
-        above[lo:hi], atleast = backend.count_rows(S, own, TIE_TOL)
-        tied[lo:hi] = atleast - above[lo:hi] - 1  # the own image is in the band
-        if progress is not None:
-            progress(hi - lo)
-    ones = np.ones(cap_q.size, dtype=np.int64)
-    t2i = Ranks(above, tied, ones, np.ones(cap_q.size, dtype=bool))
+    # text -> image: each sampled caption against every image (a symmetric score)
+    own_image = index[cap_q]
+    t2i = _ranks(
+        backend,
+        backend.put(Yn[cap_q]),
+        backend.put(Xn),
+        prepared,
+        positive[cap_q],
+        np.arange(cap_q.size),
+        own_image,
+        progress,
+    )
     return i2t, img_q, t2i, cap_q
+
+
+def _ranks(
+    backend: Backend,
+    queries,
+    gallery,
+    prepared: Prepared,
+    best: np.ndarray,
+    owner: np.ndarray,
+    right: np.ndarray,
+    progress: Callable[[int], None] | None,
+) -> Ranks:
+    """Ranks of queries against a gallery: `best` is each query's right-candidate score,
+    `right[i]` a right gallery row of query `owner[i]` (its cells are taken from the tiles
+    and counted apart from the wrong candidates)."""
+    q = int(queries.shape[0])
+    low, high = best - TIE_TOL, best + TIE_TOL
+    above, atleast, tied_right = (np.zeros(q, np.int64) for _ in range(3))
+    by_owner = np.argsort(owner, kind="stable")
+    owner_sorted, right_sorted = owner[by_owner], right[by_owner]
+    m = int(gallery.shape[0])
+    for lo, hi, c0, c1, products in backend.tiles(queries, gallery):
+        S = prepared.finish_(products, lo, hi)
+        row_above, row_atleast = backend.count_rows(S, low[lo:hi], high[lo:hi])
+        above[lo:hi] += row_above
+        atleast[lo:hi] += row_atleast
+        a, b = np.searchsorted(owner_sorted, (lo, hi))
+        rows, cols = owner_sorted[a:b], right_sorted[a:b]
+        keep = (cols >= c0) & (cols < c1)
+        rows, cols = rows[keep], cols[keep]
+        own = backend.take(S, rows - lo, cols - c0)
+        np.subtract.at(above, rows, own > high[rows])
+        hit = own >= low[rows]
+        np.subtract.at(atleast, rows, hit)
+        np.add.at(tied_right, rows, hit)
+        if progress is not None and c1 == m:
+            progress(hi - lo)
+    tied_right = np.maximum(tied_right, 1)  # the best right candidate ties with itself
+    return Ranks(above, atleast - above, tied_right, np.ones(q, dtype=bool))

@@ -100,16 +100,16 @@ class Prepared:
     B: np.ndarray
     aux: tuple[np.ndarray, ...] = ()
 
-    def finish_(self, S: Any, lo: int, hi: int) -> Any:
-        """Dot products of A[lo:hi] with every row of B -> scores (numpy array or torch
-        tensor; in place where the score allows)."""
+    def finish_(self, S: Any, lo: int, hi: int, c0: int = 0, c1: int | None = None) -> Any:
+        """Dot products of A[lo:hi] with B[c0:c1] (every row of B by default) -> scores
+        (numpy array or torch tensor; in place where the score allows)."""
         name = self.score.name
         if name == LORENTZ_DISTANCE:
             return _neg_distance_(S, self.score.curvature)
         if name == ATMG_ANGLE:
             xt, xn, yt, yn = self.aux
             rows = (xt[lo:hi, None], xn[lo:hi, None])
-            cols = (yt[None, :], yn[None, :])
+            cols = (yt[None, c0:c1], yn[None, c0:c1])
             return _atmg_angle(S, self.score.curvature, rows, cols, self.score.direction)
         return S
 
