@@ -10,6 +10,7 @@ like CLIP's: a category signal shared by both sides, per-image content, a modali
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -85,6 +86,35 @@ def build_store(folder: Path, n_images: int = N_IMAGES) -> Path:
         ],
         check=True,
     )
+    return out
+
+
+def class_prompts(seed: int = 0) -> tuple[list[str], np.ndarray]:
+    """(class names, one prompt embedding per class) for the store of `write_arrays(seed)`:
+    its category centroids seen through the text side (offset and caption noise), as a
+    class prompt "a photo of a <class>" would land."""
+    rng = np.random.default_rng(seed)
+    rng.integers(0, N_CATEGORIES, N_IMAGES)  # the same draws as write_arrays
+    centroids = rng.standard_normal((N_CATEGORIES, DIM), dtype=np.float32)
+    rng.standard_normal(DIM, dtype=np.float32)  # image offset
+    text_offset = 1.2 * rng.standard_normal(DIM, dtype=np.float32)
+    noise = np.random.default_rng(seed + 1).standard_normal((N_CATEGORIES, DIM))
+    prompts = 0.9 * centroids + text_offset + 1.1 * noise.astype(np.float32)
+    return [f"category{c:02d}" for c in range(N_CATEGORIES)], prompts
+
+
+def build_prompt_store(folder: Path) -> Path:
+    """A copy of the COCO-train-shaped store with class prompt embeddings (for `zeroshot`;
+    `mgap import` writes none). The original store is left as it is."""
+    from mgap.store.writer import StoreWriter
+
+    out = folder / "coco-train-shape-prompts.h5"
+    if out.exists():
+        return out
+    tmp = out.with_name(out.name + ".creating")
+    shutil.copyfile(build_store(folder), tmp)
+    StoreWriter(tmp).write_prompts("category", *class_prompts())
+    tmp.replace(out)
     return out
 
 

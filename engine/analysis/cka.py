@@ -373,18 +373,31 @@ def cka_report(
     sigma: float | None = None,
     batch_size: int | None = None,
     backend: Backend | None = None,
+    sample: int | None = None,
+    seed: int = 0,
 ) -> dict:
-    """The `mgap cka --json` document: names, matrix (diagonal 1), n, dims, estimator, kernel.
+    """The `mgap cka --json` document: names, matrix (diagonal 1), n, dims, estimator, kernel,
+    and `estimate` (exact, or sampled with its interval).
 
     The estimator is only ever the one asked for: biased or unbiased (`--unbiased`) exact
-    CKA at any n (RBF in row blocks, see `rbf_blocked`), or the minibatch estimator when
-    `batch_size` is given."""
+    CKA at any n (RBF in row blocks, see `rbf_blocked`), the minibatch estimator when
+    `batch_size` is given, or with `sample` an estimate of the exact all-rows value from
+    that many seeded rows (`cka_sample`)."""
     if sigma is not None:
         check_sigma(sigma)
     from mgap.engine.analysis.backend import resolve_backend
+    from mgap.engine.analysis.cka_sample import check_sample
     from mgap.engine.analysis.refs import align_refs
+    from mgap.engine.analysis.sampling import exact_info
 
     _validate(kernel, sigma, batch_size, len(refs))
+    if sample is not None:
+        if batch_size is not None:
+            raise UsageError(
+                "--sample and --batch-size are two different estimators",
+                hint="pick one: --sample N estimates the exact CKA, --batch-size is minibatch CKA",
+            )
+        check_sample(sample)
     _, mats, names = align_refs(refs, np.float32)
     n, k = mats[0].shape[0], len(mats)
     if unbiased and n < 4 and batch_size is None:
@@ -401,6 +414,9 @@ def cka_report(
         )
         return doc
     doc["estimator"] = "unbiased" if unbiased else "biased"
+    if sample is not None and sample < n:
+        return {**doc, **_sampled(mats, kernel, unbiased, sigma, sample, seed, be)}
+    doc["estimate"] = exact_info(n)
     if kernel == "linear":
         doc["matrix"], chance = _linear_matrices(mats, unbiased)
         if chance is not None:
@@ -409,9 +425,44 @@ def cka_report(
     from mgap.engine.analysis.progress import Work
     from mgap.engine.analysis.rbf_blocked import rbf_cka_matrix
 
-    flops = 2.0 * n * n * sum(int(m.shape[1]) for m in mats) * (1 if sigma else 2)
+    flops = _rbf_flops(mats, n, sigma)
     with Work("exact RBF CKA", n, flops, be) as work:
         doc["matrix"], doc["sigma"] = rbf_cka_matrix(
             mats, backend=be, sigma=sigma, unbiased=unbiased, progress=work.advance
         )
     return doc
+
+
+def _rbf_flops(mats: list[np.ndarray], n: int, sigma: float | None) -> float:
+    """Product flops of the blocked RBF passes on n rows (two passes unless σ is given)."""
+    return 2.0 * n * n * sum(int(m.shape[1]) for m in mats) * (1 if sigma else 2)
+
+
+def _sampled(mats, kernel, unbiased, sigma, sample, seed, be) -> dict:
+    """The sampled part of the document; RBF kernel passes show progress when long."""
+    from mgap.engine.analysis.cka_sample import GROUPS, sampled_cka
+    from mgap.engine.analysis.progress import Work
+
+    if kernel == "linear":
+        return sampled_cka(
+            mats,
+            kernel=kernel,
+            unbiased=unbiased,
+            sigma=sigma,
+            sample=sample,
+            seed=seed,
+            backend=be,
+        )
+    group = sample // GROUPS
+    flops = _rbf_flops(mats, sample, sigma) + GROUPS * _rbf_flops(mats, group, sigma)
+    with Work("sampled RBF CKA", sample + GROUPS * group, flops, be) as work:
+        return sampled_cka(
+            mats,
+            kernel=kernel,
+            unbiased=unbiased,
+            sigma=sigma,
+            sample=sample,
+            seed=seed,
+            backend=be,
+            progress=work.advance,
+        )

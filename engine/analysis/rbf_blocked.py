@@ -128,15 +128,15 @@ def _hsic(dot: float, ra: np.ndarray, rb: np.ndarray, n: int, unbiased: bool) ->
     return value / (n * (n - 3))
 
 
-def rbf_cka_matrix(
+def rbf_sums(
     mats: list[np.ndarray],
     *,
     backend: Backend,
     sigma: float | None = None,
-    unbiased: bool = False,
     progress: Callable[[int], None] | None = None,
-) -> tuple[list[list[float]], list[float]]:
-    """(k x k RBF CKA matrix, σ per representation), exact, in row blocks."""
+) -> tuple[np.ndarray, list[np.ndarray], list[float]]:
+    """(⟨K_a, K_b⟩ for a <= b as a k x k upper triangle, row sums of each K_a, σ per
+    representation): everything centred HSIC needs, in row blocks."""
     n, k = mats[0].shape[0], len(mats)
     cents = [_centred32(m) for m in mats]
     cache = k * n * n * 4 <= CACHE_BYTES
@@ -172,6 +172,20 @@ def rbf_cka_matrix(
                     rows[i][start:stop] = row_sums
         if progress is not None:
             progress(stop - start)
+    return dots, rows, sigmas
+
+
+def rbf_cka_matrix(
+    mats: list[np.ndarray],
+    *,
+    backend: Backend,
+    sigma: float | None = None,
+    unbiased: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[list[list[float]], list[float]]:
+    """(k x k RBF CKA matrix, σ per representation), exact, in row blocks."""
+    n, k = mats[0].shape[0], len(mats)
+    dots, rows, sigmas = rbf_sums(mats, backend=backend, sigma=sigma, progress=progress)
     hsic = np.array(
         [
             [_hsic(dots[min(i, j), max(i, j)], rows[i], rows[j], n, unbiased) for j in range(k)]

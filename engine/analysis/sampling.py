@@ -1,8 +1,9 @@
 """Seeded sampling and bootstrap intervals for estimates that are too costly to compute exactly.
 
 Every sampled number in a report carries `{"mode": "sampled", "n", "seed", "interval"}`;
-exact numbers carry `{"mode": "exact", "n"}` (see `exact_info`). Intervals are percentile
-bootstrap intervals at LEVEL (95 %) from BOOTSTRAP resamples.
+exact numbers carry `{"mode": "exact", "n"}` (see `exact_info`). Intervals are at LEVEL
+(95 %); most are percentile bootstrap intervals from BOOTSTRAP resamples (`sampled_info`),
+and an estimate whose bootstrap would be biased states its own method (`interval_info`).
 """
 
 from __future__ import annotations
@@ -17,14 +18,20 @@ def exact_info(n: int) -> dict:
     return {"mode": "exact", "n": int(n)}
 
 
-def sampled_info(n: int, seed: int, method: str, resamples: int = BOOTSTRAP) -> dict:
+def interval_info(n: int, seed: int, interval_method: str) -> dict:
+    """The header of every sampled estimate: n rows used, the seed, the interval's level and
+    how it was made."""
     return {
         "mode": "sampled",
         "n": int(n),
         "seed": int(seed),
         "interval_level": LEVEL,
-        "interval_method": f"percentile bootstrap, {resamples} resamples ({method})",
+        "interval_method": interval_method,
     }
+
+
+def sampled_info(n: int, seed: int, method: str, resamples: int = BOOTSTRAP) -> dict:
+    return interval_info(n, seed, f"percentile bootstrap, {resamples} resamples ({method})")
 
 
 def percentile_interval(replicates: np.ndarray, level: float = LEVEL) -> tuple:

@@ -10,7 +10,7 @@ import math
 
 import typer
 
-from mgap.commands.compute_opts import DEVICE_OPT, FAST_OPT, SEED_OPT, backend
+from mgap.commands.compute_opts import DEVICE_OPT, FAST_OPT, SAMPLE_OPT, SEED_OPT, backend
 from mgap.commands.report_common import typed
 from mgap.output import fmt, note, print_json, stdout
 
@@ -37,7 +37,9 @@ def _shade(value: float | None, digits: int = 3):
     return Text(f"{value:.{digits}f}", style=Style(color=ink, bgcolor=Color.from_rgb(*rgb)))
 
 
-def _matrix_table(title: str, names: list[str], dims: list[int], matrix, shade: bool):
+def _matrix_table(
+    title: str, names: list[str], dims: list[int], matrix, shade: bool, raw: bool = False
+):
     from rich.table import Table
 
     table = Table(title=title, title_justify="left", header_style="bold")
@@ -46,10 +48,18 @@ def _matrix_table(title: str, names: list[str], dims: list[int], matrix, shade: 
     for i in range(len(names)):
         table.add_column(str(i + 1), justify="right", no_wrap=True, min_width=5)
     for i, (name, row) in enumerate(zip(names, matrix, strict=True)):
-        cells = [_shade(v) if shade else fmt(v, 3) for v in row]
+        cells = [v if raw else _shade(v) if shade else fmt(v, 3) for v in row]
         label = name if len(name) <= 38 else "…" + name[-37:]  # keep the :image/:text end
         table.add_row(f"{i + 1} {label}", str(dims[i]), *cells)
     return table
+
+
+def _interval_table(names: list[str], dims: list[int], intervals):
+    """The 95% interval of each sampled CKA entry as `low–high` cells."""
+    cells = [[f"{fmt(lo, 3)}–{fmt(hi, 3)}" for lo, hi in row] for row in intervals]
+    return _matrix_table(
+        "95% intervals (t, disjoint subsamples)", names, dims, cells, shade=False, raw=True
+    )
 
 
 def cka(
@@ -62,13 +72,18 @@ def cka(
     batch_size: int | None = typer.Option(
         None,
         "--batch-size",
-        help="Minibatch unbiased CKA with batches of this size (the only non-exact estimator).",
+        help="Minibatch unbiased CKA with batches of this size (its own estimator, not the exact one).",
     ),
     device: str = DEVICE_OPT,
     fast: bool = FAST_OPT,
+    sample: int | None = SAMPLE_OPT,
+    seed: int = SEED_OPT,
     json_out: bool = JSON_OPT,
 ) -> None:
-    """CKA matrix between REFs, rows aligned by image id (RBF: exact, in row blocks, at any n)."""
+    """CKA matrix between REFs, rows aligned by image id (RBF: exact, in row blocks, at any n).
+
+    `--sample N` estimates the exact value from N seeded rows with a 95% interval (a t
+    interval from disjoint subsamples; see README "Large stores")."""
     from mgap.engine.analysis.cka import cka_report
 
     doc = cka_report(
@@ -78,13 +93,20 @@ def cka(
         sigma=sigma,
         batch_size=batch_size,
         backend=backend(device, fast),
+        sample=sample,
+        seed=seed,
     )
     if json_out:
         print_json(typed("cka", doc))
         return
     extra = f", batch {doc['batch_size']}" if "batch_size" in doc else ""
+    estimate = doc.get("estimate", {})
+    if estimate.get("mode") == "sampled":
+        extra += f", estimated from {estimate['n']} sampled rows (seed {estimate['seed']})"
     title = f"{doc['kernel']} CKA, {doc['estimator']}{extra} (n = {doc['n']} shared images)"
     stdout.print(_matrix_table(title, doc["names"], doc["dims"], doc["matrix"], shade=True))
+    if estimate.get("mode") == "sampled":
+        stdout.print(_interval_table(doc["names"], doc["dims"], estimate["interval"]["matrix"]))
     if "chance" in doc:
         stdout.print(
             _matrix_table(

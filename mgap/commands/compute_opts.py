@@ -1,7 +1,7 @@
 """Options shared by the analysis commands that run quadratic kernels (DESIGN.md §10).
 
 `--device auto|cpu|cuda[:i]` and `--fast` choose the compute backend; `--sample N` and
-`--seed` give seeded estimates with bootstrap intervals; `--exact` forces the exact
+`--seed` give seeded estimates with 95 % intervals; `--exact` forces the exact
 computation where a command samples by default. The backend module imports torch only
 for a CUDA device, so these options cost nothing at start-up.
 """
@@ -20,9 +20,9 @@ SAMPLE_OPT = typer.Option(
     None,
     "--sample",
     min=2,
-    help="Estimate from N seeded rows per side, with 95% bootstrap intervals.",
+    help="Estimate from N seeded rows per side, with 95% intervals (the JSON names the method).",
 )
-SEED_OPT = typer.Option(0, "--seed", help="Seed of --sample and of the bootstrap.")
+SEED_OPT = typer.Option(0, "--seed", help="Seed of --sample and of its interval.")
 EXACT_OPT = typer.Option(
     False, "--exact", help="Compute exactly even where the default would sample."
 )
