@@ -295,10 +295,10 @@ def check_ranges(v: _View) -> list[str]:
 def check_shared_space(v: _View) -> list[str]:
     """Both sides in one space: gap and retrieval compare image rows with text rows.
 
-    A content check, not a structural one: readers still open such a store (CKA, for
-    one, compares spaces of any sizes), but `verify` does not call it consistent.
+    Structural: `mgap import` and extraction never write such a store, so a reader
+    meeting one refuses it on open rather than deep inside an analysis.
     """
-    if S.IMAGE_EMB in v.f and S.TEXT_EMB in v.f:
+    if v.shapes_ok and S.IMAGE_EMB in v.f and S.TEXT_EMB in v.f:
         d_image, d_text = v.f[S.IMAGE_EMB].shape[1], v.f[S.TEXT_EMB].shape[1]
         if d_image != d_text:
             return [f"image dim {d_image} differs from text dim {d_text}"]
@@ -383,12 +383,17 @@ def check_values(v: _View) -> list[str]:
 
 Check = Callable[[_View], list[str]]
 #: run on every open (cheap: no payload is read)
-STRUCTURAL: tuple[Check, ...] = (check_containment, check_required, check_attributes, check_shapes)
+STRUCTURAL: tuple[Check, ...] = (
+    check_containment,
+    check_required,
+    check_attributes,
+    check_shapes,
+    check_shared_space,
+)
 #: run by `mgap verify` after the structural checks pass
 CONTENT: tuple[Check, ...] = (
     check_strings,
     check_ranges,
-    check_shared_space,
     check_progress,
     check_skipped,
     check_checksums,

@@ -188,6 +188,11 @@ def create_store(
             f"block rows must be in 1..{S.MAX_BLOCK_ROWS}, got {block_rows}",
             hint=f"pass --block-rows between 1 and {S.MAX_BLOCK_ROWS}",
         )
+    if image_dim is not None and text_dim is not None and image_dim != text_dim:
+        raise StoreError(
+            f"image dim {image_dim} differs from text dim {text_dim}: not one embedding space",
+            hint="store each tower on its own (an image-only and a text-only model)",
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".creating")
     n, m = len(layout.image_ids), len(layout.captions)

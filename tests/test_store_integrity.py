@@ -269,3 +269,29 @@ def test_ls_reports_a_broken_store_and_lists_the_rest(make_store, rng, tmp_path,
     assert entries["garbage.h5"]["status"] == "broken"
     table = cli("ls", "--store-dir", str(tmp_path))
     assert table.returncode == 0 and "good.h5" in table.stdout and "broken" in table.stdout
+
+
+def test_readers_refuse_a_store_whose_image_and_text_dims_differ(make_store, rng, cli, tmp_path):
+    path, _, _ = _good(make_store, rng, n=10, d=6)
+    with h5py.File(path, "r+") as f:
+        _replace(f, "texts/embeddings", np.ones((10, 5), np.float32))
+    problem = "image dim 6 differs from text dim 5"
+    assert problem in verify_store(path)
+    with pytest.raises(StoreError, match=f"is damaged or not self-contained: {problem}"):
+        open_store(path)
+    for command in (
+        ("info", str(path)),
+        ("gap", str(path)),
+        ("export", str(path), "--out", str(tmp_path / "x")),
+    ):
+        result = cli(*command)
+        _one_line_failure(result)
+        assert result.returncode == 1 and problem in result.stderr
+    # neither can a writer create one
+    from mgap.store.build import store_from_arrays
+
+    with pytest.raises(StoreError, match=f"{problem}: not one embedding space"):
+        store_from_arrays(
+            tmp_path / "t.h5", image_embeddings=np.ones((3, 6)), text_embeddings=np.ones((3, 5))
+        )
+    assert not (tmp_path / "t.h5").exists() and not (tmp_path / "t.h5.creating").exists()

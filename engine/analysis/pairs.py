@@ -52,11 +52,6 @@ def store_pairs(
             f"{what} needs both image and text embeddings; {store.path.name} is a {kind} store",
             hint="extract with a two-tower model (CLIP, SigLIP, BLIP)",
         )
-    if store.image_dim != store.text_dim:
-        raise StoreError(
-            f"{store.path.name}: image dim {store.image_dim} != text dim {store.text_dim}; "
-            f"{what} needs one shared embedding space"
-        )
     if store.n_images == 0 or store.n_texts == 0:
         raise StoreError(
             f"{store.path.name} has no embedded image/caption pairs yet (status {store.status})",
