@@ -39,6 +39,8 @@ SCORES = (COSINE, LORENTZ_DISTANCE, SPACE_COSINE, ATMG_ANGLE)
 CURVED = (LORENTZ_DISTANCE, ATMG_ANGLE)
 #: ATMG's numerical guard in `pairwise_oxy_angle`
 ATMG_EPS = 1e-8
+#: rows per block of paired dot products
+PAIRED_BLOCK = 65_536
 
 
 def _unit(A: np.ndarray, dtype: type) -> np.ndarray:
@@ -114,8 +116,12 @@ class Prepared:
         return S
 
     def paired(self, rows_of_b: np.ndarray) -> np.ndarray:
-        """float32 score of each text j with its image `rows_of_b[j]`."""
-        dots = np.einsum("ij,ij->i", self.A[rows_of_b], self.B).astype(np.float32)
+        """float32 score of each text j with its image `rows_of_b[j]` (in blocks of rows, so
+        no copy of a side is gathered at once)."""
+        dots = np.empty(len(self.B), dtype=np.float32)
+        for lo in range(0, len(self.B), PAIRED_BLOCK):
+            hi = lo + PAIRED_BLOCK
+            dots[lo:hi] = np.einsum("ij,ij->i", self.A[rows_of_b[lo:hi]], self.B[lo:hi])
         if self.score.name != ATMG_ANGLE:
             return np.asarray(self.finish_(dots, 0, len(dots)))
         xt, xn, yt, yn = self.aux
