@@ -41,6 +41,8 @@ CURVED = (LORENTZ_DISTANCE, ATMG_ANGLE)
 ATMG_EPS = 1e-8
 #: rows per block of paired dot products
 PAIRED_BLOCK = 65_536
+#: rows of X per float64 block in `Score.matrix`
+MATRIX_ROWS = 8192
 
 
 def _unit(A: np.ndarray, dtype: type) -> np.ndarray:
@@ -80,9 +82,17 @@ class Score:
         return Prepared(self, A, B, tuple(v.astype(dtype) for v in norms))
 
     def matrix(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-        """The full (len X, len Y) score matrix in float64, for small candidate sets."""
-        prepared = self.prepare(X, Y, np.float64)
-        return prepared.finish_(prepared.A @ prepared.B.T, 0, len(prepared.A))
+        """The full (len X, len Y) score matrix in float64, for small candidate sets Y.
+
+        X is taken to float64 MATRIX_ROWS rows at a time (every step is per row), so a
+        float32 side of a large store is never copied whole in float64."""
+        out = np.empty((len(X), len(Y)))
+        for lo in range(0, len(X), MATRIX_ROWS):
+            prepared = self.prepare(X[lo : lo + MATRIX_ROWS], Y, np.float64)
+            out[lo : lo + len(prepared.A)] = prepared.finish_(
+                prepared.A @ prepared.B.T, 0, len(prepared.A)
+            )
+        return out
 
     def describe(self) -> dict:
         """What the JSON documents carry: the score's name (and c when it depends on it)."""

@@ -164,5 +164,6 @@ def zero_shot_report(
 
     chosen = store_score(store, score)
     names, class_embeddings, truth = zero_shot_inputs(store, label_set)
-    result = zero_shot(store.image_embeddings(), class_embeddings, truth, names, score=chosen)
+    images = store.image_embeddings(np.float32)  # scored in float64 one block at a time
+    result = zero_shot(images, class_embeddings, truth, names, score=chosen)
     return {**store_header(store), **chosen.describe(), "label_set": label_set, **result}
