@@ -2,7 +2,8 @@
 
 The cache is a sidecar HDF5 file (`<store>.cache.h5`), so writing it never touches the
 store itself. Each entry records the store's `finished` stamp and row counts; an entry
-made from other rows is ignored. A cache that cannot be read is removed and rebuilt.
+made from other rows is ignored. A cache that cannot be read is removed and rebuilt. A
+store opened with `check` (`--check`, MGAP_CHECK=1) ignores the cache: its rows are read.
 
 Several processes use one cache at once (the TUI reads while its analysis jobs write), so
 every access holds an advisory lock on `<cache>.lock`: shared to read, exclusive to write.
@@ -56,8 +57,8 @@ def _locked(path: Path, exclusive: bool) -> Iterator[None]:
 
 def load_cached(store: Store, key: str) -> dict[str, np.ndarray] | None:
     path = cache_path(store.path)
-    if not path.exists():
-        return None
+    if store.check or not path.exists():
+        return None  # a checked run (--check) reads and checks the rows it reports on
     with _locked(path, exclusive=False):
         return _read(store, path, key)
 

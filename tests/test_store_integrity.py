@@ -295,3 +295,54 @@ def test_readers_refuse_a_store_whose_image_and_text_dims_differ(make_store, rng
             tmp_path / "t.h5", image_embeddings=np.ones((3, 6)), text_embeddings=np.ones((3, 5))
         )
     assert not (tmp_path / "t.h5").exists() and not (tmp_path / "t.h5.creating").exists()
+
+
+def _in_process(*args: str) -> tuple[int, str]:
+    """`mgap ARGS` through the console entry point in this process: (exit code, stderr)."""
+    import contextlib
+    import io
+
+    from mgap.cli import main
+
+    err, argv = io.StringIO(), sys.argv
+    sys.argv = ["mgap", *args]
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            main()
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    finally:
+        sys.argv = argv
+    return code, err.getvalue()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("gap", "{s}"),
+        ("retrieval", "{s}"),
+        ("knn", "{s}:image", "{s}:text", "--k", "3"),
+        ("experiment", "shift", "{s}", "--lambdas", "0,1"),
+        ("cka", "{s}:image", "{s}:text", "--unbiased"),
+        ("export", "{s}", "--out", "{s}.out"),
+    ],
+    ids=lambda c: " ".join(c[:2]).replace(" {s}", ""),
+)
+def test_check_makes_an_analysis_refuse_a_flipped_bit(command, make_store, rng, monkeypatch):
+    monkeypatch.delenv("MGAP_CHECK", raising=False)
+    path, _, _ = _good(make_store, rng, n=40, d=6)
+    with h5py.File(path, "r") as f:
+        offset = f["texts/embeddings"].id.get_offset()
+    raw = bytearray(path.read_bytes())
+    raw[offset + 4 * 13 + 3] ^= 0x40  # one exponent bit of text row 2
+    path.write_bytes(bytes(raw))
+    args = [part.format(s=path) for part in command]
+    code, err = _in_process(*args)  # unchecked: the changed value goes unnoticed
+    assert code == 0 and "error" not in err, err
+    code, err = _in_process(*args, "--check")
+    lines = err.strip().splitlines()
+    assert code == 1 and len(lines) == 1, err
+    assert lines[0].startswith("mgap: error: ") and "/texts/embeddings block 0" in lines[0]
+    assert "fails its checksum" in lines[0]
+    assert "MGAP_CHECK" not in os.environ  # the flag ends with the command

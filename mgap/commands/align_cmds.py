@@ -11,7 +11,7 @@ import math
 import typer
 
 from mgap.commands.compute_opts import DEVICE_OPT, FAST_OPT, SAMPLE_OPT, SEED_OPT, backend
-from mgap.commands.report_common import typed
+from mgap.commands.report_common import CHECK_OPT, typed
 from mgap.output import fmt, note, print_json, stdout
 
 JSON_OPT = typer.Option(False, "--json", help="Print one JSON document on stdout.")
@@ -64,6 +64,7 @@ def _interval_table(names: list[str], dims: list[int], intervals):
 
 def cka(
     refs: list[str] = typer.Argument(..., help="Two or more REFs: STORE[:image|:text]."),
+    check: bool = CHECK_OPT,
     kernel: str = typer.Option("linear", "--kernel", help="linear or rbf."),
     unbiased: bool = typer.Option(False, "--unbiased", help="Song et al. unbiased HSIC."),
     sigma: float | None = typer.Option(
@@ -125,6 +126,7 @@ def cka(
 def knn(
     ref_a: str = typer.Argument(..., help="REF: STORE[:image|:text]."),
     ref_b: str = typer.Argument(..., help="REF: STORE[:image|:text]."),
+    check: bool = CHECK_OPT,
     k: int = typer.Option(10, "--k", help="Neighbours per image."),
     device: str = DEVICE_OPT,
     fast: bool = FAST_OPT,
@@ -169,6 +171,7 @@ def knn(
 def match(
     ref_a: str = typer.Argument(..., help="REF for the images, e.g. vision.h5."),
     ref_b: str = typer.Argument(..., help="REF for the texts, e.g. text.h5."),
+    check: bool = CHECK_OPT,
     base: int | None = typer.Option(
         None, "--base", help="Known pairs (seeds). Default: min(320, n/2)."
     ),

@@ -16,7 +16,7 @@ from typing import Any
 
 import typer
 
-from mgap.commands.report_common import typed
+from mgap.commands.report_common import CHECK_OPT, typed
 from mgap.output import fmt, note, print_json, stdout
 
 
@@ -166,6 +166,7 @@ def _print_object_bias(doc: dict[str, Any]) -> None:
 
 def object_bias_cmd(
     store: Path = typer.Argument(..., help="Store file (.h5).", show_default=False),
+    check: bool = CHECK_OPT,
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ) -> None:
     """Object vs attribute organisation of each modality (MOAD) and zero-shot accuracies."""

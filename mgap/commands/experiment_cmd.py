@@ -7,7 +7,14 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from mgap.commands.report_common import JSON_OPT, STORE_ARG, open_store_arg, print_header, table
+from mgap.commands.report_common import (
+    CHECK_OPT,
+    JSON_OPT,
+    STORE_ARG,
+    open_store_arg,
+    print_header,
+    table,
+)
 from mgap.errors import UsageError
 from mgap.output import fmt, print_json, stdout
 
@@ -55,6 +62,7 @@ def print_steps(title: str, label: str, steps: list[tuple[str, ExperimentStep]])
 
 def shift(
     store: Path = STORE_ARG,
+    check: bool = CHECK_OPT,
     lambdas: str = typer.Option(
         DEFAULT_LAMBDAS, "--lambdas", help="Comma-separated shifts, e.g. --lambdas -1,0,1."
     ),
@@ -86,6 +94,7 @@ def shift(
 
 def ablate(
     store: Path = STORE_ARG,
+    check: bool = CHECK_OPT,
     k_max: int = typer.Option(10, "--k-max", min=0, help="Drop up to this many top gap dims."),
     as_json: bool = JSON_OPT,
 ) -> None:

@@ -29,6 +29,7 @@ from mgap.commands.group_opts import (
 from mgap.commands.report_common import (
     BY_CATEGORY_OPT,
     CAPTIONS_OPT,
+    CHECK_OPT,
     JSON_OPT,
     KIND_SHORT,
     STORE_ARG,
@@ -145,6 +146,7 @@ GROUP_COLUMNS = [("L2M", "l2m"), ("RMG", "rmg"), ("pair cos", "mean_paired_cosin
 
 def gap(
     store: Path = STORE_ARG,
+    check: bool = CHECK_OPT,
     by_category: bool = BY_CATEGORY_OPT,
     captions: str = CAPTIONS_OPT,
     top_k: int = typer.Option(10, "--top-k", min=0, help="Gap dimensions to list."),

@@ -7,7 +7,14 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from mgap.commands.report_common import JSON_OPT, STORE_ARG, open_store_arg, print_header, table
+from mgap.commands.report_common import (
+    CHECK_OPT,
+    JSON_OPT,
+    STORE_ARG,
+    open_store_arg,
+    print_header,
+    table,
+)
 from mgap.output import fmt, print_json, stdout
 
 if TYPE_CHECKING:
@@ -31,6 +38,7 @@ def print_neighbours(report: NeighbourhoodReport) -> None:
 
 def neighbours(
     store: Path = STORE_ARG,
+    check: bool = CHECK_OPT,
     similarity: str = typer.Option(
         "mean_pairwise",
         "--similarity",

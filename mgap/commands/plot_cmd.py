@@ -6,13 +6,14 @@ from pathlib import Path
 
 import typer
 
-from mgap.commands.report_common import typed
+from mgap.commands.report_common import CHECK_OPT, typed
 from mgap.errors import UsageError
 from mgap.output import note, print_json, stdout
 
 
 def plot(
     store_path: Path = typer.Argument(..., metavar="STORE", help="A store file (.h5)."),
+    check: bool = CHECK_OPT,
     method: str = typer.Option("umap", "--method", "-m", help="umap, tsne or pca."),
     by_category: bool = typer.Option(
         False, "--by-category", help="Colour by each image's primary category."

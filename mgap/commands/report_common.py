@@ -6,6 +6,7 @@ imported (and extended with options) on its own.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,35 @@ BY_CATEGORY_OPT = typer.Option(
 )
 CAPTIONS_OPT = typer.Option(
     "all", "--captions", help="all: every caption; first: the first caption per image."
+)
+
+#: the reader's switch (mgap.store.reader): compare every block read with its CRC32
+CHECK_ENV = "MGAP_CHECK"
+
+
+def _check_blocks(ctx: typer.Context, value: bool) -> bool:
+    """`--check`: every store this command opens, here or deep in the engine, checks each
+    block it reads; the previous setting comes back when the command ends (in-process
+    callers such as the tests run many commands)."""
+    if value:
+        before = os.environ.get(CHECK_ENV)
+        os.environ[CHECK_ENV] = "1"
+        ctx.call_on_close(
+            lambda: (
+                os.environ.pop(CHECK_ENV, None)
+                if before is None
+                else os.environ.__setitem__(CHECK_ENV, before)
+            )
+        )
+    return value
+
+
+CHECK_OPT = typer.Option(
+    False,
+    "--check",
+    callback=_check_blocks,
+    expose_value=False,
+    help=f"Check every embedding block read against its CRC32 (or set {CHECK_ENV}=1).",
 )
 
 #: short labels for the kind column of the per-category tables

@@ -18,6 +18,7 @@ from mgap.commands.group_opts import (
 from mgap.commands.report_common import (
     BY_CATEGORY_OPT,
     CAPTIONS_OPT,
+    CHECK_OPT,
     JSON_OPT,
     KIND_SHORT,
     STORE_ARG,
@@ -78,6 +79,7 @@ def print_retrieval(report: RetrievalReport) -> None:
 
 def retrieval(
     store: Path = STORE_ARG,
+    check: bool = CHECK_OPT,
     by_category: bool = BY_CATEGORY_OPT,
     captions: str = CAPTIONS_OPT,
     groups: list[str] | None = GROUPS_OPT,

@@ -15,6 +15,7 @@ from mgap.commands.group_opts import (
 )
 from mgap.commands.report_common import (
     CAPTIONS_OPT,
+    CHECK_OPT,
     JSON_OPT,
     STORE_ARG,
     open_store_arg,
@@ -77,6 +78,7 @@ def print_robustness(doc: dict) -> None:
 
 def robustness(
     store: Path = STORE_ARG,
+    check: bool = CHECK_OPT,
     captions: str = CAPTIONS_OPT,
     groups: list[str] | None = GROUPS_OPT,
     min_group: int = MIN_GROUP_OPT,

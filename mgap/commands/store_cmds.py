@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from mgap.commands.report_common import typed
+from mgap.commands.report_common import CHECK_OPT, typed
 from mgap.errors import UsageError
 from mgap.output import fmt, note, print_json, stdout
 
@@ -148,9 +148,7 @@ def export(
     store: Path = typer.Argument(..., help="A store file."),
     out: Path = typer.Option(..., "--out", help="Output folder."),
     fmt_: str = typer.Option("npy", "--format", help="Embedding format: npy|csv."),
-    check: bool = typer.Option(
-        False, "--check", help="Check every block read against its CRC32 (or set MGAP_CHECK=1)."
-    ),
+    check: bool = CHECK_OPT,
 ) -> None:
     """Write embeddings (.npy or .csv, in the store's row order) and ids/captions as CSV."""
     if fmt_ not in ("npy", "csv"):
@@ -159,7 +157,7 @@ def export(
 
     from mgap.store import open_store
 
-    s = open_store(store, check=check or None)
+    s = open_store(store)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     perturbed = [

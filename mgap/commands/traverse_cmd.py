@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from mgap.commands.report_common import (
+    CHECK_OPT,
     JSON_OPT,
     STORE_ARG,
     open_store_arg,
@@ -44,6 +45,7 @@ def print_traversal(doc: dict) -> None:
 
 def traverse(
     store: Path = STORE_ARG,
+    check: bool = CHECK_OPT,
     image: str = typer.Option(..., "--image", help="Image id (as `mgap export` lists them)."),
     steps: int = typer.Option(
         20, "--steps", min=2, help="Points on the geodesic, image to origin."

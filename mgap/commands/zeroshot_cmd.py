@@ -14,7 +14,14 @@ from mgap.commands.group_opts import (
     load_groups,
     print_groups,
 )
-from mgap.commands.report_common import JSON_OPT, STORE_ARG, open_store_arg, print_header, table
+from mgap.commands.report_common import (
+    CHECK_OPT,
+    JSON_OPT,
+    STORE_ARG,
+    open_store_arg,
+    print_header,
+    table,
+)
 from mgap.commands.score_opt import SCORE_OPT
 from mgap.output import fmt, print_json, stdout
 
@@ -53,6 +60,7 @@ def print_zeroshot(report: ZeroShotReport) -> None:
 
 def zeroshot(
     store: Path = STORE_ARG,
+    check: bool = CHECK_OPT,
     labels: str = typer.Option(
         "category", "--labels", help="Label set: category, or an image attribute name."
     ),
