@@ -132,6 +132,22 @@ def test_sampled_intervals_cover_the_exact_cka(moderate_store, kernel):
     assert naive_hits <= 12  # the uncorrected sample CKA with the same width would miss
 
 
+@pytest.mark.slow
+def test_sampled_unbiased_cka_covers_the_exact_unbiased_value(moderate_store):
+    exact = cka_report(moderate_store, unbiased=True)["matrix"][0][1]
+    assert exact < cka_report(moderate_store)["matrix"][0][1]  # a different target
+    hits = 0
+    for seed in range(20):
+        doc = cka_report(moderate_store, unbiased=True, sample=500, seed=seed)
+        assert (
+            doc["estimator"] == "unbiased"
+            and "all-n unbiased HSIC" in doc["estimate"]["interval_method"]
+        )
+        low, high = doc["estimate"]["interval"]["matrix"][0][1]
+        hits += low <= exact <= high
+    assert hits >= 17
+
+
 def test_sampling_is_seeded_and_all_rows_is_exact(moderate_store):
     a, b = (cka_report(moderate_store, sample=300, seed=5) for _ in range(2))
     assert a["matrix"] == b["matrix"] and a["estimate"] == b["estimate"]
