@@ -8,6 +8,8 @@ the median of N runs, with min and max beside it.
     ours = measure(lambda: mgap_fn(X), repeats=3)
     theirs = measure(lambda: peer_fn(X), repeats=3)
     report("linear CKA", ours, theirs)   # mgap 0.41 s · baseline 3.20 s · ratio 7.8×
+
+On a shared machine, `measure_interleaved([ours_fn, theirs_fn])` alternates the sides.
 """
 
 from __future__ import annotations
@@ -35,18 +37,45 @@ class Timing:
         return f"min {min(self.seconds):.3g} · max {max(self.seconds):.3g} · n={len(self.seconds)}"
 
 
-def measure(fn: Callable[[], Any], repeats: int = 3, warmup: int = 0) -> Timing:
-    """Run `fn` warmup + repeats times; keep the timings of the last `repeats` runs."""
+def measure(
+    fn: Callable[[], Any],
+    repeats: int = 3,
+    warmup: int = 0,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Timing:
+    """Run `fn` warmup + repeats times; keep the timings of the last `repeats` runs.
+
+    `clock=time.process_time` times this process's CPU seconds instead of wall-clock: for
+    single-threaded work on a shared machine it is the work itself, not the wait for a core.
+    """
     if repeats < 1:
         raise ValueError("repeats must be >= 1")
     timing = Timing()
     for i in range(warmup + repeats):
-        start = time.perf_counter()
+        start = clock()
         timing.value = fn()
-        elapsed = time.perf_counter() - start
+        elapsed = clock() - start
         if i >= warmup:
             timing.seconds.append(elapsed)
     return timing
+
+
+def measure_interleaved(
+    fns: list[Callable[[], Any]],
+    repeats: int = 3,
+    warmup: int = 0,
+    clock: Callable[[], float] = time.perf_counter,
+) -> list[Timing]:
+    """`measure` for several sides, run in turn (A, B, A, B, ...): a load change from other
+    processes then falls on every side alike instead of on whichever ran during it."""
+    timings = [Timing() for _ in fns]
+    for i in range(warmup + repeats):
+        for fn, timing in zip(fns, timings, strict=True):
+            once = measure(fn, repeats=1, clock=clock)
+            timing.value = once.value
+            if i >= warmup:
+                timing.seconds.extend(once.seconds)
+    return timings
 
 
 def report(label: str, ours: Timing, baseline: Timing, baseline_name: str = "baseline") -> float:

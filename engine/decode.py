@@ -2,10 +2,11 @@
 
 - `tensor` (the default where a model's transform is Resize -> CenterCrop -> ToTensor ->
   Normalize, as open_clip's are): the workers decode JPEGs with libjpeg-turbo through
-  `torchvision.io.decode_jpeg` and resize (antialiased bicubic on uint8), crop and
-  normalise tensors. On the real COCO sample its embeddings stay within cosine 0.99999
-  of the model's own transform at 1.4x (ViT-B/32) to 2.3x (RN50) the images/s per worker
-  (benchmarks/bench_decode.py).
+  `torchvision.io.decode_jpeg`, resize (antialiased bicubic on uint8) and crop, and send
+  uint8 crops (a quarter of the float bytes through worker IPC); the float conversion and
+  Normalize run once per batch on the model's device (`TensorTransform.normalise`). On the
+  real COCO sample its embeddings stay within cosine 0.99999 of the model's own
+  transform (benchmarks/bench_decode.py gives the images/s per worker).
 - `draft`: PIL's JPEG draft mode decodes a JPEG at least twice the model's input size
   at 1/2, 1/4 or 1/8 scale in the DCT domain (never below the input size), then the
   model's own transform. Faster still on large photos, but on COCO-sized photos its
@@ -93,8 +94,9 @@ def describe(mode: str, target: int | None) -> str:
         return "nvJPEG batch decode on the GPU, resize/crop/normalise on the GPU (non-JPEG: CPU)"
     if mode == "tensor":
         return (
-            "torchvision decode_jpeg (libjpeg-turbo), antialiased bicubic resize, crop and "
-            "normalise on uint8/float tensors in the workers (the model's transform parameters)"
+            "torchvision decode_jpeg (libjpeg-turbo), antialiased resize and crop on uint8 in "
+            "the workers, float conversion and normalise per batch on the device (the model's "
+            "transform parameters)"
         )
     return "full PIL decode, then the model's own transform"
 
@@ -129,20 +131,36 @@ class TensorTransform:
             resize.interpolation,
         )
 
+    @property
+    def geometry(self) -> tuple[int, tuple[int, int], str]:
+        """What the uint8 crop depends on: models that share it share one resize per image."""
+        return self.size, self.crop, str(self.interpolation)
+
+    def crop_uint8(self, image: Any) -> Any:
+        """One uint8 CHW image -> the model's resized, centre-cropped uint8 CHW input."""
+        from torchvision.transforms.v2 import functional as F
+
+        resized = F.resize(image, [self.size], interpolation=self.interpolation, antialias=True)
+        return F.center_crop(resized, list(self.crop))
+
+    def normalise(self, batch: Any) -> Any:
+        """A uint8 (N, C, H, W) batch -> the model's float input, on the batch's device.
+
+        ToTensor's /255 and Normalize fold into one subtract and one multiply per pixel:
+        (x/255 - mean)/std = (x - 255 mean) * 1/(255 std).
+        """
+        import torch
+
+        shape = (1, len(self.mean), 1, 1)
+        shift = torch.tensor(self.mean, device=batch.device).mul_(255.0).view(shape)
+        scale = torch.tensor(self.std, device=batch.device).mul_(255.0).reciprocal_().view(shape)
+        return batch.float().sub_(shift).mul_(scale)
+
     def __call__(self, images: Sequence[Any]) -> Any:
         """uint8 CHW images (any sizes, on one device) -> one normalised float batch."""
         import torch
-        from torchvision.transforms.v2 import functional as F
 
-        out = [
-            F.center_crop(
-                F.resize(img, [self.size], interpolation=self.interpolation, antialias=True),
-                list(self.crop),
-            )
-            for img in images
-        ]
-        batch = torch.stack(out).float().div_(255.0)
-        return F.normalize(batch, list(self.mean), list(self.std))
+        return self.normalise(torch.stack([self.crop_uint8(img) for img in images]))
 
 
 def decode_jpegs(encoded: Sequence[bytes], device: str) -> list[Any]:
@@ -195,14 +213,19 @@ def gpu_batches(
 
 
 def tensor_inputs(item: Encoded, transforms: Sequence[TensorTransform]) -> list[Any]:
-    """One image through every model's tensor transform, on the CPU (a worker's job)."""
+    """One image as every model's uint8 crop, on the CPU (a worker's job); models with the
+    same resize and crop share one. `TensorTransform.normalise` finishes them per batch."""
     image = item.payload
     if isinstance(image, bytes):
         try:
             image = decode_jpegs([image], "cpu")[0]
         except RuntimeError:  # CMYK, truncated, ...: PIL decodes it or names the problem
             image = rgb_tensor(open_rgb(image))
-    return [transform([image])[0] for transform in transforms]
+    crops: dict[tuple, Any] = {}
+    for transform in transforms:
+        if transform.geometry not in crops:
+            crops[transform.geometry] = transform.crop_uint8(image)
+    return [crops[transform.geometry] for transform in transforms]
 
 
 def rgb_tensor(image: Any) -> Any:

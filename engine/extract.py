@@ -1,7 +1,9 @@
 """The extraction job: dataset x models -> one resumable HDF5 store per model.
 
 Images are decoded once, in DataLoader worker processes, and every model's preprocessing
-runs there too, so one pass feeds every image tower. With `--perturb`, the workers also
+runs there too, so one pass feeds every image tower (on the default `tensor` decode path
+the workers stop at uint8 crops, and the float conversion and Normalize run per batch on
+the model's device). With `--perturb`, the workers also
 make each perturbed copy of the decoded image (see `mgap.engine.perturb`) and preprocess
 it, and every store gets one image side per setting beside the clean one. Rows reach the store in blocks of
 the store's `block_rows` (see `mgap.store.schema`); a killed run resumes at the first unwritten block
@@ -92,7 +94,7 @@ class ExtractRequest:
     command: str = ""
     #: an already loaded manifest (the CLI loads it before importing torch, to fail fast)
     manifest: Manifest | None = None
-    #: image decoding: auto, draft (PIL JPEG draft), exact (the model's own transform), gpu
+    #: image decoding: auto, tensor, draft (PIL JPEG draft), exact (the model's own transform), gpu
     decode: str = "auto"
     #: perturbation settings (`noise:0.05`, `blur:3`, `occlude:64`), stored beside the clean side
     perturbations: Sequence[str] = ()
@@ -626,14 +628,17 @@ class ExtractJob:
         """Run every pending image tower on its batch; rows land in the block buffers."""
         amp = self.device.startswith("cuda")
         amp_dtype = torch.bfloat16 if amp and torch.cuda.is_bf16_supported() else torch.float16
+        transforms = [self.tensor_transforms.get(t.model.spec.text) for t in pending]
         if self.decode_mode == "gpu" and batches:
-            transforms = [self.tensor_transforms[t.model.spec.text] for t in pending]
             on_device = decode.gpu_batches(batches[0][0], transforms, self.device)
             batches = [[b] for b in on_device]
-        for t, sides in zip(pending, batches, strict=False):
+        for t, transform, sides in zip(pending, transforms, batches, strict=False):
             for buffer, batch in zip(t.buffers, sides, strict=True):
+                inputs = _to_device(batch, self.device)
+                if self.decode_mode == "tensor":  # the workers sent uint8 crops
+                    inputs = transform.normalise(inputs)
                 with torch.autocast("cuda", dtype=amp_dtype, enabled=amp):
-                    emb = t.model.encode_images(_to_device(batch, self.device))
+                    emb = t.model.encode_images(inputs)
                 buffer[offsets] = emb.float().cpu().numpy().astype(self.request.dtype)
             t.valid[offsets] = 1
 

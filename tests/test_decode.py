@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 
@@ -51,6 +52,26 @@ def test_tensor_twin_of_open_clip_transform(model):
     assert input_size(lambda image: image) is None
 
 
+def test_batch_normalise_is_to_tensor_then_normalize(model):
+    """(x/255 - mean)/std per channel, the published ToTensor + Normalize, on uint8 input."""
+    twin = TensorTransform.from_preprocess(model.image_preprocess())
+    batch = torch.tensor([0, 1, 128, 254, 255], dtype=torch.uint8).repeat(2, 3, 1, 1)
+    got = twin.normalise(batch)
+    assert got.dtype == torch.float32 and got.shape == (2, 3, 1, 5)
+    for c in range(3):
+        want = [(v / 255 - OPENAI_MEAN[c]) / OPENAI_STD[c] for v in (0, 1, 128, 254, 255)]
+        np.testing.assert_allclose(got[1, c, 0].numpy(), want, rtol=0, atol=2e-6)
+
+
+def test_models_with_one_geometry_share_one_crop(tiny_coco, model):
+    twin = TensorTransform.from_preprocess(model.image_preprocess())
+    wider = dataclasses.replace(twin, size=256, crop=(240, 240))
+    image = Encoded(_blobs(tiny_coco, 1)[0])
+    first, again, other = tensor_inputs(image, [twin, twin, wider])
+    assert first is again  # one resize for both models
+    assert other.shape == (3, 240, 240) and other.dtype == torch.uint8
+
+
 def test_draft_decodes_at_half_scale_only_when_twice_the_input(tiny_coco):
     blobs = _blobs(tiny_coco, 50)
     sizes = [Image.open(io.BytesIO(b)).size for b in blobs]
@@ -67,7 +88,10 @@ def test_tensor_path_matches_the_model_transform(tiny_coco, model):
     preprocess = model.image_preprocess()
     twin = TensorTransform.from_preprocess(preprocess)
     blobs = _blobs(tiny_coco, 12)
-    ours = torch.stack([tensor_inputs(Encoded(b), [twin])[0] for b in blobs])
+    crops = [tensor_inputs(Encoded(b), [twin])[0] for b in blobs]
+    # the workers send uint8 crops; the batch step converts and normalises them
+    assert {(c.dtype, tuple(c.shape)) for c in crops} == {(torch.uint8, (3, 224, 224))}
+    ours = twin.normalise(torch.stack(crops))
     theirs = torch.stack([preprocess(Image.open(io.BytesIO(b)).convert("RGB")) for b in blobs])
     assert ours.shape == theirs.shape == (12, 3, 224, 224)
     # same pixels up to resampling rounding: mean error well under one grey level
@@ -92,7 +116,7 @@ def test_batched_device_path_equals_the_worker_path(tiny_coco, model):
     Image.open(io.BytesIO(items[1].payload)).save(png, "PNG")
     items[1] = Encoded(torch.from_numpy(np.asarray(Image.open(png)).copy()).permute(2, 0, 1))
     first, second = gpu_batches(items, [twin, twin], "cpu")
-    one_by_one = torch.stack([tensor_inputs(item, [twin])[0] for item in items])
+    one_by_one = twin.normalise(torch.stack([tensor_inputs(item, [twin])[0] for item in items]))
     torch.testing.assert_close(first, one_by_one)
     torch.testing.assert_close(second, first)
 

@@ -131,8 +131,9 @@ def extract(
     decode: str = typer.Option(
         "auto",
         "--decode",
-        help="auto|draft|exact|gpu: draft = PIL JPEG draft for sources >= 2x the input "
-        "(default; cosine >= 0.999), exact = the model's own transform, gpu = nvJPEG on CUDA.",
+        help="auto|tensor|draft|exact|gpu: auto = tensor (decode_jpeg + uint8 resize/crop, "
+        "cosine >= 0.999) where the model's transform allows, else exact (the model's own "
+        "transform); draft = PIL JPEG draft (opt-in); gpu = nvJPEG on CUDA.",
     ),
     nproc: int | None = typer.Option(
         None,

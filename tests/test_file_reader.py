@@ -1,0 +1,80 @@
+"""Image files are read on one reader thread per process: exact bytes, a stalled read
+times out without stopping the next one, a FIFO is refused, forked workers read too."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+
+import pytest
+
+from mgap.engine.datasets import files
+from mgap.engine.datasets.files import read_regular_file
+
+
+@pytest.mark.parametrize("size", [0, 1, 4096, 300_001])
+def test_reads_every_byte(tmp_path, size):
+    data = os.urandom(size)
+    path = tmp_path / "image.jpg"
+    path.write_bytes(data)
+    assert read_regular_file(path) == data
+
+
+def test_a_file_that_grows_after_the_stat_is_read_to_its_end(tmp_path, monkeypatch):
+    path = tmp_path / "growing.bin"
+    path.write_bytes(b"a" * 10)
+    real_fstat = os.fstat
+
+    def fstat_then_append(fd):  # the file grows between fstat and the read
+        info = real_fstat(fd)
+        with path.open("ab") as handle:
+            handle.write(b"b" * 100_000)
+        return info
+
+    monkeypatch.setattr(files.os, "fstat", fstat_then_append)
+    assert read_regular_file(path) == b"a" * 10 + b"b" * 100_000
+
+
+def test_a_stalled_read_times_out_and_the_next_read_works(tmp_path, monkeypatch):
+    path = tmp_path / "image.jpg"
+    path.write_bytes(b"pixels")
+    release = threading.Event()
+    real_read_all = files._read_all
+
+    def stalled(fd, size):  # a read stuck on a dead network mount
+        release.wait(10)
+        return real_read_all(fd, size)
+
+    monkeypatch.setattr(files, "_read_all", stalled)
+    stuck = files._Reader.get()
+    with pytest.raises(TimeoutError, match=r"reading image.jpg took longer than 0.2 s"):
+        read_regular_file(path, timeout_s=0.2)
+    monkeypatch.setattr(files, "_read_all", real_read_all)
+    assert read_regular_file(path) == b"pixels"  # on a new reader thread
+    assert files._Reader.get() is not stuck
+    release.set()
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "image.jpg"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError, match="image.jpg is a FIFO, not a regular file"):
+        read_regular_file(fifo)
+
+
+def _child_read(path, queue):
+    queue.put(read_regular_file(path))
+
+
+def test_a_forked_worker_reads_on_its_own_thread(tmp_path):
+    path = tmp_path / "image.jpg"
+    path.write_bytes(b"jpeg bytes")
+    assert read_regular_file(path) == b"jpeg bytes"  # the parent's reader exists now
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_child_read, args=(path, queue))
+    child.start()
+    assert queue.get(timeout=20) == b"jpeg bytes"
+    child.join(20)
+    assert child.exitcode == 0
