@@ -172,3 +172,64 @@ def test_launcher_names_the_rank_that_died(tmp_path):
     usage = TORCHRUN_FAILURE.format(rank=2, code=2)
     assert failure_line(usage, ["bad world size"], 3, log) == "bad world size"
     assert failure_line("no summary", [], 2, log) == f"torchrun failed; see {log}"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _srun(data: Path, out: Path, port: int) -> list[subprocess.Popen]:
+    """What `srun -n 2 mgap extract ...` does on one node: one process per task, each told
+    its place by SLURM's variables (no torchrun in between)."""
+    cmd = [sys.executable, "-m", "mgap", "extract", *COMMON, "--data-root", str(data)]
+    cmd += ["--out", str(out), "--quiet"]
+    procs = []
+    for task in range(2):
+        env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}
+        env.update(
+            SLURM_PROCID=str(task),
+            SLURM_LOCALID=str(task),
+            SLURM_NTASKS="2",
+            SLURM_STEP_ID="0",
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=str(port),
+            OMP_NUM_THREADS="1",
+        )
+        procs.append(
+            subprocess.Popen(
+                cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+        )
+    return procs
+
+
+@pytest.mark.slow
+def test_srun_task_killed_then_rerun_gives_the_same_arrays(tiny_coco, tmp_path, cli):
+    assert _run(cli, tiny_coco, tmp_path / "ref.h5", env=ONE_THREAD).returncode == 0
+    out = tmp_path / "dist.h5"
+    rank0, rank1 = _srun(tiny_coco, out, _free_port())
+    deadline, killed = time.time() + 240, False
+    while time.time() < deadline and rank1.poll() is None:
+        doc = _rank_progress(out, 1)
+        if doc.get("phase") == "images" and 4 <= doc.get("images_done", 0) < 12:
+            rank1.send_signal(signal.SIGKILL)  # srun does not restart a task
+            killed = True
+            break
+        time.sleep(0.05)
+    assert killed, "task 1 ended before it could be killed"
+    rank1.communicate(timeout=60)
+    _, stderr = rank0.communicate(timeout=240)  # the survivor must not wait forever
+    assert rank0.returncode == 1
+    (line,) = stderr.strip().splitlines()
+    assert line.startswith("mgap: error: another rank of 2 died before finishing its share")
+    assert line.endswith("rerun the same command: blocks already written are kept")
+    assert not out.exists() and _rank_progress(out, 1)["images_done"] >= 4
+    procs = _srun(tiny_coco, out, _free_port())
+    for proc in procs:
+        proc.communicate(timeout=240)
+        assert proc.returncode == 0
+    _assert_same(tmp_path / "ref.h5", out)
