@@ -170,7 +170,7 @@ def test_bad_arguments_raise_usage_errors(pair):
 
 def _stores(make_store, rng):
     X = rng.normal(size=(40, 6))
-    Y = X @ rng.normal(size=(6, 9)) + 0.5 * rng.normal(size=(40, 9))
+    Y = X @ rng.normal(size=(6, 6)) + 0.5 * rng.normal(size=(40, 6))  # one shared space
     return make_store("two.h5", X=X, Y=Y), make_store("img.h5", X=rng.normal(size=(40, 3))), X, Y
 
 
@@ -181,7 +181,7 @@ def test_report_matrix_on_stores(make_store, rng):
     assert doc["names"] == ["two.h5:image", "two.h5:text", "img.h5:image"]
     assert (doc["n"], doc["dims"], doc["estimator"], doc["kernel"]) == (
         40,
-        [6, 9, 3],
+        [6, 6, 3],
         "biased",
         "linear",
     )
