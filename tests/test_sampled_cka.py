@@ -183,3 +183,23 @@ def test_cli_cka_sample_on_real_convirt(cli, convirt_dir, tmp_path):
         bad = cli("cka", *refs, *args)
         assert bad.returncode == 2 and words in bad.stderr
         assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kernel", ["linear", "rbf"])
+@pytest.mark.parametrize("unbiased", [False, True])
+def test_coverage_on_real_convirt_with_d_above_the_sample(
+    convirt_dir, make_store, kernel, unbiased
+):
+    """Real embeddings, d = 512 above N = 200 of n = 500 rows: the high-dimensional case
+    where biased CKA on a sample is most inflated and groups hold only 20 rows."""
+    features = np.load(convirt_dir / "features_convirt.npy")
+    path = make_store("convirt.h5", X=features[0], Y=features[1])
+    refs = [f"{path}:image", f"{path}:text"]
+    exact = cka_report(refs, kernel=kernel, unbiased=unbiased)["matrix"][0][1]
+    hits = 0
+    for seed in range(20):
+        doc = cka_report(refs, kernel=kernel, unbiased=unbiased, sample=200, seed=seed)
+        low, high = doc["estimate"]["interval"]["matrix"][0][1]
+        hits += low <= exact <= high
+    assert hits >= 17

@@ -30,7 +30,10 @@ subsampling rescaling se_N = sd_groups · sqrt((1/N − 1/n) / (1/b − 1/n)) (v
 ± t_{0.975, GROUPS−1} · se_N. Where the statistic is degenerate (independent
 representations) the variance falls faster than 1/m and the interval is conservative.
 tests/test_sampled_cka.py checks the unbiasedness over every subsample of a small
-population and the coverage over 20 seeds against the exact value.
+population and the coverage over 20 seeds against the exact value (also on the real
+ConVIRT embeddings with d = 512 above N = 200, where the ratio keeps a small upward bias,
+about a third of the standard error, and the groups' spread overstates the error enough
+to cover it).
 """
 
 from __future__ import annotations
