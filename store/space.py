@@ -37,11 +37,12 @@ def mount_point(path: str | os.PathLike) -> Path:
 
 
 def is_disk_full(exc: BaseException) -> bool:
-    """True for ENOSPC/EFBIG/EDQUOT, also when h5py only names them in the message."""
+    """True for ENOSPC/EFBIG/EDQUOT, also when h5py only names them in the message (an
+    OSError, or a RuntimeError when the flush on close fails)."""
     if isinstance(exc, OSError) and exc.errno in _FULL:
         return True
     text = str(exc).lower()
-    return isinstance(exc, OSError) and any(t in text for t in _FULL_TEXT)
+    return isinstance(exc, OSError | RuntimeError) and any(t in text for t in _FULL_TEXT)
 
 
 def disk_full(path: str | os.PathLike, detail: str = "") -> DiskFullError:

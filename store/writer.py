@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import json
 import os
+import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ import numpy as np
 
 from mgap import __version__
 from mgap.core.errors import StoreError
-from mgap.store import checksum, probe
+from mgap.store import checksum, probe, undo
 from mgap.store import schema as S
 from mgap.store.space import disk_full, ensure_space, is_disk_full
 from mgap.store.verify import structural_problems
@@ -311,12 +312,28 @@ def _open_for_write(path: Path, timeout: float = 5.0) -> Iterator[h5py.File]:
     probe.trust(path)
 
 
+@contextlib.contextmanager
+def _released_errors() -> Iterator[list[BaseException]]:
+    """Errors HDF5 reports only when h5py releases an object id (a write that fails as a
+    dataset is freed): h5py prints them through sys.unraisablehook or sys.excepthook and
+    goes on. Collected here instead, so that such a write counts as failed."""
+    released: list[BaseException] = []
+    hooks = sys.unraisablehook, sys.excepthook
+    sys.unraisablehook = lambda unraisable: released.append(unraisable.exc_value)
+    sys.excepthook = lambda kind, value, tb: released.append(value)
+    try:
+        yield released
+    finally:
+        sys.unraisablehook, sys.excepthook = hooks
+
+
 class StoreWriter:
     """Writes embedding blocks into an existing store; every call opens and closes the file."""
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         self.journal = self.path.with_name(self.path.name + ".skipped.jsonl")
+        undo.restore(self.path)  # a metadata write that was killed half-way
         hazard = probe.probe(self.path)
         if hazard:
             raise StoreError(
@@ -449,12 +466,36 @@ class StoreWriter:
                 continue  # a line cut by a kill
         return entries
 
+    @contextlib.contextmanager
+    def _metadata_write(self, grow_bytes: int, what: str) -> Iterator[h5py.File]:
+        """The store open r+ for a write that adds or changes HDF5 metadata.
+
+        The space is checked first, and the bytes outside the payload are copied aside
+        (`store.undo`): if the write fails anyway (the disk filled after the check), the
+        store is rolled back to what it was, partial and resumable, and a full disk is
+        reported in one line.
+        """
+        ensure_space(self.path, grow_bytes)
+        undo.save(self.path)
+        try:
+            with _released_errors() as released, _open_for_write(self.path) as f:
+                yield f
+            if released:
+                raise released[0]
+        except BaseException as exc:
+            with contextlib.suppress(OSError):  # else the next writer rolls back
+                undo.restore(self.path)
+            if is_disk_full(exc):
+                raise disk_full(self.path, what) from None
+            raise
+        undo.discard(self.path)
+
     def write_prompts(self, label_set: str, names: Sequence[str], embeddings: np.ndarray) -> None:
         """Zero-shot class embeddings (written once, after the rows; see schema)."""
         names = list(names)
         _check_strings("class name", names)
-        ensure_space(self.path, np.asarray(embeddings).size * 4 + sum(len(x) + 16 for x in names))
-        with _open_for_write(self.path) as f:
+        grow = np.asarray(embeddings).size * 4 + sum(len(x) + 16 for x in names)
+        with self._metadata_write(grow, "the zero-shot prompts") as f:
             group = f"{S.PROMPTS}/{label_set}"
             if group in f:
                 del f[group]
@@ -464,16 +505,15 @@ class StoreWriter:
             f.create_dataset(f"{group}/embeddings", data=np.asarray(embeddings, dtype=np.float32))
 
     def set_attrs(self, **attrs: object) -> None:
-        ensure_space(self.path, 0)
-        with _open_for_write(self.path) as f:
+        with self._metadata_write(0, "its attributes") as f:
             for key, value in attrs.items():
                 f.attrs[key] = json.dumps(value) if isinstance(value, dict | list) else value
 
     def finish(self, status: str = S.STATUS_COMPLETE, **attrs: object) -> None:
         """Move the skipped journal into the store and set the final status."""
         skipped = self.journal_entries()
-        ensure_space(self.path, sum(len(k) + len(v) + 32 for k, v in skipped.items()))
-        with _open_for_write(self.path) as f:
+        grow = sum(len(k) + len(v) + 32 for k, v in skipped.items())
+        with self._metadata_write(grow, "its final status") as f:
             for name in (S.SKIPPED_IDS, S.SKIPPED_REASONS):
                 if name in f:
                     del f[name]

@@ -167,6 +167,55 @@ def test_file_size_limit_stops_in_one_line_and_the_same_command_completes(tiny_c
     assert verify_store(out) == []
 
 
+#: `mgap ARGS`, with a file-size limit equal to the store's size set right after the space
+#: check of `StoreWriter.finish` passed: another process filling the disk in between
+_SQUEEZE = """
+import os, resource, sys
+from mgap.store import writer
+
+real_check, real_finish, squeeze = writer.ensure_space, writer.StoreWriter.finish, []
+
+def check(path, grow):
+    real_check(path, grow)
+    if squeeze:
+        hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+        resource.setrlimit(resource.RLIMIT_FSIZE, (os.path.getsize(path), hard))
+
+def finish(self, *args, **kwargs):
+    squeeze.append(True)
+    return real_finish(self, *args, **kwargs)
+
+writer.ensure_space, writer.StoreWriter.finish = check, finish
+sys.argv = ["mgap", *sys.argv[1:]]
+from mgap.cli import main
+main()
+"""
+
+
+@pytest.mark.slow
+def test_a_disk_filled_after_the_space_check_leaves_a_resumable_store(tiny_coco, tmp_path, cli):
+    out = tmp_path / "s.h5"
+    args = _args(tiny_coco, out, "--limit", "6", "--block-rows", "2")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    squeezed = subprocess.run(
+        [sys.executable, "-c", _SQUEEZE, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    line = _one_line(squeezed)
+    assert "disk full" in line and "cannot take its final status" in line
+    assert f"file size limit {out.stat().st_size} bytes" in line
+    assert verify_store(out) == ["status is 'partial', not complete"]
+    assert not (tmp_path / "s.h5.undo").exists()
+    store = open_store(out)
+    assert (store.images_done, store.texts_done) == (6, store.n_texts_total)
+    again = cli(*args)  # the same command, the limit lifted
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["status"] == "complete" and verify_store(out) == []
+
+
 # ---- 2. inputs changed between a kill and the resume -------------------------------------
 def _as_if_killed(path: Path, images_done: int, texts_done: int) -> None:
     """What a SIGKILL after a few blocks leaves: status partial, /progress behind."""
