@@ -438,7 +438,15 @@ def _rbf_flops(mats: list[np.ndarray], n: int, sigma: float | None) -> float:
     return 2.0 * n * n * sum(int(m.shape[1]) for m in mats) * (1 if sigma else 2)
 
 
-def _sampled(mats, kernel, unbiased, sigma, sample, seed, be) -> dict:
+def _sampled(
+    mats: list[np.ndarray],
+    kernel: str,
+    unbiased: bool,
+    sigma: float | None,
+    sample: int,
+    seed: int,
+    be: Backend,
+) -> dict:
     """The sampled part of the document; RBF kernel passes show progress when long."""
     from mgap.engine.analysis.cka_sample import GROUPS, sampled_cka
     from mgap.engine.analysis.progress import Work

@@ -112,10 +112,11 @@ def _ratios(H: np.ndarray) -> np.ndarray:
 
 
 def _linear_hsic(mats: list[np.ndarray], n: int, unbiased: bool) -> np.ndarray:
-    """k x k HSIC estimates of the linear kernels, in feature space (float64)."""
-    cents = [
-        np.asarray(m, dtype=np.float64) - np.asarray(m, dtype=np.float64).mean(0) for m in mats
-    ]
+    """k x k HSIC estimates of the linear kernels, in feature space (float64). The estimate
+    is invariant to shifting the features, so centring on the sample mean only keeps the
+    sums small (no cancellation), it does not change the value."""
+    wide = [np.asarray(m, dtype=np.float64) for m in mats]
+    cents = [w - w.mean(axis=0) for w in wide]
     diags = [np.einsum("ij,ij->i", c, c) for c in cents]
     rows = [c @ c.sum(axis=0) for c in cents]
     k = len(mats)
