@@ -168,6 +168,30 @@ def test_jobs_lists_and_cancels_a_retrieval_job(make_store, monkeypatch):
             os.kill(pid, 9)
 
 
+def test_a_job_is_recorded_with_its_execd_command_line(make_store, monkeypatch):
+    """Right after the fork /proc shows no command line yet (a loaded machine): the record
+    must wait for the exec, or the identity check would call the running job dead."""
+    path, _, _ = _pair_store(make_store)
+    _sleeping_job(monkeypatch)
+    real = analysis_jobs.command_line
+    calls = []
+
+    def not_yet(pid):
+        calls.append(pid)
+        return None if len(calls) <= 3 else real(pid)
+
+    monkeypatch.setattr(analysis_jobs, "command_line", not_yet)
+    pid = analysis_jobs.launch(path, None)
+    try:
+        doc = read_progress(analysis_jobs.job_target(path))
+        assert len(calls) > 3
+        assert doc["cmdline"] == analysis_jobs.retrieval_command(path, None)
+        assert analysis_jobs._alive(doc)
+    finally:
+        os.kill(pid, 9)
+        _wait_dead(pid)
+
+
 def test_cancel_refuses_a_pid_that_is_no_longer_the_job(make_store, monkeypatch):
     path, _, _ = _pair_store(make_store)
     _sleeping_job(monkeypatch)

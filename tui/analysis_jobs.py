@@ -43,6 +43,8 @@ GAP = "gap"
 KINDS = (RETRIEVAL, GAP)
 #: seconds between checks of a running job
 POLL_S = 0.5
+#: seconds a new job may take to exec its command (see `_exec_cmdline`)
+EXEC_WAIT_S = 10.0
 
 
 def job_pairs() -> int:
@@ -131,6 +133,7 @@ def launch_job(store: Path, kind: str, command: list[str]) -> int:
             close_fds=True,
             env=env,
         )
+    cmdline = _exec_cmdline(process, command)
     # reap it when it exits, so a finished job is not a zombie that looks alive
     threading.Thread(target=process.wait, daemon=True).start()
     write_progress(
@@ -140,12 +143,26 @@ def launch_job(store: Path, kind: str, command: list[str]) -> int:
         phase=kind,
         store=str(store),
         command=command,
-        cmdline=command_line(process.pid) or [],
+        cmdline=cmdline,
         proc_start=start_ticks(process.pid),
         started=time.time(),
         error="",
     )
     return process.pid
+
+
+def _exec_cmdline(process: subprocess.Popen, command: list[str]) -> list[str]:
+    """The child's command line once it has exec'd `command`: right after the fork /proc
+    still shows the parent's (empty on a loaded machine), and the job's identity check
+    compares against what is recorded here. Waits at most EXEC_WAIT_S."""
+    if not Path("/proc/self/cmdline").exists():  # nothing to read (and to check) here
+        return []
+    deadline = time.monotonic() + EXEC_WAIT_S
+    while True:
+        cmdline = command_line(process.pid) or []
+        if cmdline == command or process.poll() is not None or time.monotonic() > deadline:
+            return cmdline
+        time.sleep(0.005)
 
 
 def _doc(store: Path, kind: str = RETRIEVAL) -> dict[str, object] | None:
