@@ -12,8 +12,9 @@ each store (the TUI's view of the job) and to a `reporter` callback (the CLI's b
 
 One writer per store: the job holds each store's lock (`mgap.store.lock`) from the
 existence check to the end. A resume first re-checks that the inputs are the ones the
-store was started with (rows, annotation hash, model, preprocessing, dtype). A full disk
-stops the run without touching the store's metadata, so the same command resumes it.
+store was started with (rows, annotation hash, model, preprocessing, store dtype, decode
+path). A full disk stops the run without touching the store's metadata, so the same
+command resumes it.
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ class ExtractRequest:
     per_model_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     batch_size: int = 64
     device: str = "auto"
-    dtype: str = "float16"
+    #: dtype of the stored embeddings (`--store-dtype`; the model computes in float32 or AMP)
+    store_dtype: str = "float16"
     store_dir: str | Path | None = None
     out: str | Path | None = None
     resume: bool = True
@@ -274,6 +276,10 @@ def _short(text: str) -> str:
     return text if len(text) <= 28 else text[:24] + "…"
 
 
+#: how a refused resume names an input whose attribute name says less than its option
+INPUT_NAMES = {"precision": "store dtype (--store-dtype)"}
+
+
 def input_changes(store: Store, wanted: dict[str, object]) -> list[str]:
     """What differs between the inputs a store was started with and `wanted`."""
     changes = []
@@ -283,7 +289,8 @@ def input_changes(store: Store, wanted: dict[str, object]) -> list[str]:
             continue  # a store from an older mgap, or a source that records nothing
         before, now = _canonical(stored), _canonical(value)
         if before != now:
-            changes.append(f"{key} changed (was {_short(before)}, now {_short(now)})")
+            name = INPUT_NAMES.get(key, key)
+            changes.append(f"{name} changed (was {_short(before)}, now {_short(now)})")
     return changes
 
 
@@ -388,7 +395,7 @@ class ExtractJob:
             "preprocessing": described.get("preprocessing"),
             "embedding_image": described.get("embedding_image"),
             "embedding_text": described.get("embedding_text"),
-            "precision": self.request.dtype,
+            "precision": self.request.store_dtype,
             "decode": self.decode_line,
         }
 
@@ -453,7 +460,7 @@ class ExtractJob:
             {**self.provenance(model, manifest, device), "rows_sha256": layout.digest()},
             image_dim=image_dim,
             text_dim=text_dim,
-            dtype=self.request.dtype,
+            dtype=self.request.store_dtype,
             block_rows=self.request.block_rows,
             perturbations=self.request.perturbations,
             perturb_seed=self.request.perturb_seed,
@@ -501,7 +508,7 @@ class ExtractJob:
                 model.encode_texts(captions[i : min(i + step, stop)]).float().cpu().numpy()
                 for i in range(start, stop, step)
             ]
-            writer.write_texts(start, np.concatenate(parts).astype(self.request.dtype))
+            writer.write_texts(start, np.concatenate(parts).astype(self.request.store_dtype))
             target.texts_done = int(stop)
             self._progress(target, manifest, status="running", phase="texts")
             if self.stop:
@@ -547,7 +554,7 @@ class ExtractJob:
         block = self._common_block_rows(pending)
         for t in pending:
             t.buffers = [
-                np.zeros((block, t.writer.image_dim), dtype=self.request.dtype)
+                np.zeros((block, t.writer.image_dim), dtype=self.request.store_dtype)
                 for _ in range(1 + len(self.request.perturbations))
             ]
             t.valid = np.zeros(block, dtype=np.uint8)
@@ -639,7 +646,7 @@ class ExtractJob:
                     inputs = transform.normalise(inputs)
                 with torch.autocast("cuda", dtype=amp_dtype, enabled=amp):
                     emb = t.model.encode_images(inputs)
-                buffer[offsets] = emb.float().cpu().numpy().astype(self.request.dtype)
+                buffer[offsets] = emb.float().cpu().numpy().astype(self.request.store_dtype)
             t.valid[offsets] = 1
 
     def _flush(self, pending: list[StoreTarget], block_start: int, last: int) -> None:
@@ -836,7 +843,7 @@ class ExtractJob:
             seconds=round(time.time() - self.started, 3),
             images_per_s=round(self.images_per_s, 2),
             device=self.device,
-            dtype=self.request.dtype,
+            dtype=self.request.store_dtype,
             note=t.note,
         )
 

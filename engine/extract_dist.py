@@ -218,7 +218,7 @@ class DistributedJob:
             provenance,
             image_dim=first.image_dim,
             text_dim=first.text_dim,
-            dtype=self.request.dtype,
+            dtype=self.request.store_dtype,
             block_rows=int(plan["block_rows"]),
             perturbations=first.perturbations,
             perturb_seed=self.request.perturb_seed,

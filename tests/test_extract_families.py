@@ -57,7 +57,7 @@ def test_five_families_in_one_pass_equal_separate_runs(
                 split="train2017",
                 limit=6,
                 batch_size=3,
-                dtype="float32",
+                store_dtype="float32",
                 model_options={"view": "after"} if spec.startswith("llava:") else {},
                 out=alone,
             )

@@ -240,8 +240,8 @@ def test_resume_refuses_changed_inputs_and_records_another_batch_size(tiny_coco,
     assert "was started with other inputs" in line and "annotation_sha256 changed" in line
     assert "--overwrite" in line
     captions.write_bytes(original)
-    line = _one_line(cli(*args[:-1], "2", "--dtype", "float32"))
-    assert "precision changed (was float16, now float32)" in line
+    line = _one_line(cli(*args[:-1], "2", "--store-dtype", "float32"))
+    assert "store dtype (--store-dtype) changed (was float16, now float32)" in line
     resumed = cli(*args[:-1], "3")
     assert resumed.returncode == 0, resumed.stderr
     note = json.loads(resumed.stdout)["stores"][0]["note"]

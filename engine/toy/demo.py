@@ -113,7 +113,7 @@ def run_demo(
             dataset_options=training.dataset_options("test"),
             batch_size=64,
             device="cpu",
-            dtype="float16",
+            store_dtype="float16",
             store_dir=store_dir,
             overwrite=retrain or bool(metrics) or stale,
             num_workers=0,

@@ -12,6 +12,9 @@ from mgap.commands.extract_report import Reporter, print_summary
 from mgap.errors import UsageError
 from mgap.store import schema as S
 
+#: what `--store-dtype` accepts
+STORE_DTYPES = ("float16", "float32")
+
 
 def parse_options(items: list[str] | None, flag: str) -> dict[str, str]:
     options: dict[str, str] = {}
@@ -40,8 +43,11 @@ def _check_options(
 ) -> None:
     from mgap.store.schema import MAX_BLOCK_ROWS
 
-    if dtype not in ("float16", "float32"):
-        raise UsageError(f"--dtype must be float16 or float32, got {dtype!r}")
+    if dtype not in STORE_DTYPES:
+        raise UsageError(
+            f"--store-dtype must be float16 or float32, got {dtype!r}",
+            hint="float16 halves the store; float32 keeps every bit the model computed",
+        )
     if not 1 <= block_rows <= MAX_BLOCK_ROWS:
         raise UsageError(f"--block-rows must be in 1..{MAX_BLOCK_ROWS}, got {block_rows}")
     if workers is not None and workers < 0:
@@ -98,7 +104,14 @@ def extract(
     ),
     batch_size: int = typer.Option(64, "--batch-size", "-b"),
     device: str = typer.Option("auto", "--device", help="auto|cpu|cuda[:i]"),
-    dtype: str = typer.Option("float16", "--dtype", help="Storage dtype: float16|float32."),
+    store_dtype: str = typer.Option(
+        "float16",
+        "--store-dtype",
+        "--dtype",
+        help="dtype of the stored embeddings: float16 (default) or float32. The model "
+        "computes in float32 on CPU and under autocast on CUDA either way. --dtype is its "
+        "old name.",
+    ),
     store_dir: Path | None = typer.Option(
         None, "--store-dir", help="Default: $MGAP_STORE_DIR or ./mgap-stores."
     ),
@@ -144,7 +157,7 @@ def extract(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Embed a dataset with one or more models into resumable HDF5 stores."""
-    _check_options(dtype, block_rows, store_dir, out, workers)
+    _check_options(store_dtype, block_rows, store_dir, out, workers)
     from mgap.engine.decode import resolve_mode
 
     # a bad --decode fails before any model loads; `auto` may still become CUDA, so the
@@ -179,7 +192,7 @@ def extract(
         per_model_options=per_model_options(model_option),
         batch_size=batch_size,
         device=device,
-        dtype=dtype,
+        store_dtype=store_dtype,
         store_dir=store_dir,
         out=out,
         resume=resume,
