@@ -35,6 +35,16 @@ def normalize(X: np.ndarray, dtype: type = np.float64) -> np.ndarray:
     return X / np.maximum(norms, np.finfo(dtype).tiny)
 
 
+_TINY = np.finfo(np.float64).tiny
+
+
+def _unit(X: np.ndarray) -> np.ndarray:
+    """`normalize` in float64 with one temporary: the copy is divided in place."""
+    out = np.array(X, dtype=np.float64)
+    out /= np.maximum(np.sqrt(np.einsum("ij,ij->i", out, out)), _TINY)[:, None]
+    return out
+
+
 def normalize_rows_(X: np.ndarray) -> np.ndarray:
     """Unit rows in place (norms in float64, block by block); zero rows stay zero. For the
     float32 arrays read from a store, so that normalising never copies a side."""
@@ -157,7 +167,8 @@ def group_sum(values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarr
     """Σ of rows per group id (ids < 0 dropped), as a sparse indicator product: O(rows·d)."""
     keep = groups >= 0
     if n_groups == 1:
-        return values[keep].sum(axis=0, keepdims=True)
+        kept = values if keep.all() else values[keep]  # no copy when every row counts
+        return kept.sum(axis=0, keepdims=True)
     import scipy.sparse as sp
 
     rows = np.flatnonzero(keep)
@@ -190,15 +201,24 @@ def gap_sums(
         np.zeros((G, d)),
         *(np.zeros(G) for _ in range(4)),
     )
+    # 1/‖x‖ of every image (0 for a zero row), so captions' images are never re-normalised
+    inv_x = np.zeros(X.shape[0])
+    unit_x = np.zeros(X.shape[0])  # ‖x̂‖²
     for lo in range(0, X.shape[0], BLOCK):
-        xn, g = normalize(X[lo : lo + BLOCK]), group[lo : lo + BLOCK]
+        xn, g = np.array(X[lo : lo + BLOCK], dtype=np.float64), group[lo : lo + BLOCK]
+        norms = np.sqrt(np.einsum("ij,ij->i", xn, xn))
+        inv = np.where(norms > 0, 1.0 / np.maximum(norms, _TINY), 0.0)
+        xn *= inv[:, None]
+        sq = np.einsum("ij,ij->i", xn, xn)
         out.sum_x += group_sum(xn, g, G)
-        out.sq_x += group_sum(np.einsum("ij,ij->i", xn, xn)[:, None], g, G)[:, 0]
+        out.sq_x += group_sum(sq[:, None], g, G)[:, 0]
+        inv_x[lo : lo + BLOCK], unit_x[lo : lo + BLOCK] = inv, sq
     for lo in range(0, Y.shape[0], BLOCK):
         rows = index[lo : lo + BLOCK]
-        yn, xn, g = normalize(Y[lo : lo + BLOCK]), normalize(X[rows]), group[rows]
-        cos = np.einsum("ij,ij->i", xn, yn)
-        sq_x, sq_y = np.einsum("ij,ij->i", xn, xn), np.einsum("ij,ij->i", yn, yn)
+        yn, g = _unit(Y[lo : lo + BLOCK]), group[rows]
+        # x̂·ŷ = (x·ŷ)/‖x‖: the image rows as stored, scaled after the dot product
+        cos = np.einsum("ij,ij->i", X[rows].astype(np.float64), yn) * inv_x[rows]
+        sq_x, sq_y = unit_x[rows], np.einsum("ij,ij->i", yn, yn)
         dist = np.sqrt(np.maximum(sq_x + sq_y - 2.0 * cos, 0.0))
         out.n_y += np.bincount(g[g >= 0], minlength=G)
         out.sum_y += group_sum(yn, g, G)
