@@ -68,7 +68,8 @@ def compute_gap(path: Path, first: threading.Event) -> GapComputed | None:
     from mgap.tui.analysis_jobs import wants_job
 
     store = open_store(path)
-    if not wants_job(store.n_images, store.n_texts):
+    # a one-sided store fails here at once, with the command's one-line reason
+    if not (wants_job(store.n_images, store.n_texts) and store.has_images and store.has_texts):
         report = gap_report(store, by_category=bool(store.category_names), separability=False)
         return GapComputed(path, GapReport.from_json(report))
     from mgap.tui.gap_job import gap_via_job
