@@ -10,7 +10,8 @@ workers, its default decode path, inference mode, trimmed text batches, and writ
 HDF5 store. Two mgap figures: the same work as the baseline, and mgap's full store,
 which also embeds the zero-shot class prompts (every COCO category x the photo templates,
 work the baseline never does). Both sides load the model inside the timed call, and all
-are timed by `_harness.measure` with the same repeats.
+are timed by `_harness.measure_interleaved` with the same repeats, in turn (mgap, mgap
+full, baseline, mgap, ...), so a change of load from other processes falls on each alike.
 
     python benchmarks/bench_extract.py [--data-root ../shared/data/tiny_coco] [--device cpu]
 """
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _harness import measure, report
+from _harness import measure_interleaved, report
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
@@ -127,15 +128,14 @@ def main() -> None:
     spec = f"open_clip:{args.arch}@random"
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "s.h5"
-        ours = measure(lambda: mgap_extract(spec, args, device, out, False), repeats=args.repeats)
-        full = measure(
-            lambda: mgap_extract(spec, args, device, Path(tmp) / "full.h5", True),
-            repeats=args.repeats,
-        )
-        theirs = measure(
-            lambda: clip_benchmark_defaults(
-                args.arch, manifest, device, args.batch_size, args.workers
-            ),
+        ours, full, theirs = measure_interleaved(
+            [
+                lambda: mgap_extract(spec, args, device, out, False),
+                lambda: mgap_extract(spec, args, device, Path(tmp) / "full.h5", True),
+                lambda: clip_benchmark_defaults(
+                    args.arch, manifest, device, args.batch_size, args.workers
+                ),
+            ],
             repeats=args.repeats,
         )
         store = open_store(out)
