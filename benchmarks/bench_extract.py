@@ -14,6 +14,7 @@ are timed by `_harness.measure_interleaved` with the same repeats, in turn (mgap
 full, baseline, mgap, ...), so a change of load from other processes falls on each alike.
 
     python benchmarks/bench_extract.py [--data-root ../shared/data/tiny_coco] [--device cpu]
+    python benchmarks/bench_extract.py --decode exact   # mgap on the model's own transform
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ def mgap_extract(spec: str, args, device: str, out: Path, prompts: bool) -> Path
         out=out,
         num_workers=args.workers,
         overwrite=True,
+        decode=args.decode,
     )
     ExtractJob(request, None, with_prompts=prompts).run()
     return out
@@ -120,6 +122,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64, help="CLIP_benchmark's default")
     parser.add_argument("--workers", type=int, default=4, help="CLIP_benchmark's default")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--decode", default="auto", help="mgap's decode path (exact: how much the default gains)"
+    )
     args = parser.parse_args()
     device = resolve_device(args.device)
     manifest = load_manifest("coco", args.data_root, args.split)
