@@ -74,8 +74,8 @@ def kernels(n: int = 5000, d: int = 768, repeats: int = 3) -> None:
         "floor",
     )
 
-    def kernel_floor():  # build both RBF kernels: float32 products + exp (σ given)
-        out = []
+    def kernel_floor():  # both RBF kernels as the seed's kernel_CKA builds them, in float32:
+        out = []  # products, σ² = the median nonzero squared distance, exp
         for A in (X, Y):
             Ac = A - A.mean(0)
             sq = np.einsum("ij,ij->i", Ac, Ac)
@@ -83,7 +83,7 @@ def kernels(n: int = 5000, d: int = 768, repeats: int = 3) -> None:
             D *= -2.0
             D += sq[:, None]
             D += sq[None, :]
-            np.exp(D * (-0.5 / float(np.median(sq))), out=D)
+            np.exp(D * (-0.5 / float(np.median(D[D != 0]))), out=D)
             out.append(D)
         return out
 

@@ -114,6 +114,21 @@ def test_topk_equals_full_sort(rng):
         assert np.allclose(sim, np.take_along_axis(S, want, axis=1), atol=1e-6)
 
 
+def test_top_k_kernel_skips_the_own_column_and_keeps_the_lower_of_ties():
+    from mgap.engine.analysis.tile_kernels import top_k
+
+    S = np.array(
+        [[5.0, 1.0, 3.0, 3.0, 0.0], [9.0, 8.0, 7.0, 6.0, 5.0], [0.0, 0.0, 0.0, 0.0, 1.0]],
+        dtype=np.float32,
+    )
+    idx, vals = top_k(S, 2, np.array([0, -1, 4]))
+    # row 0: own column 0 skipped, columns 2 and 3 tie at 3; row 2: all tie once 4 is skipped
+    assert idx.tolist() == [[2, 3], [0, 1], [0, 1]]
+    assert vals.tolist() == [[3.0, 3.0], [9.0, 8.0], [0.0, 0.0]]
+    idx, _ = top_k(S, 3, np.array([2, 2, 2]))
+    assert idx.tolist() == [[0, 1, 3], [0, 1, 3], [0, 1, 4]]
+
+
 def test_flops_estimate_is_positive_and_cached():
     be = B.resolve_backend("cpu")
     first = be.flops_per_second()

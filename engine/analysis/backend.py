@@ -186,9 +186,9 @@ class Backend:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Per column: rows scoring above `col_high` and at least `col_low`; per row: columns
         scoring above `row_high` and at least `row_low` (float32 host thresholds, int64
-        counts). On numpy one fused pass (`count_kernels`)."""
+        counts). On numpy one fused pass (`tile_kernels`)."""
         if self.engine == "numpy":
-            from mgap.engine.analysis.count_kernels import tile_counts
+            from mgap.engine.analysis.tile_kernels import tile_counts
 
             per_col, per_row = tile_counts(
                 np.ascontiguousarray(S), *(_f32(v) for v in (col_low, col_high, row_low, row_high))
@@ -210,7 +210,7 @@ class Backend:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Per row: columns scoring above `row_high` and at least `row_low` (int64)."""
         if self.engine == "numpy":
-            from mgap.engine.analysis.count_kernels import row_counts
+            from mgap.engine.analysis.tile_kernels import row_counts
 
             per_row = row_counts(np.ascontiguousarray(S), _f32(row_low), _f32(row_high))
             return per_row[0], per_row[1]
@@ -280,11 +280,9 @@ class Backend:
         sim = np.empty((own.size, k))
         for lo, hi, S in self.products(q, a, rows):
             if self.engine == "numpy":
-                S[np.arange(hi - lo), own[lo:hi]] = -np.inf
-                top = np.argpartition(S, n - k, axis=1)[:, n - k :]
-                top.sort(axis=1)
-                idx[lo:hi] = top
-                sim[lo:hi] = np.take_along_axis(S, top, axis=1)
+                from mgap.engine.analysis.tile_kernels import top_k
+
+                idx[lo:hi], sim[lo:hi] = top_k(np.ascontiguousarray(S), k, own[lo:hi])
             else:
                 torch = _torch()
                 r = torch.arange(hi - lo, device=S.device)
