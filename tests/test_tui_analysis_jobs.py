@@ -20,7 +20,7 @@ from rich.console import Console
 
 pytest.importorskip("textual")
 
-from tui_helpers import settle, text  # noqa: E402
+from tui_helpers import settle, text, two_category_store  # noqa: E402
 
 from mgap.engine.analysis import categories  # noqa: E402
 from mgap.errors import MgapError  # noqa: E402
@@ -32,24 +32,7 @@ N = 30
 
 
 def _pair_store(make_store, name: str = "big.h5"):
-    rng = np.random.default_rng(3)
-    X = rng.normal(size=(N, 6))
-    Y = X + rng.normal(size=X.shape) * 0.8
-    rows = np.arange(N)
-    primary = rows % 2
-    path = make_store(
-        name,
-        X=X,
-        Y=Y,
-        image_ids=[f"img{i}" for i in rows],
-        captions=[f"c{i}" for i in rows],
-        caption_image_row=rows,
-        category_names=["even", "odd"],
-        supercategories=["number", "number"],
-        primary=primary,
-        labels=np.eye(2, dtype=bool)[primary],
-    )
-    return path, X, Y
+    return two_category_store(make_store, name)
 
 
 def _recall_at_1(queries: np.ndarray, gallery: np.ndarray) -> float:

@@ -18,34 +18,15 @@ import pytest
 
 pytest.importorskip("textual")
 
-from tui_helpers import text  # noqa: E402
+from tui_helpers import text, two_category_store  # noqa: E402
 
 from mgap.store.progress import pid_alive, read_progress  # noqa: E402
 from mgap.tui import analysis_jobs, gap_job  # noqa: E402
 from mgap.tui.app import MgapApp  # noqa: E402
 
-N = 30
-
 
 def _store(make_store, noise: float = 0.8):
-    rng = np.random.default_rng(int(noise * 10))
-    X = rng.normal(size=(N, 6))
-    Y = X + rng.normal(size=X.shape) * noise
-    rows = np.arange(N)
-    primary = rows % 2
-    path = make_store(
-        "big.h5",
-        X=X,
-        Y=Y,
-        image_ids=[f"img{i}" for i in rows],
-        captions=[f"c{i}" for i in rows],
-        caption_image_row=rows,
-        category_names=["even", "odd"],
-        supercategories=["number", "number"],
-        primary=primary,
-        labels=np.eye(2, dtype=bool)[primary],
-    )
-    return path, X, Y
+    return two_category_store(make_store, seed=int(noise * 10), noise=noise)
 
 
 def _l2m(X: np.ndarray, Y: np.ndarray) -> float:

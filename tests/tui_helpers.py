@@ -1,4 +1,6 @@
-"""Deterministic waits for Pilot tests: wait on the TUI's workers, not on a clock.
+"""Helpers for the TUI tests: deterministic waits, and the small paired store they open.
+
+Deterministic waits for Pilot tests: wait on the TUI's workers, not on a clock.
 
 `settle` waits until no worker is pending or running and the messages they returned have
 been handled (a handler may start the next worker, so it loops until quiet), like
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 
+import numpy as np
 from textual.widgets import DataTable
 from textual.worker import WorkerState
 
@@ -50,3 +53,25 @@ async def _tables_measured(pilot, rounds: int = 50) -> None:
 def text(app, selector: str) -> str:
     """The plain text a Static shows."""
     return str(app.query_one(selector).content)
+
+
+def two_category_store(make_store, name: str = "big.h5", *, seed: int = 3, noise: float = 0.8):
+    """(path, X, Y): 30 paired rows in two categories (even, odd), for the jobs tests."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(30, 6))
+    Y = X + rng.normal(size=X.shape) * noise
+    rows = np.arange(30)
+    primary = rows % 2
+    path = make_store(
+        name,
+        X=X,
+        Y=Y,
+        image_ids=[f"img{i}" for i in rows],
+        captions=[f"c{i}" for i in rows],
+        caption_image_row=rows,
+        category_names=["even", "odd"],
+        supercategories=["number", "number"],
+        primary=primary,
+        labels=np.eye(2, dtype=bool)[primary],
+    )
+    return path, X, Y

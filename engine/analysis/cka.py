@@ -12,6 +12,7 @@ import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -451,26 +452,19 @@ def _sampled(
     from mgap.engine.analysis.cka_sample import GROUPS, sampled_cka
     from mgap.engine.analysis.progress import Work
 
+    run = partial(
+        sampled_cka,
+        mats,
+        kernel=kernel,
+        unbiased=unbiased,
+        sigma=sigma,
+        sample=sample,
+        seed=seed,
+        backend=be,
+    )
     if kernel == "linear":
-        return sampled_cka(
-            mats,
-            kernel=kernel,
-            unbiased=unbiased,
-            sigma=sigma,
-            sample=sample,
-            seed=seed,
-            backend=be,
-        )
+        return run()
     group = sample // GROUPS
     flops = _rbf_flops(mats, sample, sigma) + GROUPS * _rbf_flops(mats, group, sigma)
     with Work("sampled RBF CKA", sample + GROUPS * group, flops, be) as work:
-        return sampled_cka(
-            mats,
-            kernel=kernel,
-            unbiased=unbiased,
-            sigma=sigma,
-            sample=sample,
-            seed=seed,
-            backend=be,
-            progress=work.advance,
-        )
+        return run(progress=work.advance)

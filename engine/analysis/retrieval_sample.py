@@ -10,6 +10,7 @@ R@k is a mean of N i.i.d. values and its 95 % interval is a percentile bootstrap
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -72,8 +73,8 @@ def sampled_ranks(
 
 def _ranks(
     backend: Backend,
-    queries,
-    gallery,
+    queries: Any,
+    gallery: Any,
     prepared: Prepared,
     best: np.ndarray,
     owner: np.ndarray,
