@@ -131,13 +131,19 @@ def _serve(paths: Sequence[str], fd: int) -> None:
 
 
 # ---- the parent's side ----------------------------------------------------------------
+def _can_fork() -> bool:
+    """Fork only a single-threaded process: a lock held by another thread (h5py's) would
+    never be released in the child."""
+    return hasattr(os, "fork") and threading.active_count() == 1
+
+
 class _Child:
     """A probing child (forked or `python -m`): its pipe, and how to end and reap it."""
 
     def __init__(self, paths: Sequence[Path]) -> None:
         self.proc: subprocess.Popen | None = None
         self.pid = 0
-        if hasattr(os, "fork") and threading.active_count() == 1:
+        if _can_fork():
             read, write = os.pipe()
             pid = os.fork()
             if pid == 0:  # the child: never return into the caller
