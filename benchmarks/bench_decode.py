@@ -1,18 +1,20 @@
 """Decode + preprocess per worker: mgap's decode paths vs the model's own transform.
 
 One process, one thread: what one DataLoader worker does per batch of 64, from the image
-files to the model's float input. The baseline is what CLIP_benchmark's dataset and
+files to the batch it hands over. The baseline is what CLIP_benchmark's dataset and
 collate run, `preprocess(Image.open(path).convert("RGB"))` with the model's own
 torchvision transform (Resize, CenterCrop, ToTensor, Normalize), then `torch.stack`.
-mgap's default (`--decode tensor`) runs its worker's own code, `encoded_item` (the file
-read) and `tensor_inputs` (decode_jpeg, uint8 resize and crop), stacks the uint8 crops,
-then `TensorTransform.normalise` on the batch: on a GPU that step runs on the device, but
-here it is timed on this CPU thread, so mgap's side carries all of its work. The previous
-layout (float conversion and Normalize per image in the worker) and `--decode draft`
-(PIL JPEG draft, opt-in) are timed too, all in turn after one warm-up run, by the wall
-clock and by this process's CPU time (the work itself, whatever the load). The fidelity check embeds every image each way
-and reports the minimum cosine to the baseline: a path is on by default only if it stays
->= 0.999.
+mgap's default (`--decode tensor`) runs its worker's own code: `ImageItems.__getitems__`
+(the batch's files read ahead on the reader thread; decode_jpeg, uint8 resize and crop)
+and `collate_items`, then `TensorTransform.normalise` on the batch. On a GPU that last step
+runs on the device; here it is timed on this CPU thread, so mgap's headline side carries
+all of its work, and the worker's share is printed beside it. The previous layout (float
+conversion and Normalize per image in the worker) and `--decode draft` (PIL JPEG draft,
+opt-in) are timed too, all in turn after one warm-up run, by the wall clock and by this
+process's CPU time (the work itself, whatever the load). Each side returns its batches;
+joining them for the fidelity check is outside the timing (a worker never joins batches).
+The fidelity check embeds every image each way and reports the minimum cosine to the
+baseline: a path is on by default only if it stays >= 0.999.
 
     python benchmarks/bench_decode.py [--data-root ../shared/data/tiny_coco] [--repeats 5]
 """
@@ -30,13 +32,8 @@ from _harness import measure_interleaved, report
 from PIL import Image
 
 from mgap.engine.datasets import load_manifest
-from mgap.engine.decode import (
-    TensorTransform,
-    decode_jpegs,
-    draft_target,
-    encoded_item,
-    tensor_inputs,
-)
+from mgap.engine.decode import TensorTransform, decode_jpegs, draft_target
+from mgap.engine.extract import ImageItems, collate_items
 from mgap.engine.models import load_model
 
 BATCH = 64  # CLIP_benchmark's default batch size
@@ -46,42 +43,45 @@ def batches(n: int) -> list[range]:
     return [range(i, min(i + BATCH, n)) for i in range(0, n, BATCH)]
 
 
-def own_transform(manifest, preprocess) -> torch.Tensor:
+def own_transform(manifest, preprocess) -> list[torch.Tensor]:
     """CLIP_benchmark's worker: open the file with PIL, the model's transform, stack."""
     root = Path(manifest.root)
     out = []
     for rows in batches(len(manifest.records)):
         images = [Image.open(root / manifest.records[i].path).convert("RGB") for i in rows]
         out.append(torch.stack([preprocess(image) for image in images]))
-    return torch.cat(out)
+    return out
 
 
-def tensor_path(manifest, transform: TensorTransform, normalise: bool = True) -> torch.Tensor:
-    """mgap's default: the worker's uint8 crops, stacked, then the per-batch normalise
+def tensor_path(manifest, preprocess, normalise: bool = True) -> list[torch.Tensor]:
+    """mgap's default: the worker's batch of uint8 crops, then the per-batch normalise
     (`normalise=False`: the worker's share alone, when that step runs on a GPU)."""
+    transform = TensorTransform.from_preprocess(preprocess)
+    items = ImageItems(
+        manifest, [preprocess], 0, decode_mode="tensor", tensor_transforms=[transform]
+    )
     out = []
     for rows in batches(len(manifest.records)):
-        batch = torch.stack(
-            [tensor_inputs(encoded_item(manifest, i), [transform])[0] for i in rows]
-        )
+        _, reasons, [[batch]] = collate_items(items.__getitems__(list(rows)))
+        assert not any(reasons), reasons
         out.append(transform.normalise(batch) if normalise else batch)
-    return torch.cat(out)
+    return out
 
 
-def float_in_worker(manifest, transform: TensorTransform) -> torch.Tensor:
+def float_in_worker(manifest, transform: TensorTransform) -> list[torch.Tensor]:
     """The previous layout: each image converted to float and normalised in the worker."""
     out = []
     for rows in batches(len(manifest.records)):
         images = [decode_jpegs([manifest.image_bytes(i)], "cpu")[0] for i in rows]
         out.append(torch.stack([transform([image])[0] for image in images]))
-    return torch.cat(out)
+    return out
 
 
-def draft(manifest, preprocess, size: int) -> torch.Tensor:
+def draft(manifest, preprocess, size: int) -> list[torch.Tensor]:
     out = []
     for rows in batches(len(manifest.records)):
         out.append(torch.stack([preprocess(manifest.load_image(i, size)) for i in rows]))
-    return torch.cat(out)
+    return out
 
 
 def cosines(model, a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
@@ -111,16 +111,16 @@ def main() -> None:
         f"{max(min(s) for s in sizes)} px, batches of {BATCH}; one process, one thread "
         "(a shared machine: load from other sessions)"
     )
-    assert all(isinstance(encoded_item(manifest, i).payload, bytes) for i in range(n))
+    assert all(manifest.image_bytes(i)[:2] == b"\xff\xd8" for i in range(n))  # all JPEGs
     for spec in args.models:
         model = load_model(spec, "cpu")
         preprocess = model.image_preprocess()
         size = draft_target([preprocess])
         transform = TensorTransform.from_preprocess(preprocess)
         sides = [
-            lambda t=transform: tensor_path(manifest, t),
+            lambda p=preprocess: tensor_path(manifest, p),
             lambda p=preprocess: own_transform(manifest, p),
-            lambda t=transform: tensor_path(manifest, t, normalise=False),
+            lambda p=preprocess: tensor_path(manifest, p, normalise=False),
             lambda t=transform: float_in_worker(manifest, t),
             lambda p=preprocess, s=size: draft(manifest, p, s),
         ]
@@ -143,7 +143,7 @@ def main() -> None:
                 f"{theirs.median / drafted.median:.2f}×"
             )
         for name, timing in (("tensor", ours), ("draft", drafted)):
-            cos = cosines(model, theirs.value, timing.value)
+            cos = cosines(model, torch.cat(theirs.value), torch.cat(timing.value))
             print(f"  cosine {name} vs own transform: min {cos.min():.5f} · mean {cos.mean():.5f}")
 
 

@@ -12,15 +12,22 @@ which also embeds the zero-shot class prompts (every COCO category x the photo t
 work the baseline never does). Both sides load the model inside the timed call, and all
 are timed by `_harness.measure_interleaved` with the same repeats, in turn (mgap, mgap
 full, baseline, mgap, ...), so a change of load from other processes falls on each alike.
+mgap's image pass is also given on its own (the job's rate from its DataLoader's start to
+its last batch), and on CUDA each side's mean GPU utilisation (`nvidia-smi`, every 100 ms).
 
     python benchmarks/bench_extract.py [--data-root ../shared/data/tiny_coco] [--device cpu]
     python benchmarks/bench_extract.py --decode exact   # mgap on the model's own transform
+    python benchmarks/coco_copies.py /tmp/coco5k --images 5000   # a GPU needs more images
+    python benchmarks/bench_extract.py --data-root /tmp/coco5k --device cuda --decode gpu --workers 8
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
+import subprocess
 import tempfile
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 
@@ -86,9 +93,10 @@ def clip_benchmark_defaults(arch: str, manifest, device: str, batch_size: int, w
     return torch.cat(images).numpy(), torch.cat(texts).numpy()
 
 
-def mgap_extract(spec: str, args, device: str, out: Path, prompts: bool) -> Path:
-    """One `mgap extract`; `prompts=False` skips the zero-shot class prompt embeddings,
-    which the baseline does not compute (the like-for-like comparison)."""
+def mgap_extract(spec: str, args, device: str, out: Path, prompts: bool) -> float:
+    """One `mgap extract`, returning its image pass's images/s; `prompts=False` skips the
+    zero-shot class prompt embeddings, which the baseline does not compute (the
+    like-for-like comparison)."""
     out.unlink(missing_ok=True)
     request = ExtractRequest(
         models=[spec],
@@ -102,8 +110,33 @@ def mgap_extract(spec: str, args, device: str, out: Path, prompts: bool) -> Path
         overwrite=True,
         decode=args.decode,
     )
-    ExtractJob(request, None, with_prompts=prompts).run()
-    return out
+    [summary] = ExtractJob(request, None, with_prompts=prompts).run()
+    return summary.images_per_s
+
+
+class GpuUtilisation:
+    """Mean GPU utilisation (%) of device 0 while a call runs, from `nvidia-smi` samples."""
+
+    def __init__(self, fn: Callable[[], object]) -> None:
+        self.fn, self.samples = fn, []
+
+    def __call__(self) -> object:
+        sampler = subprocess.Popen(
+            ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"]
+            + ["--id=0", "-lms", "100"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            return self.fn()
+        finally:
+            sampler.terminate()
+            out, _ = sampler.communicate()
+            self.samples += [float(v) for v in out.split() if v.strip().isdigit()]
+
+    @property
+    def mean(self) -> str:
+        return f"{sum(self.samples) / len(self.samples):.0f}%" if self.samples else "n/a"
 
 
 def _min_cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -133,16 +166,16 @@ def main() -> None:
     spec = f"open_clip:{args.arch}@random"
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "s.h5"
-        ours, full, theirs = measure_interleaved(
-            [
-                lambda: mgap_extract(spec, args, device, out, False),
-                lambda: mgap_extract(spec, args, device, Path(tmp) / "full.h5", True),
-                lambda: clip_benchmark_defaults(
-                    args.arch, manifest, device, args.batch_size, args.workers
-                ),
-            ],
-            repeats=args.repeats,
-        )
+        sides = [
+            lambda: mgap_extract(spec, args, device, out, False),
+            lambda: mgap_extract(spec, args, device, Path(tmp) / "full.h5", True),
+            lambda: clip_benchmark_defaults(
+                args.arch, manifest, device, args.batch_size, args.workers
+            ),
+        ]
+        if device.startswith("cuda") and shutil.which("nvidia-smi"):
+            sides = [GpuUtilisation(side) for side in sides]
+        ours, full, theirs = measure_interleaved(sides, repeats=args.repeats)
         store = open_store(out)
         x, y = store.image_embeddings(np.float32), store.text_embeddings(np.float32)
         decode = store.attrs.get("decode", "")
@@ -163,6 +196,12 @@ def main() -> None:
         f"{n / theirs.median:.1f} · ratio {ratio:.2f}×"
     )
     print(f"  full store: mgap {n / full.median:.1f} images/s · ratio {full_ratio:.2f}×")
+    print(f"  mgap's image pass alone (last run): {ours.value:.0f} images/s")
+    if isinstance(sides[0], GpuUtilisation):
+        print(
+            f"  mean GPU utilisation: mgap {sides[0].mean} · full store {sides[1].mean} · "
+            f"CLIP_benchmark defaults {sides[2].mean}"
+        )
     print(f"  mgap decode path: {decode}")
     print(
         f"  min cosine to the baseline's embeddings: images {_min_cosine(x, x_ref):.5f}, "

@@ -3,10 +3,11 @@
 - `tensor` (the default where a model's transform is Resize -> CenterCrop -> ToTensor ->
   Normalize, as open_clip's are): the workers decode JPEGs with libjpeg-turbo through
   `torchvision.io.decode_jpeg`, resize (antialiased bicubic on uint8) and crop, and send
-  uint8 crops (a quarter of the float bytes through worker IPC); the float conversion and
-  Normalize run once per batch on the model's device (`TensorTransform.normalise`). On the
-  real COCO sample its embeddings stay within cosine 0.99999 of the model's own
-  transform (benchmarks/bench_decode.py gives the images/s per worker).
+  uint8 crops channels last (a quarter of the float bytes through worker IPC); the float
+  conversion and Normalize run once per batch on the model's device
+  (`TensorTransform.normalise`). On the real COCO sample its embeddings stay within
+  cosine 0.99999 of the model's own transform (benchmarks/bench_decode.py gives the
+  images/s per worker).
 - `draft`: PIL's JPEG draft mode decodes a JPEG at least twice the model's input size
   at 1/2, 1/4 or 1/8 scale in the DCT domain (never below the input size), then the
   model's own transform. Faster still on large photos, but on COCO-sized photos its
@@ -47,22 +48,38 @@ def input_size(preprocess: Callable) -> int | None:
 
 
 def resolve_mode(mode: str, device: str, preprocessors: Sequence[Callable]) -> str:
-    """`auto` -> `tensor` where every model's transform has a tensor twin, else `exact`."""
+    """`auto` -> `tensor` where every model's transform has a tensor twin and torchvision
+    still decodes JPEGs, else `exact`."""
     if mode not in DECODE_MODES:
         raise UsageError(f"--decode must be one of {', '.join(DECODE_MODES)}, got {mode!r}")
     if mode == "gpu" and not device.startswith("cuda"):
         raise UsageError("--decode gpu needs a CUDA device", hint="pass --device cuda or drop it")
     twins = all(TensorTransform.from_preprocess(p) for p in preprocessors)
     if mode == "auto":
-        return "tensor" if twins else "exact"
+        return "tensor" if twins and has_jpeg_decoder() else "exact"
     if mode in ("tensor", "gpu") and not twins:
         raise UsageError(
             f"--decode {mode} needs a Resize/CenterCrop/Normalize transform, and a model has another",
             hint="use --decode draft or exact for this model",
         )
+    if mode in ("tensor", "gpu") and not has_jpeg_decoder():
+        raise UsageError(
+            f"--decode {mode} needs torchvision.io.decode_jpeg, which this torchvision lacks",
+            hint="use --decode exact, or a torchvision that still decodes JPEGs (<= 0.29)",
+        )
     if mode == "draft" and not all(input_size(p) for p in preprocessors):
         raise UsageError("--decode draft needs each model's input size", hint="use --decode exact")
     return mode
+
+
+def has_jpeg_decoder() -> bool:
+    """torchvision deprecated its image decoders in 0.29 (for TorchCodec); without them
+    the tensor paths would skip every image, so they are not chosen."""
+    try:
+        from torchvision.io import decode_jpeg  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def draft_target(preprocessors: Sequence[Callable]) -> int | None:
@@ -137,27 +154,35 @@ class TensorTransform:
         return self.size, self.crop, str(self.interpolation)
 
     def crop_uint8(self, image: Any) -> Any:
-        """One uint8 CHW image -> the model's resized, centre-cropped uint8 CHW input."""
+        """One uint8 CHW image -> the model's resized, centre-cropped input as uint8 HWC.
+
+        Channels last is how the decoder and the resize lay pixels out, so the crop is a
+        view and stacking a batch of them copies whole rows (a CHW stack was 5x slower).
+        """
         from torchvision.transforms.v2 import functional as F
 
         resized = F.resize(image, [self.size], interpolation=self.interpolation, antialias=True)
-        return F.center_crop(resized, list(self.crop))
+        return F.center_crop(resized, list(self.crop)).permute(1, 2, 0)
 
     def normalise(self, batch: Any) -> Any:
-        """A uint8 (N, C, H, W) batch -> the model's float input, on the batch's device.
+        """A uint8 (N, H, W, C) batch of crops -> the model's float (N, C, H, W) input, on
+        the batch's device.
 
         ToTensor's /255 and Normalize fold into one subtract and one multiply per pixel:
-        (x/255 - mean)/std = (x - 255 mean) * 1/(255 std).
+        (x/255 - mean)/std = (x - 255 mean) * 1/(255 std). The float conversion and the
+        move to channels first are one copy.
         """
         import torch
 
-        shape = (1, len(self.mean), 1, 1)
+        n, h, w, c = batch.shape
+        shape = (1, c, 1, 1)
         shift = torch.tensor(self.mean, device=batch.device).mul_(255.0).view(shape)
         scale = torch.tensor(self.std, device=batch.device).mul_(255.0).reciprocal_().view(shape)
-        return batch.float().sub_(shift).mul_(scale)
+        out = torch.empty((n, c, h, w), dtype=torch.float32, device=batch.device)
+        return out.copy_(batch.permute(0, 3, 1, 2)).sub_(shift).mul_(scale)
 
     def __call__(self, images: Sequence[Any]) -> Any:
-        """uint8 CHW images (any sizes, on one device) -> one normalised float batch."""
+        """uint8 CHW images (any sizes, on one device) -> one normalised float NCHW batch."""
         import torch
 
         return self.normalise(torch.stack([self.crop_uint8(img) for img in images]))
@@ -184,14 +209,11 @@ class Encoded:
     payload: Any
 
 
-def encoded_item(manifest: Any, index: int) -> Encoded:
-    """Read image `index` for the tensor paths: JPEGs stay encoded, the rest decode here."""
-    if manifest.encoded:
-        data = manifest.image_bytes(index)
-        if data[:2] == b"\xff\xd8":  # JPEG start-of-image marker
-            return Encoded(data)
-        return Encoded(rgb_tensor(open_rgb(data)))
-    return Encoded(rgb_tensor(manifest.load_image(index)))
+def encoded(data: bytes) -> Encoded:
+    """An encoded image for the tensor paths: a JPEG stays encoded, other formats decode here."""
+    if data[:2] == b"\xff\xd8":  # JPEG start-of-image marker
+        return Encoded(data)
+    return Encoded(rgb_tensor(open_rgb(data)))
 
 
 def gpu_batches(

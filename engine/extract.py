@@ -108,7 +108,7 @@ class _StopRequested(Exception):
 
 
 # ---- decoding in worker processes ---------------------------------------------------
-class _ImageItems(Dataset):
+class ImageItems(Dataset):
     """Decodes image `i` once, makes its perturbed copies, and applies every model's
     preprocessing to each side: item[m][s] is model m's input for side s (0 = clean)."""
 
@@ -136,15 +136,35 @@ class _ImageItems(Dataset):
         return len(self.manifest.records) - self.start
 
     def __getitem__(self, k: int) -> tuple[int, Any, str]:
-        index = self.start + k
+        return self.__getitems__([k])[0]
+
+    def __getitems__(self, ks: Sequence[int]) -> list[tuple[int, Any, str]]:
+        """A batch (the DataLoader's fetch): its files are read ahead on the reader thread
+        while the worker decodes, one hand-off per batch."""
+        indices = [self.start + k for k in ks]
+        if not self.manifest.encoded:  # drawn in memory: no bytes to read
+            return [self._item(index, None) for index in indices]
+        data = self.manifest.images_bytes(indices)
+        return [self._item(index, d) for index, d in zip(indices, data, strict=True)]
+
+    def _item(self, index: int, data: bytes | Exception | None) -> tuple[int, Any, str]:
         try:
-            if self.decode_mode == "gpu":  # decoded and preprocessed on the GPU in batches
-                item = decode.encoded_item(self.manifest, index)
-                return index, [[item] for _ in self.preprocessors], ""
-            if self.decode_mode == "tensor":
-                item = decode.encoded_item(self.manifest, index)
+            if isinstance(data, Exception):
+                raise data
+            if self.decode_mode in ("gpu", "tensor"):
+                item = (
+                    decode.Encoded(decode.rgb_tensor(self.manifest.load_image(index)))
+                    if data is None
+                    else decode.encoded(data)
+                )
+                if self.decode_mode == "gpu":  # decoded and preprocessed on the GPU in batches
+                    return index, [[item] for _ in self.preprocessors], ""
                 return index, [[x] for x in decode.tensor_inputs(item, self.tensor_transforms)], ""
-            image = self.manifest.load_image(index, self.draft_to)
+            image = (
+                self.manifest.load_image(index, self.draft_to)
+                if data is None
+                else decode.open_rgb(data, self.draft_to)
+            )
             sides = image_sides(image, self.perturbations, self.seed, index)
             return index, [[pre(side) for side in sides] for pre in self.preprocessors], ""
         except Exception as exc:  # noqa: BLE001 - any unreadable image is skipped, never fatal
@@ -174,7 +194,7 @@ def caption_blocks(caption_rows: np.ndarray, n_images: int, block_rows: int) -> 
     return np.unique(np.append(bounds, len(caption_rows)).astype(np.int64))
 
 
-def _collate(items: list[tuple[int, Any, str]]) -> tuple[list[int], list[str], list[Any]]:
+def collate_items(items: list[tuple[int, Any, str]]) -> tuple[list[int], list[str], list[Any]]:
     """Indices, reasons ('' = ok) and, per model and side, the collated batch of the
     readable images."""
     indices = [i for i, _, _ in items]
@@ -592,7 +612,7 @@ class ExtractJob:
         self, pending: list[StoreTarget], manifest: Manifest, start: int, block: int
     ) -> DataLoader:
         """Decoding workers feeding batches that never straddle a store block."""
-        dataset = _ImageItems(
+        dataset = ImageItems(
             manifest,
             [t.model.image_preprocess() for t in pending],
             start,
@@ -613,7 +633,7 @@ class ExtractJob:
                 len(manifest.records) - start, self.request.batch_size, block
             ),
             num_workers=workers,
-            collate_fn=_collate,
+            collate_fn=collate_items,
             pin_memory=self.device.startswith("cuda"),
             prefetch_factor=4 if workers else None,
             persistent_workers=False,

@@ -11,15 +11,17 @@ import pytest
 import torch
 from PIL import Image
 
+from mgap.core.errors import UsageError
 from mgap.engine.datasets import load_manifest
 from mgap.engine.decode import (
     Encoded,
     TensorTransform,
     decode_jpegs,
-    encoded_item,
+    encoded,
     gpu_batches,
     input_size,
     open_rgb,
+    resolve_mode,
     tensor_inputs,
 )
 from mgap.engine.models import load_model
@@ -53,13 +55,16 @@ def test_tensor_twin_of_open_clip_transform(model):
 
 
 def test_batch_normalise_is_to_tensor_then_normalize(model):
-    """(x/255 - mean)/std per channel, the published ToTensor + Normalize, on uint8 input."""
+    """(x/255 - mean)/std per channel, the published ToTensor + Normalize, on uint8 input
+    that arrives channels last (N, H, W, C) and leaves channels first (N, C, H, W)."""
     twin = TensorTransform.from_preprocess(model.image_preprocess())
-    batch = torch.tensor([0, 1, 128, 254, 255], dtype=torch.uint8).repeat(2, 3, 1, 1)
+    values = (0, 1, 128, 254, 255)
+    pixels = torch.tensor(values, dtype=torch.uint8).view(1, 5, 1)
+    batch = torch.cat([pixels, 255 - pixels, pixels // 2], dim=2).expand(2, 1, 5, 3)
     got = twin.normalise(batch)
-    assert got.dtype == torch.float32 and got.shape == (2, 3, 1, 5)
-    for c in range(3):
-        want = [(v / 255 - OPENAI_MEAN[c]) / OPENAI_STD[c] for v in (0, 1, 128, 254, 255)]
+    assert got.dtype == torch.float32 and got.shape == (2, 3, 1, 5) and got.is_contiguous()
+    for c, channel in enumerate((values, [255 - v for v in values], [v // 2 for v in values])):
+        want = [(v / 255 - OPENAI_MEAN[c]) / OPENAI_STD[c] for v in channel]
         np.testing.assert_allclose(got[1, c, 0].numpy(), want, rtol=0, atol=2e-6)
 
 
@@ -69,7 +74,20 @@ def test_models_with_one_geometry_share_one_crop(tiny_coco, model):
     image = Encoded(_blobs(tiny_coco, 1)[0])
     first, again, other = tensor_inputs(image, [twin, twin, wider])
     assert first is again  # one resize for both models
-    assert other.shape == (3, 240, 240) and other.dtype == torch.uint8
+    assert other.shape == (240, 240, 3) and other.dtype == torch.uint8
+
+
+def test_a_torchvision_without_jpeg_decoding_falls_back_to_exact(monkeypatch, model):
+    """torchvision 0.29 deprecated its decoders: once gone, `auto` must not pick a path
+    that would skip every image, and asking for one says why in one line."""
+    import torchvision.io
+
+    preprocessors = [model.image_preprocess()]
+    assert resolve_mode("auto", "cpu", preprocessors) == "tensor"
+    monkeypatch.delattr(torchvision.io, "decode_jpeg")
+    assert resolve_mode("auto", "cpu", preprocessors) == "exact"
+    with pytest.raises(UsageError, match="needs torchvision.io.decode_jpeg"):
+        resolve_mode("tensor", "cpu", preprocessors)
 
 
 def test_draft_decodes_at_half_scale_only_when_twice_the_input(tiny_coco):
@@ -90,7 +108,7 @@ def test_tensor_path_matches_the_model_transform(tiny_coco, model):
     blobs = _blobs(tiny_coco, 12)
     crops = [tensor_inputs(Encoded(b), [twin])[0] for b in blobs]
     # the workers send uint8 crops; the batch step converts and normalises them
-    assert {(c.dtype, tuple(c.shape)) for c in crops} == {(torch.uint8, (3, 224, 224))}
+    assert {(c.dtype, tuple(c.shape)) for c in crops} == {(torch.uint8, (224, 224, 3))}
     ours = twin.normalise(torch.stack(crops))
     theirs = torch.stack([preprocess(Image.open(io.BytesIO(b)).convert("RGB")) for b in blobs])
     assert ours.shape == theirs.shape == (12, 3, 224, 224)
@@ -110,7 +128,7 @@ def test_batched_device_path_equals_the_worker_path(tiny_coco, model):
     other formats arriving as tensors, every model's transform on the same batch."""
     manifest = load_manifest("coco", tiny_coco, "train2017", 4)
     twin = TensorTransform.from_preprocess(model.image_preprocess())
-    items = [encoded_item(manifest, i) for i in range(4)]
+    items = [encoded(data) for data in manifest.images_bytes(range(4))]
     assert all(isinstance(item.payload, bytes) for item in items)
     png = io.BytesIO()
     Image.open(io.BytesIO(items[1].payload)).save(png, "PNG")

@@ -1,5 +1,6 @@
-"""Image files are read on one reader thread per process: exact bytes, a stalled read
-times out without stopping the next one, a FIFO is refused, forked workers read too."""
+"""Image files are read on one reader thread per process, a batch per hand-off: exact
+bytes in order, a stalled read times out without stopping the rest of its batch, a FIFO
+or a missing file fails alone, forked workers read too."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import threading
 import pytest
 
 from mgap.engine.datasets import files
-from mgap.engine.datasets.files import read_regular_file
+from mgap.engine.datasets.files import read_regular_file, read_regular_files
 
 
 @pytest.mark.parametrize("size", [0, 1, 4096, 300_001])
@@ -53,6 +54,48 @@ def test_a_stalled_read_times_out_and_the_next_read_works(tmp_path, monkeypatch)
     monkeypatch.setattr(files, "_read_all", real_read_all)
     assert read_regular_file(path) == b"pixels"  # on a new reader thread
     assert files._Reader.get() is not stuck
+    release.set()
+
+
+def test_a_batch_gives_each_file_its_bytes_or_its_own_error_in_order(tmp_path):
+    paths = [tmp_path / f"{i}.jpg" for i in range(5)]
+    blobs = [os.urandom(1000 * i) for i in range(5)]
+    for path, blob in zip(paths, blobs, strict=True):
+        path.write_bytes(blob)
+    paths[1].unlink()
+    paths[1].mkdir()  # a folder where an image should be
+    paths[3] = tmp_path / "gone.jpg"
+    os.mkfifo(tmp_path / "pipe.jpg")
+    paths.append(tmp_path / "pipe.jpg")
+    got = list(read_regular_files(paths))
+    assert [got[0], got[2], got[4]] == [blobs[0], blobs[2], blobs[4]]
+    assert isinstance(got[1], OSError)
+    assert isinstance(got[3], FileNotFoundError) and got[3].filename == str(paths[3])
+    assert str(got[5]) == "pipe.jpg is a FIFO, not a regular file"
+
+
+def test_a_stall_inside_a_batch_times_out_that_file_and_the_rest_are_read(tmp_path, monkeypatch):
+    paths = [tmp_path / f"{name}.jpg" for name in ("a", "stuck", "c", "d")]
+    for path in paths:
+        path.write_bytes(path.stem.encode() * 3)
+    release = threading.Event()
+    real_read_all = files._read_all
+    stuck_fd = []
+
+    def stalls_once(fd, size):  # the second file sits on a dead mount
+        if os.read(fd, 1) == b"s" and not stuck_fd:
+            stuck_fd.append(fd)
+            release.wait(10)
+        os.lseek(fd, 0, os.SEEK_SET)
+        return real_read_all(fd, size)
+
+    monkeypatch.setattr(files, "_read_all", stalls_once)
+    stuck = files._Reader.get()
+    got = list(read_regular_files(paths, timeout_s=0.3))
+    assert got[0] == b"aaa" and got[2:] == [b"ccc", b"ddd"]
+    assert isinstance(got[1], TimeoutError)
+    assert str(got[1]) == "reading stuck.jpg took longer than 0.3 s"
+    assert files._Reader.get() is not stuck  # the stuck reader was abandoned
     release.set()
 
 

@@ -8,7 +8,7 @@ a text-only model never opens an image. Loaders must be picklable.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,6 +59,13 @@ class Manifest:
         from mgap.engine.datasets.files import read_regular_file
 
         return read_regular_file(Path(self.root) / self.records[index].path)  # FIFO-safe
+
+    def images_bytes(self, indices: Sequence[int]) -> Iterator[bytes | Exception]:
+        """The encoded images of `indices` in order, each its bytes or the error that names
+        it: a worker's batch of files is read ahead on the reader thread while it decodes."""
+        from mgap.engine.datasets.files import read_regular_files
+
+        return read_regular_files([Path(self.root) / self.records[i].path for i in indices])
 
     def load_image(self, index: int, draft_to: int | None = None):
         """The PIL image of record `index`, converted to RGB. Raises on unreadable files.

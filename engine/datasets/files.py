@@ -50,17 +50,30 @@ def _kind(mode: int) -> str:
     return "not a plain file"
 
 
+class _Reads:
+    """One batch of reads handed to the reader thread at once: `results[i]` is set before
+    `done[i]`; an abandoned batch (its reader timed out) closes the rest unread."""
+
+    def __init__(self, jobs: Sequence[tuple[int, int]]) -> None:
+        self.jobs = list(jobs)
+        self.results: list[bytes | OSError | None] = [None] * len(self.jobs)
+        self.done = [threading.Event() for _ in self.jobs]
+        self.abandoned = False
+
+
 class _Reader:
     """This process's reader thread: reads run there so a stalled mount costs `timeout_s`,
     not the run, without starting a thread per file (a thread start was ~0.1 ms of CPU, 5%
-    of a worker's whole per-image work). A reader stuck past a timeout is abandoned (it is
-    a daemon) and the next read starts a new one; a forked worker starts its own."""
+    of a worker's whole per-image work). A batch of files is one hand-off (a hand-off per
+    file cost 0.08 ms of CPU), and the reader runs ahead while the caller decodes. A reader
+    stuck past a timeout is abandoned (it is a daemon) and the next read starts a new one;
+    a forked worker starts its own."""
 
     _current: _Reader | None = None
 
     def __init__(self) -> None:
         self.pid = os.getpid()
-        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self.jobs: queue.SimpleQueue[_Reads] = queue.SimpleQueue()
         threading.Thread(target=self._loop, daemon=True, name="mgap-file-reader").start()
 
     @classmethod
@@ -71,25 +84,36 @@ class _Reader:
 
     def _loop(self) -> None:
         while True:
-            fd, size, result, done = self.jobs.get()
-            try:
-                result.append(_read_all(fd, size))
-            except OSError as exc:
-                result.append(exc)
-            finally:
-                os.close(fd)
-                done.set()
+            reads = self.jobs.get()
+            for i, (fd, size) in enumerate(reads.jobs):
+                try:
+                    if not reads.abandoned:
+                        reads.results[i] = _read_all(fd, size)
+                except OSError as exc:
+                    reads.results[i] = exc
+                finally:
+                    os.close(fd)
+                    reads.done[i].set()
 
-    def read(self, fd: int, size: int, timeout_s: float) -> bytes | BaseException:
-        """The reader gets its own duplicate of `fd` (closed there, so a timeout never
-        closes a descriptor in use)."""
-        result: list[bytes | BaseException] = []
-        done = threading.Event()
-        self.jobs.put((os.dup(fd), size, result, done))
-        if not done.wait(timeout_s):
-            type(self)._current = None
-            return TimeoutError(f"took longer than {timeout_s:g} s")
-        return result[0]
+    def read(self, jobs: Sequence[tuple[int, int]], timeout_s: float) -> Iterator[bytes | OSError]:
+        """Each (fd, size)'s bytes in order, as the reader finishes them. The reader gets its
+        own duplicate of each fd (closed there, so a timeout never closes a descriptor in
+        use); after a timeout the rest go to a new reader."""
+        reads = _Reads([(os.dup(fd), size) for fd, size in jobs])
+        self.jobs.put(reads)
+        return self._results(reads, jobs, timeout_s)
+
+    def _results(
+        self, reads: _Reads, jobs: Sequence[tuple[int, int]], timeout_s: float
+    ) -> Iterator[bytes | OSError]:
+        for i in range(len(jobs)):
+            if not reads.done[i].wait(timeout_s):
+                reads.abandoned = True
+                type(self)._current = None
+                yield TimeoutError(f"took longer than {timeout_s:g} s")
+                yield from _Reader.get().read(jobs[i + 1 :], timeout_s)
+                return
+            yield reads.results[i]  # type: ignore[misc]
 
 
 def _read_all(fd: int, size: int) -> bytes:
@@ -105,26 +129,53 @@ def _read_all(fd: int, size: int) -> bytes:
 
 
 def read_regular_file(path: Path, timeout_s: float = READ_TIMEOUT_S) -> bytes:
-    """The bytes of a regular file, or OSError/TimeoutError; never blocks on a FIFO.
+    """The bytes of a regular file, or OSError/TimeoutError; never blocks on a FIFO."""
+    [result] = read_regular_files([path], timeout_s)
+    if isinstance(result, OSError):
+        raise result
+    return result
 
-    The file is opened non-blocking and checked with fstat (no race with a swap after a
-    stat); the read runs on this process's reader thread (`_Reader`) so a stalled mount
-    costs `timeout_s`, not the run.
+
+def read_regular_files(
+    paths: Sequence[Path], timeout_s: float = READ_TIMEOUT_S
+) -> Iterator[bytes | OSError]:
+    """Each file's bytes, or the OSError/TimeoutError that names it, in order.
+
+    Each file is opened non-blocking and checked with fstat (no race with a swap after a
+    stat); the reads run on this process's reader thread (`_Reader`), ahead of the caller,
+    so a stalled mount costs `timeout_s` per file, not the run.
     """
+    jobs: list[tuple[int, int]] = []
+    errors: dict[int, OSError] = {}
+    try:
+        for i, path in enumerate(paths):
+            try:
+                jobs.append(_open_regular(path))
+            except OSError as exc:
+                errors[i] = exc
+        reads = _Reader.get().read(jobs, timeout_s)
+        for i, path in enumerate(paths):
+            result = errors[i] if i in errors else next(reads)
+            if isinstance(result, TimeoutError):
+                result = TimeoutError(f"reading {path.name} {result}")
+            yield result
+    finally:
+        for fd, _ in jobs:
+            os.close(fd)
+
+
+def _open_regular(path: Path) -> tuple[int, int]:
+    """(fd, size) of a regular file, opened so that a FIFO cannot block the open."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise OSError(f"{path.name} is {_kind(info.st_mode)}, not a regular file")
         os.set_blocking(fd, True)
-        result = _Reader.get().read(fd, info.st_size, timeout_s)
-    finally:
+    except OSError:
         os.close(fd)
-    if isinstance(result, TimeoutError):
-        raise TimeoutError(f"reading {path.name} {result}")
-    if isinstance(result, BaseException):
-        raise result
-    return result
+        raise
+    return fd, info.st_size
 
 
 def caption_text(value: object, path: Path, where: object) -> str:

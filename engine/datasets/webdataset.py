@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import tarfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,6 +146,14 @@ class TarManifest(Manifest):
         if len(data) != size:
             raise DatasetError(f"{self.shards[shard]} is truncated inside sample {record.id}")
         return data
+
+    def images_bytes(self, indices: Sequence[int]) -> Iterator[bytes | Exception]:
+        """Each sample's bytes or its error: a seek and a read per member, in the caller."""
+        for index in indices:
+            try:
+                yield self.image_bytes(index)
+            except (OSError, DatasetError) as exc:
+                yield exc
 
 
 def load(root: Path | None, split: str | None, kind: str = "webdataset", **options) -> Manifest:
