@@ -11,7 +11,7 @@ import threading
 import pytest
 
 from mgap.engine.datasets import files
-from mgap.engine.datasets.files import read_regular_file, read_regular_files
+from mgap.engine.datasets.files import read_file_ranges, read_regular_file, read_regular_files
 
 
 @pytest.mark.parametrize("size", [0, 1, 4096, 300_001])
@@ -72,6 +72,19 @@ def test_a_batch_gives_each_file_its_bytes_or_its_own_error_in_order(tmp_path):
     assert isinstance(got[1], OSError)
     assert isinstance(got[3], FileNotFoundError) and got[3].filename == str(paths[3])
     assert str(got[5]) == "pipe.jpg is a FIFO, not a regular file"
+
+
+def test_ranges_and_a_file_named_twice_each_read_their_own_bytes(tmp_path):
+    """Tar members are byte ranges of one shard, read through duplicates of one descriptor
+    (which share its offset): every read is positioned."""
+    shard = tmp_path / "shard.tar"
+    data = os.urandom(10_000)
+    shard.write_bytes(data)
+    ranges = [(shard, 512, 1024), (shard, 0, 100), (shard, 9_990, 100), (tmp_path / "no.tar", 0, 1)]
+    got = list(read_file_ranges(ranges))
+    assert got[:3] == [data[512:1536], data[:100], data[9_990:]]  # the last one ends early
+    assert isinstance(got[3], FileNotFoundError)
+    assert list(read_regular_files([shard, shard])) == [data, data]
 
 
 def test_a_stall_inside_a_batch_times_out_that_file_and_the_rest_are_read(tmp_path, monkeypatch):

@@ -76,6 +76,22 @@ def test_index_reads_keys_captions_categories_and_counts(shards, tiny_coco):
     assert [r.id for r in listed.records] == [r.id for r in manifest.records]
 
 
+def test_a_batch_reads_each_sample_or_names_its_problem(shards, tiny_coco):
+    manifest = load_manifest("webdataset", str(shards / "shard-{00000..00002}.tar"))
+    coco = load_manifest("coco", tiny_coco, "train2017", N)
+    rows = [0, 7, 8, N - 1, N]
+    got = list(manifest.images_bytes(rows))
+    assert got[:4] == [(tiny_coco / coco.records[i].path).read_bytes() for i in rows[:4]]
+    assert got[4] == (tiny_coco / coco.records[0].path).read_bytes()[:500]  # the broken one
+    # a shard cut short after it was indexed, and a sample that lost its image
+    last = shards / "shard-00002.tar"
+    last.write_bytes(last.read_bytes()[: manifest.locations[coco.records[N - 1].id][1] + 10])
+    del manifest.locations[coco.records[0].id]
+    cut, none = list(manifest.images_bytes([N - 1, 0]))
+    assert str(cut) == f"{last} is truncated inside sample {coco.records[N - 1].id}"
+    assert str(none) == f"sample {coco.records[0].id} has no image (jpg/jpeg/png/webp)"
+
+
 def test_webdataset_store_equals_coco_store_row_for_row(shards, tiny_coco, tmp_path, cli):
     coco = cli(
         "extract", *COMMON, "--dataset", "coco", "--data-root", str(tiny_coco),

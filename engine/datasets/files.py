@@ -50,11 +50,15 @@ def _kind(mode: int) -> str:
     return "not a plain file"
 
 
+#: a read for the reader thread: (fd, offset, size); offset None reads the whole file
+Job = tuple[int, int | None, int]
+
+
 class _Reads:
     """One batch of reads handed to the reader thread at once: `results[i]` is set before
     `done[i]`; an abandoned batch (its reader timed out) closes the rest unread."""
 
-    def __init__(self, jobs: Sequence[tuple[int, int]]) -> None:
+    def __init__(self, jobs: Sequence[Job]) -> None:
         self.jobs = list(jobs)
         self.results: list[bytes | OSError | None] = [None] * len(self.jobs)
         self.done = [threading.Event() for _ in self.jobs]
@@ -85,26 +89,28 @@ class _Reader:
     def _loop(self) -> None:
         while True:
             reads = self.jobs.get()
-            for i, (fd, size) in enumerate(reads.jobs):
+            for i, (fd, offset, size) in enumerate(reads.jobs):
                 try:
                     if not reads.abandoned:
-                        reads.results[i] = _read_all(fd, size)
+                        reads.results[i] = (
+                            _read_all(fd, size) if offset is None else _read_range(fd, offset, size)
+                        )
                 except OSError as exc:
                     reads.results[i] = exc
                 finally:
                     os.close(fd)
                     reads.done[i].set()
 
-    def read(self, jobs: Sequence[tuple[int, int]], timeout_s: float) -> Iterator[bytes | OSError]:
-        """Each (fd, size)'s bytes in order, as the reader finishes them. The reader gets its
-        own duplicate of each fd (closed there, so a timeout never closes a descriptor in
-        use); after a timeout the rest go to a new reader."""
-        reads = _Reads([(os.dup(fd), size) for fd, size in jobs])
+    def read(self, jobs: Sequence[Job], timeout_s: float) -> Iterator[bytes | OSError]:
+        """Each job's bytes in order, as the reader finishes them. The reader gets its own
+        duplicate of each fd (closed there, so a timeout never closes a descriptor in use);
+        after a timeout the rest go to a new reader."""
+        reads = _Reads([(os.dup(fd), offset, size) for fd, offset, size in jobs])
         self.jobs.put(reads)
         return self._results(reads, jobs, timeout_s)
 
     def _results(
-        self, reads: _Reads, jobs: Sequence[tuple[int, int]], timeout_s: float
+        self, reads: _Reads, jobs: Sequence[Job], timeout_s: float
     ) -> Iterator[bytes | OSError]:
         for i in range(len(jobs)):
             if not reads.done[i].wait(timeout_s):
@@ -117,14 +123,25 @@ class _Reader:
 
 
 def _read_all(fd: int, size: int) -> bytes:
-    """Read to the end: one read() call when the file still has the `size` bytes fstat saw
-    (asking one byte more sees the end of file); more calls only if it changed meanwhile."""
-    first = os.read(fd, size + 1)
+    """Read to the end: one pread when the file still has the `size` bytes fstat saw
+    (asking one byte more sees the end of file); more only if it changed meanwhile.
+    Positioned reads, because duplicates of one descriptor share its offset."""
+    first = os.pread(fd, size + 1, 0)
     if len(first) == size:
         return first
-    parts = [first]
-    while chunk := os.read(fd, max(size, 1 << 16)):
+    parts, offset = [first], len(first)
+    while chunk := os.pread(fd, max(size, 1 << 16), offset):
         parts.append(chunk)
+        offset += len(chunk)
+    return b"".join(parts)
+
+
+def _read_range(fd: int, offset: int, size: int) -> bytes:
+    """`size` bytes at `offset`; fewer only where the file ends first (the caller names it)."""
+    parts, got = [], 0
+    while got < size and (chunk := os.pread(fd, size - got, offset + got)):
+        parts.append(chunk)
+        got += len(chunk)
     return b"".join(parts)
 
 
@@ -145,23 +162,46 @@ def read_regular_files(
     stat); the reads run on this process's reader thread (`_Reader`), ahead of the caller,
     so a stalled mount costs `timeout_s` per file, not the run.
     """
-    jobs: list[tuple[int, int]] = []
+    return _read_ahead([(path, None, 0) for path in paths], timeout_s)
+
+
+def read_file_ranges(
+    ranges: Sequence[tuple[Path, int, int]], timeout_s: float = READ_TIMEOUT_S
+) -> Iterator[bytes | OSError]:
+    """The bytes of each (file, offset, size), as `read_regular_files` reads whole files
+    (tar members: each file is opened once per call). Short only where a file ends."""
+    return _read_ahead(ranges, timeout_s)
+
+
+def _read_ahead(
+    items: Sequence[tuple[Path, int | None, int]], timeout_s: float
+) -> Iterator[bytes | OSError]:
+    opened: dict[Path, tuple[int, int] | OSError] = {}
+    jobs: list[Job] = []
     errors: dict[int, OSError] = {}
     try:
-        for i, path in enumerate(paths):
-            try:
-                jobs.append(_open_regular(path))
-            except OSError as exc:
-                errors[i] = exc
+        for i, (path, offset, size) in enumerate(items):
+            if path not in opened:
+                try:
+                    opened[path] = _open_regular(path)
+                except OSError as exc:
+                    opened[path] = exc
+            got = opened[path]
+            if isinstance(got, OSError):
+                errors[i] = got
+                continue
+            fd, file_size = got
+            jobs.append((fd, offset, file_size if offset is None else size))
         reads = _Reader.get().read(jobs, timeout_s)
-        for i, path in enumerate(paths):
+        for i, (path, _, _) in enumerate(items):
             result = errors[i] if i in errors else next(reads)
             if isinstance(result, TimeoutError):
                 result = TimeoutError(f"reading {path.name} {result}")
             yield result
     finally:
-        for fd, _ in jobs:
-            os.close(fd)
+        for got in opened.values():
+            if not isinstance(got, OSError):
+                os.close(got[0])
 
 
 def _open_regular(path: Path) -> tuple[int, int]:

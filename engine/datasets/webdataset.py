@@ -28,6 +28,7 @@ from typing import Any
 
 from mgap.core.errors import DatasetError, UsageError
 from mgap.engine.datasets.base import ImageRecord, Manifest
+from mgap.engine.datasets.files import read_file_ranges
 
 IMAGE_KEYS = ("jpg", "jpeg", "png", "webp")
 CAPTION_FIELDS = ("caption", "captions", "text")
@@ -136,24 +137,31 @@ class TarManifest(Manifest):
     shards: list[str] = field(default_factory=list)
 
     def image_bytes(self, index: int) -> bytes:
-        record = self.records[index]
-        if record.id not in self.locations:
-            raise DatasetError(f"sample {record.id} has no image ({'/'.join(IMAGE_KEYS)})")
-        shard, offset, size = self.locations[record.id]
-        with open(self.shards[shard], "rb") as fh:  # noqa: PTH123 - one seek and read
-            fh.seek(offset)
-            data = fh.read(size)
-        if len(data) != size:
-            raise DatasetError(f"{self.shards[shard]} is truncated inside sample {record.id}")
+        [data] = self.images_bytes([index])
+        if isinstance(data, Exception):
+            raise data
         return data
 
     def images_bytes(self, indices: Sequence[int]) -> Iterator[bytes | Exception]:
-        """Each sample's bytes or its error: a seek and a read per member, in the caller."""
+        """Each sample's bytes or its error, read ahead on the reader thread as image files
+        are (one open per shard and batch, a stalled mount times out)."""
+        wanted: list[tuple[Path, int, int]] = []
         for index in indices:
-            try:
-                yield self.image_bytes(index)
-            except (OSError, DatasetError) as exc:
-                yield exc
+            shard, offset, size = self.locations.get(self.records[index].id, (-1, 0, 0))
+            if shard >= 0:
+                wanted.append((Path(self.shards[shard]), offset, size))
+        reads = read_file_ranges(wanted)
+        for index in indices:
+            record = self.records[index]
+            if record.id not in self.locations:
+                yield DatasetError(f"sample {record.id} has no image ({'/'.join(IMAGE_KEYS)})")
+                continue
+            data = next(reads)
+            shard, _, size = self.locations[record.id]
+            if isinstance(data, bytes) and len(data) != size:
+                yield DatasetError(f"{self.shards[shard]} is truncated inside sample {record.id}")
+            else:
+                yield data
 
 
 def load(root: Path | None, split: str | None, kind: str = "webdataset", **options) -> Manifest:
