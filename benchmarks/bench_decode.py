@@ -32,8 +32,8 @@ from _harness import measure_interleaved, report
 from PIL import Image
 
 from mgap.engine.datasets import load_manifest
-from mgap.engine.decode import TensorTransform, decode_jpegs, draft_target
-from mgap.engine.extract import ImageItems, collate_items
+from mgap.engine.extract.decode import TensorTransform, decode_jpegs, draft_target
+from mgap.engine.extract.job import ImageItems, collate_items
 from mgap.engine.models import load_model
 
 BATCH = 64  # CLIP_benchmark's default batch size

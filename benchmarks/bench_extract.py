@@ -38,7 +38,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from mgap.engine.datasets import load_manifest
-from mgap.engine.extract import ExtractJob, ExtractRequest
+from mgap.engine.extract.job import ExtractJob, ExtractRequest
 from mgap.engine.models import resolve_device
 from mgap.store import open_store
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from _harness import measure, report
 
-from mgap.engine.analysis.gap import gap_report
+from mgap.engine.studies.gap import gap_report
 from mgap.store import open_store
 from mgap.store.naming import cache_path
 from mgap.tui.gap_job import cached_report, gap_command

@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 from _harness import measure, report
 
-from mgap.engine.analysis.backend import resolve_backend
-from mgap.engine.analysis.gap import gap_metrics, intra_cosine, normalize
-from mgap.engine.analysis.retrieval import retrieval_metrics
+from mgap.engine.compute.backend import resolve_backend
+from mgap.engine.studies.gap import gap_metrics, intra_cosine, normalize
+from mgap.engine.studies.retrieval import retrieval_metrics
 
 KS = (1, 5, 10)
 

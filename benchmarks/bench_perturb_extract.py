@@ -19,9 +19,9 @@ from pathlib import Path
 from _harness import Timing, measure, report
 
 from mgap.engine.datasets import load_manifest
-from mgap.engine.extract import ExtractRequest, run_extraction
+from mgap.engine.extract.job import ExtractRequest, run_extraction
+from mgap.engine.extract.perturb import SUITES
 from mgap.engine.models import load_model
-from mgap.engine.perturb import SUITES
 
 
 def _extract(args, manifest, out: Path, perturbations: tuple[str, ...]) -> None:

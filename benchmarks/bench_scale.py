@@ -32,10 +32,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _harness import measure, report  # noqa: E402
 from scale_store import build_prompt_store, build_store  # noqa: E402
 
-from mgap.engine.analysis import cka  # noqa: E402
-from mgap.engine.analysis.backend import resolve_backend  # noqa: E402
-from mgap.engine.analysis.knn import _cknna, _mutual, knn_graph  # noqa: E402
-from mgap.engine.analysis.rbf_blocked import rbf_cka_matrix  # noqa: E402
+from mgap.engine.compute.backend import resolve_backend  # noqa: E402
+from mgap.engine.measures.rbf_blocked import rbf_cka_matrix  # noqa: E402
+from mgap.engine.studies import cka  # noqa: E402
+from mgap.engine.studies.knn import _cknna, _mutual, knn_graph  # noqa: E402
 
 #: what mgap measured with the code before issue 11, on this store and machine (shared,
 #: loaded): `/usr/bin/time -f "%e s %M KB" mgap CMD STORE --json`
@@ -123,11 +123,11 @@ def _tiled_product(be, A: np.ndarray, B: np.ndarray) -> None:
 def retrieval_floors(store: Path, rows: int = 4096, sample: int = 20_000, repeats: int = 1) -> None:
     """Exact retrieval on `rows` images against every caption, and `--sample` retrieval,
     each against the float32 products of the same size (the product is the floor)."""
-    from mgap.engine.analysis.gap import normalize_rows_
-    from mgap.engine.analysis.pairs import store_pairs
-    from mgap.engine.analysis.retrieval import retrieval_ranks
-    from mgap.engine.analysis.retrieval_sample import _query_rows, sampled_ranks
-    from mgap.engine.analysis.scores import Prepared, Score
+    from mgap.engine.studies.gap import normalize_rows_
+    from mgap.engine.studies.pairs import store_pairs
+    from mgap.engine.studies.retrieval import retrieval_ranks
+    from mgap.engine.studies.retrieval_sample import _query_rows, sampled_ranks
+    from mgap.engine.studies.scores import Prepared, Score
     from mgap.store import open_store
 
     X, Y, index = store_pairs(open_store(store), what="retrieval", dtype=np.float32)

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from _harness import measure, report
 
-from mgap.engine.analysis.projections import exact_knn, normalize_rows, project_store, reduce_dims
+from mgap.engine.studies.projections import exact_knn, normalize_rows, project_store, reduce_dims
 from mgap.store import open_store
 from mgap.store.build import store_from_arrays
 

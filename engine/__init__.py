@@ -1,4 +1,4 @@
-"""The headless engine: model adapters, datasets, extraction jobs and analysis.
+"""The headless engine: model adapters, datasets, extraction, measures and studies.
 
-Never imports textual. Analysis modules (`mgap.engine.analysis`) need no torch.
+Never imports textual. Measures and studies need no torch except through `compute`.
 """

@@ -142,10 +142,10 @@ def itm_report(
     request: ItmRequest, progress: Callable[[int, int, float], None] | None = None
 ) -> dict:
     """The `mgap itm --json` document; `progress(done_pairs, total_pairs, seconds)`."""
-    from mgap.engine.analysis.pairs import store_header
     from mgap.engine.models import load_model, resolve_device
     from mgap.engine.models.vilt import ViltAdapter
     from mgap.engine.store_images import image_root, open_images
+    from mgap.engine.studies.pairs import store_header
     from mgap.store import open_store
 
     store = open_store(request.store)

@@ -1,4 +1,4 @@
-"""Model specs `FAMILY:ID[@TAG]` (DESIGN.md §4)."""
+"""Model specs `FAMILY:ID[@TAG]` (docs/design.md §4)."""
 
 from __future__ import annotations
 

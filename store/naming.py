@@ -1,4 +1,4 @@
-"""Store file names and the default store directory (DESIGN.md §5)."""
+"""Store file names and the default store directory (docs/design.md §5)."""
 
 from __future__ import annotations
 

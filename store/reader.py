@@ -371,7 +371,7 @@ class Store:
         return out
 
     def summary(self) -> dict[str, object]:
-        """The `mgap info --json` document (DESIGN.md §6 keys first)."""
+        """The `mgap info --json` document (docs/design.md §6 keys first)."""
         return {
             "path": str(self.path),
             "status": self.status,

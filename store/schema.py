@@ -92,7 +92,7 @@ PROVENANCE_KEYS = (
     "model",  # the model spec as given, e.g. open_clip:ViT-B-32@openai
     "family",  # open_clip, hf_clip, siglip, blip, blip2, llava, sentence, vision, toy, imported
     "weights",  # resolved weights: pretrained tag, hub revision, local folder, or "random(seed=0)"
-    "embedding_image",  # which tensor is the image embedding (DESIGN.md §8), "" if none
+    "embedding_image",  # which tensor is the image embedding (docs/design.md §8), "" if none
     "embedding_text",
     "preprocessing",
     "precision",  # storage dtype: float16 or float32
@@ -115,6 +115,10 @@ PROVENANCE_KEYS = (
     "perturbations",  # JSON list of perturbation settings stored beside the clean side
     "perturb_seed",
 )
+
+
+#: the name of the unperturbed image side beside the perturbation settings
+CLEAN = "clean"
 
 
 def perturbed_embeddings(setting: str) -> str:

@@ -12,8 +12,8 @@ import sys
 import numpy as np
 import pytest
 
-from mgap.engine.analysis import backend as B
-from mgap.engine.analysis.retrieval import retrieval_ranks
+from mgap.engine.compute import backend as B
+from mgap.engine.studies.retrieval import retrieval_ranks
 from mgap.errors import UsageError
 
 torch = pytest.importorskip("torch")
@@ -33,7 +33,7 @@ def pairs(rng):
 
 def test_auto_on_a_cpu_box_is_numpy_and_imports_no_torch():
     code = (
-        "import sys\nfrom mgap.engine.analysis.backend import resolve_backend, _nvidia_present\n"
+        "import sys\nfrom mgap.engine.compute.backend import resolve_backend, _nvidia_present\n"
         "b = resolve_backend('auto')\n"
         "print(b.engine, b.device, 'torch' in sys.modules, _nvidia_present())"
     )
@@ -115,7 +115,7 @@ def test_topk_equals_full_sort(rng):
 
 
 def test_top_k_kernel_skips_the_own_column_and_keeps_the_lower_of_ties():
-    from mgap.engine.analysis.tile_kernels import top_k
+    from mgap.engine.compute.tile_kernels import top_k
 
     S = np.array(
         [[5.0, 1.0, 3.0, 3.0, 0.0], [9.0, 8.0, 7.0, 6.0, 5.0], [0.0, 0.0, 0.0, 0.0, 1.0]],

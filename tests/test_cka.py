@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mgap.engine.analysis import cka
+from mgap.engine.studies import cka
 from mgap.errors import UsageError
 
 
@@ -196,8 +196,8 @@ def test_report_matrix_on_stores(make_store, rng):
 
 
 def test_report_never_switches_estimator_and_rbf_is_exact_blocked(make_store, rng, monkeypatch):
-    from mgap.engine.analysis import backend as backend_module
-    from mgap.engine.analysis import rbf_blocked
+    from mgap.engine.compute import backend as backend_module
+    from mgap.engine.measures import rbf_blocked
 
     X = rng.standard_normal((60, 6))
     Y = np.tanh(X @ rng.standard_normal((6, 6))) + 0.3 * rng.standard_normal((60, 6))

@@ -13,7 +13,7 @@ from PIL import Image
 
 from mgap.core.errors import UsageError
 from mgap.engine.datasets import load_manifest
-from mgap.engine.decode import (
+from mgap.engine.extract.decode import (
     Encoded,
     TensorTransform,
     decode_jpegs,

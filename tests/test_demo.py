@@ -29,7 +29,7 @@ def _unit(A):
 
 
 def _reference(store) -> dict:
-    """DESIGN.md §7 written out here: L2M, mean paired cosine, t2i R@5 (CLIP_benchmark)."""
+    """docs/design.md §7 written out here: L2M, mean paired cosine, t2i R@5 (CLIP_benchmark)."""
     X, Y = _unit(store.image_embeddings()), _unit(store.text_embeddings())
     index = np.asarray(store.text_image_index)
     scores = Y @ X.T

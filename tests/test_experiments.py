@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from mgap.engine.analysis import experiments
-from mgap.engine.analysis.experiments import ablate_dims, gap_shift, symmetric_infonce
-from mgap.engine.analysis.gap import gap_metrics
-from mgap.engine.analysis.retrieval import retrieval_metrics
+from mgap.engine.studies import experiments
+from mgap.engine.studies.experiments import ablate_dims, gap_shift, symmetric_infonce
+from mgap.engine.studies.gap import gap_metrics
+from mgap.engine.studies.retrieval import retrieval_metrics
 
 
 def _unit(A):

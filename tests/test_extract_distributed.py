@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mgap.engine.distributed import RankEnv, detect, shares
+from mgap.engine.extract.distributed import RankEnv, detect, shares
 from mgap.store import open_store
 
 MODEL = "open_clip:ViT-S-32@random"

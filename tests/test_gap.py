@@ -1,4 +1,4 @@
-"""Gap metrics (DESIGN.md §7): closed forms, brute force, invariances, real ConVIRT data, CLI."""
+"""Gap metrics (docs/design.md §7): closed forms, brute force, invariances, real ConVIRT data, CLI."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from mgap.engine.analysis.gap import RMG_FLOOR, gap_metrics, gap_report, intra_cosine, normalize
+from mgap.engine.studies.gap import RMG_FLOOR, gap_metrics, gap_report, intra_cosine, normalize
 from mgap.errors import StoreError, UsageError
 from mgap.store import open_store
 

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from mgap.engine.analysis import categories
-from mgap.engine.analysis.categories import category_breakdown
-from mgap.engine.analysis.gap import gap_metrics, gap_report
+from mgap.engine.studies import categories
+from mgap.engine.studies.categories import category_breakdown
+from mgap.engine.studies.gap import gap_metrics, gap_report
 from mgap.errors import StoreError
 from mgap.store import open_store
 

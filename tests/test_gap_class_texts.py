@@ -11,8 +11,8 @@ import json
 import numpy as np
 import pytest
 
-from mgap.engine.analysis.class_texts import classification_layout
-from mgap.engine.analysis.gap import gap_report
+from mgap.engine.studies.class_texts import classification_layout
+from mgap.engine.studies.gap import gap_report
 from mgap.store import open_store
 
 

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from mgap.engine.analysis.neighbourhood import (
+from mgap.engine.studies.neighbourhood import (
     kendall_tau_distance,
     neighbourhood_report,
     neighbourhood_test,

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from mgap.engine.analysis.gap import gap_metrics, gap_report
-from mgap.engine.analysis.hyperbolic import (
+from mgap.engine.studies.gap import gap_metrics, gap_report
+from mgap.engine.studies.hyperbolic import (
     distance_from_origin,
     exp_map0,
     geodesic_distance,

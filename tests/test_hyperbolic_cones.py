@@ -16,23 +16,23 @@ import numpy as np
 import pytest
 
 from mgap.core.errors import UsageError
-from mgap.engine.analysis.additive import zeroshot_additive
-from mgap.engine.analysis.hyperbolic import (
+from mgap.engine.studies.additive import zeroshot_additive
+from mgap.engine.studies.hyperbolic import (
     entailment_cones,
     exterior_angle,
     half_aperture,
     hyperbolic_report,
 )
-from mgap.engine.analysis.retrieval import retrieval_metrics
-from mgap.engine.analysis.scores import (
+from mgap.engine.studies.retrieval import retrieval_metrics
+from mgap.engine.studies.scores import (
     ATMG_ANGLE,
     LORENTZ_DISTANCE,
     SPACE_COSINE,
     Score,
     resolve_score,
 )
-from mgap.engine.analysis.traverse import nearest_texts, traversal_points
-from mgap.engine.analysis.zeroshot import zero_shot
+from mgap.engine.studies.traverse import nearest_texts, traversal_points
+from mgap.engine.studies.zeroshot import zero_shot
 
 K = 0.1  # MERU's min_radius
 
@@ -293,7 +293,7 @@ def test_atmg_angle_closed_form():
 def test_robustness_on_a_lorentz_store_ranks_by_distance(make_store):
     """Images on one ray at four depths, captions just past them: only the distance can tell
     them apart (the space cosine ties all four)."""
-    from mgap.engine.analysis.robustness import robustness_report
+    from mgap.engine.studies.robustness import robustness_report
     from mgap.store import open_store
 
     c = 1.0
@@ -315,8 +315,8 @@ def test_robustness_on_a_lorentz_store_ranks_by_distance(make_store):
 def test_torch_backend_scores_like_numpy(rng, name):
     """The Lorentz scores on torch blocks (the CUDA path, here on the CPU) match numpy."""
     pytest.importorskip("torch")
-    from mgap.engine.analysis.backend import resolve_backend
-    from mgap.engine.analysis.retrieval import score_ranks
+    from mgap.engine.compute.backend import resolve_backend
+    from mgap.engine.studies.retrieval import score_ranks
 
     c = 0.7
     X = _lift(rng.standard_normal((50, 6)), c)

@@ -1,6 +1,6 @@
 """The import-linter contracts of pyproject.toml hold, and a violation makes the check fail.
 
-CI runs `.ci/lint_imports.py` itself; this test runs it too so that `pytest` alone
+CI runs `lint-imports` in the checkout itself; this test runs it too so that `pytest` alone
 catches a broken layer. tests/test_import_hygiene.py keeps the run-time check (what a
 start-up really loads), which contracts cannot see.
 """
@@ -13,12 +13,13 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / ".ci" / "lint_imports.py"
+LINT = Path(sys.executable).with_name("lint-imports")
 
 
 def _lint(repo: Path) -> subprocess.CompletedProcess:
+    """`lint-imports` in `repo`, as CI runs it: the checkout itself, no copy step."""
     return subprocess.run(
-        [sys.executable, str(SCRIPT), str(repo)], capture_output=True, text=True, timeout=300
+        [str(LINT), "--no-cache"], cwd=repo, capture_output=True, text=True, timeout=300
     )
 
 
@@ -31,7 +32,10 @@ def test_every_contract_is_kept():
 def _copy(tmp_path: Path) -> Path:
     for folder in ("mgap", "store", "engine", "tui"):
         shutil.copytree(
-            REPO / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__")
+            REPO / folder,
+            tmp_path / folder,
+            symlinks=True,  # mgap/engine, mgap/store and mgap/tui stay links to the folders
+            ignore=shutil.ignore_patterns("__pycache__"),
         )
     shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
     return tmp_path
@@ -51,8 +55,24 @@ def test_textual_in_the_store_breaks_the_store_contract(tmp_path):
 
 def test_torch_outside_the_backend_breaks_the_analysis_contract(tmp_path):
     repo = _copy(tmp_path)
-    gap = repo / "engine" / "analysis" / "gap.py"
+    gap = repo / "engine" / "studies" / "gap.py"
     gap.write_text(gap.read_text() + "\nimport torch  # noqa\n")
     done = _lint(repo)
     assert done.returncode == 1
-    assert "analysis imports no torch except through the compute backend BROKEN" in done.stdout
+    assert (
+        "measures and studies import no torch except through the compute backend BROKEN"
+        in done.stdout
+    )
+
+
+def test_a_store_import_in_a_measure_breaks_the_measures_contract(tmp_path):
+    repo = _copy(tmp_path)
+    sampling = repo / "engine" / "measures" / "sampling.py"
+    sampling.write_text(sampling.read_text() + "\nimport mgap.store.reader  # noqa\n")
+    done = _lint(repo)
+    assert done.returncode == 1
+    assert (
+        "measures take arrays: they import no store, no study, no model and no report BROKEN"
+        in done.stdout
+    )
+    assert "mgap.engine.measures.sampling -> mgap.store.reader" in done.stdout

@@ -26,7 +26,7 @@ def _loaded(code: str) -> set[str]:
         "import mgap.store, mgap.store.catalog, mgap.store.verify, mgap.store.cache",
         "import mgap.cli",
         "from mgap.cli import app\ntry:\n    app(['--help'])\nexcept SystemExit:\n    pass",
-        "import mgap.engine.analysis",
+        "import mgap.engine.studies",
     ],
 )
 def test_light_imports(code):
@@ -59,7 +59,7 @@ def _modules(folder: str, package: str) -> list[str]:
 def test_engine_never_imports_textual_and_analysis_needs_no_torch():
     engine = _modules("engine", "mgap.engine")
     assert not _loaded("\n".join(f"import {m}" for m in engine)) & {"textual"}
-    analysis = [m for m in engine if m.startswith(("mgap.engine.analysis", "mgap.engine.plots"))]
+    analysis = [m for m in engine if m.startswith(("mgap.engine.studies", "mgap.engine.plots"))]
     assert not _loaded("\n".join(f"import {m}" for m in analysis)) & {"torch", "textual"}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mgap.engine.analysis import knn
+from mgap.engine.studies import knn
 from mgap.errors import UsageError
 
 

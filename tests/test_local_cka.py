@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mgap.engine.analysis import local_cka as lc
-from mgap.engine.analysis.cka import median_sigma, squared_distances
+from mgap.engine.studies import local_cka as lc
+from mgap.engine.studies.cka import median_sigma, squared_distances
 from mgap.errors import UsageError
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mgap.engine.analysis import matching as M
+from mgap.engine.studies import matching as M
 from mgap.errors import UsageError
 
 
@@ -253,7 +253,7 @@ def test_match_cli_on_real_convirt_keeps_the_best_of_the_restarts(cli, convirt_d
 @pytest.mark.parametrize("engine", ["numpy", "torch"])
 @pytest.mark.parametrize("kernel", ["rbf", "linear"])
 def test_qap_kernel_on_the_compute_backend_matches_float64(rng, kernel, engine):
-    from mgap.engine.analysis.backend import resolve_backend
+    from mgap.engine.compute.backend import resolve_backend
 
     if engine == "torch":
         pytest.importorskip("torch")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mgap.engine.perturb import (
+from mgap.engine.extract.perturb import (
     SUITES,
     Perturbation,
     image_sides,

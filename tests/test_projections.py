@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mgap.engine.analysis import projections as P
+from mgap.engine.studies import projections as P
 from mgap.errors import UsageError
 from mgap.store import open_store
 

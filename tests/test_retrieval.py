@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from mgap.engine.analysis.retrieval import retrieval_metrics, retrieval_ranks
+from mgap.engine.studies.retrieval import retrieval_metrics, retrieval_ranks
 from mgap.store import open_store
 
 
@@ -127,7 +127,7 @@ def test_bad_cutoff(rng):
 
 
 def test_convirt_recall_matches_plain_numpy(convirt_dir, make_store):
-    from mgap.engine.analysis.retrieval import retrieval_report
+    from mgap.engine.studies.retrieval import retrieval_report
 
     pairs = np.load(convirt_dir / "features_convirt.npy")
     doc = retrieval_report(open_store(make_store("convirt.h5", X=pairs[0], Y=pairs[1])))

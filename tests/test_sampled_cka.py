@@ -9,8 +9,8 @@ import json
 import numpy as np
 import pytest
 
-from mgap.engine.analysis.cka import cka_report
-from mgap.engine.analysis.cka_sample import population_hsic
+from mgap.engine.measures.cka_sample import population_hsic
+from mgap.engine.studies.cka import cka_report
 
 
 # ---- references written here (explicit centring matrix, Song et al.'s formula) -----------
@@ -108,7 +108,7 @@ def _rbf(A):
 
 @pytest.mark.parametrize("kernel", ["linear", "rbf"])
 def test_sampled_intervals_cover_the_exact_cka(moderate_store, kernel):
-    from mgap.engine.analysis.refs import align_refs
+    from mgap.engine.studies.refs import align_refs
 
     _, (X, Y), _ = align_refs(moderate_store)
     exact_doc = cka_report(moderate_store, kernel=kernel)

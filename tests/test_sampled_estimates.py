@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from mgap.engine.analysis.backend import resolve_backend
-from mgap.engine.analysis.categories import category_breakdown
-from mgap.engine.analysis.retrieval import retrieval_report
+from mgap.engine.compute.backend import resolve_backend
+from mgap.engine.studies.categories import category_breakdown
+from mgap.engine.studies.retrieval import retrieval_report
 from mgap.store import open_store
 
 
@@ -120,7 +120,7 @@ def test_cli_retrieval_sample_json_and_device(moderate, make_store, cli):
 
 
 def test_repeated_retrieval_reads_the_sidecar_cache(moderate, make_store, monkeypatch):
-    from mgap.engine.analysis import retrieval
+    from mgap.engine.studies import retrieval
 
     store = open_store(_store(make_store, *moderate))
     first = retrieval_report(store, sample=150, seed=2)
@@ -140,7 +140,7 @@ def test_repeated_retrieval_reads_the_sidecar_cache(moderate, make_store, monkey
 
 
 def test_knn_query_sample_covers_the_exact_mutual_knn(rng, make_store):
-    from mgap.engine.analysis.knn import knn_report
+    from mgap.engine.studies.knn import knn_report
 
     n = 800
     X = rng.standard_normal((n, 12))
@@ -165,7 +165,7 @@ def test_knn_query_sample_covers_the_exact_mutual_knn(rng, make_store):
 
 
 def test_interactive_views_sample_only_large_cpu_stores(moderate, make_store, monkeypatch):
-    from mgap.engine.analysis import retrieval
+    from mgap.engine.studies import retrieval
 
     store = open_store(_store(make_store, *moderate))
     assert retrieval.interactive_sample(store) is None  # 1,500 x 4,500 pairs: exact

@@ -7,7 +7,7 @@ import h5py
 import numpy as np
 import pytest
 
-from mgap.engine.analysis.gap import gap_metrics, gap_sums, normalize_rows_
+from mgap.engine.studies.gap import gap_metrics, gap_sums, normalize_rows_
 from mgap.store import open_store
 from mgap.store import reader as store_reader
 from mgap.store import schema as S
@@ -32,7 +32,7 @@ def test_blocked_read_equals_whole_read_with_invalid_rows(make_store, rng, monke
 
 
 def test_gap_on_float32_input_equals_the_float64_formula(rng, monkeypatch):
-    from mgap.engine.analysis import gap as gap_module
+    from mgap.engine.studies import gap as gap_module
 
     monkeypatch.setattr(gap_module, "BLOCK", 7)  # many blocks
     X = rng.standard_normal((40, 6)).astype(np.float32) + 1.0

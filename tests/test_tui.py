@@ -1,7 +1,7 @@
 """Pilot tests of the TUI: every pane driven by key presses at 80×24 (and larger).
 
 Stores are built with `store_from_arrays`; the numbers the Results pane shows are
-checked against a plain numpy computation of the DESIGN.md §7 definitions.
+checked against a plain numpy computation of the docs/design.md §7 definitions.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ pytest.importorskip("textual")
 
 from tui_helpers import settle, text, two_category_store  # noqa: E402
 
-from mgap.engine.analysis import categories  # noqa: E402
+from mgap.engine.studies import categories  # noqa: E402
 from mgap.errors import MgapError  # noqa: E402
 from mgap.store.progress import pid_alive, read_progress, write_progress  # noqa: E402
 from mgap.tui import analysis_jobs  # noqa: E402
@@ -63,8 +63,8 @@ def test_large_store_fills_results_from_the_gap_and_retrieval_jobs(
         raise AssertionError("the TUI process analysed the store itself")
 
     # the TUI process may only read the jobs' cached results, never compute them itself
-    monkeypatch.setattr("mgap.engine.analysis.retrieval.retrieval_ranks", not_here)
-    monkeypatch.setattr("mgap.engine.analysis.gap.gap_metrics", not_here)
+    monkeypatch.setattr("mgap.engine.studies.retrieval.retrieval_ranks", not_here)
+    monkeypatch.setattr("mgap.engine.studies.gap.gap_metrics", not_here)
     monkeypatch.setattr(categories, "category_breakdown", not_here)
 
     async def scenario() -> None:
@@ -208,7 +208,7 @@ def test_a_failed_job_is_one_error_naming_its_log(make_store, monkeypatch):
 
 
 def test_the_scatter_reads_only_its_sampled_rows_in_sample_order(make_store):
-    from mgap.engine.analysis.projections import _read_points
+    from mgap.engine.studies.projections import _read_points
     from mgap.store import open_store
 
     path, X, Y = _pair_store(make_store)

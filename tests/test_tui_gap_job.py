@@ -55,13 +55,13 @@ def test_a_repeated_gap_answers_from_the_cache(make_store, cli, monkeypatch):
     assert "cached" not in other and len(other["top_dims"]) == 2  # other options: computed
 
     # a cache hit reads no embeddings
-    from mgap.engine.analysis.gap import gap_report
+    from mgap.engine.studies.gap import gap_report
     from mgap.store import open_store
 
     def no_rows(*args, **kwargs):
         raise AssertionError("the embeddings were read")
 
-    monkeypatch.setattr("mgap.engine.analysis.pairs.store_pairs", no_rows)
+    monkeypatch.setattr("mgap.engine.studies.pairs.store_pairs", no_rows)
     hit = gap_report(open_store(path), by_category=True)
     assert hit["cached"] is True and hit["l2m"] == doc["l2m"]
 

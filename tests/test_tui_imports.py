@@ -1,4 +1,4 @@
-"""The TUI's first frame appears without torch or the analysis stack (DESIGN.md §2-§3)."""
+"""The TUI's first frame appears without torch or the analysis stack (docs/design.md §2-§3)."""
 
 from __future__ import annotations
 

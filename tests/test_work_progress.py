@@ -6,9 +6,9 @@ import json
 
 import numpy as np
 
-from mgap.engine.analysis import progress
-from mgap.engine.analysis.backend import resolve_backend
-from mgap.engine.analysis.pairwise_table import pairwise_table
+from mgap.engine.compute.backend import resolve_backend
+from mgap.engine.measures.pairwise_table import pairwise_table
+from mgap.engine.studies import progress
 
 
 def test_work_keeps_label_fraction_and_eta_in_the_file(tmp_path, monkeypatch):

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mgap.core.errors import MgapError
-from mgap.engine.analysis.progress import WORK_FILE_ENV
+from mgap.engine.studies.progress import WORK_FILE_ENV
 from mgap.store.process import command_line, is_extract_of, start_ticks
 from mgap.store.progress import pid_alive, read_progress, write_progress
 from mgap.tui.jobs import JobRow, format_eta, job_environment, last_log_line
@@ -263,7 +263,7 @@ def retrieval_via_job(
 
     Returns None when the store lacks a side or the wait was cancelled (`wait_for_job`).
     """
-    from mgap.engine.analysis.retrieval import (
+    from mgap.engine.studies.retrieval import (
         has_cached_ranks,
         interactive_sample,
         retrieval_report,

@@ -27,8 +27,8 @@ def gap_command(store: Path, by_category: bool) -> list[str]:
 
 def cached_report(store: Store, by_category: bool) -> dict | None:
     """The cached document the job writes for these options, or None."""
-    from mgap.engine.analysis import gap_cache
-    from mgap.engine.analysis.backend import resolve_backend
+    from mgap.engine.compute.backend import resolve_backend
+    from mgap.engine.studies import gap_cache
 
     params = gap_cache.gap_params(
         captions="all",

@@ -63,7 +63,7 @@ def compute_gap(path: Path, first: threading.Event) -> GapComputed | None:
     back (None if cancelled). `first` is set once the first numbers are posted."""
     from textual.worker import get_current_worker
 
-    from mgap.engine.analysis.gap import gap_report
+    from mgap.engine.studies.gap import gap_report
     from mgap.store import open_store
     from mgap.tui.analysis_jobs import wants_job
 
@@ -100,7 +100,7 @@ def compute_retrieval(path: Path, after: threading.Event | None = None) -> Retri
     read the store at the same time and L2M comes first."""
     from textual.worker import get_current_worker
 
-    from mgap.engine.analysis.retrieval import interactive_sample, retrieval_report
+    from mgap.engine.studies.retrieval import interactive_sample, retrieval_report
     from mgap.store import open_store
     from mgap.tui.analysis_jobs import retrieval_via_job, wants_job
 
@@ -132,7 +132,7 @@ def _wait(event: threading.Event, worker: Any) -> bool:
 
 
 def compute_cka(paths: tuple[Path, ...]) -> CkaComputed:
-    from mgap.engine.analysis.cka import cka_report
+    from mgap.engine.studies.cka import cka_report
 
     report = cka_report([str(p) for p in paths], kernel="linear")
     return CkaComputed(paths, CkaReport.from_json(report))
@@ -143,7 +143,7 @@ def compute_projection(
 ) -> ProjectionComputed | None:
     """On a store above `analysis_jobs.job_pairs()` pairs the fit waits for `after` (the gap's
     first numbers), so L2M comes first."""
-    from mgap.engine.analysis.projections import project_store
+    from mgap.engine.studies.projections import project_store
     from mgap.store import open_store
     from mgap.tui.analysis_jobs import wants_job
 

@@ -45,7 +45,7 @@ def category_rows(report: GapReport) -> list[CategoryRow]:
 
 
 def summary_text(report: GapReport) -> Text:
-    """The gap summary (DESIGN.md §7 metrics), four lines that fit a 36-column pane."""
+    """The gap summary (docs/design.md §7 metrics), four lines that fit a 36-column pane."""
     text = Text()
     text.append(f"n {report.n_images} img · {report.n_texts} txt · d {report.dim}\n")
     text.append("L2M ", style="bold")

@@ -2,7 +2,7 @@
 
 The model catalog comes from `mgap models --json` in a subprocess: listing open_clip's
 architectures imports open_clip (and with it torch), which must never happen inside
-the TUI's process (DESIGN.md §3). Datasets are described by the engine's layout
+the TUI's process (docs/design.md §3). Datasets are described by the engine's layout
 detection, which reads only annotation files.
 """
 

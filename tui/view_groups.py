@@ -42,8 +42,8 @@ class GroupsComputed(Message, bubble=False):
 
 
 def compute_groups(path: Path, group_files: Sequence[Path] = ()) -> GroupsComputed:
-    from mgap.engine.analysis.group_report import GroupOptions, store_groups
-    from mgap.engine.analysis.groupings import BUILTIN, load_groupings
+    from mgap.engine.studies.group_report import GroupOptions, store_groups
+    from mgap.engine.studies.groupings import BUILTIN, load_groupings
     from mgap.store import open_store
 
     store = open_store(path)

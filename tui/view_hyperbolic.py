@@ -46,8 +46,8 @@ class TraversalComputed(Message, bubble=False):
 def compute_hyperbolic(path: Path) -> HyperbolicComputed:
     import numpy as np
 
-    from mgap.engine.analysis.hyperbolic import distance_from_origin, hyperbolic_report
-    from mgap.engine.analysis.pairs import store_pairs
+    from mgap.engine.studies.hyperbolic import distance_from_origin, hyperbolic_report
+    from mgap.engine.studies.pairs import store_pairs
     from mgap.store import open_store
     from mgap.store.schema import GEOMETRY_LORENTZ
 
@@ -68,7 +68,7 @@ def compute_hyperbolic(path: Path) -> HyperbolicComputed:
 
 
 def compute_traversal(path: Path, image: str) -> TraversalComputed:
-    from mgap.engine.analysis.traverse import traverse_report
+    from mgap.engine.studies.traverse import traverse_report
     from mgap.store import open_store
 
     return TraversalComputed(

@@ -44,7 +44,7 @@ class RobustnessComputed(Message, bubble=False):
 
 
 def compute_robustness(path: Path) -> RobustnessComputed:
-    from mgap.engine.analysis.robustness import robustness_report
+    from mgap.engine.studies.robustness import robustness_report
     from mgap.store import open_store
 
     store = open_store(path)

@@ -56,9 +56,9 @@ def attention_report(
     request: AttentionRequest, progress: Callable[[int, int], None] | None = None
 ) -> dict:
     """The `mgap attention --json` document."""
-    from mgap.engine.analysis.pairs import store_header
     from mgap.engine.attention.maps import attention_maps, grid_coverage
     from mgap.engine.models import load_model, resolve_device
+    from mgap.engine.studies.pairs import store_header
     from mgap.store import open_store
 
     store = open_store(request.store)

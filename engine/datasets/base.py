@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mgap.engine.datasets.images import open_rgb
+
 
 @dataclass
 class ImageRecord:
@@ -71,10 +73,8 @@ class Manifest:
         """The PIL image of record `index`, converted to RGB. Raises on unreadable files.
 
         `draft_to`: decode large JPEGs at a reduced DCT scale, never below that many
-        pixels on the short side (see `mgap.engine.decode`).
+        pixels on the short side (see `mgap.engine.extract.decode`).
         """
-        from mgap.engine.decode import open_rgb
-
         return open_rgb(self.image_bytes(index), draft_to)
 
     # ---- the store layout of this manifest ------------------------------------------

@@ -1,6 +1,6 @@
 """The adapter contract every model family implements.
 
-An adapter says exactly which tensor is its embedding (DESIGN.md §8) and splits the
+An adapter says exactly which tensor is its embedding (docs/design.md §8) and splits the
 work so extraction can overlap decoding and compute: `preprocess` runs in DataLoader
 worker processes (it must be picklable and must not touch the model), `encode_images`
 and `encode_texts` run in the main process under `torch.inference_mode`.

@@ -1,6 +1,6 @@
 """`hf:REPO_OR_FOLDER`: transformers two-tower models, dispatched on the config's `model_type`.
 
-CLIP and SigLIP are handled here; BLIP, BLIP-2 and ViLT live in their own modules (DESIGN.md §8).
+CLIP and SigLIP are handled here; BLIP, BLIP-2 and ViLT live in their own modules (docs/design.md §8).
 The embedding is the projected feature of `get_image_features`/`get_text_features`; in
 transformers 5 those return a model output whose `pooler_output` holds it, in 4.x a tensor.
 """

@@ -1,7 +1,7 @@
 """Find pretrained weights locally before any library tries the network.
 
 With no network, transformers spends ~30 s and open_clip ~50 s retrying before they fail
-(DESIGN.md §4). Every HF-based adapter therefore resolves its weights here first: a local
+(docs/design.md §4). Every HF-based adapter therefore resolves its weights here first: a local
 folder wins, then the Hugging Face cache; only when neither has them and the hub answers
 a sub-second probe do we download. Otherwise `ModelUnavailableError` says how to provide
 them. Nothing here imports torch, so the check costs milliseconds.

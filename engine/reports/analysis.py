@@ -1,6 +1,6 @@
 """The analysis reports: gap, retrieval, zero-shot, neighbourhoods, experiments, CKA, k-NN, match.
 
-Declared fields are the keys DESIGN.md and the README document; see `base.Report`.
+Declared fields are the keys docs/design.md and the README document; see `base.Report`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from mgap.engine.reports.base import Report, key
 
 @dataclass(kw_only=True)
 class StoreHeader(Report):
-    """Which store a single-store report describes (`mgap.engine.analysis.pairs.store_header`)."""
+    """Which store a single-store report describes (`mgap.engine.studies.pairs.store_header`)."""
 
     store: str
     model: str | None
@@ -43,7 +43,7 @@ class Separability(Report):
 
 @dataclass(kw_only=True)
 class GapMetrics(Report):
-    """The DESIGN.md §7 gap metrics of a set of pairs."""
+    """The docs/design.md §7 gap metrics of a set of pairs."""
 
     n_images: int
     n_texts: int

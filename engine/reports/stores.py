@@ -10,7 +10,7 @@ from mgap.engine.reports.base import Report
 
 @dataclass(kw_only=True)
 class StoreInfo(Report):
-    """`mgap info --json`: what a store holds (DESIGN.md's documented keys first)."""
+    """`mgap info --json`: what a store holds (docs/design.md's documented keys first)."""
 
     COMMAND = "info"
 

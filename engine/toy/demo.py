@@ -86,7 +86,7 @@ def run_demo(
 ) -> DemoRun:
     """Train (if missing or `retrain`), then extract toy:NAME and toy:NAME@random on the
     synthetic test split into `store_dir`, re-extracting stores older than the weights."""
-    from mgap.engine.extract import ExtractRequest, run_extraction
+    from mgap.engine.extract.job import ExtractRequest, run_extraction
     from mgap.engine.toy.storage import load_toy, toy_exists
 
     name = QUICK_MODEL if quick else DEMO_MODEL
@@ -132,10 +132,10 @@ def run_demo(
 
 def store_summary(path: Path) -> dict[str, Any]:
     """Gap, retrieval, zero-shot and object bias of one demo store (the demo's table)."""
-    from mgap.engine.analysis.gap import gap_metrics
-    from mgap.engine.analysis.object_bias import object_bias_report
-    from mgap.engine.analysis.retrieval import retrieval_metrics
-    from mgap.engine.analysis.zeroshot import zero_shot_report
+    from mgap.engine.studies.gap import gap_metrics
+    from mgap.engine.studies.object_bias import object_bias_report
+    from mgap.engine.studies.retrieval import retrieval_metrics
+    from mgap.engine.studies.zeroshot import zero_shot_report
     from mgap.store import open_store
 
     store = open_store(path)

@@ -1,6 +1,6 @@
 """`mgap cka`, `mgap knn`, `mgap match`: representational alignment between REFs.
 
-A REF is a store path, optionally suffixed `:image` or `:text` (DESIGN.md §6). Analysis
+A REF is a store path, optionally suffixed `:image` or `:text` (docs/design.md §6). Analysis
 modules (numpy/scipy/sklearn) are imported inside the commands.
 """
 
@@ -85,7 +85,7 @@ def cka(
 
     `--sample N` estimates the exact value from N seeded rows with a 95% interval (a t
     interval from disjoint subsamples; see README "Large stores")."""
-    from mgap.engine.analysis.cka import cka_report
+    from mgap.engine.studies.cka import cka_report
 
     doc = cka_report(
         refs,
@@ -143,7 +143,7 @@ def knn(
     """Mutual k-NN and CKNNA alignment (Huh et al. 2024) between two REFs."""
     from rich.table import Table
 
-    from mgap.engine.analysis.knn import knn_report
+    from mgap.engine.studies.knn import knn_report
 
     doc = knn_report(ref_a, ref_b, k=k, backend=backend(device, fast), sample=sample, seed=seed)
     if json_out:
@@ -202,7 +202,7 @@ def match(
     """Recover which text belongs to which image from a few known pairs (seeded matching)."""
     from rich.table import Table
 
-    from mgap.engine.analysis.matching import match_report
+    from mgap.engine.studies.matching import match_report
 
     doc = match_report(
         ref_a,

@@ -1,4 +1,4 @@
-"""Options shared by the analysis commands that run quadratic kernels (DESIGN.md §10).
+"""Options shared by the analysis commands that run quadratic kernels (docs/design.md §10).
 
 `--device auto|cpu|cuda[:i]` and `--fast` choose the compute backend; `--sample N` and
 `--seed` give seeded estimates with 95 % intervals; `--exact` forces the exact
@@ -30,6 +30,6 @@ EXACT_OPT = typer.Option(
 
 def backend(device: str, fast: bool):
     """The compute backend named by --device/--fast (a usage error if it is not there)."""
-    from mgap.engine.analysis.backend import resolve_backend
+    from mgap.engine.compute.backend import resolve_backend
 
     return resolve_backend(device, fast=fast)

@@ -170,7 +170,7 @@ def object_bias_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ) -> None:
     """Object vs attribute organisation of each modality (MOAD) and zero-shot accuracies."""
-    from mgap.engine.analysis.object_bias import object_bias_report
+    from mgap.engine.studies.object_bias import object_bias_report
     from mgap.store import open_store
 
     doc = object_bias_report(open_store(store))

@@ -70,8 +70,8 @@ def shift(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Mind the Gap's shift along the gap vector: gap, retrieval and InfoNCE per lambda."""
-    from mgap.engine.analysis.experiments import gap_shift
-    from mgap.engine.analysis.pairs import store_header, store_pairs
+    from mgap.engine.studies.experiments import gap_shift
+    from mgap.engine.studies.pairs import store_header, store_pairs
 
     values = parse_lambdas(lambdas)
     opened = open_store_arg(store)
@@ -99,8 +99,8 @@ def ablate(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Drop the top-k gap dimensions, re-normalise, recompute gap and retrieval."""
-    from mgap.engine.analysis.experiments import ablate_dims
-    from mgap.engine.analysis.pairs import store_header, store_pairs
+    from mgap.engine.studies.experiments import ablate_dims
+    from mgap.engine.studies.pairs import store_header, store_pairs
 
     opened = open_store_arg(store)
     X, Y, index = store_pairs(opened, what="the ablation experiment")

@@ -1,4 +1,4 @@
-"""`mgap extract`: the headless extraction job (DESIGN.md §6)."""
+"""`mgap extract`: the headless extraction job (docs/design.md §6)."""
 
 from __future__ import annotations
 
@@ -158,22 +158,22 @@ def extract(
 ) -> None:
     """Embed a dataset with one or more models into resumable HDF5 stores."""
     _check_options(store_dtype, block_rows, store_dir, out, workers)
-    from mgap.engine.decode import resolve_mode
+    from mgap.engine.extract.decode import resolve_mode
 
     # a bad --decode fails before any model loads; `auto` may still become CUDA, so the
     # engine checks `gpu` again against the resolved device
     resolve_mode(decode, "cuda" if device == "auto" else device, [])
     dataset_options = parse_options(option, "--option")
     manifest = _load(model, dataset, data_root, split, limit, dataset_options)
-    from mgap.engine.perturb import perturbation_names
+    from mgap.engine.extract.perturb import perturbation_names
 
     perturbations = perturbation_names(perturb or [], perturb_suite or [])
     if nproc is not None:
         from mgap.commands.extract_launch import launch
 
         raise typer.Exit(launch(nproc, sys.argv[1:]))
-    from mgap.engine.distributed import detect
-    from mgap.engine.extract import ExtractRequest, run_extraction
+    from mgap.engine.extract.distributed import detect
+    from mgap.engine.extract.job import ExtractRequest, run_extraction
 
     if store_dir is None and out is None:
         from mgap.config import load_config

@@ -173,7 +173,7 @@ def gap(
 
     With --by-category, the category mean-pairwise table is sampled by default on the CPU
     for stores above 2e9 (image, caption) pairs (--exact forces it, --sample N sets N)."""
-    from mgap.engine.analysis.gap import gap_report
+    from mgap.engine.studies.gap import gap_report
 
     if sample is not None and exact:
         raise UsageError("--sample and --exact exclude each other", hint="pick one")
@@ -192,7 +192,7 @@ def gap(
         seed=seed,
     )
     if grouped is not None:
-        from mgap.engine.analysis.group_report import store_groups
+        from mgap.engine.studies.group_report import store_groups
 
         doc["groups"] = store_groups(opened, "gap", *grouped, captions=captions)
     from mgap.engine.reports.analysis import GapReport

@@ -34,8 +34,8 @@ def load_groups(store: Any, specs: list[str] | None, min_group: int, bootstrap: 
         raise UsageError(f"--min-group must be at least 1, got {min_group}")
     if bootstrap < 0:
         raise UsageError(f"--bootstrap must be 0 or more, got {bootstrap}")
-    from mgap.engine.analysis.group_report import GroupOptions
-    from mgap.engine.analysis.groupings import load_groupings
+    from mgap.engine.studies.group_report import GroupOptions
+    from mgap.engine.studies.groupings import load_groupings
 
     groupings, missing = load_groupings(store, specs)
     for report in missing:

@@ -50,7 +50,7 @@ def neighbours(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Kendall-tau distance between image and text category neighbourhoods (0 same, 0.5 chance)."""
-    from mgap.engine.analysis.neighbourhood import neighbourhood_report
+    from mgap.engine.studies.neighbourhood import neighbourhood_report
 
     doc = neighbourhood_report(
         open_store_arg(store), similarity=similarity, exclude_self=exclude_self

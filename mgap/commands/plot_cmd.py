@@ -44,8 +44,8 @@ def plot(
 
     Results are cached beside the store, so drawing it again is instant.
     """
-    from mgap.engine.analysis.projections import project_store
     from mgap.engine.plots.palette import find_category
+    from mgap.engine.studies.projections import project_store
     from mgap.store import open_store
 
     if width is not None and width < 20 or height is not None and height < 8:

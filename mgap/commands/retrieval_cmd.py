@@ -96,13 +96,13 @@ def retrieval(
 
     Exact by default; --sample N ranks N seeded queries per direction against the whole
     gallery and reports 95% bootstrap intervals."""
-    from mgap.engine.analysis.retrieval import retrieval_report
+    from mgap.engine.studies.retrieval import retrieval_report
 
     opened = open_store_arg(store)
     grouped = load_groups(opened, groups, min_group, bootstrap)
     per_group = None
     if grouped is not None:
-        from mgap.engine.analysis.group_report import retrieval_groups
+        from mgap.engine.studies.group_report import retrieval_groups
 
         def per_group(i2t, t2i, index):
             return retrieval_groups(i2t, t2i, index, *grouped)

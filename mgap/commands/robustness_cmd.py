@@ -87,7 +87,7 @@ def robustness(
 ) -> None:
     """Zero-shot top-1/top-5, pair similarity, clean-vs-perturbed cosine, L2M, RMG and R@1
     per perturbation stored by `mgap extract --perturb`, with each change from clean."""
-    from mgap.engine.analysis.robustness import robustness_report
+    from mgap.engine.studies.robustness import robustness_report
 
     opened = open_store_arg(store)
     grouped = load_groups(opened, groups, min_group, bootstrap)

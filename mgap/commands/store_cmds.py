@@ -226,7 +226,7 @@ def import_(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing store."),
 ) -> None:
     """Import embeddings computed by other tools into a store."""
-    from mgap.engine.importers import import_embeddings
+    from mgap.engine.extract.importers import import_embeddings
 
     path = import_embeddings(
         list(files or []),

@@ -63,7 +63,7 @@ def traverse(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Walk the geodesic from an image to the origin (Lorentz stores): nearest texts per step."""
-    from mgap.engine.analysis.traverse import traverse_report
+    from mgap.engine.studies.traverse import traverse_report
 
     doc = traverse_report(
         open_store_arg(store),

@@ -71,13 +71,13 @@ def zeroshot(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Zero-shot classification accuracy from the store's class prompt embeddings."""
-    from mgap.engine.analysis.zeroshot import zero_shot_report
+    from mgap.engine.studies.zeroshot import zero_shot_report
 
     opened = open_store_arg(store)
     grouped = load_groups(opened, groups, min_group, bootstrap)
     doc = zero_shot_report(opened, labels, score=score)
     if grouped is not None:
-        from mgap.engine.analysis.group_report import store_groups
+        from mgap.engine.studies.group_report import store_groups
 
         doc["groups"] = store_groups(opened, "zeroshot", *grouped, label_set=labels, score=score)
     from mgap.engine.reports.analysis import ZeroShotReport

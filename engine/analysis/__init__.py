@@ -1,1 +1,0 @@
-"""Analysis on embedding arrays: numpy/scipy/sklearn only (torch never required)."""

@@ -1,0 +1,1 @@
+"""Measures: arrays in, numbers out. No store import (an import-linter contract)."""

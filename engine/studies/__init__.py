@@ -1,0 +1,1 @@
+"""Studies: a store in, a typed report out, built from the measures."""
