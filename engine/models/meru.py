@@ -199,7 +199,7 @@ class MeruModel(EmbeddingModel):
         if not self.path.is_file():
             raise ModelUnavailableError(
                 f"model {spec}: {self.path} is not a file",
-                hint="download a checkpoint (README: Hyperbolic models) and pass its path",
+                hint="download a checkpoint (docs/models-and-datasets.md, Hyperbolic models) and pass its path",
             )
         cfg, self.config_source = resolve_config(self.path, arch)
         state = read_state_dict(self.path)

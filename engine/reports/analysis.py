@@ -1,6 +1,6 @@
 """The analysis reports: gap, retrieval, zero-shot, neighbourhoods, experiments, CKA, k-NN, match.
 
-Declared fields are the keys docs/design.md and the README document; see `base.Report`.
+Declared fields are the keys docs/design.md §6 and docs/commands.md document; see `base.Report`.
 """
 
 from __future__ import annotations

@@ -84,7 +84,7 @@ def cka(
     """CKA matrix between REFs, rows aligned by image id (RBF: exact, in row blocks, at any n).
 
     `--sample N` estimates the exact value from N seeded rows with a 95% interval (a t
-    interval from disjoint subsamples; see README "Large stores")."""
+    interval from disjoint subsamples; see docs/large-stores.md)."""
     from mgap.engine.studies.cka import cka_report
 
     doc = cka_report(

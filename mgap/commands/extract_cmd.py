@@ -151,7 +151,7 @@ def extract(
     nproc: int | None = typer.Option(
         None,
         "--nproc",
-        help="Start torchrun with N ranks on this node (one per GPU); see 'Many GPUs and nodes'.",
+        help="Start torchrun with N ranks on this node (one per GPU); see docs/large-stores.md.",
     ),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON summary on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
