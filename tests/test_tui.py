@@ -10,7 +10,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ import pytest
 
 pytest.importorskip("textual")
 
+from job_helpers import fake_command, token_environment  # noqa: E402
 from tui_helpers import settle  # noqa: E402
 from tui_helpers import text as _text  # noqa: E402
 
@@ -287,7 +287,7 @@ FAKE_JOB = textwrap.dedent(
     """
     import json, os, signal, sys, time
     from mgap.store.process import process_identity
-    store = sys.argv[2]  # argv[1] is "extract": the TUI signals only an extract of this store
+    store = sys.argv[2]  # the TUI signals only an mgap job (this script is `mgap`) of this store
     state = {"status": "running"}
     def write(**fields):
         doc = {"pid": os.getpid(), "model": "toy:demo", "dataset": "synthetic", "split": "test",
@@ -312,12 +312,11 @@ FAKE_JOB = textwrap.dedent(
 
 def test_restarted_tui_reattaches_to_a_running_job_and_cancels_it(tmp_path, no_catalog):
     store = tmp_path / "synthetic-test__toy-demo.h5"
-    script = tmp_path / "fake_job.py"
-    script.write_text(FAKE_JOB)
     job = subprocess.Popen(
-        [sys.executable, str(script), "extract", str(store)],
+        fake_command(tmp_path, "extract", str(store), body=FAKE_JOB),
         start_new_session=True,
         stdin=subprocess.DEVNULL,
+        env=token_environment(),
     )
     try:
         progress = store.with_name(store.name + ".progress.json")
