@@ -370,29 +370,6 @@ class Store:
         out[order] = got
         return out
 
-    def summary(self) -> dict[str, object]:
-        """The `mgap info --json` document (docs/design.md §6 keys first)."""
-        return {
-            "path": str(self.path),
-            "status": self.status,
-            "model": self.model,
-            "dataset": self.dataset,
-            "split": self.split,
-            "n_images": self.n_images,
-            "n_texts": self.n_texts,
-            "dim": self.dim,
-            "skipped": len(self.skipped),
-            "n_images_total": self.n_images_total,
-            "n_texts_total": self.n_texts_total,
-            "image_side": self.has_images,
-            "text_side": self.has_texts,
-            "n_categories": len(self.category_names),
-            "geometry": self.geometry,
-            "curvature": self.curvature,
-            "perturbations": self.perturbations,
-            "attrs": self.attrs,
-        }
-
 
 def open_store(path: str | os.PathLike, *, check: bool | None = None) -> Store:
     return Store(path, check=check)

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+from mgap.core.errors import ModelUnavailableError, UsageError
 from mgap.engine.models import load_model
 from mgap.engine.toy.config import TrainConfig
 from mgap.engine.toy.model import ToyArchitecture, ToyPreprocess, ToyTokenizer, pixels_to_input
 from mgap.engine.toy.storage import build_model, load_toy, save_toy, toy_dir
 from mgap.engine.toy.train import TrainResult, train_toy
-from mgap.errors import ModelUnavailableError, UsageError
 
 BUDGET = TrainConfig(epochs=3, n_train=400, n_test=150, batch_size=32, seed=0)
 

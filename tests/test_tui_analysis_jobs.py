@@ -22,8 +22,8 @@ pytest.importorskip("textual")
 from job_helpers import fake_command  # noqa: E402
 from tui_helpers import settle, text, two_category_store  # noqa: E402
 
+from mgap.core.errors import MgapError  # noqa: E402
 from mgap.engine.studies import categories  # noqa: E402
-from mgap.errors import MgapError  # noqa: E402
 from mgap.store.progress import pid_alive, read_progress, write_progress  # noqa: E402
 from mgap.tui import analysis_jobs  # noqa: E402
 from mgap.tui.app import MgapApp  # noqa: E402

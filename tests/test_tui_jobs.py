@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from job_helpers import fake_command
 
-from mgap.errors import UsageError
+from mgap.core.errors import UsageError
 from mgap.store.process import JOB_TOKEN_ENV, command_line, start_ticks
 from mgap.store.progress import read_progress, write_progress
 from mgap.tui import analysis_jobs
@@ -225,7 +225,7 @@ def test_store_scanner_describes_a_changing_store_at_most_every_few_seconds(
 ):
     import numpy as np
 
-    from mgap.store.catalog import list_stores
+    from mgap.store.listing import list_stores
     from mgap.tui import store_scan
 
     path = make_store("a.h5", X=np.eye(3), Y=np.eye(3))

@@ -5,11 +5,13 @@ pane does not analyse the store in its own process: it starts `mgap retrieval ST
 --json` (and `mgap gap ...`, `tui/gap_job.py`) in a new session (closing the TUI or an SSH
 drop does not stop it), that process writes its result into the store's sidecar cache
 (`store/cache.py`), and the pane then reads the report from the cache, never the
-embeddings. Beside the store, `<store>.<kind>.progress.json` records the pid, command line
-and start time (so the Jobs pane lists the job and cancels it only after checking the pid
-is still that process, and a restarted TUI waits for it instead of starting another),
+embeddings. Both job kinds start through `tui/launcher.py`. Beside the store,
+`<store>.<kind>.progress.json` records the pid, command line, start time and the digest of
+the job's token (so the Jobs pane lists the job and cancels it only once the pid is
+provably that job, `store/process.py`, and a restarted TUI waits for it instead of
+starting another),
 `<store>.<kind>.log` its stderr, `<store>.<kind>.json` its report, and
-`<store>.<kind>.work.json` its progress (written by the job's `progress.Work`, through
+`<store>.<kind>.work.json` its progress (written by the job's `studies.work.Work`, through
 MGAP_WORK_FILE: the step, units done of the total, ETA).
 """
 
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mgap.core.errors import MgapError
-from mgap.engine.studies.progress import WORK_FILE_ENV
+from mgap.engine.studies.work import WORK_FILE_ENV
 from mgap.store.process import command_line, is_job_of, job_mismatch, start_ticks
 from mgap.store.progress import pid_alive, read_progress, write_progress
 from mgap.tui.jobs import JobRow, format_eta, last_log_line

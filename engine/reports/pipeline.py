@@ -39,6 +39,8 @@ class ExtractReport(Report):
 class CatalogModel(Report):
     """One model of `mgap models --json` (a JSON array of these)."""
 
+    # the one catalog row: engine/models/catalog.py builds it, the TUI's Models pane lists it
+
     COMMAND = "models"
     AS_LIST = True
 
@@ -48,8 +50,15 @@ class CatalogModel(Report):
     image: bool
     text: bool
     recommended: bool
-    available_offline: bool
+    #: None where unknown: a spec typed into the TUI's filter box
+    available_offline: bool | None
+    #: the local folder/file when available offline, else where the weights come from
     where: str
+
+    @property
+    def sides(self) -> str:
+        """ "image+text", "image", "text" or "" (unknown)."""
+        return "+".join(side for side in ("image", "text") if getattr(self, side))
 
 
 @dataclass(kw_only=True)

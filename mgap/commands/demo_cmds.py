@@ -102,7 +102,7 @@ def train_toy_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ) -> None:
     """Train a toy CLIP on the synthetic dataset, or sweep temperature / caption detail."""
-    from mgap.errors import UsageError
+    from mgap.core.errors import UsageError
 
     config = _train_config(temperature, learned_temperature, caption_detail, epochs, seed, n_train)
     if sweep is not None:
