@@ -99,11 +99,16 @@ class ToyTrainingReport(Report):
     loss_first_epoch: float
     loss_last_epoch: float
     loss_per_epoch: list[float]
+    chance_loss: float | None = None
     zero_shot_shape_accuracy: float
     chance_accuracy: float
     zero_shot_attribute_accuracy: dict[str, float]
+    attribute_chance_accuracy: dict[str, float] | None = None
     n_test: int
+    final_temperature: float | None = None
+    steps: int | None = None
     seconds: float
+    threads: int | None = None
 
 
 @dataclass(kw_only=True)
