@@ -1,10 +1,11 @@
 """Extraction jobs as detached processes, watched through their progress files.
 
 Textual-free so the Jobs pane, the benchmark and the tests share it. A job is one
-`mgap extract` process (one dataset, one or more models) started in its own session,
-so closing the TUI or dropping the SSH connection never stops it; its stdout/stderr go
-to a log next to the first store. The TUI learns everything else from
-`<store>.progress.json`, which is also how a restarted TUI re-attaches.
+`mgap extract` process (one dataset, one or more models) started by `tui/launcher.py` in
+its own session, so closing the TUI or dropping the SSH connection never stops it; its
+stdout/stderr go to a log next to the first store. The TUI learns everything else from
+`<store>.progress.json`, which is also how a restarted TUI re-attaches; it cancels a pid
+only once it is provably the mgap job of that store (`store/process.py`).
 """
 
 from __future__ import annotations
