@@ -358,6 +358,44 @@ def test_restarted_tui_reattaches_to_a_running_job_and_cancels_it(tmp_path, no_c
             job.wait()
 
 
+def test_x_refuses_in_one_line_a_pid_a_crafted_progress_file_names(tmp_path, no_catalog):
+    """Issue 26 item 3: a progress file copying what /proc says of `bash ... extract` is no
+    proof that the pid is an mgap job of the store: nothing is sent, one line says why."""
+    from mgap.store.process import command_line, start_ticks
+    from mgap.store.progress import write_progress
+
+    store = tmp_path / "synthetic-test__toy-demo.h5"
+    victim = subprocess.Popen(["bash", "-c", "sleep 300; true", "extract"], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 10
+        while (command_line(victim.pid) or [""])[-1] != "extract":
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        write_progress(
+            store, pid=victim.pid, status="running", store=str(store), n_images=10,
+            cmdline=command_line(victim.pid), proc_start=start_ticks(victim.pid),
+        )  # fmt: skip
+
+        async def scenario() -> list[str]:
+            app = MgapApp(tmp_path)
+            async with app.run_test(size=(100, 30)) as pilot:
+                await pilot.press("3")
+                jobs = app.query_one("#jobs-pane")
+                await _until(pilot, lambda: bool(jobs.rows) and jobs.rows[0].running)
+                await pilot.press("x")
+                await pilot.pause(0.2)
+                return [n.message for n in app._notifications if n.severity == "warning"]
+
+        assert asyncio.run(scenario()) == [
+            f"pid {victim.pid} is not provably the mgap job of {store.name} "
+            "(it was not started by the TUI): nothing sent"
+        ]
+        assert victim.poll() is None
+    finally:
+        victim.kill()
+        victim.wait()
+
+
 @pytest.mark.slow
 def test_starting_a_job_from_the_tui_produces_a_store(tmp_path, no_catalog):
     """A real detached `mgap extract` (random-init open_clip, 8 synthetic images)."""
