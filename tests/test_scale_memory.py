@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from mgap.engine.studies.gap import gap_metrics, gap_sums, normalize_rows_
-from mgap.store import open_store
 from mgap.store import arrays as store_arrays
+from mgap.store import open_store
 from mgap.store import schema as S
 
 
