@@ -14,6 +14,9 @@ from mgap.store.reader import Store
 
 @dataclass
 class StoreListing:
+    """One store of a directory as `mgap ls` and the Stores pane list it (the ls report's
+    row, `engine/reports/stores.py`, is this type)."""
+
     path: str
     name: str
     status: str
