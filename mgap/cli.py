@@ -14,7 +14,7 @@ import typer
 from typer._click import exceptions as click_errors  # typer vendors click: its errors live here
 
 from mgap import __version__
-from mgap.errors import MgapError
+from mgap.core.errors import MgapError
 
 #: modules of `mgap.commands` whose `register(app)` adds their commands, in help order
 COMMAND_MODULES = (

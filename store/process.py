@@ -1,16 +1,30 @@
-"""Who wrote a progress file: the command line and start time of the extracting process.
+"""Who wrote a progress file, and whether the TUI may signal it.
 
-A progress file names a pid, and pids are reused. Before the TUI signals that pid it
-checks that the process now holding it has the same command line and kernel start time
-(Linux /proc) as the one that wrote the file, and that it is an `mgap extract` of that
-store, or an analysis job of it (`JOB_COMMANDS`). Where /proc is absent nothing can be
-confirmed, and nothing is signalled.
+A progress file names a pid, and anyone who can write the store folder can write a
+progress file, so nothing in it is trusted on its own. A job is signalled only when the
+process holding the pid proves it is the mgap job of that store:
+
+- it holds, in its own environment, the token the TUI's launcher gave it
+  (`JOB_TOKEN_ENV`); the progress file records only the token's SHA-256, and no file
+  holds the token itself, so a copied progress file names a digest no other process
+  can match;
+- its executable is a Python interpreter running mgap (`-m mgap` or the `mgap` script);
+- its own command line names the store or the store's folder;
+- its command line and kernel start time are those recorded (a reused pid differs).
+
+Where /proc is absent nothing can be confirmed, and nothing is signalled.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
+import secrets
 from pathlib import Path
+
+#: the environment variable carrying a job's token (set by the TUI's launcher only)
+JOB_TOKEN_ENV = "MGAP_JOB_TOKEN"
 
 
 def _proc(pid: int | str, name: str) -> bytes | None:
@@ -39,23 +53,81 @@ def start_ticks(pid: int | str = "self") -> int | None:
         return None
 
 
+def new_job_token() -> str:
+    """A fresh secret for one job's environment."""
+    return secrets.token_hex(32)
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 def process_identity() -> dict[str, object]:
-    """What the progress file records about this process (empty values off Linux)."""
-    return {"cmdline": command_line() or [], "proc_start": start_ticks()}
+    """What the progress file records about this process (empty values off Linux): the
+    digest of its job token, never the token."""
+    token = os.environ.get(JOB_TOKEN_ENV)
+    return {
+        "cmdline": command_line() or [],
+        "proc_start": start_ticks(),
+        "job_token_sha256": token_digest(token) if token else None,
+    }
 
 
-#: the mgap subcommands that run as TUI jobs: extraction, and analyses of large stores
-JOB_COMMANDS = frozenset({"extract", "retrieval", "gap"})
+def _environ_token(pid: int) -> str | None:
+    raw = _proc(pid, "environ") or b""
+    prefix = JOB_TOKEN_ENV.encode() + b"="
+    for entry in raw.split(b"\0"):
+        if entry.startswith(prefix):
+            return entry[len(prefix) :].decode("utf-8", "replace")
+    return None
 
 
-def is_extract_of(pid: int, doc: dict[str, object], store: str | os.PathLike) -> bool:
-    """True when `pid` is still the `mgap extract` (or analysis job, `JOB_COMMANDS`) that
-    wrote `doc` for `store`."""
+def _runs_mgap(pid: int, cmdline: list[str]) -> bool:
+    """A Python interpreter whose command line runs mgap (`-m mgap` or the `mgap` script)."""
+    try:
+        exe = Path(os.readlink(f"/proc/{pid}/exe")).name
+    except OSError:
+        return False
+    if not exe.startswith("python") or len(cmdline) < 2:
+        return False
+    return cmdline[1:3] == ["-m", "mgap"] or Path(cmdline[1]).name == "mgap"
+
+
+def _names_store(pid: int, cmdline: list[str], store: Path) -> bool:
+    """Whether an argument (relative ones from the process's folder) is the store or its folder."""
+    try:
+        cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:
+        return False
+    wanted = {store.resolve(), store.resolve().parent}
+    for word in cmdline[2:]:
+        value = word.split("=", 1)[-1] if word.startswith("--") else word
+        if value and (cwd / value).resolve() in wanted:
+            return True
+    return False
+
+
+def job_mismatch(pid: int, doc: dict[str, object], store: str | os.PathLike) -> str | None:
+    """Why `pid` is not provably the mgap job that wrote `doc` for `store` (None: it is)."""
     recorded, started = doc.get("cmdline"), doc.get("proc_start")
-    if not isinstance(recorded, list) or not recorded or not isinstance(started, int):
-        return False
     if Path(str(doc.get("store"))).name != Path(store).name or doc.get("pid") != pid:
-        return False
-    if not JOB_COMMANDS.intersection(recorded):
-        return False
-    return command_line(pid) == recorded and start_ticks(pid) == started
+        return "the progress file names another store or pid"
+    if not isinstance(recorded, list) or not recorded or not isinstance(started, int):
+        return "the progress file records no process"
+    if command_line(pid) != recorded or start_ticks(pid) != started:
+        return "the pid is now another process"
+    digest, token = doc.get("job_token_sha256"), _environ_token(pid)
+    if not isinstance(digest, str) or token is None:
+        return "it was not started by the TUI"
+    if not hmac.compare_digest(token_digest(token), digest):
+        return "its job token does not match"
+    if not _runs_mgap(pid, recorded):
+        return "it is not mgap"
+    if not _names_store(pid, recorded, Path(store)):
+        return "its command line does not name the store"
+    return None
+
+
+def is_job_of(pid: int, doc: dict[str, object], store: str | os.PathLike) -> bool:
+    """True when `pid` is provably the mgap job that wrote `doc` for `store`."""
+    return job_mismatch(pid, doc, store) is None

@@ -60,11 +60,17 @@ def make_store(tmp_path):
 @pytest.fixture
 def no_catalog(monkeypatch):
     """A fixed catalog instead of the `mgap models --json` subprocess (tested on its own)."""
-    from mgap.tui.sources import ModelRow
+    from mgap.engine.reports.pipeline import CatalogModel
+
+    def row(spec: str, family: str, description: str, offline: bool, where: str):
+        return CatalogModel(
+            spec=spec, family=family, description=description, image=False, text=False,
+            recommended=False, available_offline=offline, where=where,
+        )  # fmt: skip
 
     rows = [
-        ModelRow("toy:demo", "toy", "the offline demo CLIP", True, "cache"),
-        ModelRow("open_clip:ViT-B-32@openai", "open_clip", "CLIP ViT-B/32", False, ""),
+        row("toy:demo", "toy", "the offline demo CLIP", True, "cache"),
+        row("open_clip:ViT-B-32@openai", "open_clip", "CLIP ViT-B/32", False, ""),
     ]
     monkeypatch.setattr("mgap.tui.sources.CatalogLoader.run", lambda self: rows)
     return rows

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
+from mgap.core.errors import StoreError, UsageError
 from mgap.engine.studies import refs
 from mgap.engine.studies.cka import linear_cka
 from mgap.engine.studies.knn import mutual_knn
-from mgap.errors import StoreError, UsageError
 
 
 def _unit(Z):

@@ -23,6 +23,7 @@ from tiny_clip_models import make_tiny_clip, make_tiny_siglip
 from tiny_hf_models import extract_coco_store, make_tiny_blip, make_tiny_blip2, make_tiny_vilt
 from torch.utils.data._utils.collate import default_collate
 
+from mgap.core.errors import MgapError, UsageError
 from mgap.engine.attention.entropy import entropy, spread, uniform_entropy
 from mgap.engine.attention.maps import (
     CLS_QUERY,
@@ -32,7 +33,6 @@ from mgap.engine.attention.maps import (
     attention_maps,
 )
 from mgap.engine.models import load_model
-from mgap.errors import MgapError, UsageError
 
 TOL = 1e-6
 
@@ -273,8 +273,8 @@ def test_report_entropies_and_categories_follow_the_maps(vilt_store):
 
 
 def test_report_names_a_moved_image_folder(vilt_store, tmp_path):
+    from mgap.core.errors import StoreError
     from mgap.engine.attention.report import AttentionRequest, attention_report
-    from mgap.errors import StoreError
 
     with pytest.raises(StoreError, match="none of the 2 sampled images.*--data-root"):
         attention_report(AttentionRequest(vilt_store, images=2, device="cpu", data_root=tmp_path))

@@ -12,9 +12,9 @@ import sys
 import numpy as np
 import pytest
 
+from mgap.core.errors import UsageError
 from mgap.engine.compute import backend as B
 from mgap.engine.studies.retrieval import retrieval_ranks
-from mgap.errors import UsageError
 
 torch = pytest.importorskip("torch")
 

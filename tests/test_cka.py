@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mgap.core.errors import UsageError
 from mgap.engine.studies import cka
-from mgap.errors import UsageError
 
 
 # ---- plain references (explicit centring matrix, dense kernels) -----------------------------

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from mgap.core.errors import DatasetError, UsageError
 from mgap.engine.datasets import load_manifest
 from mgap.engine.datasets.detect import detect_dataset
-from mgap.errors import DatasetError, UsageError
 
 
 def png(path: Path, color: tuple[int, int, int] = (255, 0, 0)) -> Path:

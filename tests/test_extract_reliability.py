@@ -18,6 +18,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from job_helpers import fake_command, token_environment
 
 from mgap.store import open_store
 from mgap.store.lock import StoreLock
@@ -279,7 +280,9 @@ def test_cancel_signals_only_the_extract_that_wrote_the_progress_file(tmp_path):
     from mgap.tui.jobs import cancel_job
 
     store = tmp_path / "s.h5"
-    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(store), "extract"])
+    child = subprocess.Popen(
+        fake_command(tmp_path, str(store), "extract", body=_CHILD), env=token_environment()
+    )
     try:
         deadline = time.monotonic() + 60
         while not progress_path(store).exists() and time.monotonic() < deadline:

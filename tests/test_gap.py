@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
+from mgap.core.errors import StoreError, UsageError
 from mgap.engine.studies.gap import RMG_FLOOR, gap_metrics, gap_report, intra_cosine, normalize
-from mgap.errors import StoreError, UsageError
 from mgap.store import open_store
 
 GAP_KEYS = {

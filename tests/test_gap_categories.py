@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
+from mgap.core.errors import StoreError
 from mgap.engine.studies import categories
 from mgap.engine.studies.categories import category_breakdown
 from mgap.engine.studies.gap import gap_metrics, gap_report
-from mgap.errors import StoreError
 from mgap.store import open_store
 
 NAMES = ["cat", "dog", "car", "bus"]

@@ -203,7 +203,7 @@ def test_renumbering_classes_changes_nothing(rng, make_store):
 
 
 def test_unknown_similarity_is_a_usage_error(rng, make_store):
-    from mgap.errors import UsageError
+    from mgap.core.errors import UsageError
 
     X, primary, prompts, names = _fixed_classification(rng)
     path = _class_store(make_store, "c.h5", X, primary, prompts, names)

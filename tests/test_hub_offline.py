@@ -15,9 +15,9 @@ import pytest
 import timm  # noqa: F401
 import transformers  # noqa: F401
 
+from mgap.core.errors import ModelUnavailableError
 from mgap.engine.models import load_model
 from mgap.engine.models.hub import hub_offline, resolve_pretrained
-from mgap.errors import ModelUnavailableError
 
 UNCACHED = [
     "hf:mgap-test/not-cached",

@@ -23,7 +23,7 @@ def _loaded(code: str) -> set[str]:
 @pytest.mark.parametrize(
     "code",
     [
-        "import mgap.store, mgap.store.catalog, mgap.store.verify, mgap.store.cache",
+        "import mgap.store, mgap.store.listing, mgap.store.verify, mgap.store.cache",
         "import mgap.cli",
         "from mgap.cli import app\ntry:\n    app(['--help'])\nexcept SystemExit:\n    pass",
         "import mgap.engine.studies",

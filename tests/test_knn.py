@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mgap.core.errors import UsageError
 from mgap.engine.studies import knn
-from mgap.errors import UsageError
 
 
 def _dense_knn(X, k):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mgap.core.errors import UsageError
 from mgap.engine.studies import local_cka as lc
 from mgap.engine.studies.cka import median_sigma, squared_distances
-from mgap.errors import UsageError
 
 
 def _cka_h(K, L):

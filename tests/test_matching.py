@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mgap.core.errors import UsageError
 from mgap.engine.studies import matching as M
-from mgap.errors import UsageError
 
 
 def _rotation(rng, d):

@@ -13,8 +13,8 @@ import torch
 from PIL import Image
 from tiny_hf_models import make_tiny_blip, make_tiny_blip2
 
+from mgap.core.errors import UsageError
 from mgap.engine.models import load_model
-from mgap.errors import UsageError
 
 CAPTIONS = [
     "a cat",

@@ -23,8 +23,8 @@ from tiny_clip_models import (
     make_tiny_siglip2,
 )
 
+from mgap.core.errors import UsageError
 from mgap.engine.models import load_model
-from mgap.errors import UsageError
 
 ARCH = "ViT-S-32"
 TINY_ARCH = "mgap-tiny"

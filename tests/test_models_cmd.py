@@ -11,6 +11,7 @@ import jsonschema
 import pytest
 from tiny_clip_models import fake_hub_cache
 
+from mgap.core.errors import ModelUnavailableError
 from mgap.engine.models.catalog import (
     RECOMMENDED,
     catalog,
@@ -20,7 +21,6 @@ from mgap.engine.models.catalog import (
 )
 from mgap.engine.reports import REPORTS, json_schema
 from mgap.engine.specs import parse_model_spec
-from mgap.errors import ModelUnavailableError
 
 KEYS = {
     "spec",

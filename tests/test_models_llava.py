@@ -14,8 +14,8 @@ import torch
 from PIL import Image
 from tiny_hf_models import make_tiny_blip, make_tiny_llava
 
+from mgap.core.errors import ModelUnavailableError, UsageError
 from mgap.engine.models import load_model
-from mgap.errors import ModelUnavailableError, UsageError
 
 CAPTIONS = [
     "a cat",

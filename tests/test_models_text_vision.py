@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 from tiny_clip_models import make_tiny_vision
 
+from mgap.core.errors import UsageError
 from mgap.engine.models import load_model
-from mgap.errors import UsageError
 
 TEXTS = [
     "A man riding a wave on top of a surfboard.",

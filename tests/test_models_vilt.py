@@ -15,8 +15,8 @@ from PIL import Image
 from tiny_hf_models import make_tiny_vilt
 from torch.utils.data._utils.collate import default_collate
 
+from mgap.core.errors import UsageError
 from mgap.engine.models import load_model
-from mgap.errors import UsageError
 
 CAPTIONS = [
     "a cat",

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mgap.core.errors import UsageError
 from mgap.engine.extract.perturb import (
     SUITES,
     Perturbation,
@@ -16,7 +17,6 @@ from mgap.engine.extract.perturb import (
     perturb_array,
     perturbation_names,
 )
-from mgap.errors import UsageError
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ import pytest
 from conftest import check_schema
 from rich.console import Console
 
+from mgap.core.errors import UsageError
 from mgap.engine.plots import terminal as T
 from mgap.engine.plots.palette import MODALITY_COLORS, color_groups, find_category
 from mgap.engine.studies.projections import Projection
-from mgap.errors import UsageError
 
 
 def _projection(rng, n=300, n_total=None, method="umap") -> Projection:

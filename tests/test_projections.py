@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mgap.core.errors import UsageError
 from mgap.engine.studies import projections as P
-from mgap.errors import UsageError
 from mgap.store import open_store
 
 

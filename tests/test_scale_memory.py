@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from mgap.engine.studies.gap import gap_metrics, gap_sums, normalize_rows_
+from mgap.store import arrays as store_arrays
 from mgap.store import open_store
-from mgap.store import reader as store_reader
 from mgap.store import schema as S
 
 
@@ -21,7 +21,7 @@ def test_blocked_read_equals_whole_read_with_invalid_rows(make_store, rng, monke
         valid = f[S.IMAGE_VALID][...]
         valid[[4, 17]] = False
         f[S.IMAGE_VALID][...] = valid
-    monkeypatch.setattr(store_reader, "READ_ROWS", 3)
+    monkeypatch.setattr(store_arrays, "READ_ROWS", 3)
     store = open_store(path)
     got = store.image_embeddings(np.float32)
     with h5py.File(path, "r") as f:

@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
-from mgap.errors import StoreError
+from mgap.core.errors import StoreError
 from mgap.store import StoreLayout, create_store, open_store
 from mgap.store import schema as S
 from mgap.store.build import store_from_arrays

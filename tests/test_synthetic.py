@@ -7,9 +7,9 @@ import pickle
 import numpy as np
 import pytest
 
+from mgap.core.errors import UsageError
 from mgap.engine.datasets import load_manifest
 from mgap.engine.datasets.synthetic import ATTRIBUTES, SHAPES, SyntheticManifest, vocabulary
-from mgap.errors import UsageError
 
 
 def _pixels(manifest, i):

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+from mgap.core.errors import ModelUnavailableError, UsageError
 from mgap.engine.models import load_model
 from mgap.engine.toy.config import TrainConfig
 from mgap.engine.toy.model import ToyArchitecture, ToyPreprocess, ToyTokenizer, pixels_to_input
 from mgap.engine.toy.storage import build_model, load_toy, save_toy, toy_dir
 from mgap.engine.toy.train import TrainResult, train_toy
-from mgap.errors import ModelUnavailableError, UsageError
 
 BUDGET = TrainConfig(epochs=3, n_train=400, n_test=150, batch_size=32, seed=0)
 
@@ -163,8 +163,8 @@ def test_sweep_trains_one_toy_per_value_and_measures_its_gap(trained):
 
     base = TrainConfig(epochs=1, n_train=48, n_test=12, batch_size=16, seed=1)
     doc = run_sweep("temperature", [0.05, 0.5], base)
-    assert doc["sweep"] == "temperature" and [r["temperature"] for r in doc["rows"]] == [0.05, 0.5]
-    assert [r["model"] for r in doc["rows"]] == [
+    assert doc.sweep == "temperature" and [r["temperature"] for r in doc.rows] == [0.05, 0.5]
+    assert [r["model"] for r in doc.rows] == [
         "toy:sweep-temperature-0.05",
         "toy:sweep-temperature-0.5",
     ]
@@ -174,4 +174,4 @@ def test_sweep_trains_one_toy_per_value_and_measures_its_gap(trained):
     result = TrainResult(reloaded.model, reloaded.tokenizer, reloaded.architecture, {}, {})
     X, Y, rows = held_out_embeddings(result, TrainConfig(**{**base.__dict__, "temperature": 0.5}))
     assert X.shape == (12, 64) and Y.shape == (36, 64)
-    assert doc["rows"][1]["l2m"] == pytest.approx(gap_metrics(X, Y, rows)["l2m"], abs=1e-6)
+    assert doc.rows[1]["l2m"] == pytest.approx(gap_metrics(X, Y, rows)["l2m"], abs=1e-6)

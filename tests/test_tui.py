@@ -10,7 +10,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ import pytest
 
 pytest.importorskip("textual")
 
+from job_helpers import fake_command, token_environment  # noqa: E402
 from tui_helpers import settle  # noqa: E402
 from tui_helpers import text as _text  # noqa: E402
 
@@ -287,7 +287,7 @@ FAKE_JOB = textwrap.dedent(
     """
     import json, os, signal, sys, time
     from mgap.store.process import process_identity
-    store = sys.argv[2]  # argv[1] is "extract": the TUI signals only an extract of this store
+    store = sys.argv[2]  # the TUI signals only an mgap job (this script is `mgap`) of this store
     state = {"status": "running"}
     def write(**fields):
         doc = {"pid": os.getpid(), "model": "toy:demo", "dataset": "synthetic", "split": "test",
@@ -312,12 +312,11 @@ FAKE_JOB = textwrap.dedent(
 
 def test_restarted_tui_reattaches_to_a_running_job_and_cancels_it(tmp_path, no_catalog):
     store = tmp_path / "synthetic-test__toy-demo.h5"
-    script = tmp_path / "fake_job.py"
-    script.write_text(FAKE_JOB)
     job = subprocess.Popen(
-        [sys.executable, str(script), "extract", str(store)],
+        fake_command(tmp_path, "extract", str(store), body=FAKE_JOB),
         start_new_session=True,
         stdin=subprocess.DEVNULL,
+        env=token_environment(),
     )
     try:
         progress = store.with_name(store.name + ".progress.json")
@@ -357,6 +356,44 @@ def test_restarted_tui_reattaches_to_a_running_job_and_cancels_it(tmp_path, no_c
         if job.poll() is None:
             os.kill(job.pid, signal.SIGKILL)
             job.wait()
+
+
+def test_x_refuses_in_one_line_a_pid_a_crafted_progress_file_names(tmp_path, no_catalog):
+    """Issue 26 item 3: a progress file copying what /proc says of `bash ... extract` is no
+    proof that the pid is an mgap job of the store: nothing is sent, one line says why."""
+    from mgap.store.process import command_line, start_ticks
+    from mgap.store.progress import write_progress
+
+    store = tmp_path / "synthetic-test__toy-demo.h5"
+    victim = subprocess.Popen(["bash", "-c", "sleep 300; true", "extract"], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 10
+        while (command_line(victim.pid) or [""])[-1] != "extract":
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        write_progress(
+            store, pid=victim.pid, status="running", store=str(store), n_images=10,
+            cmdline=command_line(victim.pid), proc_start=start_ticks(victim.pid),
+        )  # fmt: skip
+
+        async def scenario() -> list[str]:
+            app = MgapApp(tmp_path)
+            async with app.run_test(size=(100, 30)) as pilot:
+                await pilot.press("3")
+                jobs = app.query_one("#jobs-pane")
+                await _until(pilot, lambda: bool(jobs.rows) and jobs.rows[0].running)
+                await pilot.press("x")
+                await pilot.pause(0.2)
+                return [n.message for n in app._notifications if n.severity == "warning"]
+
+        assert asyncio.run(scenario()) == [
+            f"pid {victim.pid} is not provably the mgap job of {store.name} "
+            "(it was not started by the TUI): nothing sent"
+        ]
+        assert victim.poll() is None
+    finally:
+        victim.kill()
+        victim.wait()
 
 
 @pytest.mark.slow

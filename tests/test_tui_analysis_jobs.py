@@ -11,7 +11,6 @@ import asyncio
 import io
 import json
 import os
-import sys
 import time
 
 import numpy as np
@@ -20,10 +19,11 @@ from rich.console import Console
 
 pytest.importorskip("textual")
 
+from job_helpers import fake_command  # noqa: E402
 from tui_helpers import settle, text, two_category_store  # noqa: E402
 
+from mgap.core.errors import MgapError  # noqa: E402
 from mgap.engine.studies import categories  # noqa: E402
-from mgap.errors import MgapError  # noqa: E402
 from mgap.store.progress import pid_alive, read_progress, write_progress  # noqa: E402
 from mgap.tui import analysis_jobs  # noqa: E402
 from mgap.tui.app import MgapApp  # noqa: E402
@@ -111,11 +111,11 @@ async def scenario_cached(path) -> dict[str, int]:
 
 
 def _sleeping_job(monkeypatch) -> None:
-    """A job that runs until signalled; its command line still names `retrieval`."""
+    """A job that runs until signalled: an `mgap` script naming `retrieval` and the store."""
     monkeypatch.setattr(
         analysis_jobs,
         "retrieval_command",
-        lambda store, sample: [sys.executable, "-c", "import time; time.sleep(60)", "retrieval"],
+        lambda store, sample: fake_command(store.parent, "retrieval", str(store)),
     )
 
 
@@ -168,7 +168,7 @@ def test_a_job_is_recorded_with_its_execd_command_line(make_store, monkeypatch):
     try:
         doc = read_progress(analysis_jobs.job_target(path))
         assert len(calls) > 3
-        assert doc["cmdline"] == analysis_jobs.retrieval_command(path, None)
+        assert doc["cmdline"] == analysis_jobs.retrieval_command(path.absolute(), None)
         assert analysis_jobs._alive(doc)
     finally:
         os.kill(pid, 9)
@@ -194,12 +194,12 @@ def test_a_failed_job_is_one_error_naming_its_log(make_store, monkeypatch):
     monkeypatch.setattr(
         analysis_jobs,
         "retrieval_command",
-        lambda store, sample: [
-            sys.executable,
-            "-c",
-            "import sys; sys.exit('mgap: error: out of memory')",
+        lambda store, sample: fake_command(
+            store.parent,
             "retrieval",
-        ],
+            str(store),
+            body="import sys, time; time.sleep(0.5); sys.exit('mgap: error: out of memory')",
+        ),
     )
     with pytest.raises(MgapError, match="ended without a result \\(mgap: error: out of memory"):
         analysis_jobs.retrieval_via_job(path, lambda: False)

@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 
 import numpy as np
 import pytest
 
 pytest.importorskip("textual")
 
+from job_helpers import fake_command  # noqa: E402
 from tui_helpers import text, two_category_store  # noqa: E402
 
 from mgap.store.progress import pid_alive, read_progress  # noqa: E402
@@ -78,11 +78,13 @@ def test_a_rewritten_store_is_not_answered_from_the_old_cache(make_store, cli):
 def _sleepers(monkeypatch) -> None:
     """Jobs that run until killed; their command lines still name their analysis."""
 
-    def sleeper(kind: str) -> list[str]:
-        return [sys.executable, "-c", "import time; time.sleep(60)", kind]
+    def sleeper(kind: str, store) -> list[str]:
+        return fake_command(store.parent, kind, str(store))
 
-    monkeypatch.setattr(gap_job, "gap_command", lambda store, by_category: sleeper("gap"))
-    monkeypatch.setattr(analysis_jobs, "retrieval_command", lambda store, s: sleeper("retrieval"))
+    monkeypatch.setattr(gap_job, "gap_command", lambda store, by_category: sleeper("gap", store))
+    monkeypatch.setattr(
+        analysis_jobs, "retrieval_command", lambda store, s: sleeper("retrieval", store)
+    )
 
 
 def _kill_jobs(path) -> None:

@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
+from job_helpers import fake_command
 
-from mgap.errors import UsageError
-from mgap.store.progress import write_progress
+from mgap.core.errors import UsageError
+from mgap.store.process import JOB_TOKEN_ENV, command_line, start_ticks
+from mgap.store.progress import read_progress, write_progress
+from mgap.tui import analysis_jobs
 from mgap.tui.jobs import (
     DatasetChoice,
     LaunchedJob,
+    cancel_job,
+    cancel_refusal,
     extract_command,
     format_eta,
-    launch_job,
+    launch_extract,
     progress_bar,
     scan_jobs,
     tail,
 )
+from mgap.tui.launcher import launch_detached
 from mgap.tui.sources import _reason, dataset_roots, parse_catalog
 
 SYNTH = DatasetChoice("synthetic", "synthetic", None, "test", 8)
@@ -77,7 +87,7 @@ def test_scan_jobs_orders_running_first_and_flags_lost_jobs(tmp_path):
 def test_a_launched_job_is_detached_and_its_failure_reaches_the_jobs_list(tmp_path):
     """A bad dataset kind makes `mgap extract` exit 2 at once: the row says why, from the log."""
     bad = DatasetChoice("nope", "no-such-kind", None, "test")
-    job = launch_job(["toy:demo"], bad, tmp_path)
+    job = launch_extract(["toy:demo"], bad, tmp_path)
     assert os.getsid(job.pid) == job.pid  # its own session: a hang-up of ours never reaches it
     assert job.log.parent == tmp_path.resolve()
     assert job.process.wait(timeout=60) == 2
@@ -85,6 +95,87 @@ def test_a_launched_job_is_detached_and_its_failure_reaches_the_jobs_list(tmp_pa
     assert row.status == "failed" and not row.running
     assert "unknown dataset kind" in row.error
     assert job.log.read_text().startswith("$ ")
+
+
+def _wait_for(condition, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+def _crafted(store: Path, pid: int, **fields: object) -> None:
+    """A progress file naming `pid` with everything /proc says about it copied in."""
+    _wait_for(lambda: (command_line(pid) or [""])[-1] == "extract")
+    write_progress(
+        store, pid=pid, status="running", store=str(store), cmdline=command_line(pid),
+        proc_start=start_ticks(pid), **fields,
+    )  # fmt: skip
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
+def test_cancel_never_signals_a_process_a_crafted_progress_file_names(tmp_path):
+    """Issue 26 item 3: command line, start time and an `extract` word copied from /proc are
+    no proof; neither is a token digest that process's environment does not match."""
+    token = "a" * 64
+    victim = subprocess.Popen(
+        ["bash", "-c", "sleep 300; true", "extract"],
+        start_new_session=True,
+        env={**os.environ, JOB_TOKEN_ENV: token},
+    )
+    try:
+        for name, digest in [("s.h5", None), ("t.h5", hashlib.sha256(token.encode()).hexdigest())]:
+            store = tmp_path / name
+            _crafted(store, victim.pid, job_token_sha256=digest)
+            _crafted(analysis_jobs.job_target(store), victim.pid, job_token_sha256=digest)
+            assert cancel_job(victim.pid, store.with_name(name + ".progress.json")) is False
+            assert analysis_jobs.cancel(analysis_jobs.progress_file(store)) is False
+            time.sleep(0.2)
+            assert victim.poll() is None  # never signalled
+        assert cancel_refusal(victim.pid, tmp_path / "s.h5.progress.json") == (
+            "it was not started by the TUI"
+        )
+        assert cancel_refusal(victim.pid, tmp_path / "t.h5.progress.json") == "it is not mgap"
+    finally:
+        victim.kill()
+        victim.wait()
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
+def test_cancel_signals_an_mgap_job_the_launcher_started_for_that_store_only(tmp_path):
+    writer = (
+        "import sys, time\n"
+        "from mgap.store.process import process_identity\n"
+        "from mgap.store.progress import write_progress\n"
+        "import os\n"
+        "write_progress(sys.argv[2], pid=os.getpid(), status='running', store=sys.argv[2],"
+        " **process_identity())\n"
+        "time.sleep(60)\n"
+    )
+    store, other = tmp_path / "a" / "s.h5", tmp_path / "b" / "s.h5"
+    store.parent.mkdir()
+    other.parent.mkdir()
+    command = fake_command(tmp_path, "extract", str(store), body=writer)
+    job = launch_detached(command, tmp_path / "job.log").process
+    try:
+        _wait_for(lambda: read_progress(store) is not None)
+        doc = read_progress(store)
+        environ = Path(f"/proc/{job.pid}/environ").read_bytes().split(b"\0")
+        [token] = [e.split(b"=", 1)[1] for e in environ if e.startswith(b"MGAP_JOB_TOKEN=")]
+        assert doc["job_token_sha256"] == hashlib.sha256(token).hexdigest()
+        assert token.decode() not in Path(str(store) + ".progress.json").read_text()
+        # the same record beside another store: that store is not in the job's command line
+        write_progress(other, **{**doc, "store": str(other)})
+        assert cancel_refusal(job.pid, str(other) + ".progress.json") == (
+            "its command line does not name the store"
+        )
+        assert cancel_job(job.pid, str(other) + ".progress.json") is False
+        assert job.poll() is None
+        assert cancel_job(job.pid, str(store) + ".progress.json") is True
+        assert job.wait(30) == -15
+    finally:
+        job.kill()
+        job.wait()
 
 
 def test_a_launched_job_gives_way_to_its_progress_files(tmp_path):
@@ -134,7 +225,7 @@ def test_store_scanner_describes_a_changing_store_at_most_every_few_seconds(
 ):
     import numpy as np
 
-    from mgap.store.catalog import list_stores
+    from mgap.store.listing import list_stores
     from mgap.tui import store_scan
 
     path = make_store("a.h5", X=np.eye(3), Y=np.eye(3))

@@ -19,7 +19,7 @@ pytest.importorskip("textual")
 
 from tui_helpers import settle, text  # noqa: E402
 
-from mgap.errors import StoreError  # noqa: E402
+from mgap.core.errors import StoreError  # noqa: E402
 from mgap.tui.app import MgapApp  # noqa: E402
 from mgap.tui.cka_view import HINT, CkaView  # noqa: E402
 

@@ -8,14 +8,14 @@ import numpy as np
 
 from mgap.engine.compute.backend import resolve_backend
 from mgap.engine.measures.pairwise_table import pairwise_table
-from mgap.engine.studies import progress
+from mgap.engine.studies import work as studies_work
 
 
 def test_work_keeps_label_fraction_and_eta_in_the_file(tmp_path, monkeypatch):
     path = tmp_path / "job.work.json"
-    monkeypatch.setenv(progress.WORK_FILE_ENV, str(path))
-    monkeypatch.setattr(progress, "WRITE_S", 0.0)
-    with progress.Work("sampled retrieval", 10, 0.0, resolve_backend("cpu")) as work:
+    monkeypatch.setenv(studies_work.WORK_FILE_ENV, str(path))
+    monkeypatch.setattr(studies_work, "WRITE_S", 0.0)
+    with studies_work.Work("sampled retrieval", 10, 0.0, resolve_backend("cpu")) as work:
         assert json.loads(path.read_text())["done"] == 0
         work.advance(4)
         doc = json.loads(path.read_text())
@@ -28,16 +28,16 @@ def test_work_keeps_label_fraction_and_eta_in_the_file(tmp_path, monkeypatch):
         # the ETA extrapolates the elapsed time over the units left: 6 more at 4 per elapsed
         assert doc["eta_s"] == doc["elapsed_s"] / 4 * 6
     assert json.loads(path.read_text())["done"] == 10
-    progress.phase("gap metrics")
+    studies_work.phase("gap metrics")
     assert json.loads(path.read_text())["label"] == "gap metrics"
 
 
 def test_no_file_outside_a_job(tmp_path, monkeypatch):
-    monkeypatch.delenv(progress.WORK_FILE_ENV, raising=False)
+    monkeypatch.delenv(studies_work.WORK_FILE_ENV, raising=False)
     monkeypatch.chdir(tmp_path)
-    with progress.Work("x", 3, 0.0, resolve_backend("cpu")) as work:
+    with studies_work.Work("x", 3, 0.0, resolve_backend("cpu")) as work:
         work.advance(3)
-    progress.phase("y")
+    studies_work.phase("y")
     assert list(tmp_path.iterdir()) == []
 
 

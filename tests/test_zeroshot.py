@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
+from mgap.core.errors import StoreError
 from mgap.engine.studies.zeroshot import zero_shot, zero_shot_report
-from mgap.errors import StoreError
 from mgap.store import open_store
 
 NAMES = ["cat", "dog", "car"]

@@ -5,11 +5,13 @@ pane does not analyse the store in its own process: it starts `mgap retrieval ST
 --json` (and `mgap gap ...`, `tui/gap_job.py`) in a new session (closing the TUI or an SSH
 drop does not stop it), that process writes its result into the store's sidecar cache
 (`store/cache.py`), and the pane then reads the report from the cache, never the
-embeddings. Beside the store, `<store>.<kind>.progress.json` records the pid, command line
-and start time (so the Jobs pane lists the job and cancels it only after checking the pid
-is still that process, and a restarted TUI waits for it instead of starting another),
+embeddings. Both job kinds start through `tui/launcher.py`. Beside the store,
+`<store>.<kind>.progress.json` records the pid, command line, start time and the digest of
+the job's token (so the Jobs pane lists the job and cancels it only once the pid is
+provably that job, `store/process.py`, and a restarted TUI waits for it instead of
+starting another),
 `<store>.<kind>.log` its stderr, `<store>.<kind>.json` its report, and
-`<store>.<kind>.work.json` its progress (written by the job's `progress.Work`, through
+`<store>.<kind>.work.json` its progress (written by the job's `studies.work.Work`, through
 MGAP_WORK_FILE: the step, units done of the total, ETA).
 """
 
@@ -27,10 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mgap.core.errors import MgapError
-from mgap.engine.studies.progress import WORK_FILE_ENV
-from mgap.store.process import command_line, is_extract_of, start_ticks
+from mgap.engine.studies.work import WORK_FILE_ENV
+from mgap.store.process import command_line, is_job_of, job_mismatch, start_ticks
 from mgap.store.progress import pid_alive, read_progress, write_progress
-from mgap.tui.jobs import JobRow, format_eta, job_environment, last_log_line
+from mgap.tui.jobs import JobRow, format_eta, last_log_line
+from mgap.tui.launcher import launch_detached
 
 #: stores with more image x caption pairs than this rank retrieval in a job process; below
 #: it the Results pane's thread worker ranks them in-process (seconds at COCO val's size)
@@ -107,32 +110,23 @@ def retrieval_command(store: Path, sample: int | None) -> list[str]:
 
 
 def launch(store: Path, sample: int | None) -> int:
-    """Start the retrieval job of `store` (see `launch_job`); returns its pid."""
+    """Start the retrieval job of `store` (see `start_job`); returns its pid."""
     store = Path(store).absolute()
-    return launch_job(store, RETRIEVAL, retrieval_command(store, sample))
+    return start_job(store, RETRIEVAL, retrieval_command(store, sample))
 
 
-def launch_job(store: Path, kind: str, command: list[str]) -> int:
-    """Start `command` detached and record it in its progress file; returns its pid."""
+def start_job(store: Path, kind: str, command: list[str]) -> int:
+    """Start `command` detached (`launch_detached`) and record it in its progress file,
+    with the digest of its job token; returns its pid."""
     store = Path(store).absolute()  # not resolved: the cache goes beside the path the TUI reads
     work_file(store, kind).unlink(missing_ok=True)
-    env = job_environment()
-    env[WORK_FILE_ENV] = str(work_file(store, kind))
-    with (
-        _suffixed(store, ".log", kind).open("ab") as log,
-        _suffixed(store, ".json", kind).open("wb") as out,
-    ):
-        log.write(f"$ {' '.join(command)}\n".encode())
-        log.flush()
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=log,
-            start_new_session=True,
-            close_fds=True,
-            env=env,
-        )
+    job = launch_detached(
+        command,
+        _suffixed(store, ".log", kind),
+        stdout=_suffixed(store, ".json", kind),
+        env={WORK_FILE_ENV: str(work_file(store, kind))},
+    )
+    process = job.process
     cmdline = _exec_cmdline(process, command)
     # reap it when it exits, so a finished job is not a zombie that looks alive
     threading.Thread(target=process.wait, daemon=True).start()
@@ -145,6 +139,7 @@ def launch_job(store: Path, kind: str, command: list[str]) -> int:
         command=command,
         cmdline=cmdline,
         proc_start=start_ticks(process.pid),
+        job_token_sha256=job.token_sha256,
         started=time.time(),
         error="",
     )
@@ -174,7 +169,7 @@ def _alive(doc: dict[str, object] | None) -> bool:
     if not doc or doc.get("status") != "running":
         return False
     pid, store = doc.get("pid"), Path(str(doc.get("store")))
-    return isinstance(pid, int) and pid_alive(pid) and is_extract_of(pid, doc, store)
+    return isinstance(pid, int) and pid_alive(pid) and is_job_of(pid, doc, store)
 
 
 def job_output(store: Path, kind: str) -> dict | None:
@@ -228,7 +223,7 @@ def wait_for_job(
     if ready():
         return "complete"
     if not _alive(_doc(store, kind)):
-        launch_job(store, kind, command())
+        start_job(store, kind, command())
     while _alive(_doc(store, kind)):
         if cancelled():
             return None
@@ -289,16 +284,36 @@ def retrieval_via_job(
     return retrieval_report(store, sample=sample)
 
 
-def cancel(progress: str | Path) -> bool:
-    """SIGTERM the job of this progress file if its pid is still that job; mark it cancelled."""
+def _signal_target(progress: str | Path) -> tuple[Path, str, int] | str:
+    """The store, kind and pid of the job this progress file records, or why that pid
+    may not be signalled (it must be provably the mgap job of the store)."""
     kind = _kind_of(progress)
     if kind is None:
-        return False
+        return "not an analysis job's progress file"
     store = Path(str(progress).removesuffix(f".{kind}.progress.json"))
     doc = _doc(store, kind)
     pid = doc.get("pid") if doc is not None else None
-    if not isinstance(pid, int) or not _alive(doc):
+    if doc is None or doc.get("status") != "running" or not isinstance(pid, int):
+        return "it is not running"
+    if not pid_alive(pid):
+        return "the process has exited"
+    reason = job_mismatch(pid, doc, store)
+    return reason if reason is not None else (store, kind, pid)
+
+
+def cancel_refusal(progress: str | Path) -> str | None:
+    """Why the job of this progress file may not be signalled (None: it may)."""
+    target = _signal_target(progress)
+    return target if isinstance(target, str) else None
+
+
+def cancel(progress: str | Path) -> bool:
+    """SIGTERM the job of this progress file if its pid is provably that job; mark it
+    cancelled."""
+    target = _signal_target(progress)
+    if isinstance(target, str):
         return False
+    store, kind, pid = target
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:

@@ -20,7 +20,7 @@ from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
 from mgap.core.errors import MgapError
 from mgap.tui.help import HelpScreen
-from mgap.tui.jobs import FINISHED_OK, launch_job
+from mgap.tui.jobs import FINISHED_OK, launch_extract
 from mgap.tui.messages import WorkerFailed
 from mgap.tui.pane_datasets import DatasetsPane
 from mgap.tui.pane_jobs import JobsPane
@@ -252,7 +252,7 @@ class MgapApp(App[None]):
         started = 0
         for dataset in datasets:
             try:
-                job = launch_job(models, dataset, self.store_dir)
+                job = launch_extract(models, dataset, self.store_dir)
             except (MgapError, OSError) as exc:
                 message = exc.one_line() if isinstance(exc, MgapError) else str(exc)
                 self.notify(message, title="Extract", severity="error")

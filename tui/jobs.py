@@ -1,10 +1,11 @@
 """Extraction jobs as detached processes, watched through their progress files.
 
 Textual-free so the Jobs pane, the benchmark and the tests share it. A job is one
-`mgap extract` process (one dataset, one or more models) started in its own session,
-so closing the TUI or dropping the SSH connection never stops it; its stdout/stderr go
-to a log next to the first store. The TUI learns everything else from
-`<store>.progress.json`, which is also how a restarted TUI re-attaches.
+`mgap extract` process (one dataset, one or more models) started by `tui/launcher.py` in
+its own session, so closing the TUI or dropping the SSH connection never stops it; its
+stdout/stderr go to a log next to the first store. The TUI learns everything else from
+`<store>.progress.json`, which is also how a restarted TUI re-attaches; it cancels a pid
+only once it is provably the mgap job of that store (`store/process.py`).
 """
 
 from __future__ import annotations
@@ -19,19 +20,13 @@ from pathlib import Path
 
 from mgap.core.errors import MgapError, UsageError
 from mgap.store.naming import store_filename
-from mgap.store.process import is_extract_of
+from mgap.store.process import job_mismatch
 from mgap.store.progress import find_progress_files, is_running, pid_alive, read_progress
+from mgap.tui.launcher import launch_detached
 
 #: final statuses that are a success (the Jobs pane's notification is not a warning)
 ALREADY_COMPLETE = "already complete"
 FINISHED_OK = ("complete", ALREADY_COMPLETE)
-
-
-def job_environment() -> dict[str, str]:
-    """The TUI's environment with unbuffered output, so job logs are current."""
-    env = dict(os.environ)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
 
 
 @dataclass(frozen=True)
@@ -112,27 +107,15 @@ def log_path(models: list[str], dataset: DatasetChoice, store_dir: Path) -> Path
     return store_dir / (store_filename(dataset.kind, dataset.split, models[0]) + ".log")
 
 
-def launch_job(
+def launch_extract(
     models: list[str], dataset: DatasetChoice, store_dir: Path, device: str = "auto"
 ) -> LaunchedJob:
-    """Start `mgap extract` detached: new session, no stdin, output to the log file."""
+    """Start `mgap extract` detached (`launch_detached`), its output to the log file."""
     store_dir = Path(store_dir).resolve()
     store_dir.mkdir(parents=True, exist_ok=True)
     command = extract_command(models, dataset, store_dir, device)
     log = log_path(models, dataset, store_dir)
-    env = job_environment()
-    with log.open("ab") as out:
-        out.write(f"$ {' '.join(command)}\n".encode())
-        out.flush()
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            close_fds=True,
-            env=env,
-        )
+    process = launch_detached(command, log).process
     stores = tuple(store_dir / store_filename(dataset.kind, dataset.split, m) for m in models)
     return LaunchedJob(
         process.pid, command, log, dataset.name, list(models), time.time(), process, stores
@@ -160,17 +143,22 @@ def exit_status(job: LaunchedJob, code: int) -> str:
     return ALREADY_COMPLETE if all_complete(job.stores) else "exited"
 
 
+def cancel_refusal(pid: int, progress_file: str | Path) -> str | None:
+    """Why `pid` may not be signalled for this progress file (None: it is provably the
+    mgap job of that store, `store/process.py`)."""
+    store = Path(str(progress_file).removesuffix(".progress.json"))
+    doc = read_progress(store)
+    return "its progress file is unreadable" if doc is None else job_mismatch(pid, doc, store)
+
+
 def cancel_job(pid: int, progress_file: str | Path | None = None) -> bool:
     """SIGTERM the job: it stops after the block in flight and marks itself cancelled.
 
-    With a progress file, the pid is signalled only if it is still the `mgap extract`
-    that wrote that file (same command line and start time), never a reused pid.
+    With a progress file, the pid is signalled only if `cancel_refusal` finds no reason
+    not to; without one it is a job this TUI launched and still holds.
     """
-    if progress_file is not None:
-        store = Path(str(progress_file).removesuffix(".progress.json"))
-        doc = read_progress(store)
-        if doc is None or not is_extract_of(pid, doc, store):
-            return False
+    if progress_file is not None and cancel_refusal(pid, progress_file) is not None:
+        return False
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:

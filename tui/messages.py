@@ -16,10 +16,11 @@ from typing import Any
 from textual.message import Message
 
 from mgap.engine.reports.analysis import CkaReport, GapReport, RetrievalReport
-from mgap.store.catalog import StoreEntry
+from mgap.engine.reports.pipeline import CatalogModel
+from mgap.store.listing import StoreListing
 from mgap.tui.analysis_jobs import WorkProgress
 from mgap.tui.jobs import JobRow
-from mgap.tui.sources import DatasetRow, ModelRow
+from mgap.tui.sources import DatasetRow
 
 
 @dataclass
@@ -81,7 +82,7 @@ class ProjectionComputed(Message, bubble=False):
 class StoresScanned(Message, bubble=False):
     """The store directory's entries, sorted by name."""
 
-    entries: list[StoreEntry]
+    entries: list[StoreListing]
 
 
 @dataclass
@@ -96,7 +97,7 @@ class JobsScanned(Message, bubble=False):
 class CatalogLoaded(Message, bubble=False):
     """The model catalog from `mgap models --json`."""
 
-    rows: list[ModelRow]
+    rows: list[CatalogModel]
 
 
 @dataclass

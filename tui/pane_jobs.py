@@ -12,11 +12,13 @@ from textual.message import Message
 from textual.widgets import DataTable, Static
 
 from mgap.tui.analysis_jobs import cancel as cancel_analysis
+from mgap.tui.analysis_jobs import cancel_refusal as analysis_refusal
 from mgap.tui.analysis_jobs import is_job_file, job_rows
 from mgap.tui.jobs import (
     JobRow,
     LaunchedJob,
     cancel_job,
+    cancel_refusal,
     format_eta,
     progress_bar,
     scan_jobs,
@@ -164,8 +166,10 @@ class JobsPane(WorkerHost, Vertical):
                 title="Jobs",
             )
         elif progress_file is not None:
+            reason = cancel_refusal(row.pid, progress_file) or "it has exited"
             self.app.notify(
-                f"pid {row.pid} is no longer the mgap extract of {row.name}: nothing sent",
+                f"pid {row.pid} is not provably the mgap job of {row.name} ({reason}): "
+                "nothing sent",
                 severity="warning",
             )
         self.poll()
@@ -174,8 +178,9 @@ class JobsPane(WorkerHost, Vertical):
         if cancel_analysis(row.key):
             self.app.notify(f"cancelled {row.name} (pid {row.pid})", title="Jobs")
         else:
+            reason = analysis_refusal(row.key) or "it has exited"
             self.app.notify(
-                f"pid {row.pid} is no longer the job of {row.name}: nothing sent",
+                f"pid {row.pid} is not provably the job of {row.name} ({reason}): nothing sent",
                 severity="warning",
             )
         self.poll()

@@ -10,8 +10,9 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Input, Static
 
 from mgap.core.errors import MgapError
+from mgap.engine.reports.pipeline import CatalogModel
 from mgap.tui.messages import CatalogLoaded, WorkerFailed
-from mgap.tui.sources import CatalogLoader, ModelRow, custom_model
+from mgap.tui.sources import CatalogLoader, custom_model
 from mgap.tui.workers import WorkerHost
 
 
@@ -29,7 +30,7 @@ class ModelsPane(WorkerHost, Vertical):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.rows: list[ModelRow] = []
+        self.rows: list[CatalogModel] = []
         self.selected: list[str] = []
         self.catalog = CatalogLoader()
 
@@ -74,7 +75,7 @@ class ModelsPane(WorkerHost, Vertical):
         self.rows = message.rows + [r for r in typed if r.spec not in known]
         self._fill()
 
-    def _visible(self) -> list[ModelRow]:
+    def _visible(self) -> list[CatalogModel]:
         needle = self.query_one("#model-filter", Input).value.strip().lower()
         if not needle:
             return self.rows
@@ -87,7 +88,7 @@ class ModelsPane(WorkerHost, Vertical):
             table.add_row(*self._cells(row), key=row.spec)
         self._fill_status()
 
-    def _cells(self, row: ModelRow) -> tuple[str, ...]:
+    def _cells(self, row: CatalogModel) -> tuple[str, ...]:
         mark = "✓" if row.spec in self.selected else " "
         offline = {True: "yes", False: "no", None: "?"}[row.available_offline]
         return mark, offline, row.sides or "-", row.spec, row.description

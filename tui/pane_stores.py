@@ -11,7 +11,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
-from mgap.store.catalog import StoreEntry
+from mgap.store.listing import StoreListing
 from mgap.tui.messages import StoresScanned
 from mgap.tui.store_scan import StoreScanner, most_recent_complete
 from mgap.tui.workers import WorkerHost
@@ -47,7 +47,7 @@ class StoresPane(WorkerHost, Vertical):
         super().__init__(**kwargs)
         self.store_dir = store_dir
         self.scanner = StoreScanner(store_dir)
-        self.entries: list[StoreEntry] = []
+        self.entries: list[StoreListing] = []
         self.selected: list[Path] = [Path(p).resolve() for p in selected or []]
         self._shown: list[tuple] = []
         self._placed = False  # the cursor has been put on the most recent store once
@@ -76,7 +76,7 @@ class StoresPane(WorkerHost, Vertical):
     def on_stores_scanned(self, message: StoresScanned) -> None:
         self._show(message.entries)
 
-    def _cells(self, entry: StoreEntry) -> tuple[str, ...]:
+    def _cells(self, entry: StoreListing) -> tuple[str, ...]:
         mark = "✓" if Path(entry.path).resolve() in self.selected else " "
         dim = "-" if entry.dim is None else str(entry.dim)
         dataset = f"{entry.dataset}/{entry.split}" if entry.split else entry.dataset
@@ -91,7 +91,7 @@ class StoresPane(WorkerHost, Vertical):
             dataset,
         )
 
-    def _show(self, entries: list[StoreEntry]) -> None:
+    def _show(self, entries: list[StoreListing]) -> None:
         self.entries = entries
         shown = [(e.path, *self._cells(e)) for e in entries]
         if shown == self._shown:

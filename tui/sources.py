@@ -16,20 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mgap.core.errors import MgapError
+from mgap.engine.reports.pipeline import CatalogModel
 
 #: seconds the catalog subprocess may take before the pane shows an error instead
 CATALOG_TIMEOUT_S = 60.0
-
-
-@dataclass(frozen=True)
-class ModelRow:
-    spec: str
-    family: str
-    description: str
-    available_offline: bool | None  # None: unknown (typed in by the user)
-    where: str = ""
-    sides: str = ""  # "image+text", "image" or "text"
-    recommended: bool = False
 
 
 @dataclass
@@ -49,21 +39,22 @@ class DatasetRow:
         return self.splits[self.split_index] if self.splits else ""
 
 
-def _entry_to_row(entry: dict[str, object]) -> ModelRow:
+def _entry_to_row(entry: dict[str, object]) -> CatalogModel:
+    """A catalog row from one entry of the child's output, missing keys read as unknown."""
     offline = entry.get("available_offline")
-    sides = "+".join(side for side in ("image", "text") if entry.get(side))
-    return ModelRow(
+    return CatalogModel(
         spec=str(entry.get("spec", "")),
         family=str(entry.get("family", "")),
         description=str(entry.get("description", "")),
+        image=bool(entry.get("image")),
+        text=bool(entry.get("text")),
+        recommended=bool(entry.get("recommended")),
         available_offline=bool(offline) if offline is not None else None,
         where=str(entry.get("where") or ""),
-        sides=sides,
-        recommended=bool(entry.get("recommended")),
     )
 
 
-def parse_catalog(document: object) -> list[ModelRow]:
+def parse_catalog(document: object) -> list[CatalogModel]:
     """Rows from `mgap models --json`, usable ones first: offline, then recommended."""
     entries = document.get("models", []) if isinstance(document, dict) else document
     if not isinstance(entries, list):
@@ -92,7 +83,7 @@ class CatalogLoader:
         self.process: subprocess.Popen | None = None
         self.stopped = False
 
-    def run(self) -> list[ModelRow]:
+    def run(self) -> list[CatalogModel]:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "mgap", "models", "--json"],
             stdin=subprocess.DEVNULL,
@@ -120,12 +111,21 @@ class CatalogLoader:
             self.process.kill()
 
 
-def custom_model(spec: str) -> ModelRow:
+def custom_model(spec: str) -> CatalogModel:
     """A spec typed into the filter box (a local folder, an uncatalogued checkpoint)."""
     from mgap.engine.specs import parse_model_spec
 
     parsed = parse_model_spec(spec)
-    return ModelRow(parsed.text, parsed.family, "typed in", None, "")
+    return CatalogModel(
+        spec=parsed.text,
+        family=parsed.family,
+        description="typed in",
+        image=False,
+        text=False,
+        recommended=False,
+        available_offline=None,
+        where="",
+    )
 
 
 def dataset_roots(

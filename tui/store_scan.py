@@ -1,6 +1,6 @@
 """The Stores pane's view of the store directory, cheap enough to poll while jobs write.
 
-`mgap.store.catalog.describe` opens a store and reads its ids and captions: for a store
+`mgap.store.listing.describe` opens a store and reads its ids and captions: for a store
 of a few hundred thousand rows that is a noticeable share of a core, and a store being
 written changes on every block. So a store is described again only when its file
 changed, and a changing store at most every `CHANGING_EVERY_S` seconds unless a refresh
@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from mgap.store.catalog import StoreEntry, describe
+from mgap.store.listing import StoreListing, describe
 
 #: least seconds between two descriptions of a store whose file keeps changing
 CHANGING_EVERY_S = 10.0
@@ -26,7 +26,7 @@ def store_files(store_dir: Path) -> list[Path]:
     return sorted(p for p in store_dir.glob("*.h5") if not p.name.endswith(".cache.h5"))
 
 
-def most_recent_complete(entries: Sequence[StoreEntry]) -> int:
+def most_recent_complete(entries: Sequence[StoreListing]) -> int:
     """Index of the complete store written last (the one a user opens first), else 0."""
     best, best_mtime = 0, -1.0
     for i, entry in enumerate(entries):
@@ -44,9 +44,9 @@ def most_recent_complete(entries: Sequence[StoreEntry]) -> int:
 class StoreScanner:
     def __init__(self, store_dir: Path) -> None:
         self.store_dir = Path(store_dir)
-        self._seen: dict[Path, tuple[tuple[int, int], float, StoreEntry]] = {}
+        self._seen: dict[Path, tuple[tuple[int, int], float, StoreListing]] = {}
 
-    def scan(self, force: bool = False) -> list[StoreEntry]:
+    def scan(self, force: bool = False) -> list[StoreListing]:
         """Every `*.h5` store (not the sidecar caches), sorted by name, as `list_stores`."""
         paths = store_files(self.store_dir)
         now = time.monotonic()

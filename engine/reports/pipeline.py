@@ -39,6 +39,8 @@ class ExtractReport(Report):
 class CatalogModel(Report):
     """One model of `mgap models --json` (a JSON array of these)."""
 
+    # the one catalog row: engine/models/catalog.py builds it, the TUI's Models pane lists it
+
     COMMAND = "models"
     AS_LIST = True
 
@@ -48,8 +50,15 @@ class CatalogModel(Report):
     image: bool
     text: bool
     recommended: bool
-    available_offline: bool
+    #: None where unknown: a spec typed into the TUI's filter box
+    available_offline: bool | None
+    #: the local folder/file when available offline, else where the weights come from
     where: str
+
+    @property
+    def sides(self) -> str:
+        """ "image+text", "image", "text" or "" (unknown)."""
+        return "+".join(side for side in ("image", "text") if getattr(self, side))
 
 
 @dataclass(kw_only=True)
@@ -90,11 +99,16 @@ class ToyTrainingReport(Report):
     loss_first_epoch: float
     loss_last_epoch: float
     loss_per_epoch: list[float]
+    chance_loss: float | None = None
     zero_shot_shape_accuracy: float
     chance_accuracy: float
     zero_shot_attribute_accuracy: dict[str, float]
+    attribute_chance_accuracy: dict[str, float] | None = None
     n_test: int
+    final_temperature: float | None = None
+    steps: int | None = None
     seconds: float
+    threads: int | None = None
 
 
 @dataclass(kw_only=True)

@@ -424,7 +424,7 @@ def cka_report(
             doc["chance"] = chance
         return doc
     from mgap.engine.measures.rbf_blocked import rbf_cka_matrix
-    from mgap.engine.studies.progress import Work
+    from mgap.engine.studies.work import Work
 
     flops = _rbf_flops(mats, n, sigma)
     with Work("exact RBF CKA", n, flops, be) as work:
@@ -450,7 +450,7 @@ def _sampled(
 ) -> dict:
     """The sampled part of the document; RBF kernel passes show progress when long."""
     from mgap.engine.measures.cka_sample import GROUPS, sampled_cka
-    from mgap.engine.studies.progress import Work
+    from mgap.engine.studies.work import Work
 
     run = partial(
         sampled_cka,

@@ -294,7 +294,7 @@ def gap_report(
     from mgap.engine.compute.backend import resolve_backend
     from mgap.engine.studies import gap_cache
     from mgap.engine.studies.pairs import store_header, store_pairs
-    from mgap.engine.studies.progress import phase
+    from mgap.engine.studies.work import phase
 
     lorentz = store.geometry == GEOMETRY_LORENTZ
     if lorentz and store.curvature == 0:
@@ -360,7 +360,7 @@ def gap_report(
     if by_category:
         from mgap.engine.measures.pairwise_table import choose_sample, table_flops
         from mgap.engine.studies.categories import category_breakdown
-        from mgap.engine.studies.progress import Work
+        from mgap.engine.studies.work import Work
 
         n, m, d = X.shape[0], Y.shape[0], X.shape[1]
         flops = table_flops(n, m, d, choose_sample(n, m, be, sample, exact))

@@ -116,8 +116,8 @@ def knn_report(
     over those queries with a 95 % bootstrap interval, and CKNNA, which needs every row's
     neighbours, is not computed."""
     from mgap.engine.measures.sampling import bootstrap_mean, exact_info, sampled_info
-    from mgap.engine.studies.progress import Work
     from mgap.engine.studies.refs import align_refs
+    from mgap.engine.studies.work import Work
 
     _, (X, Y), names = align_refs([ref_a, ref_b], np.float32)
     _check(X, Y, k, minimum_k=2)

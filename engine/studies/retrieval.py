@@ -280,7 +280,7 @@ def retrieval_report(
     normalised in place: peak memory is the float32 embeddings plus one score block."""
     from mgap.engine.studies.categories import category_groups
     from mgap.engine.studies.pairs import store_header, store_pairs
-    from mgap.engine.studies.progress import Work
+    from mgap.engine.studies.work import Work
 
     chosen = store_score(store, score)
     params = _rank_params(chosen, captions, sample, seed)

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from mgap.core.errors import MgapError
+from mgap.engine.reports.base import declared
+from mgap.engine.reports.pipeline import DemoReport, DemoStore, ToyTrainingReport
 from mgap.engine.toy.config import TrainConfig
 
 DEMO_MODEL = "demo"
@@ -31,7 +32,8 @@ class DemoRun:
     training: TrainConfig
     store_dir: Path
     stores: list[Path]  # [trained toy, random-initialised twin]
-    train_metrics: dict[str, Any] = field(default_factory=dict)
+    #: the training report when the toy was trained by this run
+    trained: ToyTrainingReport | None = None
 
     @property
     def tui_selection(self) -> list[Path]:
@@ -44,8 +46,8 @@ Log = Callable[[str], None]
 
 def train_and_save(
     name: str, config: TrainConfig, log: Log | None = None, train_log: Log | None = None
-) -> dict[str, Any]:
-    """Train toy:NAME on the synthetic dataset and save it; returns its metrics document.
+) -> ToyTrainingReport:
+    """Train toy:NAME on the synthetic dataset and save it; returns its training report.
 
     `log` gets the one-line announcement, `train_log` the per-epoch lines.
     """
@@ -56,7 +58,13 @@ def train_and_save(
         log(f"training toy:{name} on {config.n_train} synthetic images ({config.epochs} epochs)")
     result = train_toy(config, log=train_log)
     folder = save_toy(name, result.model, result.config, result.metrics)
-    return {"model": f"toy:{name}", "folder": str(folder), **result.metrics}
+    names = {f.name for f in declared(ToyTrainingReport)}
+    return ToyTrainingReport(
+        model=f"toy:{name}",
+        folder=str(folder),
+        **{k: v for k, v in result.metrics.items() if k in names},
+        extra={k: v for k, v in result.metrics.items() if k not in names},
+    )
 
 
 def saved_training(name: str) -> TrainConfig:
@@ -97,9 +105,9 @@ def run_demo(
             f"cannot create the store directory {store_dir}: {exc.strerror}",
             hint="pass a writable --store-dir or set MGAP_STORE_DIR",
         ) from exc
-    metrics: dict[str, Any] = {}
+    trained = None
     if retrain or not toy_exists(name):
-        metrics = train_and_save(name, QUICK_TRAINING if quick else TrainConfig(), log, train_log)
+        trained = train_and_save(name, QUICK_TRAINING if quick else TrainConfig(), log, train_log)
     training = saved_training(name)
     models = [f"toy:{name}", f"toy:{name}@random"]
     stale = stale_stores(store_dir, models, load_toy(name).folder / "config.json")
@@ -115,22 +123,22 @@ def run_demo(
             device="cpu",
             store_dtype="float16",
             store_dir=store_dir,
-            overwrite=retrain or bool(metrics) or stale,
+            overwrite=retrain or trained is not None or stale,
             num_workers=0,
             command=" ".join(["mgap", *sys.argv[1:]]),
         )
     )
     return DemoRun(
         toy_model=f"toy:{name}",
-        trained_now=bool(metrics),
+        trained_now=trained is not None,
         training=training,
         store_dir=store_dir,
         stores=[Path(s.store) for s in summaries],
-        train_metrics=metrics,
+        trained=trained,
     )
 
 
-def store_summary(path: Path) -> dict[str, Any]:
+def store_summary(path: Path) -> DemoStore:
     """Gap, retrieval, zero-shot and object bias of one demo store (the demo's table)."""
     from mgap.engine.studies.gap import gap_metrics
     from mgap.engine.studies.object_bias import object_bias_report
@@ -145,28 +153,26 @@ def store_summary(path: Path) -> dict[str, Any]:
     bias = object_bias_report(store)
     zero_shot = {"shape": zero_shot_report(store, "category")["accuracy"]}
     zero_shot.update({k: v for k, v in bias["zero_shot"].items() if k != "object"})
-    return {
-        "model": store.model,
-        "store": str(path),
-        "n_images": store.n_images,
-        "n_texts": store.n_texts,
-        "gap": {k: gap[k] for k in ("l2m", "rmg", "mean_paired_cosine", "l2i")},
-        "retrieval": {
+    return DemoStore(
+        model=store.model,
+        store=str(path),
+        n_images=store.n_images,
+        n_texts=store.n_texts,
+        gap={k: gap[k] for k in ("l2m", "rmg", "mean_paired_cosine", "l2i")},
+        retrieval={
             side: {k: retrieval[side][k] for k in ("R@1", "R@5", "R@10")} for side in ("i2t", "t2i")
         },
-        "zero_shot": zero_shot,
-        "object_bias": {
-            side: bias[side]["object_bias"] for side in ("image", "text") if side in bias
-        },
-    }
+        zero_shot=zero_shot,
+        object_bias={side: bias[side]["object_bias"] for side in ("image", "text") if side in bias},
+    )
 
 
-def demo_report(run: DemoRun) -> dict[str, Any]:
-    """The `mgap demo --json` document."""
-    return {
-        "toy_model": run.toy_model,
-        "trained_now": run.trained_now,
-        "training": asdict(run.training),
-        "store_dir": str(run.store_dir),
-        "stores": [store_summary(p) for p in run.stores],
-    }
+def demo_report(run: DemoRun) -> DemoReport:
+    """The `mgap demo --json` report."""
+    return DemoReport(
+        toy_model=run.toy_model,
+        trained_now=run.trained_now,
+        training=asdict(run.training),
+        store_dir=str(run.store_dir),
+        stores=[store_summary(p) for p in run.stores],
+    )

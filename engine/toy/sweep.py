@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from mgap.engine.datasets.synthetic import load as load_synthetic
+from mgap.engine.reports.pipeline import ToySweepReport
 from mgap.engine.toy.config import SWEEPS, TrainConfig
 from mgap.engine.toy.storage import save_toy
 from mgap.engine.toy.train import (
@@ -63,7 +64,7 @@ def run_sweep(
     base: TrainConfig,
     *,
     log: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
+) -> ToySweepReport:
     """Train one toy per value (everything else from `base`) and tabulate its gap."""
     log = log or (lambda message: None)
     field = SWEEPS[kind]
@@ -78,4 +79,4 @@ def run_sweep(
         save_toy(name, result.model, result.config, result.metrics)
         rows.append({kind: float(value), "model": f"toy:{name}", **measure(result, config)})
         log(f"{name}: L2M {rows[-1]['l2m']:.4f}, RMG {rows[-1]['rmg']:.4f}")
-    return {"sweep": kind, "base": asdict(base), "rows": rows}
+    return ToySweepReport(sweep=kind, base=asdict(base), rows=rows)

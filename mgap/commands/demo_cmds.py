@@ -11,13 +11,17 @@ analysis modules are imported inside the commands.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from mgap.commands.report_common import CHECK_OPT, typed
 from mgap.output import fmt, note, print_json, stdout
+
+if TYPE_CHECKING:
+    from mgap.engine.reports.pipeline import DemoReport, DemoStore, ToySweepReport
 
 
 def _table(title: str, columns: list[str]):
@@ -52,13 +56,13 @@ def _train_config(
 
 
 # ---- mgap train-toy ---------------------------------------------------------------
-def _print_sweep(doc: dict[str, Any]) -> None:
-    kind = doc["sweep"]
+def _print_sweep(report: ToySweepReport) -> None:
+    kind = report.sweep
     table = _table(
         f"Gap vs {kind} (toy CLIPs, synthetic test split)",
         [kind, "L2M", "RMG", "cos", "t2i R@1", "0-shot", "final T", "s"],
     )
-    for row in doc["rows"]:
+    for row in report.rows:
         table.add_row(
             fmt(row[kind], 3),
             fmt(row["l2m"], 3),
@@ -102,7 +106,7 @@ def train_toy_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ) -> None:
     """Train a toy CLIP on the synthetic dataset, or sweep temperature / caption detail."""
-    from mgap.errors import UsageError
+    from mgap.core.errors import UsageError
 
     config = _train_config(temperature, learned_temperature, caption_detail, epochs, seed, n_train)
     if sweep is not None:
@@ -111,8 +115,8 @@ def train_toy_cmd(
         sweep_values = parse_values(sweep, values)
         from mgap.engine.toy.sweep import run_sweep
 
-        doc = run_sweep(sweep, sweep_values, config, log=note)
-        print_json(typed("train-toy", doc)) if json_out else _print_sweep(doc)
+        sweep_report = run_sweep(sweep, sweep_values, config, log=note)
+        print_json(sweep_report.to_json()) if json_out else _print_sweep(sweep_report)
         return
     if values is not None:
         raise UsageError("--values needs --sweep", hint="add --sweep temperature|caption-detail")
@@ -125,15 +129,15 @@ def train_toy_cmd(
         )
     from mgap.engine.toy.demo import train_and_save
 
-    doc = train_and_save(name, config, log=note, train_log=None if json_out else note)
+    report = train_and_save(name, config, log=note, train_log=None if json_out else note)
     if json_out:
-        print_json(typed("train-toy", doc))
+        print_json(report.to_json())
         return
     stdout.print(
-        f"toy:{name} saved in {doc['folder']}: zero-shot shape accuracy "
-        f"{doc['zero_shot_shape_accuracy']:.3f} (chance {doc['chance_accuracy']:.3f}), "
-        f"loss {doc['loss_first_epoch']:.3f} -> {doc['loss_last_epoch']:.3f}, "
-        f"{doc['seconds']:.0f} s",
+        f"toy:{name} saved in {report.folder}: zero-shot shape accuracy "
+        f"{report.zero_shot_shape_accuracy:.3f} (chance {report.chance_accuracy:.3f}), "
+        f"loss {report.loss_first_epoch:.3f} -> {report.loss_last_epoch:.3f}, "
+        f"{report.seconds:.0f} s",
         highlight=False,
     )
 
@@ -178,34 +182,34 @@ def object_bias_cmd(
 
 
 # ---- mgap demo ----------------------------------------------------------------------
-def _print_demo(doc: dict[str, Any]) -> None:
-    summaries = doc["stores"]
+def _print_demo(report: DemoReport) -> None:
+    summaries = report.stores
     stdout.print(
-        f"mgap demo: synthetic test split, {summaries[0]['n_images']} images, "
-        f"{summaries[0]['n_texts']} captions",
+        f"mgap demo: synthetic test split, {summaries[0].n_images} images, "
+        f"{summaries[0].n_texts} captions",
         highlight=False,
     )
-    table = _table("", ["metric", *(s["model"] for s in summaries)])
-    rows = [
-        ("gap L2M", lambda s: s["gap"]["l2m"]),
-        ("RMG", lambda s: s["gap"]["rmg"]),
-        ("mean paired cosine", lambda s: s["gap"]["mean_paired_cosine"]),
-        ("i2t R@1", lambda s: s["retrieval"]["i2t"]["R@1"]),
-        ("i2t R@5", lambda s: s["retrieval"]["i2t"]["R@5"]),
-        ("t2i R@1", lambda s: s["retrieval"]["t2i"]["R@1"]),
-        ("t2i R@5", lambda s: s["retrieval"]["t2i"]["R@5"]),
+    table = _table("", ["metric", *(s.model for s in summaries)])
+    rows: list[tuple[str, Callable[[DemoStore], float | None]]] = [
+        ("gap L2M", lambda s: s.gap["l2m"]),
+        ("RMG", lambda s: s.gap["rmg"]),
+        ("mean paired cosine", lambda s: s.gap["mean_paired_cosine"]),
+        ("i2t R@1", lambda s: s.retrieval["i2t"]["R@1"]),
+        ("i2t R@5", lambda s: s.retrieval["i2t"]["R@5"]),
+        ("t2i R@1", lambda s: s.retrieval["t2i"]["R@1"]),
+        ("t2i R@5", lambda s: s.retrieval["t2i"]["R@5"]),
         *(
-            (f"zero-shot {key}", lambda s, key=key: s["zero_shot"][key])
-            for key in summaries[0]["zero_shot"]
+            (f"zero-shot {key}", lambda s, key=key: s.zero_shot[key])
+            for key in summaries[0].zero_shot
         ),
-        ("object bias (image)", lambda s: s["object_bias"].get("image")),
-        ("object bias (text)", lambda s: s["object_bias"].get("text")),
+        ("object bias (image)", lambda s: s.object_bias.get("image")),
+        ("object bias (text)", lambda s: s.object_bias.get("text")),
     ]
     for label, get in rows:
         table.add_row(label, *(fmt(get(s)) for s in summaries))
     stdout.print(table)
     for s in summaries:
-        stdout.print(f"store {s['store']}", highlight=False)
+        stdout.print(f"store {s.store}", highlight=False)
 
 
 def demo_cmd(
@@ -228,11 +232,11 @@ def demo_cmd(
         log=note,
         train_log=None if json_out else note,
     )
-    doc = demo_report(run)
+    report = demo_report(run)
     if json_out:
-        print_json(typed("demo", doc))
+        print_json(report.to_json())
         return
-    _print_demo(doc)
+    _print_demo(report)
     if no_tui:
         return
     if not (sys.stdin.isatty() and sys.stdout.isatty()):

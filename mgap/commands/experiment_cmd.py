@@ -15,7 +15,7 @@ from mgap.commands.report_common import (
     print_header,
     table,
 )
-from mgap.errors import UsageError
+from mgap.core.errors import UsageError
 from mgap.output import fmt, print_json, stdout
 
 if TYPE_CHECKING:

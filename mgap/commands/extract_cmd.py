@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from mgap.commands.extract_report import Reporter, print_summary
-from mgap.errors import UsageError
+from mgap.core.errors import UsageError
 from mgap.store import schema as S
 
 #: what `--store-dtype` accepts

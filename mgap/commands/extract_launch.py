@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from mgap.errors import MgapError
+from mgap.core.errors import MgapError
 
 #: the ranks' own progress and summary lines; everything else is torchrun's and goes to the log
 _OURS = re.compile(r"^(mgap extract|(complete|partial|cancelled|failed): )")

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from mgap.errors import UsageError
+from mgap.core.errors import UsageError
 from mgap.output import fmt, note, stdout
 
 GROUPS_OPT = typer.Option(

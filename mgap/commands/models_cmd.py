@@ -6,8 +6,7 @@ from pathlib import Path
 
 import typer
 
-from mgap.commands.report_common import typed
-from mgap.errors import UsageError
+from mgap.core.errors import UsageError
 from mgap.output import note, print_json, stdout
 
 
@@ -81,7 +80,7 @@ def models(
     if offline:
         entries = [e for e in entries if e.available_offline]
     if json_out:
-        print_json(typed("models", [e.to_dict() for e in entries]))
+        print_json([e.to_json() for e in entries])
     else:
         _table(entries, offline)
 

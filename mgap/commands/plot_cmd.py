@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from mgap.commands.report_common import CHECK_OPT, typed
-from mgap.errors import UsageError
+from mgap.core.errors import UsageError
 from mgap.output import note, print_json, stdout
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import typer
 
-from mgap.commands.report_common import CHECK_OPT, typed
-from mgap.errors import UsageError
+from mgap.commands.report_common import CHECK_OPT
+from mgap.core.errors import UsageError
 from mgap.output import fmt, note, print_json, stdout
 
 
@@ -21,13 +21,14 @@ def ls(
 ) -> None:
     """List the stores in the store directory with status, model and rows."""
     from mgap.config import load_config
-    from mgap.store.catalog import list_stores
+    from mgap.engine.reports.stores import store_list
 
     root = store_dir or load_config().store_dir
-    entries = list_stores(root)
+    report = store_list(root)
     if json_out:
-        print_json(typed("ls", {"store_dir": str(root), "stores": [e.to_dict() for e in entries]}))
+        print_json(report.to_json())
         return
+    entries = report.stores
     if not entries:
         note(f"no stores in {root} (create one with `mgap extract` or `mgap demo`)")
         return
@@ -75,12 +76,13 @@ def info(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Show a store's contents and provenance."""
+    from mgap.engine.reports.stores import StoreInfo
     from mgap.store import open_store
 
     s = open_store(store)
-    summary = s.summary()
+    report = StoreInfo.of(s)
     if json_out:
-        print_json(typed("info", summary))
+        print_json(report.to_json())
         return
     from rich.table import Table
 
@@ -99,9 +101,9 @@ def info(
         "n_categories",
         "geometry",
     ):
-        table.add_row(key, fmt(summary[key]))
-    if summary["geometry"] == "lorentz":
-        table.add_row("curvature", f"-{fmt(summary['curvature'])}")
+        table.add_row(key, fmt(getattr(report, key)))
+    if report.geometry == "lorentz":
+        table.add_row("curvature", f"-{fmt(report.curvature)}")
     for key in (
         "family",
         "weights",

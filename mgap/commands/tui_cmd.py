@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from mgap.errors import UsageError
+from mgap.core.errors import UsageError
 
 
 def tui(

@@ -2,5 +2,5 @@
 
 The store, the engine and the TUI import these from here, never from the CLI modules
 (`mgap.cli`, `mgap.commands`, `mgap.output`); import-linter contracts in pyproject.toml
-keep it so. `mgap.errors` and `mgap.config` re-export them for existing callers.
+keep it so. Errors have this one import path; `mgap.config` re-exports the configuration.
 """

@@ -13,7 +13,10 @@ from mgap.store.reader import Store
 
 
 @dataclass
-class StoreEntry:
+class StoreListing:
+    """One store of a directory as `mgap ls` and the Stores pane list it (the ls report's
+    row, `engine/reports/stores.py`, is this type)."""
+
     path: str
     name: str
     status: str
@@ -35,14 +38,14 @@ class StoreEntry:
         return asdict(self)
 
 
-def describe(path: str | os.PathLike) -> StoreEntry:
+def describe(path: str | os.PathLike) -> StoreListing:
     path = Path(path)
     size_mb = path.stat().st_size / 1e6 if path.exists() else 0.0
     running = is_running(read_progress(path))
     try:
         store = Store(path)
     except StoreError as exc:
-        return StoreEntry(
+        return StoreListing(
             str(path),
             path.name,
             "broken",
@@ -58,7 +61,7 @@ def describe(path: str | os.PathLike) -> StoreEntry:
             exc.one_line(),
         )
     status = "running" if running else store.status
-    return StoreEntry(
+    return StoreListing(
         str(path),
         path.name,
         status,
@@ -76,7 +79,7 @@ def describe(path: str | os.PathLike) -> StoreEntry:
     )
 
 
-def list_stores(store_dir: str | os.PathLike) -> list[StoreEntry]:
+def list_stores(store_dir: str | os.PathLike) -> list[StoreListing]:
     """Every `*.h5` store in `store_dir` (not the sidecar caches), sorted by name."""
     root = Path(store_dir)
     if not root.is_dir():
