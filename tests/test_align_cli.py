@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
+from mgap.engine.measures.cka import linear_cka
+from mgap.engine.measures.knn import mutual_knn
 from mgap.engine.studies import refs
-from mgap.engine.studies.cka import linear_cka
-from mgap.engine.studies.knn import mutual_knn
 from mgap.errors import StoreError, UsageError
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mgap.engine.studies import local_cka as lc
-from mgap.engine.studies.cka import median_sigma, squared_distances
+from mgap.engine.measures import local_cka as lc
+from mgap.engine.measures.cka import median_sigma, squared_distances
 from mgap.errors import UsageError
 
 

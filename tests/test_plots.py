@@ -10,9 +10,9 @@ import pytest
 from conftest import check_schema
 from rich.console import Console
 
+from mgap.engine.measures.projections import Projection
 from mgap.engine.plots import terminal as T
 from mgap.engine.plots.palette import MODALITY_COLORS, color_groups, find_category
-from mgap.engine.studies.projections import Projection
 from mgap.errors import UsageError
 
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from mgap.core.errors import MgapError, UsageError
+from mgap.engine.measures.projections import Projection
 from mgap.engine.plots.palette import PAIR_COLOR, color_groups
 from mgap.engine.plots.terminal import AXIS_NAMES, pair_segments
-from mgap.engine.studies.projections import Projection
 
 
 def _marker_size(n: int) -> float:

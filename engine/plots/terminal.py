@@ -29,8 +29,8 @@ import numpy as np
 from rich.text import Span, Text
 
 from mgap.core.errors import MgapError
+from mgap.engine.measures.projections import Projection
 from mgap.engine.plots.palette import PAIR_COLOR, ColorGroups, color_groups
-from mgap.engine.studies.projections import Projection
 
 #: plotext's margins in cells at the low and high end of each axis ("center" alignment)
 MARGINS = (0.5016585662, 0.501516152)
