@@ -18,6 +18,11 @@ from mgap.engine.measures.rows import unit_rows
 BLOCK = 1024
 
 
+def float32_unit_rows(X: np.ndarray) -> np.ndarray:
+    """Unit rows for the float32 similarity products: divided in float64, rounded once."""
+    return unit_rows(X).astype(np.float32)
+
+
 def check_k(X: np.ndarray, Y: np.ndarray, k: int, minimum_k: int = 1) -> None:
     if X.ndim != 2 or Y.ndim != 2 or X.shape[0] != Y.shape[0]:
         raise UsageError(f"k-NN alignment needs equal row counts, got {X.shape} and {Y.shape}")
@@ -37,7 +42,7 @@ def knn_graph(
     Similarities are float32 products on the backend (top-k never leaves the device); rows
     of the result are sorted by index (not by similarity) so that sets intersect fast.
     """
-    return (backend or resolve_backend("cpu")).topk(unit_rows(X, np.float32), k, block)
+    return (backend or resolve_backend("cpu")).topk(float32_unit_rows(X), k, block)
 
 
 def shared_neighbours(ia: np.ndarray, ib: np.ndarray) -> np.ndarray:

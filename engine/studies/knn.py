@@ -10,8 +10,13 @@ from __future__ import annotations
 import numpy as np
 
 from mgap.engine.compute.backend import Backend, resolve_backend
-from mgap.engine.measures.knn import check_k, graph_cknna, graph_mutual, shared_neighbours
-from mgap.engine.measures.rows import unit_rows
+from mgap.engine.measures.knn import (
+    check_k,
+    float32_unit_rows,
+    graph_cknna,
+    graph_mutual,
+    shared_neighbours,
+)
 from mgap.engine.measures.sampling import bootstrap_mean, sampled_info
 from mgap.engine.reports.analysis import Compute, Estimate, KnnReport
 from mgap.engine.studies.progress import Work
@@ -47,9 +52,9 @@ def knn_report(
     q = n if queries is None else queries.size
     flops = 2.0 * q * n * (X.shape[1] + Y.shape[1])
     with Work("k-NN graphs", 2, flops, be) as work:
-        ia, sa = be.topk(unit_rows(X, np.float32), k, queries=queries)
+        ia, sa = be.topk(float32_unit_rows(X), k, queries=queries)
         work.advance(1)
-        ib, sb = be.topk(unit_rows(Y, np.float32), k, queries=queries)
+        ib, sb = be.topk(float32_unit_rows(Y), k, queries=queries)
         work.advance(1)
     head = {"names": names, "k": k, "n": n, "chance": k / (n - 1)}
     head["compute"] = Compute.build(**be.describe())
