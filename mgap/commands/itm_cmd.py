@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -56,8 +57,6 @@ def itm(
     as_json: bool = JSON_OPT,
 ) -> None:
     """ViLT: retrieval R@k and zero-shot accuracy from its image-text retrieval head."""
-    import time
-
     from mgap.engine.itm import ItmRequest, itm_report, plan
     from mgap.store import open_store
 
