@@ -28,8 +28,8 @@ import math
 import numpy as np
 from _harness import measure, report
 
-from mgap.engine.studies.cka import linear_cka, rbf_cka
-from mgap.engine.studies.knn import cknna, mutual_knn
+from mgap.engine.measures.cka import linear_cka, rbf_cka
+from mgap.engine.measures.knn import cknna, mutual_knn
 
 
 # ---- mayug/0-shot-llm-vision CKA class, structure kept -----------------------------------

@@ -18,9 +18,9 @@ import numpy as np
 from _harness import measure, report
 from bench_cka import center_gram  # the Kornblith et al. baseline, shared with bench_cka
 
-from mgap.engine.studies.cka import median_sigma, squared_distances
-from mgap.engine.studies.local_cka import local_cka_scores
-from mgap.engine.studies.matching import qap_kernel, seeded_qap
+from mgap.engine.measures.cka import median_sigma, squared_distances
+from mgap.engine.measures.local_cka import local_cka_scores
+from mgap.engine.measures.matching import qap_kernel, seeded_qap
 
 
 def gram_cka(gx, gy):

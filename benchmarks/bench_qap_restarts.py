@@ -22,7 +22,7 @@ from _harness import measure, report
 from scipy.optimize import quadratic_assignment
 from threadpoolctl import threadpool_limits
 
-from mgap.engine.studies.matching import FAQ_TOL, qap_kernel, seeded_qap
+from mgap.engine.measures.matching import FAQ_TOL, qap_kernel, seeded_qap
 
 FEATURES = Path(__file__).resolve().parents[1] / "../shared/data/liang_convirt/features_convirt.npy"
 

@@ -33,9 +33,9 @@ from _harness import measure, report  # noqa: E402
 from scale_store import build_prompt_store, build_store  # noqa: E402
 
 from mgap.engine.compute.backend import resolve_backend  # noqa: E402
+from mgap.engine.measures import cka  # noqa: E402
+from mgap.engine.measures.knn import graph_cknna, graph_mutual, knn_graph  # noqa: E402
 from mgap.engine.measures.rbf_blocked import rbf_cka_matrix  # noqa: E402
-from mgap.engine.studies import cka  # noqa: E402
-from mgap.engine.studies.knn import _cknna, _mutual, knn_graph  # noqa: E402
 
 #: what mgap measured with the code before issue 11, on this store and machine (shared,
 #: loaded): `/usr/bin/time -f "%e s %M KB" mgap CMD STORE --json`
@@ -65,7 +65,7 @@ def kernels(n: int = 5000, d: int = 768, repeats: int = 3) -> None:
 
     def knn_both():
         (ia, sa), (ib, sb) = knn_graph(X, 10, backend=be), knn_graph(Y, 10, backend=be)
-        return _mutual(ia, ib), _cknna(ia, sa, ib, sb)
+        return graph_mutual(ia, ib), graph_cknna(ia, sa, ib, sb)
 
     report(
         "mutual k-NN + CKNNA (k=10) vs its n x n products",

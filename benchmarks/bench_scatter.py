@@ -15,6 +15,7 @@ import argparse
 import numpy as np
 from _harness import measure, report
 
+from mgap.engine.measures.projections import Projection
 from mgap.engine.plots.palette import color_groups
 from mgap.engine.plots.terminal import (
     limits,
@@ -24,7 +25,6 @@ from mgap.engine.plots.terminal import (
     render_scatter_plotext,
     scatter_grid,
 )
-from mgap.engine.studies.projections import Projection
 
 
 def synthetic(n: int, n_categories: int = 80, seed: int = 0) -> Projection:

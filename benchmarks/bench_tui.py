@@ -176,7 +176,7 @@ def latency_run(store_dir: Path, store: Path, keys: int, writer_rows: int) -> tu
 
 
 def projection(points: int):
-    from mgap.engine.studies.projections import Projection
+    from mgap.engine.measures.projections import Projection
 
     rng = np.random.default_rng(0)
     categories = 80

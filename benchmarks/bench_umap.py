@@ -28,7 +28,9 @@ from pathlib import Path
 import numpy as np
 from _harness import measure, report
 
-from mgap.engine.studies.projections import exact_knn, normalize_rows, project_store, reduce_dims
+from mgap.engine.measures.projections import exact_knn, reduce_dims
+from mgap.engine.measures.rows import unit_rows
+from mgap.engine.studies.projections import project_store
 from mgap.store import open_store
 from mgap.store.build import store_from_arrays
 
@@ -85,7 +87,7 @@ def main() -> None:
             )
         print(f"{n:,} x {args.dim} points; numba JIT warm-up {time.perf_counter() - start:.1f} s")
 
-        points = normalize_rows(np.concatenate([images, texts]))
+        points = unit_rows(np.concatenate([images, texts]), np.float32)
         r = args.repeats
 
         def baseline():

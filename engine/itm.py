@@ -6,24 +6,32 @@ retrieval, n_images × n_classes for zero-shot. `limit` bounds the images (the f
 store order, with their captions), `plan` states the cost before any model loads, and the
 texts are scored in batches against one image at a time.
 
-Ranks count ties against the true pair: a candidate scoring the same as the truth is ranked
-ahead of it. A constant scorer therefore gets R@1 = 0, never the perfect 1.0 a careless
-`argmax` over equal scores reports.
+The recall and accuracy arithmetic on the score matrices is a measure
+(`mgap.engine.measures.itm`: ties count against the true pair).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from mgap.core.errors import StoreError, UsageError
+from mgap.engine.measures.itm import retrieval_from_scores, zeroshot_from_scores
+from mgap.engine.models import load_model, resolve_device
+from mgap.engine.models.vilt import ViltAdapter
+from mgap.engine.reports.studies import ItmRecall, ItmReport, ItmRetrieval, ItmZeroShot
+from mgap.engine.store_images import image_root, open_images
+from mgap.engine.studies.pairs import store_header
+from mgap.store import open_store
+from mgap.store.reader import Store
 
 TASKS = ("retrieval", "zeroshot", "both")
 TIES = "ties count against the true pair (a constant scorer gets 0)"
+HEAD = "ViltForImageAndTextRetrieval.rank_output(pooler(h[CLS])) logit"
 
 
 @dataclass(frozen=True)
@@ -89,41 +97,6 @@ def plan(store, request: ItmRequest) -> ItmPlan:
     )
 
 
-def _recalls(ranks: np.ndarray, ks: Sequence[int]) -> dict[str, float]:
-    return {f"R@{k}": float(np.mean(ranks < k)) for k in ks}
-
-
-def retrieval_from_scores(
-    scores: np.ndarray, caption_image: np.ndarray, ks: Sequence[int] = (1, 5, 10)
-) -> dict:
-    """i2t and t2i recall from an (n_images, n_captions) score matrix; ties count against."""
-    scores = np.asarray(scores, dtype=np.float64)
-    n_images, n_captions = scores.shape
-    truth = scores[caption_image, np.arange(n_captions)]
-    t2i = (scores >= truth[None, :]).sum(0) - 1  # other images at least as high
-    own = caption_image[None, :] == np.arange(n_images)[:, None]  # (images, captions)
-    has = own.any(1)
-    best = np.where(own, scores, -np.inf).max(1)
-    i2t = ((scores >= best[:, None]) & ~own).sum(1)[has]  # other images' captions ahead
-    return {
-        "i2t": {**_recalls(i2t, ks), "n": int(has.sum())},
-        "t2i": {**_recalls(t2i, ks), "n": int(n_captions)},
-    }
-
-
-def zeroshot_from_scores(scores: np.ndarray, labels: np.ndarray, ks: Sequence[int] = (1, 5)):
-    """Top-k accuracy (a hit when any of the image's labels is in the top k); unlabelled
-    images are left out; ties count against."""
-    scores = np.asarray(scores, dtype=np.float64)
-    labels = np.asarray(labels, dtype=bool)
-    keep = labels.any(1)
-    best = np.where(labels, scores, -np.inf).max(1)
-    ranks = ((scores >= best[:, None]) & ~labels).sum(1)[keep]
-    out = {f"top{k}": float(np.mean(ranks < k)) if ranks.size else None for k in ks}
-    out["error"] = None if out["top1"] is None else 1.0 - out["top1"]
-    return {**out, "n": int(keep.sum())}
-
-
 def _score_matrix(adapter, images: list, texts: list[str], batch_size: int, tick) -> np.ndarray:
     from torch.utils.data._utils.collate import default_collate
 
@@ -138,18 +111,8 @@ def _score_matrix(adapter, images: list, texts: list[str], batch_size: int, tick
     return out
 
 
-def itm_report(
-    request: ItmRequest, progress: Callable[[int, int, float], None] | None = None
-) -> dict:
-    """The `mgap itm --json` document; `progress(done_pairs, total_pairs, seconds)`."""
-    from mgap.engine.models import load_model, resolve_device
-    from mgap.engine.models.vilt import ViltAdapter
-    from mgap.engine.store_images import image_root, open_images
-    from mgap.engine.studies.pairs import store_header
-    from mgap.store import open_store
-
-    store = open_store(request.store)
-    cost = plan(store, request)
+def _open_model(store: Store, request: ItmRequest) -> tuple[ViltAdapter, list]:
+    """ViLT with its retrieval head, and the first images (all of them readable)."""
     family = str(store.attrs.get("family", ""))
     if family != ViltAdapter.family:  # refused before any model loads
         raise UsageError(
@@ -160,7 +123,7 @@ def itm_report(
     root = image_root(store, request.data_root)
     adapter = load_model(store.model, resolve_device(request.device), **request.model_options)
     adapter.check_retrieval_head()
-    paths = [str(p) for p in store.image_paths[: cost.n_images]]
+    paths = [str(p) for p in store.image_paths[: min(request.limit, store.n_images)]]
     images, reasons = open_images(root, paths)
     unreadable = [p for p, r in zip(paths, reasons, strict=True) if r]
     if unreadable:
@@ -169,6 +132,55 @@ def itm_report(
             f"under {root} (first: {unreadable[0]})",
             hint="pass --data-root with the folder the store was extracted from",
         )
+    return adapter, images
+
+
+def _recall(side: dict) -> ItmRecall:
+    return ItmRecall.build(r1=side["R@1"], r5=side["R@5"], r10=side["R@10"], n=side["n"])
+
+
+def _scores(
+    store: Store,
+    request: ItmRequest,
+    cost: ItmPlan,
+    adapter: ViltAdapter,
+    images: list,
+    tick: Callable[[int], None],
+) -> dict:
+    """The retrieval and zero-shot parts of the report (those the task asks for)."""
+    import torch
+
+    parts: dict = {}
+    with torch.inference_mode():
+        if cost.n_captions:
+            index = store.text_image_index
+            keep = np.flatnonzero(index < cost.n_images)
+            captions = [str(c) for c in store.captions[keep]]
+            scores = _score_matrix(adapter, images, captions, request.batch_size, tick)
+            recall = retrieval_from_scores(scores, index[keep])
+            parts["retrieval"] = ItmRetrieval.build(
+                i2t=_recall(recall["i2t"]), t2i=_recall(recall["t2i"])
+            )
+            parts["n_captions"] = len(captions)
+        if cost.n_classes:
+            names = list(store.category_names)
+            prompts = [request.template.format(name) for name in names]
+            scores = _score_matrix(adapter, images, prompts, request.batch_size, tick)
+            parts["zeroshot"] = ItmZeroShot.build(
+                **zeroshot_from_scores(scores, store.labels[: cost.n_images]),
+                template=request.template,
+                n_classes=len(names),
+            )
+    return parts
+
+
+def itm_report(
+    request: ItmRequest, progress: Callable[[int, int, float], None] | None = None
+) -> ItmReport:
+    """The `mgap itm` report; `progress(done_pairs, total_pairs, seconds)`."""
+    store = open_store(request.store)
+    cost = plan(store, request)
+    adapter, images = _open_model(store, request)
     done, started = 0, time.perf_counter()
 
     def tick(n: int) -> None:
@@ -177,32 +189,14 @@ def itm_report(
         if progress is not None:
             progress(done, cost.pairs, time.perf_counter() - started)
 
-    doc: dict = {
+    parts = _scores(store, request, cost, adapter, images, tick)
+    return ItmReport.build(
         **store_header(store),
-        "head": "ViltForImageAndTextRetrieval.rank_output(pooler(h[CLS])) logit",
-        "limit": request.limit,
-        "n_images": cost.n_images,
-        "pairs": cost.pairs,
-        "ties": TIES,
-    }
-    import torch
-
-    with torch.inference_mode():
-        if cost.n_captions:
-            index = store.text_image_index
-            keep = np.flatnonzero(index < cost.n_images)
-            captions = [str(c) for c in store.captions[keep]]
-            scores = _score_matrix(adapter, images, captions, request.batch_size, tick)
-            doc["retrieval"] = retrieval_from_scores(scores, index[keep])
-            doc["n_captions"] = len(captions)
-        if cost.n_classes:
-            names = list(store.category_names)
-            prompts = [request.template.format(name) for name in names]
-            scores = _score_matrix(adapter, images, prompts, request.batch_size, tick)
-            doc["zeroshot"] = {
-                **zeroshot_from_scores(scores, store.labels[: cost.n_images]),
-                "template": request.template,
-                "n_classes": len(names),
-            }
-    doc["seconds"] = time.perf_counter() - started
-    return doc
+        head=HEAD,
+        limit=request.limit,
+        n_images=cost.n_images,
+        pairs=cost.pairs,
+        ties=TIES,
+        **parts,
+        seconds=time.perf_counter() - started,
+    )

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from mgap.core.errors import StoreError, UsageError
+from mgap.engine.measures.cka import linear_cka
+from mgap.engine.measures.knn import mutual_knn
 from mgap.engine.studies import refs
-from mgap.engine.studies.cka import linear_cka
-from mgap.engine.studies.knn import mutual_knn
 
 
 def _unit(Z):

@@ -247,7 +247,9 @@ def vilt_store(folders, tmp_path_factory) -> Path:
 def test_report_entropies_and_categories_follow_the_maps(vilt_store):
     from mgap.engine.attention.report import AttentionRequest, attention_report
 
-    doc = attention_report(AttentionRequest(vilt_store, images=5, device="cpu", batch_size=2))
+    doc = attention_report(
+        AttentionRequest(vilt_store, images=5, device="cpu", batch_size=2)
+    ).to_json()
     assert doc["n_images"] == 5 and doc["query"] == VILT_QUERY and doc["coverage"] == "full"
     assert "natural log" in doc["entropy_definition"]
     values = []
@@ -266,7 +268,9 @@ def test_report_entropies_and_categories_follow_the_maps(vilt_store):
         members = [r["entropy"] for r in doc["images"] if (r["category"] or "(none)") == name]
         assert stats["n"] == len(members)
         assert stats["mean"] == pytest.approx(np.mean(members), abs=1e-12)
-    again = attention_report(AttentionRequest(vilt_store, images=5, device="cpu", batch_size=5))
+    again = attention_report(
+        AttentionRequest(vilt_store, images=5, device="cpu", batch_size=5)
+    ).to_json()
     assert [r["id"] for r in again["images"]] == [r["id"] for r in doc["images"]]  # seeded
     for a, b in zip(doc["images"], again["images"], strict=True):
         assert a["entropy"] == pytest.approx(b["entropy"], abs=1e-6)  # batch-invariant
@@ -311,5 +315,5 @@ def test_model_options_reach_the_model(vilt_store):
         )
     doc = attention_report(
         AttentionRequest(vilt_store, images=1, device="cpu", model_options={"precision": "float32"})
-    )
+    ).to_json()
     assert doc["n_images"] == 1

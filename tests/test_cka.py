@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from mgap.core.errors import UsageError
-from mgap.engine.studies import cka
+from mgap.engine.measures import cka
+from mgap.engine.studies.cka import cka_report
 
 
 # ---- plain references (explicit centring matrix, dense kernels) -----------------------------
@@ -177,7 +178,7 @@ def _stores(make_store, rng):
 def test_report_matrix_on_stores(make_store, rng):
     two, img, X, Y = _stores(make_store, rng)
     refs = [f"{two}:image", f"{two}:text", str(img)]
-    doc = cka.cka_report(refs)
+    doc = cka_report(refs).to_json()
     assert doc["names"] == ["two.h5:image", "two.h5:text", "img.h5:image"]
     assert (doc["n"], doc["dims"], doc["estimator"], doc["kernel"]) == (
         40,
@@ -190,7 +191,7 @@ def test_report_matrix_on_stores(make_store, rng):
     Yu = Y / np.linalg.norm(Y, axis=1, keepdims=True)  # one caption per image, normalised
     assert M[0, 1] == pytest.approx(cka.linear_cka(X, Yu), abs=1e-6)
     assert np.asarray(doc["chance"])[0, 1] == pytest.approx(cka.pairing_baseline(X, Yu), abs=1e-6)
-    rbf = cka.cka_report(refs[:2], kernel="rbf", unbiased=True)
+    rbf = cka_report(refs[:2], kernel="rbf", unbiased=True).to_json()
     assert rbf["estimator"] == "unbiased" and len(rbf["sigma"]) == 2
     assert rbf["matrix"][0][1] == pytest.approx(cka.rbf_cka(X, Yu, unbiased=True), abs=1e-6)
 
@@ -203,20 +204,20 @@ def test_report_never_switches_estimator_and_rbf_is_exact_blocked(make_store, rn
     Y = np.tanh(X @ rng.standard_normal((6, 6))) + 0.3 * rng.standard_normal((60, 6))
     two = make_store("same_dim.h5", X=X, Y=Y)
     refs = [f"{two}:image", f"{two}:text"]
-    want = cka.cka_report(refs, kernel="rbf")
+    want = cka_report(refs, kernel="rbf").to_json()
     Yu = Y / np.linalg.norm(Y, axis=1, keepdims=True)  # the text side of a REF is normalised
     assert want["matrix"][0][1] == pytest.approx(cka.rbf_cka(X, Yu), abs=1e-5)
     monkeypatch.setattr(backend_module, "CPU_BLOCK_CELLS", 97)  # many row blocks
     monkeypatch.setattr(rbf_blocked, "CACHE_BYTES", 0)  # recompute blocks between passes
     monkeypatch.setattr(rbf_blocked, "WINDOW_VALUES", 10)  # histogram pass narrows the bracket
     monkeypatch.setattr(rbf_blocked, "BRACKET_ROWS", 30)
-    doc = cka.cka_report(refs, kernel="rbf")
+    doc = cka_report(refs, kernel="rbf").to_json()
     assert doc["estimator"] == "biased" and "batch_size" not in doc
     assert doc["matrix"][0][1] == pytest.approx(want["matrix"][0][1], abs=1e-6)
     assert doc["sigma"] == pytest.approx(want["sigma"], rel=1e-6)
-    unbiased = cka.cka_report(refs, kernel="rbf", unbiased=True)
+    unbiased = cka_report(refs, kernel="rbf", unbiased=True).to_json()
     assert unbiased["matrix"][0][1] == pytest.approx(cka.rbf_cka(X, Yu, unbiased=True), abs=1e-5)
-    explicit = cka.cka_report(refs, batch_size=16)
+    explicit = cka_report(refs, batch_size=16).to_json()
     assert explicit["estimator"] == "minibatch-unbiased" and explicit["batch_size"] == 16
 
 
@@ -224,6 +225,6 @@ def test_report_never_switches_estimator_and_rbf_is_exact_blocked(make_store, rn
 def test_report_rejects_bad_options(make_store, rng, kwargs):
     two, _, _, _ = _stores(make_store, rng)
     with pytest.raises(UsageError):
-        cka.cka_report([f"{two}:image", f"{two}:text"], **kwargs)
+        cka_report([f"{two}:image", f"{two}:text"], **kwargs)
     with pytest.raises(UsageError):
-        cka.cka_report([str(two)])
+        cka_report([str(two)])

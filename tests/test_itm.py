@@ -13,13 +13,8 @@ from conftest import check_schema
 from tiny_hf_models import extract_coco_store, make_tiny_vilt
 
 from mgap.core.errors import UsageError
-from mgap.engine.itm import (
-    ItmRequest,
-    itm_report,
-    plan,
-    retrieval_from_scores,
-    zeroshot_from_scores,
-)
+from mgap.engine.itm import ItmRequest, itm_report, plan
+from mgap.engine.measures.itm import retrieval_from_scores, zeroshot_from_scores
 
 
 def _brute_retrieval(scores, caption_image, k):
@@ -100,7 +95,7 @@ def test_report_scores_are_the_models_logits(vilt):
     from mgap.store import open_store
 
     folder, store_path = vilt
-    doc = itm_report(ItmRequest(store_path, limit=3, task="retrieval", batch_size=4))
+    doc = itm_report(ItmRequest(store_path, limit=3, task="retrieval", batch_size=4)).to_json()
     store = open_store(store_path)
     keep = np.flatnonzero(store.text_image_index < 3)
     assert doc["n_images"] == 3 and doc["n_captions"] == keep.size

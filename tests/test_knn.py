@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from mgap.core.errors import UsageError
-from mgap.engine.studies import knn
+from mgap.engine.measures import knn
+from mgap.engine.studies.knn import knn_report
 
 
 def _dense_knn(X, k):
@@ -106,7 +107,7 @@ def test_bad_k_is_a_usage_error(related):
 def test_report_on_stores(make_store, related):
     X, Y = related
     a, b = make_store("a.h5", X=X), make_store("b.h5", X=Y)
-    doc = knn.knn_report(str(a), str(b), k=5)
+    doc = knn_report(str(a), str(b), k=5).to_json()
     assert (doc["k"], doc["n"]) == (5, 120)
     assert doc["chance"] == pytest.approx(5 / 119)
     assert doc["mutual_knn"] == pytest.approx(_dense_mutual(X, Y, 5), abs=1e-6)

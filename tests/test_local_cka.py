@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from mgap.core.errors import UsageError
-from mgap.engine.studies import local_cka as lc
-from mgap.engine.studies.cka import median_sigma, squared_distances
+from mgap.engine.measures import local_cka as lc
+from mgap.engine.measures.cka import median_sigma, squared_distances
 
 
 def _cka_h(K, L):

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from mgap.core.errors import UsageError
-from mgap.engine.studies import matching as M
+from mgap.engine.measures import matching as M
+from mgap.engine.studies.matching import match_report
 
 
 def _rotation(rng, d):
@@ -67,12 +68,12 @@ def test_baselines(rng):
     A = rng.normal(size=(8, 12))
     Y = X @ A  # an exact linear map between spaces of different size
     b, q = slice(0, 40), slice(40, 70)
-    assert M._scored(M.linear_map_scores(X[b], Y[b], X[q], Y[q]))["accuracy"] == 1.0
+    assert M.scored(M.linear_map_scores(X[b], Y[b], X[q], Y[q]))["accuracy"] == 1.0
     Q = _rotation(rng, 8)
     rel = M.relative_scores(X[b], X[b] @ Q, X[q], X[q] @ Q)
-    assert M._scored(rel)["accuracy"] == 1.0
-    assert M._scored(M.cosine_scores(X[q], 3 * X[q]))["accuracy"] == 1.0
-    assert M._scored(M.cosine_scores(X[q], Y[q]))["accuracy"] is None
+    assert M.scored(rel)["accuracy"] == 1.0
+    assert M.scored(M.cosine_scores(X[q], 3 * X[q]))["accuracy"] == 1.0
+    assert M.scored(M.cosine_scores(X[q], Y[q]))["accuracy"] is None
 
 
 def _peer_stretch(X):
@@ -102,7 +103,7 @@ def test_stretch_ignores_a_per_dimension_scale(rng):
 def test_report_on_stores(make_store, rotated):
     X, Y = rotated
     a, b = make_store("a.h5", X=X), make_store("b.h5", X=Y)
-    doc = M.match_report(str(a), str(b), n_base=40, n_query=30, restarts=2, method="all")
+    doc = match_report(str(a), str(b), n_base=40, n_query=30, restarts=2, method="all").to_json()
     assert (doc["n_base"], doc["n_query"], doc["n"]) == (40, 30, 90)
     assert doc["accuracy"] == doc["methods"]["qap"]["accuracy"] == 1.0
     assert doc["methods"]["local-cka"]["top1"] == 1.0
@@ -110,9 +111,9 @@ def test_report_on_stores(make_store, rotated):
     assert doc["methods"]["relative"]["accuracy"] == 1.0
     assert doc["methods"]["cosine"]["accuracy"] < 0.5  # rotated: not the same space
     assert doc["chance"] == pytest.approx(1 / 30)
-    stretched = M.match_report(
+    stretched = match_report(
         str(a), str(b), n_base=40, n_query=30, method="linear", stretch_dims=True
-    )
+    ).to_json()
     assert stretched["stretch"] is True and stretched["accuracy"] == 1.0
 
 
@@ -124,7 +125,7 @@ def test_report_rejects_bad_options(make_store, rotated, kwargs):
     X, Y = rotated
     a, b = make_store("a.h5", X=X), make_store("b.h5", X=Y)
     with pytest.raises(UsageError):
-        M.match_report(str(a), str(b), **kwargs)
+        match_report(str(a), str(b), **kwargs)
 
 
 def test_restarts_fork_only_from_a_single_threaded_process():
@@ -217,7 +218,7 @@ def test_report_names_kernel_and_follows_it(make_store, rng):
     Y = np.tanh(X @ rng.normal(size=(8, 8))) + 0.3 * rng.normal(size=(60, 8))
     a, b = make_store("a.h5", X=X), make_store("b.h5", X=Y)
     docs = {
-        k: M.match_report(str(a), str(b), n_base=30, n_query=20, restarts=3, kernel=k)
+        k: match_report(str(a), str(b), n_base=30, n_query=20, restarts=3, kernel=k).to_json()
         for k in ("rbf", "linear")
     }
     for k, doc in docs.items():
@@ -227,7 +228,7 @@ def test_report_names_kernel_and_follows_it(make_store, rng):
         docs["rbf"]["methods"]["qap"]["objective"] != docs["linear"]["methods"]["qap"]["objective"]
     )
     with pytest.raises(UsageError, match="unknown kernel"):
-        M.match_report(str(a), str(b), n_base=30, n_query=20, kernel="poly")
+        match_report(str(a), str(b), n_base=30, n_query=20, kernel="poly")
 
 
 def test_match_cli_on_real_convirt_keeps_the_best_of_the_restarts(cli, convirt_dir, tmp_path):

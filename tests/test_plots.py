@@ -11,9 +11,9 @@ from conftest import check_schema
 from rich.console import Console
 
 from mgap.core.errors import UsageError
+from mgap.engine.measures.projections import Projection
 from mgap.engine.plots import terminal as T
 from mgap.engine.plots.palette import MODALITY_COLORS, color_groups, find_category
-from mgap.engine.studies.projections import Projection
 
 
 def _projection(rng, n=300, n_total=None, method="umap") -> Projection:

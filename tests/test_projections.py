@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from mgap.core.errors import UsageError
-from mgap.engine.studies import projections as P
+from mgap.engine.measures import projections as P
+from mgap.engine.studies.projections import plot_report, project_store
 from mgap.store import open_store
 
 
@@ -69,7 +70,7 @@ def test_pca_matches_numpy_svd_up_to_sign(rng):
 
 def test_project_store_joint_shapes_and_metadata(make_store, rng):
     store = open_store(_store(make_store, rng))
-    proj = P.project_store(store, method="pca")
+    proj = project_store(store, method="pca")
     assert proj.coords.shape == (120, 2) and proj.coords.dtype == np.float32
     np.testing.assert_array_equal(np.bincount(proj.modality), [40, 80])
     texts = proj.modality == 1
@@ -89,31 +90,31 @@ def test_project_store_joint_shapes_and_metadata(make_store, rng):
 def test_cache_hit_after_reopening(make_store, rng):
     path = _store(make_store, rng)
     said: list[str] = []
-    first = P.project_store(open_store(path), method="pca", seed=3, on_fit=said.append)
-    again = P.project_store(open_store(path), method="pca", seed=3, on_fit=said.append)
+    first = project_store(open_store(path), method="pca", seed=3, on_fit=said.append)
+    again = project_store(open_store(path), method="pca", seed=3, on_fit=said.append)
     assert not first.cached and again.cached
     assert said == ["fitting pca on 120 points"]  # nothing said on the cache hit
     np.testing.assert_array_equal(first.coords, again.coords)
-    other = P.project_store(open_store(path), method="pca", seed=4)
+    other = project_store(open_store(path), method="pca", seed=4)
     assert not other.cached
-    assert not P.project_store(open_store(path), method="pca", seed=3, use_cache=False).cached
+    assert not project_store(open_store(path), method="pca", seed=3, use_cache=False).cached
 
 
 def test_beyond_max_points_fits_a_sample_and_says_so(make_store, rng):
     store = open_store(_store(make_store, rng, n_images=100))
-    proj = P.project_store(store, method="pca", max_points=90)
+    proj = project_store(store, method="pca", max_points=90)
     assert (proj.n_shown, proj.n_total) == (90, 300)
     assert proj.shown_label() == "90 of 300 shown"
     assert proj.coords.shape == (90, 2)
     assert abs(int((proj.modality == 0).sum()) - 30) <= 2
-    assert proj.summary()["n_shown"] == 90
+    assert plot_report(proj).n_shown == 90
 
 
 @pytest.mark.slow  # numba compiles umap-learn on first use: ~35 s on 2 busy cores
 def test_umap_is_deterministic_and_reuses_the_knn_graph(make_store, rng, monkeypatch):
     path = _store(make_store, rng, n_images=100)
-    first = P.project_store(open_store(path), method="umap", n_neighbors=10)
-    repeat = P.project_store(open_store(path), method="umap", n_neighbors=10, use_cache=False)
+    first = project_store(open_store(path), method="umap", n_neighbors=10)
+    repeat = project_store(open_store(path), method="umap", n_neighbors=10, use_cache=False)
     np.testing.assert_array_equal(first.coords, repeat.coords)
     assert first.coords.shape == (300, 2) and np.isfinite(first.coords).all()
 
@@ -121,7 +122,7 @@ def test_umap_is_deterministic_and_reuses_the_knn_graph(make_store, rng, monkeyp
         raise AssertionError("the k-NN graph should come from the cache")
 
     monkeypatch.setattr(P, "exact_knn", no_knn)
-    changed = P.project_store(open_store(path), method="umap", n_neighbors=10, min_dist=0.5)
+    changed = project_store(open_store(path), method="umap", n_neighbors=10, min_dist=0.5)
     assert not changed.cached and changed.params["min_dist"] == 0.5
     assert not np.array_equal(changed.coords, first.coords)
 
@@ -139,12 +140,12 @@ def test_tsne_shapes_and_determinism(rng):
 
 def test_tsne_layout_change_reuses_the_cached_knn_graph(make_store, rng, monkeypatch):
     path = _store(make_store, rng, n_images=60)
-    first = P.project_store(open_store(path), method="tsne", perplexity=8, n_iter=100)
+    first = project_store(open_store(path), method="tsne", perplexity=8, n_iter=100)
     monkeypatch.setattr(P, "exact_knn", lambda *a, **k: pytest.fail("k-NN not from the cache"))
-    again = P.project_store(open_store(path), method="tsne", perplexity=8, n_iter=120)
+    again = project_store(open_store(path), method="tsne", perplexity=8, n_iter=120)
     assert not first.cached and not again.cached
     assert again.coords.shape == first.coords.shape == (180, 2)
-    assert P.project_store(open_store(path), method="tsne", perplexity=8, n_iter=120).cached
+    assert project_store(open_store(path), method="tsne", perplexity=8, n_iter=120).cached
 
 
 def test_bad_methods_and_parameters_are_usage_errors(rng):

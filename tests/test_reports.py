@@ -159,3 +159,14 @@ def test_train_toy_json_validates_in_both_modes(cli, tmp_path, args):
     assert REPORTS["train-toy"].variant(doc).__name__ == (
         "ToySweepReport" if "--sweep" in args else "ToyTrainingReport"
     )
+
+
+def test_build_writes_keys_in_keyword_order_and_leaves_out_optional_fields():
+    report = KnnReport.build(names=["a", "b"], k=2, n=5, chance=0.5, mutual_knn=0.25)
+    doc = report.to_json()
+    assert list(doc) == ["names", "k", "n", "chance", "mutual_knn"]
+    assert doc == {"names": ["a", "b"], "k": 2, "n": 5, "chance": 0.5, "mutual_knn": 0.25}
+    assert report.cknna is None and report.estimate is None
+    assert KnnReport.from_json(doc).to_json() == doc
+    with pytest.raises(TypeError):
+        KnnReport.build(names=["a", "b"], n=5, mutual_knn=0.25)  # k is required

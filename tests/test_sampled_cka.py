@@ -111,13 +111,13 @@ def test_sampled_intervals_cover_the_exact_cka(moderate_store, kernel):
     from mgap.engine.studies.refs import align_refs
 
     _, (X, Y), _ = align_refs(moderate_store)
-    exact_doc = cka_report(moderate_store, kernel=kernel)
+    exact_doc = cka_report(moderate_store, kernel=kernel).to_json()
     assert exact_doc["estimate"] == {"mode": "exact", "n": 3000}
     exact = exact_doc["matrix"][0][1]
     assert 0.2 < exact < 0.8
     hits = naive_hits = 0
     for seed in range(20):
-        doc = cka_report(moderate_store, kernel=kernel, sample=500, seed=seed)
+        doc = cka_report(moderate_store, kernel=kernel, sample=500, seed=seed).to_json()
         est = doc["estimate"]
         assert est["mode"] == "sampled" and est["n"] == 500 and est["seed"] == seed
         assert est["interval_level"] == 0.95 and "disjoint subsamples" in est["interval_method"]
@@ -134,11 +134,11 @@ def test_sampled_intervals_cover_the_exact_cka(moderate_store, kernel):
 
 @pytest.mark.slow
 def test_sampled_unbiased_cka_covers_the_exact_unbiased_value(moderate_store):
-    exact = cka_report(moderate_store, unbiased=True)["matrix"][0][1]
-    assert exact < cka_report(moderate_store)["matrix"][0][1]  # a different target
+    exact = cka_report(moderate_store, unbiased=True).to_json()["matrix"][0][1]
+    assert exact < cka_report(moderate_store).to_json()["matrix"][0][1]  # a different target
     hits = 0
     for seed in range(20):
-        doc = cka_report(moderate_store, unbiased=True, sample=500, seed=seed)
+        doc = cka_report(moderate_store, unbiased=True, sample=500, seed=seed).to_json()
         assert (
             doc["estimator"] == "unbiased"
             and "all-n unbiased HSIC" in doc["estimate"]["interval_method"]
@@ -149,12 +149,12 @@ def test_sampled_unbiased_cka_covers_the_exact_unbiased_value(moderate_store):
 
 
 def test_sampling_is_seeded_and_all_rows_is_exact(moderate_store):
-    a, b = (cka_report(moderate_store, sample=300, seed=5) for _ in range(2))
+    a, b = (cka_report(moderate_store, sample=300, seed=5).to_json() for _ in range(2))
     assert a["matrix"] == b["matrix"] and a["estimate"] == b["estimate"]
-    assert cka_report(moderate_store, sample=300, seed=6)["matrix"] != a["matrix"]
-    full = cka_report(moderate_store, sample=10**6)
+    assert cka_report(moderate_store, sample=300, seed=6).to_json()["matrix"] != a["matrix"]
+    full = cka_report(moderate_store, sample=10**6).to_json()
     assert full["estimate"] == {"mode": "exact", "n": 3000}
-    assert full["matrix"] == cka_report(moderate_store)["matrix"]
+    assert full["matrix"] == cka_report(moderate_store).to_json()["matrix"]
 
 
 def test_cli_cka_sample_on_real_convirt(cli, convirt_dir, tmp_path):
@@ -163,7 +163,7 @@ def test_cli_cka_sample_on_real_convirt(cli, convirt_dir, tmp_path):
     assert made.returncode == 0, made.stderr
     refs = [f"{store}:image", f"{store}:text"]
     for kernel in ("linear", "rbf"):
-        exact = cka_report(refs, kernel=kernel)
+        exact = cka_report(refs, kernel=kernel).to_json()
         assert exact["estimate"] == {"mode": "exact", "n": 500}
         done = cli("cka", *refs, "--kernel", kernel, "--sample", "250", "--seed", "3", "--json")
         assert done.returncode == 0, done.stderr
@@ -196,10 +196,10 @@ def test_coverage_on_real_convirt_with_d_above_the_sample(
     features = np.load(convirt_dir / "features_convirt.npy")
     path = make_store("convirt.h5", X=features[0], Y=features[1])
     refs = [f"{path}:image", f"{path}:text"]
-    exact = cka_report(refs, kernel=kernel, unbiased=unbiased)["matrix"][0][1]
+    exact = cka_report(refs, kernel=kernel, unbiased=unbiased).to_json()["matrix"][0][1]
     hits = 0
     for seed in range(20):
-        doc = cka_report(refs, kernel=kernel, unbiased=unbiased, sample=200, seed=seed)
+        doc = cka_report(refs, kernel=kernel, unbiased=unbiased, sample=200, seed=seed).to_json()
         low, high = doc["estimate"]["interval"]["matrix"][0][1]
         hits += low <= exact <= high
     assert hits >= 17

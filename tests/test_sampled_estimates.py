@@ -147,7 +147,7 @@ def test_knn_query_sample_covers_the_exact_mutual_knn(rng, make_store):
     Y = X @ rng.standard_normal((12, 12)) + 1.5 * rng.standard_normal((n, 12))
     path = make_store("knn.h5", X=X, Y=Y)
     refs = (f"{path}:image", f"{path}:text")
-    exact = knn_report(*refs, k=10)
+    exact = knn_report(*refs, k=10).to_json()
     assert exact["estimate"]["mode"] == "exact" and exact["cknna"] is not None
     be = resolve_backend("cpu")
     U = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
@@ -155,7 +155,7 @@ def test_knn_query_sample_covers_the_exact_mutual_knn(rng, make_store):
     assert np.array_equal(be.topk(U, 10, queries=rows)[0], be.topk(U, 10)[0][rows])
     hits = 0
     for seed in range(20):
-        doc = knn_report(*refs, k=10, sample=150, seed=seed)
+        doc = knn_report(*refs, k=10, sample=150, seed=seed).to_json()
         est = doc["estimate"]
         assert est["mode"] == "sampled" and est["n"] == 150 and doc["cknna"] is None
         low, high = est["interval"]["mutual_knn"]

@@ -18,6 +18,7 @@ from tui_helpers import settle  # noqa: E402
 from tui_helpers import text as _text  # noqa: E402
 
 from mgap.engine.attention.cache import save_attention  # noqa: E402
+from mgap.engine.reports.studies import AttentionReport  # noqa: E402
 from mgap.tui.app import MgapApp  # noqa: E402
 from mgap.tui.view_attention import IMAGES, LAYER, SEED  # noqa: E402
 
@@ -48,6 +49,11 @@ def cached_store(make_store, tmp_path):
     rows = [_row(picture, "a", (4, 6), (0, 0)), _row(picture, "b", (3, 3), (2, 2))]
     values = [r["entropy"] for r in rows]
     doc = {
+        "store": str(path),
+        "model": "toy",
+        "dataset": None,
+        "split": None,
+        "status": "complete",
         "layer": 1,
         "n_layers": 2,
         "query": "image [CLS] token, empty text",
@@ -55,9 +61,15 @@ def cached_store(make_store, tmp_path):
         "grid": None,
         "entropy": {"n": 2, "mean": float(np.mean(values)), "std": float(np.std(values, ddof=1))},
         "uniform_entropy": {"n": 2, "mean": (math.log(24) + math.log(9)) / 2},
+        "entropy_definition": "H = -sum p log p",
+        "sample": {"requested": IMAGES, "seed": SEED, "of": 6},
+        "n_images": 2,
+        "relative_entropy": {"n": 2},
+        "by_category": {},
         "images": rows,
+        "skipped": [],
     }
-    assert save_attention(path, IMAGES, LAYER, SEED, doc)
+    assert save_attention(path, IMAGES, LAYER, SEED, AttentionReport.from_json(doc))
     return path, rows
 
 

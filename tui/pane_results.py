@@ -20,7 +20,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import ContentSwitcher, DataTable, Static
 
-from mgap.engine.reports.analysis import CkaReport, GapReport, RetrievalReport
+from mgap.engine.reports.analysis import GapReport, RetrievalReport
 from mgap.tui.analysis_jobs import WorkProgress
 from mgap.tui.cka_view import CkaView
 from mgap.tui.messages import (
@@ -134,8 +134,7 @@ def _wait(event: threading.Event, worker: Any) -> bool:
 def compute_cka(paths: tuple[Path, ...]) -> CkaComputed:
     from mgap.engine.studies.cka import cka_report
 
-    report = cka_report([str(p) for p in paths], kernel="linear")
-    return CkaComputed(paths, CkaReport.from_json(report))
+    return CkaComputed(paths, cka_report([str(p) for p in paths], kernel="linear"))
 
 
 def compute_projection(

@@ -26,6 +26,7 @@ from textual.worker import get_current_worker
 
 from mgap.core.errors import MgapError
 from mgap.engine.attention.cache import load_attention
+from mgap.engine.reports.studies import AttentionImage, AttentionReport
 from mgap.tui.render import num
 from mgap.tui.store_view import StoreReportView
 
@@ -37,7 +38,7 @@ POLL_S = 0.2
 @dataclass
 class AttentionComputed(Message, bubble=False):
     path: Path
-    report: dict[str, Any]
+    report: AttentionReport
 
 
 def attention_command(path: Path) -> list[str]:
@@ -47,7 +48,7 @@ def attention_command(path: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def run_attention(path: Path) -> dict[str, Any]:
+def run_attention(path: Path) -> AttentionReport:
     """The cached result, else `mgap attention --json` in a child process; a cancelled
     worker kills the child."""
     cached = load_attention(path, IMAGES, LAYER, SEED)
@@ -72,21 +73,21 @@ def run_attention(path: Path) -> dict[str, Any]:
         lines = [line for line in err.splitlines() if line.strip()]
         reason = lines[-1].removeprefix("mgap: error: ") if lines else f"exit {process.returncode}"
         raise MgapError(reason)
-    return json.loads(out)
+    return AttentionReport.from_json(json.loads(out))
 
 
 def compute_attention(path: Path) -> AttentionComputed:
     return AttentionComputed(path, run_attention(path))
 
 
-def summary_line(report: dict[str, Any]) -> Text:
+def summary_line(report: AttentionReport) -> Text:
     """Two short lines: the entropy summary, then what the maps are of."""
-    e, u = report["entropy"], report["uniform_entropy"]
-    grid = "×".join(map(str, report["grid"])) if report["grid"] else "per image"
+    e, u = report.entropy, report.uniform_entropy
+    grid = "×".join(map(str, report.grid)) if report.grid else "per image"
     return Text.assemble(
         ("H ", "bold"),
-        f"{num(e['mean'], 3)}±{num(e['std'], 3)} nats · uniform {num(u['mean'], 3)}\n",
-        (f"grid {grid} · layer {report['layer']} · {report['query']}", "dim"),
+        f"{num(e.mean, 3)}±{num(e.std, 3)} nats · uniform {num(u.mean, 3)}\n",
+        (f"grid {grid} · layer {report.layer} · {report.query}", "dim"),
     )
 
 
@@ -107,7 +108,7 @@ class AttentionView(StoreReportView):
     def __init__(self, ascii_only: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.ascii_only = ascii_only
-        self.rows: list[dict[str, Any]] = []
+        self.rows: list[AttentionImage] = []
         self.index = 0
 
     def compose(self) -> ComposeResult:
@@ -130,18 +131,18 @@ class AttentionView(StoreReportView):
     def clear_rows(self) -> None:
         self.rows = []
 
-    def _show(self, report: dict[str, Any]) -> None:
-        self.rows = report["images"]
+    def _show(self, report: AttentionReport) -> None:
+        self.rows = report.images
         self.query_one("#attention-status", Static).update(summary_line(report))
         table = self.query_one(DataTable)
         table.clear()
         for i, row in enumerate(self.rows):
-            relative = row["entropy"] / row["uniform_entropy"] if row["patches"] > 1 else None
+            relative = row.entropy / row.uniform_entropy if row.patches > 1 else None
             table.add_row(
-                row["id"],
-                row["category"] or "-",
-                f"{row['grid'][0]}×{row['grid'][1]}",
-                num(row["entropy"], 3),
+                row.id,
+                row.category or "-",
+                f"{row.grid[0]}×{row.grid[1]}",
+                num(row.entropy, 3),
                 num(relative, 3),
                 key=str(i),
             )
@@ -169,20 +170,20 @@ class AttentionView(StoreReportView):
         fallback = self.size.height - self.query_one(DataTable).size.height - 2
         height = max(3, static.size.height or fallback)
         caption = Text(
-            f"{row['id']} · {row['category'] or '-'} · H {row['entropy']:.3f} of "
-            f"log n {row['uniform_entropy']:.3f}\n",
+            f"{row.id} · {row.category or '-'} · H {row.entropy:.3f} of "
+            f"log n {row.uniform_entropy:.3f}\n",
             style="bold",
         )
         try:
-            with Image.open(row["path"]) as image:
+            with Image.open(row.path) as image:
                 picture = render_heatmap(
                     image.convert("RGB"),
-                    row["map"],
+                    row.map,
                     width,
                     height - 1,
-                    coverage=report["coverage"],
+                    coverage=report.coverage,
                     ascii=self.ascii_only,
                 )
         except OSError:  # the image moved: the map alone
-            picture = render_heatmap(None, row["map"], width, height - 1)
+            picture = render_heatmap(None, row.map, width, height - 1)
         static.update(Text.assemble(caption, picture))

@@ -44,6 +44,7 @@ import numpy as np
 
 from mgap.core.errors import UsageError
 from mgap.engine.compute.backend import Backend
+from mgap.engine.measures.rbf_blocked import rbf_sums
 from mgap.engine.measures.sampling import LEVEL, interval_info
 
 #: disjoint groups whose spread gives the standard error
@@ -139,8 +140,6 @@ def _rbf_hsic(
     progress: Callable[[int], None] | None,
 ) -> tuple[np.ndarray, list[float]]:
     """(k x k HSIC estimates of the RBF kernels, σ per representation from these rows)."""
-    from mgap.engine.measures.rbf_blocked import rbf_sums
-
     dots, rows, sigmas = rbf_sums(mats, backend=backend, sigma=sigma, progress=progress)
     ones = np.ones(mats[0].shape[0])
     k = len(mats)

@@ -19,7 +19,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from mgap.engine.compute.backend import Backend, one_hot
+from mgap.engine.compute.backend import Backend
+from mgap.engine.compute.reductions import one_hot
 from mgap.engine.measures.sampling import (
     exact_info,
     percentile_interval,

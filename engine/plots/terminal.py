@@ -23,14 +23,15 @@ terminals with fewer colours are handled by the Console that prints the Text.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from rich.text import Span, Text
 
 from mgap.core.errors import MgapError
+from mgap.engine.measures.projections import Projection
 from mgap.engine.plots.palette import PAIR_COLOR, ColorGroups, color_groups
-from mgap.engine.studies.projections import Projection
 
 #: plotext's margins in cells at the low and high end of each axis ("center" alignment)
 MARGINS = (0.5016585662, 0.501516152)
@@ -259,6 +260,62 @@ def _cell_text(grid: Grid, groups: ColorGroups, ascii: bool) -> np.ndarray:
     return glyphs[grid.group]
 
 
+class _Lines:
+    """Lines of text with their style spans, joined into one rich Text at the end."""
+
+    def __init__(self) -> None:
+        self.plain: list[str] = []
+        self.spans: list[Span] = []
+        self.offset = 0
+
+    def add(self, line: str, pieces: Sequence[tuple[int, int, str]] = ()) -> None:
+        self.spans.extend(Span(self.offset + a, self.offset + b, s) for a, b, s in pieces if s)
+        self.plain.append(line)
+        self.offset += len(line) + 1
+
+    def text(self) -> Text:
+        text = Text("\n".join(self.plain), no_wrap=True, overflow="crop")
+        text.spans = self.spans
+        return text
+
+
+def _row_pieces(lead: int, g: np.ndarray, cols: int, styles: list[str]) -> list:
+    """The style spans of one plot row: the dim axis lead, then each run of one group."""
+    cuts = np.flatnonzero(np.diff(g)) + 1
+    starts = np.concatenate([[0], cuts])
+    stops = np.concatenate([cuts, [cols]])
+    pieces = [(0, lead, "dim")]
+    for a, b in zip(starts.tolist(), stops.tolist(), strict=True):
+        kind = int(g[a])
+        if kind >= 0:
+            pieces.append((lead + a, lead + b, styles[kind]))
+        elif kind == LINE:
+            pieces.append((lead + a, lead + b, PAIR_COLOR))
+    return pieces
+
+
+def _x_ticks(xlim: tuple[float, float], axis: str, margin: int, cols: int) -> str:
+    """The x-axis line under the plot: low and high tick, the axis name centred if it fits."""
+    left, mid, right = _tick(xlim[0]), f"{axis}1" if axis else "", _tick(xlim[1])
+    ticks = [" "] * (margin + 1 + cols)
+    ticks[margin + 1 : margin + 1 + len(left)] = left
+    ticks[margin + 1 + cols - len(right) : margin + 1 + cols] = right
+    at = margin + 1 + (cols - len(mid)) // 2
+    if mid and "".join(ticks[at - 1 : at + len(mid) + 1]).strip() == "":
+        ticks[at : at + len(mid)] = mid
+    return "".join(ticks)
+
+
+def _add_legend(lines: _Lines, groups: ColorGroups, width: int, ascii: bool) -> None:
+    for pieces in _legend_lines(groups, width, ascii):
+        line, marks, at = "", [], 0
+        for piece, style in pieces:
+            marks.append((at, at + len(piece), style))
+            line += piece
+            at += len(piece)
+        lines.add(line.rstrip(), [(a, min(b, len(line.rstrip())), s) for a, b, s in marks])
+
+
 def _compose(
     projection: Projection,
     grid: Grid,
@@ -279,59 +336,24 @@ def _compose(
     if rows >= 8 and axis:
         y_labels[rows // 4] = f"{axis}2"
     codes = _cell_text(grid, groups, ascii)
-    plain: list[str] = []
-    spans: list[Span] = []
-    offset = 0
-
-    def add(line: str, pieces: list[tuple[int, int, str]] = ()) -> None:
-        nonlocal offset
-        spans.extend(Span(offset + a, offset + b, s) for a, b, s in pieces if s)
-        plain.append(line)
-        offset += len(line) + 1
-
+    lines = _Lines()
     if layout.header:
         header = title
         if projection.n_shown < projection.n_total:
             shown = projection.shown_label()
             header = f"{title}  ({shown})" if title else shown
-        add(header[:width], [(0, min(len(header), width), "bold")])
+        lines.add(header[:width], [(0, min(len(header), width), "bold")])
     for r in range(rows):
-        label = y_labels.get(r, "")
         bar = tick_bar if r in ticks_at else vbar
-        lead = f"{label:>{margin - 1}} {bar}"
+        lead = f"{y_labels.get(r, ''):>{margin - 1}} {bar}"
         row_text = codes[r].astype("<u4").tobytes().decode("utf-32-le")
-        g = grid.group[r]
-        cuts = np.flatnonzero(np.diff(g)) + 1
-        starts = np.concatenate([[0], cuts])
-        stops = np.concatenate([cuts, [cols]])
-        pieces = [(0, len(lead), "dim")]
-        for a, b in zip(starts.tolist(), stops.tolist(), strict=True):
-            kind = int(g[a])
-            if kind >= 0:
-                pieces.append((len(lead) + a, len(lead) + b, styles[kind]))
-            elif kind == LINE:
-                pieces.append((len(lead) + a, len(lead) + b, PAIR_COLOR))
-        add(lead + row_text, pieces)
-    add(" " * margin + corner + hbar * cols, [(0, margin + 1 + cols, "dim")])
-    left, mid, right = _tick(xlim[0]), f"{axis}1" if axis else "", _tick(xlim[1])
-    ticks = [" "] * (margin + 1 + cols)
-    ticks[margin + 1 : margin + 1 + len(left)] = left
-    ticks[margin + 1 + cols - len(right) : margin + 1 + cols] = right
-    at = margin + 1 + (cols - len(mid)) // 2
-    if mid and "".join(ticks[at - 1 : at + len(mid) + 1]).strip() == "":
-        ticks[at : at + len(mid)] = mid
-    add("".join(ticks).rstrip(), [(0, len(ticks), "dim")])
+        lines.add(lead + row_text, _row_pieces(len(lead), grid.group[r], cols, styles))
+    lines.add(" " * margin + corner + hbar * cols, [(0, margin + 1 + cols, "dim")])
+    ticks = _x_ticks(xlim, axis, margin, cols)
+    lines.add(ticks.rstrip(), [(0, len(ticks), "dim")])
     if layout.legend:
-        for pieces in _legend_lines(groups, width, ascii):
-            line, marks, at = "", [], 0
-            for piece, style in pieces:
-                marks.append((at, at + len(piece), style))
-                line += piece
-                at += len(piece)
-            add(line.rstrip(), [(a, min(b, len(line.rstrip())), s) for a, b, s in marks])
-    text = Text("\n".join(plain), no_wrap=True, overflow="crop")
-    text.spans = spans
-    return text
+        _add_legend(lines, groups, width, ascii)
+    return lines.text()
 
 
 def render_scatter_plotext(

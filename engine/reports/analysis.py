@@ -229,6 +229,33 @@ class AblateReport(StoreHeader):
 
 
 @dataclass(kw_only=True)
+class Compute(Report):
+    """Where a quadratic analysis ran (`Backend.describe()`, docs/design.md §10)."""
+
+    device: str
+    engine: str
+    precision: str
+    note: str | None = None
+
+
+@dataclass(kw_only=True)
+class Estimate(Report):
+    """Exact (`mode` "exact", n rows), or sampled from n seeded rows with a 95 % interval
+    per number under `interval` (`mgap.engine.measures.sampling`)."""
+
+    mode: str
+    n: int
+    seed: int | None = None
+    interval_level: float | None = None
+    interval_method: str | None = None
+    groups: int | None = None
+    group_rows: int | None = None
+    interval: dict[str, Any] | None = None
+    bandwidth: str | None = None
+    note: str | None = None
+
+
+@dataclass(kw_only=True)
 class CkaReport(Report):
     """`mgap cka --json`: the CKA matrix of two or more representations."""
 
@@ -240,6 +267,11 @@ class CkaReport(Report):
     kernel: str = "linear"
     estimator: str = "biased"
     dims: list[int] | None = None
+    compute: Compute | None = None
+    batch_size: int | None = None
+    estimate: Estimate | None = None
+    chance: list[list[float | None]] | None = None
+    sigma: list[float] | None = None
 
 
 @dataclass(kw_only=True)
@@ -253,6 +285,27 @@ class KnnReport(Report):
     n: int
     mutual_knn: float | None
     cknna: float | None = None
+    chance: float | None = None
+    compute: Compute | None = None
+    estimate: Estimate | None = None
+
+
+@dataclass(kw_only=True)
+class MatchMethod(Report):
+    """One matching method's result: matching accuracy (one-to-one), top-k hit rates for the
+    scoring baselines, the FAQ run for QAP, or a note when the method does not apply."""
+
+    accuracy: float | None
+    top1: float | None = None
+    top5: float | None = None
+    top10: float | None = None
+    objective: float | None = None
+    kernel: str | None = None
+    tol: float | None = None
+    restarts: int | None = None
+    workers: int | None = None
+    seconds: float | None = None
+    note: str | None = None
 
 
 @dataclass(kw_only=True)
@@ -265,5 +318,12 @@ class MatchReport(Report):
     accuracy: float | None
     n_base: int
     n_query: int
-    methods: dict[str, Any]
+    methods: dict[str, MatchMethod]
     method: str = "qap"
+    n: int | None = None
+    chance: float | None = None
+    seed: int | None = None
+    base_selection: str | None = None
+    kernel: str | None = None
+    stretch: bool | None = None
+    stretch_definition: str | None = None

@@ -113,6 +113,15 @@ class Report:
         extra = {k: v for k, v in doc.items() if k not in known}
         return cls(**kwargs, extra=extra, _absent=frozenset(absent), _order=tuple(doc))
 
+    @classmethod
+    def build(cls: type[R], **fields: Any) -> R:
+        """A report from typed values, as a study makes it: the keyword order is the
+        document's key order, and an optional field left out is absent from the document
+        (as when `from_json` finds no key for it)."""
+        keys = {f.name: json_key(f) for f in declared(cls)}
+        absent = frozenset(keys[name] for name in keys if name not in fields)
+        return cls(**fields, _absent=absent, _order=tuple(keys[name] for name in fields))
+
     def to_json(self) -> dict[str, Any]:
         """The document: declared keys (those present when parsed) and the extra ones, in
         the order of the document it was parsed from (declared order otherwise)."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mgap.engine.reports.analysis import StoreHeader
-from mgap.engine.reports.base import Report
+from mgap.engine.reports.base import Report, key
 
 
 @dataclass(kw_only=True)
@@ -78,6 +78,50 @@ class ObjectBiasReport(Report):
 
 
 @dataclass(kw_only=True)
+class Spread(Report):
+    """n, mean, sample standard deviation (ddof 1), min and max of some entropies (only n
+    when there are none)."""
+
+    n: int
+    mean: float | None = None
+    std: float | None = None
+    min: float | None = None
+    max: float | None = None
+
+
+@dataclass(kw_only=True)
+class AttentionSample(Report):
+    """Which images were asked for: how many, the seed, out of how many in the store."""
+
+    requested: int
+    seed: int
+    of: int
+
+
+@dataclass(kw_only=True)
+class AttentionImage(Report):
+    """One image's head-averaged attention map (rows x cols, sums to 1) and its entropy."""
+
+    id: str
+    path: str
+    category: str
+    grid: list[int]
+    patches: int
+    entropy: float
+    uniform_entropy: float
+    map: list[list[float]]
+
+
+@dataclass(kw_only=True)
+class SkippedImage(Report):
+    """A sampled image that could not be read, and why."""
+
+    id: str
+    path: str
+    reason: str
+
+
+@dataclass(kw_only=True)
 class AttentionReport(StoreHeader):
     """`mgap attention --json`: CLS->patch attention entropy per image, model and category."""
 
@@ -86,17 +130,47 @@ class AttentionReport(StoreHeader):
     layer: int
     n_layers: int
     query: str
-    coverage: Any
+    coverage: str
     entropy_definition: str
-    sample: dict[str, Any]
+    sample: AttentionSample
     n_images: int
     grid: list[int] | None
-    entropy: dict[str, Any]
-    uniform_entropy: dict[str, Any]
-    relative_entropy: dict[str, Any]
-    by_category: dict[str, Any]
-    images: list[dict[str, Any]]
-    skipped: list[dict[str, Any]]
+    entropy: Spread
+    uniform_entropy: Spread
+    relative_entropy: Spread
+    by_category: dict[str, Spread]
+    images: list[AttentionImage]
+    skipped: list[SkippedImage]
+
+
+@dataclass(kw_only=True)
+class ItmRecall(Report):
+    """Recall at 1/5/10 of one direction of ITM-head retrieval, over n queries."""
+
+    r1: float = key("R@1")
+    r5: float = key("R@5")
+    r10: float = key("R@10")
+    n: int
+
+
+@dataclass(kw_only=True)
+class ItmRetrieval(Report):
+    """Image->text and text->image recall ranked by the ITM head."""
+
+    i2t: ItmRecall
+    t2i: ItmRecall
+
+
+@dataclass(kw_only=True)
+class ItmZeroShot(Report):
+    """Zero-shot top-1/top-5 accuracy ranked by the ITM head over the class prompts."""
+
+    top1: float | None
+    top5: float | None
+    error: float | None
+    n: int
+    template: str
+    n_classes: int
 
 
 @dataclass(kw_only=True)
@@ -111,6 +185,6 @@ class ItmReport(StoreHeader):
     pairs: int
     ties: str
     seconds: float
-    retrieval: dict[str, Any] | None = None
+    retrieval: ItmRetrieval | None = None
     n_captions: int | None = None
-    zeroshot: dict[str, Any] | None = None
+    zeroshot: ItmZeroShot | None = None

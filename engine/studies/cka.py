@@ -1,325 +1,37 @@
-"""Centred kernel alignment (docs/design.md §7): linear, unbiased, RBF and minibatch estimators.
+"""`mgap cka`: the CKA matrix of two or more REFs (docs/design.md §7), as a `CkaReport`.
 
-Linear CKA runs in feature space (d x d products, O(n d^2)) because n >> d for embedding
-sets; kernel estimators compute centred HSIC from row sums, ⟨K, L⟩ and the diagonal, so the
-n x n centring matrix is never built. Biased CKA of independent features is about
-d / (n + d), which is why reports carry n, d and a random-pairing baseline.
+The estimators are measures (`mgap.engine.measures.cka`, `rbf_blocked`, `cka_sample`); this
+study reads the REFs, picks the one estimator asked for and reports n, d, the estimator and
+how exact the numbers are.
 """
 
 from __future__ import annotations
 
-import math
-import os
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
 
 from mgap.core.errors import UsageError
-from mgap.engine.compute.backend import Backend
-
-KERNELS = ("linear", "rbf")
-DEFAULT_BATCH = 2048
-#: rows sampled to set the RBF bandwidth in minibatch mode (all rows when n is smaller)
-SIGMA_SAMPLE = 4096
-#: entries sampled to bracket the median distance before the exact selection
-MEDIAN_SAMPLE = 100_000
-#: n x n passes on fewer rows than this stay on one thread
-PARALLEL_ROWS = 1024
-THREADS = os.cpu_count() or 1
-
-
-def _centre(X: np.ndarray) -> np.ndarray:
-    X = np.asarray(X, dtype=np.float64)
-    return X - X.mean(axis=0)
+from mgap.engine.compute.backend import Backend, resolve_backend
+from mgap.engine.measures.cka import (
+    KERNELS,
+    check_sigma,
+    linear_matrices,
+    minibatch_cka,
+    pair_matrix,
+)
+from mgap.engine.measures.cka_sample import GROUPS, check_sample, sampled_cka
+from mgap.engine.measures.rbf_blocked import rbf_cka_matrix
+from mgap.engine.reports.analysis import CkaReport, Compute, Estimate
+from mgap.engine.studies.refs import align_refs
+from mgap.engine.studies.work import Work
 
 
-def _ratio(xy: float, xx: float, yy: float) -> float:
-    denom = xx * yy
-    return float(xy / np.sqrt(denom)) if denom > 0 else float("nan")
-
-
-def _check_pair(X: np.ndarray, Y: np.ndarray, minimum: int) -> None:
-    if X.ndim != 2 or Y.ndim != 2 or X.shape[0] != Y.shape[0]:
-        raise UsageError(f"CKA needs two (n, d) matrices with equal n, got {X.shape} and {Y.shape}")
-    if X.shape[0] < minimum:
-        raise UsageError(f"this CKA estimator needs at least {minimum} rows, got {X.shape[0]}")
-
-
-# ---- linear kernel, feature space ----------------------------------------------------------
-def _fro2(G: np.ndarray) -> float:
-    return float(np.vdot(G, G))
-
-
-def linear_cka(X: np.ndarray, Y: np.ndarray) -> float:
-    """Biased linear CKA ‖YᵀX‖²_F / (‖XᵀX‖_F ‖YᵀY‖_F) on column-centred data.
-
-    Centring and the Frobenius sums are float64; the d×d products run in float32, which
-    halves their cost and moves CKA by ~1e-8 (stores hold float16 embeddings anyway;
-    tests/test_cka.py pins the agreement with a float64 reference to 1e-7).
-    """
-    _check_pair(X, Y, 2)
-    Xc, Yc = _centre(X).astype(np.float32), _centre(Y).astype(np.float32)
-    n, dx, dy = Xc.shape[0], Xc.shape[1], Yc.shape[1]
-    if n * (dx + dy) < (dx + dy) ** 2:  # wide data: the n x n Grams are the smaller products
-        K, L = (Xc @ Xc.T).astype(np.float64), (Yc @ Yc.T).astype(np.float64)
-        return _ratio(np.vdot(K, L), np.vdot(K, K), np.vdot(L, L))
-    xy = (Yc.T @ Xc).astype(np.float64)
-    xx, yy = (Xc.T @ Xc).astype(np.float64), (Yc.T @ Yc).astype(np.float64)
-    return _ratio(np.vdot(xy, xy), _fro2(xx), _fro2(yy))
-
-
-def _unbiased_linear_hsic(Xc: np.ndarray, Yc: np.ndarray, cross: float) -> float:
-    """Song et al. unbiased HSIC of the linear kernels, from O(n d) terms plus ⟨K, L⟩ = cross."""
-    n = Xc.shape[0]
-    a, b = np.einsum("ij,ij->i", Xc, Xc), np.einsum("ij,ij->i", Yc, Yc)
-    sx, sy = Xc.sum(axis=0), Yc.sum(axis=0)
-    k_rows, l_rows = Xc @ sx - a, Yc @ sy - b  # K̃1 and L̃1 (K̃ = K with a zero diagonal)
-    trace = cross - float(a @ b)
-    totals = (float(sx @ sx) - a.sum()) * (float(sy @ sy) - b.sum())
-    value = trace + totals / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * float(k_rows @ l_rows)
-    return value / (n * (n - 3))
-
-
-def unbiased_cka(X: np.ndarray, Y: np.ndarray) -> float:
-    """Linear CKA with Song et al.'s unbiased HSIC: ≈ 0 for independent features at any n/d."""
-    _check_pair(X, Y, 4)
-    Xc, Yc = _centre(X), _centre(Y)
-    xy = Yc.T @ Xc
-    return _ratio(
-        _unbiased_linear_hsic(Xc, Yc, float(np.vdot(xy, xy))),
-        _unbiased_linear_hsic(Xc, Xc, _fro2(Xc.T @ Xc)),
-        _unbiased_linear_hsic(Yc, Yc, _fro2(Yc.T @ Yc)),
-    )
-
-
-def pairing_baseline(X: np.ndarray, Y: np.ndarray) -> float:
-    """Expected biased linear CKA when Y's rows are randomly re-paired with X's (exact).
-
-    For centred columns E_π(Σ_i x_πi y_i)² = ‖x‖²‖y‖²/(n−1), so E‖YᵀPX‖²_F = ‖X‖²_F‖Y‖²_F/(n−1).
-    For isotropic independent features it is ≈ d/(n+d).
-    """
-    _check_pair(X, Y, 2)
-    Xc, Yc = _centre(X), _centre(Y)
-    n = Xc.shape[0]
-    num = float(np.vdot(Xc, Xc) * np.vdot(Yc, Yc)) / (n - 1)
-    return _ratio(num, _fro2(Xc.T @ Xc), _fro2(Yc.T @ Yc))
-
-
-# ---- general kernels -----------------------------------------------------------------------
-@dataclass
-class KernelStats:
-    """What centred HSIC needs from one kernel besides ⟨K, L⟩: row sums, diagonal, total."""
-
-    K: np.ndarray
-    rows: np.ndarray
-    diag: np.ndarray
-    total: float
-
-    @classmethod
-    def of(cls, K: np.ndarray) -> KernelStats:
-        rows = K.sum(axis=1)
-        return cls(K=K, rows=rows, diag=np.diagonal(K).copy(), total=float(rows.sum()))
-
-
-def hsic(a: KernelStats, b: KernelStats, *, unbiased: bool = False) -> float:
-    """tr(KHLH) (up to the constant 1/(n−1)²), or Song et al.'s unbiased HSIC."""
-    n = a.rows.size
-    dot = float(np.vdot(a.K, b.K))
-    if not unbiased:
-        return dot - 2.0 / n * float(a.rows @ b.rows) + a.total * b.total / n**2
-    trace = dot - float(a.diag @ b.diag)
-    ka, kb = a.rows - a.diag, b.rows - b.diag
-    totals = (a.total - a.diag.sum()) * (b.total - b.diag.sum())
-    value = trace + totals / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * float(ka @ kb)
-    return value / (n * (n - 3))
-
-
-def kernel_cka(a: KernelStats, b: KernelStats, *, unbiased: bool = False) -> float:
-    return _ratio(
-        hsic(a, b, unbiased=unbiased), hsic(a, a, unbiased=unbiased), hsic(b, b, unbiased=unbiased)
-    )
-
-
-def _spans(n: int) -> list[tuple[int, int]]:
-    step = max(64, -(-n // (4 * THREADS)))
-    return [(s, min(s + step, n)) for s in range(0, n, step)]
-
-
-def _row_blocks(n: int, fn) -> list:
-    """Run fn(start, stop) over row blocks on every core: numpy ufuncs on large slices release
-    the GIL, so the memory-bound n x n passes scale with threads (BLAS already does)."""
-    if n < PARALLEL_ROWS:
-        return [fn(0, n)]
-    with ThreadPoolExecutor(THREADS) as pool:
-        return list(pool.map(lambda span: fn(*span), _spans(n)))
-
-
-def squared_distances(X: np.ndarray) -> np.ndarray:
-    """Pairwise squared Euclidean distances (n x n), exact zeros on the diagonal."""
-    Xc = _centre(X)
-    sq = np.einsum("ij,ij->i", Xc, Xc)
-    D = Xc @ Xc.T
-
-    def finish(start: int, stop: int) -> None:
-        block = D[start:stop]
-        block *= -2.0
-        block += sq[start:stop, None] + sq[None, :]  # one rounded sum: D stays exactly symmetric
-        np.maximum(block, 0.0, out=block)
-        block[np.arange(stop - start), np.arange(start, stop)] = 0.0
-
-    _row_blocks(D.shape[0], finish)
-    return D
-
-
-def _exact_median(values: np.ndarray) -> float:
-    m = values.size
-    lo, hi = np.partition(values, [(m - 1) // 2, m // 2])[[(m - 1) // 2, m // 2]]
-    return 0.5 * (float(lo) + float(hi))
-
-
-def _upper_parts(D2: np.ndarray, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows a..b of the strict upper triangle: the rectangle right of the diagonal block and
-    the diagonal block's own upper triangle."""
-    return D2[a:b, b:], D2[a:b, a:b][np.triu_indices(b - a, 1)]
-
-
-def median_sigma(D2: np.ndarray) -> float:
-    """σ with σ² = median of the nonzero squared distances (the 0-shot-llm-vision choice).
-
-    D2 is symmetric, so the strict upper triangle has the same median. Exact without sorting
-    n²/2 values: a random sample of pairs brackets the median; one threaded pass counts the
-    positive values and those below the bracket and keeps those inside, and only those are
-    partitioned (if the bracket misses, the full selection runs). D2 is left unchanged.
-    """
-    n = D2.shape[0]
-    if n * n <= 4 * MEDIAN_SAMPLE:
-        upper = D2[np.triu_indices(n, 1)]
-        return _checked_sqrt(_exact_median(upper[upper > 0]) if (upper > 0).any() else 0.0)
-    rng = np.random.default_rng(0)
-    i, j = rng.integers(0, n, (2, MEDIAN_SAMPLE))
-    sample = np.sort(D2[i[i != j], j[i != j]])
-    sample = sample[sample > 0]
-    slack = 6.0 * np.sqrt(MEDIAN_SAMPLE)  # ±12 standard deviations of the sample rank
-    lo = sample[max(int(sample.size / 2 - slack), 0)] if sample.size else 0.0
-    hi = sample[min(int(sample.size / 2 + slack), sample.size - 1)] if sample.size else 0.0
-
-    def scan(a: int, b: int) -> tuple[int, int, list[np.ndarray]]:
-        positive = below = 0
-        kept = []
-        for part in _upper_parts(D2, a, b):
-            positive += int(np.count_nonzero(part > 0))
-            below += int(np.count_nonzero((part > 0) & (part < lo)))
-            kept.append(part[(part >= lo) & (part <= hi) & (part > 0)])
-        return positive, below, kept
-
-    parts = _row_blocks(n, scan)
-    m = sum(p[0] for p in parts)
-    below = sum(p[1] for p in parts)
-    window = np.concatenate([w for p in parts for w in p[2]])
-    k1, k2 = (m - 1) // 2, m // 2
-    if m == 0:
-        return _checked_sqrt(0.0)
-    if not below <= k1 or below + window.size <= k2:
-        upper = np.concatenate([v.ravel() for a, b in _spans(n) for v in _upper_parts(D2, a, b)])
-        return _checked_sqrt(_exact_median(upper[upper > 0]))
-    picked = np.partition(window, [k1 - below, k2 - below])
-    return _checked_sqrt(0.5 * (picked[k1 - below] + picked[k2 - below]))
-
-
-def _checked_sqrt(median: float) -> float:
-    if not median > 0:
-        raise UsageError("RBF CKA: every pairwise distance is zero", hint="give --sigma")
-    return float(np.sqrt(median))
-
-
-def check_sigma(sigma: float) -> None:
-    """σ must be finite and large enough that 1/(2σ²) is finite (else K is 0 or NaN)."""
-    if not (math.isfinite(sigma) and sigma > 1e-150):
-        raise UsageError(
-            f"--sigma {sigma!r} makes the RBF kernel degenerate (all 0 or NaN)",
-            hint="pass a finite σ above 1e-150, or leave --sigma out for the median distance",
-        )
-
-
-def rbf_kernel(X: np.ndarray, sigma: float | None = None) -> tuple[np.ndarray, float]:
-    """K = exp(−‖xi−xj‖²/(2σ²)) built in place over the distance matrix; returns (K, σ)."""
-    K = squared_distances(X)
-    if sigma is None:
-        sigma = median_sigma(K)
-    check_sigma(sigma)
-    scale = -0.5 / sigma**2
-
-    def expo(start: int, stop: int) -> None:
-        block = K[start:stop]
-        block *= scale
-        np.exp(block, out=block)
-
-    _row_blocks(K.shape[0], expo)
-    return K, sigma
-
-
-def rbf_cka(
-    X: np.ndarray, Y: np.ndarray, sigma: float | None = None, unbiased: bool = False
-) -> float:
-    """RBF CKA with a per-representation median bandwidth unless `sigma` is given."""
-    _check_pair(X, Y, 4 if unbiased else 2)
-    a = KernelStats.of(rbf_kernel(X, sigma)[0])
-    b = KernelStats.of(rbf_kernel(Y, sigma)[0])
-    return kernel_cka(a, b, unbiased=unbiased)
-
-
-# ---- minibatch -------------------------------------------------------------------------------
-def _sample_sigma(X: np.ndarray, rng: np.random.Generator) -> float:
-    rows = rng.choice(X.shape[0], min(X.shape[0], SIGMA_SAMPLE), replace=False)
-    return median_sigma(squared_distances(X[np.sort(rows)]))
-
-
-def _batch_kernel(X: np.ndarray, kernel: str, sigma: float | None) -> KernelStats:
-    if kernel == "linear":
-        Xc = _centre(X)
-        return KernelStats.of(Xc @ Xc.T)
-    return KernelStats.of(rbf_kernel(X, sigma)[0])
-
-
-def minibatch_cka(
-    X: np.ndarray,
-    Y: np.ndarray,
-    batch_size: int,
-    kernel: str = "linear",
-    seed: int = 0,
-    sigma: float | None = None,
-) -> float:
-    """Unbiased HSIC summed over random minibatches (Nguyen et al. 2021), then normalised.
-
-    Memory is O(batch²). For RBF, one bandwidth per representation is fixed up front (from
-    `sigma` or a sample of rows) so every batch uses the same kernel.
-    """
-    _check_pair(X, Y, 4)
-    if kernel not in KERNELS:
-        raise UsageError(f"unknown kernel {kernel!r}", hint="use linear or rbf")
-    if batch_size < 4:
-        raise UsageError(f"--batch-size must be at least 4, got {batch_size}")
-    rng = np.random.default_rng(seed)
-    sx = sy = sigma
-    if kernel == "rbf" and sigma is None:
-        sx, sy = _sample_sigma(X, rng), _sample_sigma(Y, rng)
-    order = rng.permutation(X.shape[0])
-    xy = xx = yy = 0.0
-    for start in range(0, order.size, batch_size):
-        rows = np.sort(order[start : start + batch_size])
-        if rows.size < 4:  # the unbiased estimator is undefined below 4 rows
-            continue
-        a, b = _batch_kernel(X[rows], kernel, sx), _batch_kernel(Y[rows], kernel, sy)
-        xy += hsic(a, b, unbiased=True)
-        xx += hsic(a, a, unbiased=True)
-        yy += hsic(b, b, unbiased=True)
-    return _ratio(xy, xx, yy)
-
-
-# ---- report ---------------------------------------------------------------------------------
-def _validate(kernel: str, sigma: float | None, batch_size: int | None, n_refs: int) -> None:
+def _validate(
+    kernel: str, sigma: float | None, batch_size: int | None, sample: int | None, n_refs: int
+) -> None:
+    if sigma is not None:
+        check_sigma(sigma)
     if kernel not in KERNELS:
         raise UsageError(f"unknown kernel {kernel!r}", hint="use --kernel linear or rbf")
     if n_refs < 2:
@@ -328,42 +40,13 @@ def _validate(kernel: str, sigma: float | None, batch_size: int | None, n_refs: 
         raise UsageError(f"--sigma must be positive, got {sigma}")
     if batch_size is not None and batch_size < 4:
         raise UsageError(f"--batch-size must be at least 4, got {batch_size}")
-
-
-def _matrix(k: int, pair, *, unit_diagonal: bool = True) -> list[list[float]]:
-    M = np.eye(k)
-    for i in range(k):
-        for j in range(i + (1 if unit_diagonal else 0), k):
-            M[i, j] = M[j, i] = pair(i, j)
-    return M.tolist()
-
-
-def _linear_matrices(mats: list[np.ndarray], unbiased: bool):
-    """All pairs with each REF centred and its d x d Gram norm computed once; the random-pairing
-    baseline comes with biased CKA."""
-    n = mats[0].shape[0]
-    cent = [_centre(m) for m in mats]
-    grams = [_fro2(c.T @ c) for c in cent]
-    if unbiased:
-        selfs = [_unbiased_linear_hsic(c, c, g) for c, g in zip(cent, grams, strict=True)]
-
-    def pair(i: int, j: int) -> float:
-        xy = cent[j].T @ cent[i]
-        cross = _fro2(xy)
-        if unbiased:
-            return _ratio(_unbiased_linear_hsic(cent[i], cent[j], cross), selfs[i], selfs[j])
-        return _ratio(cross, grams[i], grams[j])
-
-    k = len(mats)
-    if unbiased:
-        return _matrix(k, pair), None
-    sizes = [_fro2(c) for c in cent]
-    chance = _matrix(
-        k,
-        lambda i, j: _ratio(sizes[i] * sizes[j] / (n - 1), grams[i], grams[j]),
-        unit_diagonal=False,
-    )
-    return _matrix(k, pair), chance
+    if sample is not None:
+        if batch_size is not None:
+            raise UsageError(
+                "--sample and --batch-size are two different estimators",
+                hint="pick one: --sample N estimates the exact CKA, --batch-size is minibatch CKA",
+            )
+        check_sample(sample)
 
 
 def cka_report(
@@ -376,62 +59,61 @@ def cka_report(
     backend: Backend | None = None,
     sample: int | None = None,
     seed: int = 0,
-) -> dict:
-    """The `mgap cka --json` document: names, matrix (diagonal 1), n, dims, estimator, kernel,
-    and `estimate` (exact, or sampled with its interval).
+) -> CkaReport:
+    """The `mgap cka` report: names, matrix (diagonal 1), n, dims, estimator, kernel, and
+    `estimate` (exact, or sampled with its interval).
 
     The estimator is only ever the one asked for: biased or unbiased (`--unbiased`) exact
     CKA at any n (RBF in row blocks, see `rbf_blocked`), the minibatch estimator when
     `batch_size` is given, or with `sample` an estimate of the exact all-rows value from
     that many seeded rows (`cka_sample`)."""
-    if sigma is not None:
-        check_sigma(sigma)
-    from mgap.engine.compute.backend import resolve_backend
-    from mgap.engine.measures.cka_sample import check_sample
-    from mgap.engine.measures.sampling import exact_info
-    from mgap.engine.studies.refs import align_refs
-
-    _validate(kernel, sigma, batch_size, len(refs))
-    if sample is not None:
-        if batch_size is not None:
-            raise UsageError(
-                "--sample and --batch-size are two different estimators",
-                hint="pick one: --sample N estimates the exact CKA, --batch-size is minibatch CKA",
-            )
-        check_sample(sample)
+    _validate(kernel, sigma, batch_size, sample, len(refs))
     _, mats, names = align_refs(refs, np.float32)
-    n, k = mats[0].shape[0], len(mats)
+    n = mats[0].shape[0]
     if unbiased and n < 4 and batch_size is None:
         raise UsageError(f"unbiased CKA needs at least 4 shared rows, got {n}")
     be = backend or resolve_backend("cpu")
-    doc: dict = {"names": names, "n": n, "dims": [int(m.shape[1]) for m in mats]}
-    doc["kernel"] = kernel
-    doc["compute"] = be.describe()
+    head = {
+        "names": names,
+        "n": n,
+        "dims": [int(m.shape[1]) for m in mats],
+        "kernel": kernel,
+        "compute": Compute.build(**be.describe()),
+    }
     if batch_size is not None:
-        doc["estimator"] = "minibatch-unbiased"
-        doc["batch_size"] = batch_size
-        doc["matrix"] = _matrix(
-            k, lambda i, j: minibatch_cka(mats[i], mats[j], batch_size, kernel, 0, sigma)
+        matrix = pair_matrix(
+            len(mats), lambda i, j: minibatch_cka(mats[i], mats[j], batch_size, kernel, 0, sigma)
         )
-        return doc
-    doc["estimator"] = "unbiased" if unbiased else "biased"
+        return CkaReport.build(
+            **head, estimator="minibatch-unbiased", batch_size=batch_size, matrix=matrix
+        )
+    head["estimator"] = "unbiased" if unbiased else "biased"
     if sample is not None and sample < n:
-        return {**doc, **_sampled(mats, kernel, unbiased, sigma, sample, seed, be)}
-    doc["estimate"] = exact_info(n)
-    if kernel == "linear":
-        doc["matrix"], chance = _linear_matrices(mats, unbiased)
-        if chance is not None:
-            doc["chance"] = chance
-        return doc
-    from mgap.engine.measures.rbf_blocked import rbf_cka_matrix
-    from mgap.engine.studies.work import Work
+        return _sampled(head, mats, kernel, unbiased, sigma, sample, seed, be)
+    return _exact(head, mats, kernel, unbiased, sigma, be)
 
-    flops = _rbf_flops(mats, n, sigma)
-    with Work("exact RBF CKA", n, flops, be) as work:
-        doc["matrix"], doc["sigma"] = rbf_cka_matrix(
+
+def _exact(
+    head: dict,
+    mats: list[np.ndarray],
+    kernel: str,
+    unbiased: bool,
+    sigma: float | None,
+    be: Backend,
+) -> CkaReport:
+    """Exact CKA on every shared row; RBF kernel passes show progress when long."""
+    n = mats[0].shape[0]
+    estimate = Estimate.build(mode="exact", n=n)
+    if kernel == "linear":
+        matrix, chance = linear_matrices(mats, unbiased)
+        if chance is None:
+            return CkaReport.build(**head, estimate=estimate, matrix=matrix)
+        return CkaReport.build(**head, estimate=estimate, matrix=matrix, chance=chance)
+    with Work("exact RBF CKA", n, _rbf_flops(mats, n, sigma), be) as work:
+        matrix, sigmas = rbf_cka_matrix(
             mats, backend=be, sigma=sigma, unbiased=unbiased, progress=work.advance
         )
-    return doc
+    return CkaReport.build(**head, estimate=estimate, matrix=matrix, sigma=sigmas)
 
 
 def _rbf_flops(mats: list[np.ndarray], n: int, sigma: float | None) -> float:
@@ -440,6 +122,7 @@ def _rbf_flops(mats: list[np.ndarray], n: int, sigma: float | None) -> float:
 
 
 def _sampled(
+    head: dict,
     mats: list[np.ndarray],
     kernel: str,
     unbiased: bool,
@@ -447,11 +130,8 @@ def _sampled(
     sample: int,
     seed: int,
     be: Backend,
-) -> dict:
-    """The sampled part of the document; RBF kernel passes show progress when long."""
-    from mgap.engine.measures.cka_sample import GROUPS, sampled_cka
-    from mgap.engine.studies.work import Work
-
+) -> CkaReport:
+    """The estimate from `sample` seeded rows; RBF kernel passes show progress when long."""
     run = partial(
         sampled_cka,
         mats,
@@ -463,8 +143,11 @@ def _sampled(
         backend=be,
     )
     if kernel == "linear":
-        return run()
-    group = sample // GROUPS
-    flops = _rbf_flops(mats, sample, sigma) + GROUPS * _rbf_flops(mats, group, sigma)
-    with Work("sampled RBF CKA", sample + GROUPS * group, flops, be) as work:
-        return run(progress=work.advance)
+        part = run()
+    else:
+        group = sample // GROUPS
+        flops = _rbf_flops(mats, sample, sigma) + GROUPS * _rbf_flops(mats, group, sigma)
+        with Work("sampled RBF CKA", sample + GROUPS * group, flops, be) as work:
+            part = run(progress=work.advance)
+    part["estimate"] = Estimate.build(**part["estimate"])
+    return CkaReport.build(**head, **part)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from mgap.core.errors import StoreError, UsageError
+from mgap.engine.measures.rows import unit_rows_
 from mgap.store import open_store
 
 SIDES = ("image", "text")
@@ -47,9 +48,7 @@ def _caption_means(store, texts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     `texts` is normalised in place, and captions already stored image by image (the usual
     layout) are summed without a reordered copy."""
-    from mgap.engine.studies.gap import normalize_rows_
-
-    unit = normalize_rows_(texts)
+    unit = unit_rows_(texts)
     owner = store.text_image_index
     order = np.argsort(owner, kind="stable")
     keep, starts, counts = np.unique(owner[order], return_index=True, return_counts=True)

@@ -1,18 +1,23 @@
 """`mgap cka`, `mgap knn`, `mgap match`: representational alignment between REFs.
 
-A REF is a store path, optionally suffixed `:image` or `:text` (docs/design.md §6). Analysis
-modules (numpy/scipy/sklearn) are imported inside the commands.
+A REF is a store path, optionally suffixed `:image` or `:text` (docs/design.md §6). The
+studies (numpy/scipy/sklearn) are imported inside the commands; each returns its typed
+report, which `--json` prints and the printers here read.
 """
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import typer
 
 from mgap.commands.compute_opts import DEVICE_OPT, FAST_OPT, SAMPLE_OPT, SEED_OPT, backend
-from mgap.commands.report_common import CHECK_OPT, typed
+from mgap.commands.report_common import CHECK_OPT
 from mgap.output import fmt, note, print_json, stdout
+
+if TYPE_CHECKING:
+    from mgap.engine.reports.analysis import CkaReport, KnnReport, MatchReport
 
 JSON_OPT = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 #: a dark-to-bright ramp for values in [0, 1] (viridis stops)
@@ -87,7 +92,7 @@ def cka(
     interval from disjoint subsamples; see docs/large-stores.md)."""
     from mgap.engine.studies.cka import cka_report
 
-    doc = cka_report(
+    report = cka_report(
         refs,
         kernel=kernel,
         unbiased=unbiased,
@@ -98,29 +103,36 @@ def cka(
         seed=seed,
     )
     if json_out:
-        print_json(typed("cka", doc))
+        print_json(report.to_json())
         return
-    extra = f", batch {doc['batch_size']}" if "batch_size" in doc else ""
-    estimate = doc.get("estimate", {})
-    if estimate.get("mode") == "sampled":
-        extra += f", estimated from {estimate['n']} sampled rows (seed {estimate['seed']})"
-    title = f"{doc['kernel']} CKA, {doc['estimator']}{extra} (n = {doc['n']} shared images)"
-    stdout.print(_matrix_table(title, doc["names"], doc["dims"], doc["matrix"], shade=True))
-    if estimate.get("mode") == "sampled":
-        stdout.print(_interval_table(doc["names"], doc["dims"], estimate["interval"]["matrix"]))
-    if "chance" in doc:
+    print_cka(report)
+
+
+def print_cka(report: CkaReport) -> None:
+    """The shaded CKA matrix, its sampled intervals, and the random-pairing baseline."""
+    extra = f", batch {report.batch_size}" if report.batch_size is not None else ""
+    estimate = report.estimate
+    sampled = estimate is not None and estimate.mode == "sampled"
+    if sampled:
+        extra += f", estimated from {estimate.n} sampled rows (seed {estimate.seed})"
+    title = f"{report.kernel} CKA, {report.estimator}{extra} (n = {report.n} shared images)"
+    names, dims = report.names, report.dims or []
+    stdout.print(_matrix_table(title, names, dims, report.matrix, shade=True))
+    if sampled:
+        stdout.print(_interval_table(names, dims, estimate.interval["matrix"]))
+    if report.chance is not None:
         stdout.print(
             _matrix_table(
                 "random-pairing baseline of biased CKA (≈ d/(n+d) for isotropic features)",
-                doc["names"],
-                doc["dims"],
-                doc["chance"],
+                names,
+                dims,
+                report.chance,
                 shade=False,
             )
         )
         note("biased CKA is inflated unless d << n; --unbiased removes the bias")
-    if "sigma" in doc:
-        note("RBF σ per REF: " + ", ".join(fmt(s, 4) for s in doc["sigma"]))
+    if report.sigma is not None:
+        note("RBF σ per REF: " + ", ".join(fmt(s, 4) for s in report.sigma))
 
 
 def knn(
@@ -141,28 +153,33 @@ def knn(
     json_out: bool = JSON_OPT,
 ) -> None:
     """Mutual k-NN and CKNNA alignment (Huh et al. 2024) between two REFs."""
-    from rich.table import Table
-
     from mgap.engine.studies.knn import knn_report
 
-    doc = knn_report(ref_a, ref_b, k=k, backend=backend(device, fast), sample=sample, seed=seed)
+    report = knn_report(ref_a, ref_b, k=k, backend=backend(device, fast), sample=sample, seed=seed)
     if json_out:
-        print_json(typed("knn", doc))
+        print_json(report.to_json())
         return
+    print_knn(report)
+
+
+def print_knn(report: KnnReport) -> None:
+    from rich.table import Table
+
     table = Table(
-        title=f"{doc['names'][0]} vs {doc['names'][1]} (k = {doc['k']}, n = {doc['n']})",
+        title=f"{report.names[0]} vs {report.names[1]} (k = {report.k}, n = {report.n})",
         title_justify="left",
         header_style="bold",
     )
     table.add_column("metric")
     table.add_column("value", justify="right")
-    table.add_row("mutual k-NN", _shade(doc["mutual_knn"]))
-    table.add_row("CKNNA", _shade(doc["cknna"]))
-    table.add_row("chance k/(n-1)", fmt(doc["chance"], 3))
-    if doc["estimate"]["mode"] == "sampled":
-        low, high = doc["estimate"]["interval"]["mutual_knn"]
+    table.add_row("mutual k-NN", _shade(report.mutual_knn))
+    table.add_row("CKNNA", _shade(report.cknna))
+    table.add_row("chance k/(n-1)", fmt(report.chance, 3))
+    estimate = report.estimate
+    if estimate is not None and estimate.mode == "sampled":
+        low, high = estimate.interval["mutual_knn"]
         table.add_row(
-            f"95% interval ({doc['estimate']['n']} sampled rows)",
+            f"95% interval ({estimate.n} sampled rows)",
             f"[{fmt(low, 3)}, {fmt(high, 3)}]",
         )
     stdout.print(table)
@@ -200,11 +217,9 @@ def match(
     json_out: bool = JSON_OPT,
 ) -> None:
     """Recover which text belongs to which image from a few known pairs (seeded matching)."""
-    from rich.table import Table
-
     from mgap.engine.studies.matching import match_report
 
-    doc = match_report(
+    report = match_report(
         ref_a,
         ref_b,
         n_base=base,
@@ -218,36 +233,43 @@ def match(
         workers=workers,
     )
     if json_out:
-        print_json(typed("match", doc))
+        print_json(report.to_json())
         return
+    print_match(report, base_selection)
+
+
+def print_match(report: MatchReport, base_selection: str) -> None:
+    """One row per method: matching accuracy (shaded) and top-k hit rates; then the notes."""
+    from rich.table import Table
+
     table = Table(
         title=(
-            f"{doc['names'][0]} -> {doc['names'][1]}: base {doc['n_base']} ({base_selection}), "
-            f"query {doc['n_query']}, chance {doc['chance']:.3f}"
+            f"{report.names[0]} -> {report.names[1]}: base {report.n_base} ({base_selection}), "
+            f"query {report.n_query}, chance {report.chance:.3f}"
         ),
         title_justify="left",
         header_style="bold",
     )
     for column in ("method", "matching acc", "top-1", "top-5", "top-10"):
         table.add_column(column, justify="left" if column == "method" else "right")
-    for name, result in doc["methods"].items():
+    for name, result in report.methods.items():
         label = name
         if name == "qap":
             label = (
-                f"qap ({result['kernel']}, {result['restarts']} restarts on "
-                f"{result['workers']} cores, {result['seconds']:.1f} s)"
+                f"qap ({result.kernel}, {result.restarts} restarts on "
+                f"{result.workers} cores, {result.seconds:.1f} s)"
             )
         elif name == "local-cka":
-            label = f"local-cka ({result['kernel']})"
+            label = f"local-cka ({result.kernel})"
         table.add_row(
             label,
-            _shade(result["accuracy"]),
-            *(fmt(result.get(key), 3) for key in ("top1", "top5", "top10")),
+            _shade(result.accuracy),
+            *(fmt(value, 3) for value in (result.top1, result.top5, result.top10)),
         )
     stdout.print(table)
-    for name, result in doc["methods"].items():
-        if "note" in result:
-            note(f"{name}: {result['note']}")
+    for name, result in report.methods.items():
+        if result.note is not None:
+            note(f"{name}: {result.note}")
 
 
 def register(app: typer.Typer) -> None:

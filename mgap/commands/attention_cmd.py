@@ -4,31 +4,31 @@ images (recomputed with the store's model: an engine job, so torch loads only he
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from mgap.commands.extract_cmd import parse_options
-from mgap.commands.report_common import JSON_OPT, STORE_ARG, print_header, table, typed
+from mgap.commands.report_common import JSON_OPT, STORE_ARG, print_header, table
 from mgap.output import fmt, note, print_json, stdout
+
+if TYPE_CHECKING:
+    from mgap.engine.reports.studies import AttentionImage, AttentionReport, Spread
 
 HEATMAP_WIDTH, HEATMAP_HEIGHT = 56, 14
 
 
-def _spread_cells(s: dict) -> list[str]:
-    return [str(s.get("n", 0))] + [fmt(s.get(key)) for key in ("mean", "std", "min", "max")]
+def _spread_cells(s: Spread) -> list[str]:
+    return [str(s.n)] + [fmt(value) for value in (s.mean, s.std, s.min, s.max)]
 
 
-def print_attention(doc: dict, *, show: int, ascii: bool) -> None:
+def print_attention(report: AttentionReport, *, show: int, ascii: bool) -> None:
     """Summary, per-category table, then heatmaps of the first `show` images."""
-    from PIL import Image
-
-    from mgap.engine.plots.heatmap import render_heatmap
-
-    print_header(doc)
-    grid = "×".join(map(str, doc["grid"])) if doc["grid"] else "per image"
+    print_header(report)
+    grid = "×".join(map(str, report.grid)) if report.grid else "per image"
     stdout.print(
-        f"layer {doc['layer']} of 0..{doc['n_layers'] - 1}  query {doc['query']}  grid {grid}"
-        f"  images {doc['n_images']}",
+        f"layer {report.layer} of 0..{report.n_layers - 1}  query {report.query}  grid {grid}"
+        f"  images {report.n_images}",
         highlight=False,
     )
     out = table(
@@ -36,54 +36,63 @@ def print_attention(doc: dict, *, show: int, ascii: bool) -> None:
         ["", "n", "mean", "std", "min", "max"],
         caption="uniform = log(#patches), the entropy of an even map; relative = H / log(#patches)",
     )
-    out.add_row("entropy", *_spread_cells(doc["entropy"]))
-    out.add_row("uniform", *_spread_cells(doc["uniform_entropy"]))
-    out.add_row("relative", *_spread_cells(doc["relative_entropy"]))
+    out.add_row("entropy", *_spread_cells(report.entropy))
+    out.add_row("uniform", *_spread_cells(report.uniform_entropy))
+    out.add_row("relative", *_spread_cells(report.relative_entropy))
     stdout.print(out)
-    if len(doc["by_category"]) > 1:
+    if len(report.by_category) > 1:
         per = table("Entropy per primary category", ["category", "n", "mean", "std", "min", "max"])
-        for name, s in doc["by_category"].items():
+        for name, s in report.by_category.items():
             per.add_row(name, *_spread_cells(s))
         stdout.print(per)
+    for image in report.images[:show]:
+        print_heatmap(image, report.coverage, ascii)
+    for item in report.skipped:
+        note(f"skipped {item.id}: {item.reason}")
+
+
+def print_heatmap(image: AttentionImage, coverage: str, ascii: bool) -> None:
+    """One image's caption line and its attention heatmap drawn over it."""
+    from PIL import Image
+
+    from mgap.engine.plots.heatmap import render_heatmap
+
     colour = not ascii and stdout.color_system is not None and not stdout.no_color
     width = max(8, min(HEATMAP_WIDTH, stdout.width))
-    for row in doc["images"][:show]:
-        with Image.open(row["path"]) as image:
-            text = render_heatmap(
-                image.convert("RGB"),
-                row["map"],
-                width,
-                HEATMAP_HEIGHT,
-                coverage=doc["coverage"],
-                ascii=not colour,
-            )
-        stdout.print(
-            f"\n{row['id']}  {row['category'] or '-'}  grid {row['grid'][0]}×{row['grid'][1]}"
-            f"  H {fmt(row['entropy'], 3)} of log n {fmt(row['uniform_entropy'], 3)}",
-            highlight=False,
+    with Image.open(image.path) as picture:
+        text = render_heatmap(
+            picture.convert("RGB"),
+            image.map,
+            width,
+            HEATMAP_HEIGHT,
+            coverage=coverage,
+            ascii=not colour,
         )
-        stdout.print(text)
-    for item in doc["skipped"]:
-        note(f"skipped {item['id']}: {item['reason']}")
+    stdout.print(
+        f"\n{image.id}  {image.category or '-'}  grid {image.grid[0]}×{image.grid[1]}"
+        f"  H {fmt(image.entropy, 3)} of log n {fmt(image.uniform_entropy, 3)}",
+        highlight=False,
+    )
+    stdout.print(text)
 
 
-def write_pngs(doc: dict, folder: Path) -> list[Path]:
+def write_pngs(report: AttentionReport, folder: Path) -> list[Path]:
     from PIL import Image
 
     from mgap.engine.plots.heatmap import save_heatmap_png
 
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for row in doc["images"]:
-        with Image.open(row["path"]) as image:
+    for row in report.images:
+        with Image.open(row.path) as image:
             written.append(
                 save_heatmap_png(
                     image,
-                    row["map"],
-                    folder / f"{Path(row['id']).stem}.png",
-                    coverage=doc["coverage"],
-                    title=f"{row['id']} · {row['category'] or '-'} · H {row['entropy']:.3f}"
-                    f" / log n {row['uniform_entropy']:.3f}",
+                    row.map,
+                    folder / f"{Path(row.id).stem}.png",
+                    coverage=report.coverage,
+                    title=f"{row.id} · {row.category or '-'} · H {row.entropy:.3f}"
+                    f" / log n {row.uniform_entropy:.3f}",
                 )
             )
     return written
@@ -124,18 +133,18 @@ def attention(
         data_root=data_root,
         model_options=parse_options(model_option, "--model-option"),
     )
-    doc = attention_report(
+    report = attention_report(
         request, lambda done, total: note(f"mgap attention: {done}/{total} images")
     )
     if data_root is None:  # a result from moved images is not the store's own
-        save_attention(store, images, layer, seed, doc)
+        save_attention(store, images, layer, seed, report)
     if png is not None:
-        paths = write_pngs(doc, png)
+        paths = write_pngs(report, png)
         note(f"wrote {len(paths)} PNG heatmaps to {png}")
     if as_json:
-        print_json(typed("attention", doc))
+        print_json(report.to_json())
     else:
-        print_attention(doc, show=show, ascii=ascii)
+        print_attention(report, show=show, ascii=ascii)
 
 
 def register(app: typer.Typer) -> None:

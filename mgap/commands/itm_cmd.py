@@ -3,34 +3,38 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from mgap.commands.extract_cmd import parse_options
-from mgap.commands.report_common import JSON_OPT, STORE_ARG, print_header, table, typed
+from mgap.commands.report_common import JSON_OPT, STORE_ARG, print_header, table
 from mgap.output import fmt, note, print_json, stdout
+
+if TYPE_CHECKING:
+    from mgap.engine.reports.studies import ItmReport
 
 PROGRESS_EVERY_S = 2.0
 
 
-def print_itm(doc: dict) -> None:
-    print_header(doc)
-    stdout.print(f"{doc['head']}; {doc['pairs']:,} pairs; {doc['ties']}", highlight=False)
-    if "retrieval" in doc:
+def print_itm(report: ItmReport) -> None:
+    print_header(report)
+    stdout.print(f"{report.head}; {report.pairs:,} pairs; {report.ties}", highlight=False)
+    if report.retrieval is not None:
         out = table(
-            f"Retrieval by the ITM head ({doc['n_images']} images, {doc['n_captions']} captions)",
+            f"Retrieval by the ITM head ({report.n_images} images, {report.n_captions} captions)",
             ["direction", "n", "R@1", "R@5", "R@10"],
         )
-        for side in ("i2t", "t2i"):
-            r = doc["retrieval"][side]
-            out.add_row(side, str(r["n"]), fmt(r["R@1"], 3), fmt(r["R@5"], 3), fmt(r["R@10"], 3))
+        for side, r in (("i2t", report.retrieval.i2t), ("t2i", report.retrieval.t2i)):
+            out.add_row(side, str(r.n), fmt(r.r1, 3), fmt(r.r5, 3), fmt(r.r10, 3))
         stdout.print(out)
-    if "zeroshot" in doc:
-        z = doc["zeroshot"]
+    if report.zeroshot is not None:
+        z = report.zeroshot
         stdout.print(
-            f"zero-shot over {z['n_classes']} classes ({z['template']!r}), {z['n']} images: "
-            f"top-1 {fmt(z['top1'], 3)}  top-5 {fmt(z['top5'], 3)}  error {fmt(z['error'], 3)}",
+            f"zero-shot over {z.n_classes} classes ({z.template!r}), {z.n} images: "
+            f"top-1 {fmt(z.top1, 3)}  top-5 {fmt(z.top5, 3)}  error {fmt(z.error, 3)}",
             highlight=False,
         )
 
@@ -53,8 +57,6 @@ def itm(
     as_json: bool = JSON_OPT,
 ) -> None:
     """ViLT: retrieval R@k and zero-shot accuracy from its image-text retrieval head."""
-    import time
-
     from mgap.engine.itm import ItmRequest, itm_report, plan
     from mgap.store import open_store
 
@@ -79,11 +81,11 @@ def itm(
         eta = seconds / done * (total - done)
         note(f"mgap itm: {done:,}/{total:,} pairs, {done / seconds:.0f}/s, ETA {eta:.0f} s")
 
-    doc = itm_report(request, progress)
+    report = itm_report(request, progress)
     if as_json:
-        print_json(typed("itm", doc))
+        print_json(report.to_json())
     else:
-        print_itm(doc)
+        print_itm(report)
 
 
 def register(app: typer.Typer) -> None:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from mgap.commands.report_common import CHECK_OPT, typed
+from mgap.commands.report_common import CHECK_OPT
 from mgap.core.errors import UsageError
 from mgap.output import note, print_json, stdout
+
+if TYPE_CHECKING:
+    from mgap.engine.measures.projections import Projection
 
 
 def plot(
@@ -45,7 +49,7 @@ def plot(
     Results are cached beside the store, so drawing it again is instant.
     """
     from mgap.engine.plots.palette import find_category
-    from mgap.engine.studies.projections import project_store
+    from mgap.engine.studies.projections import plot_report, project_store
     from mgap.store import open_store
 
     if width is not None and width < 20 or height is not None and height < 8:
@@ -76,11 +80,16 @@ def plot(
         save_png(projection, png, color_by=color_by, highlight=category, pairs=pairs)
         note(f"wrote {png}")
     if json_out:
-        doc = {**projection.summary(), "png": None if png is None else str(png)}
-        print_json(typed("plot", doc))
-        return
-    if png is not None:
-        return
+        print_json(plot_report(projection, png).to_json())
+    elif png is None:
+        draw = {"color_by": color_by, "highlight": category, "pairs": pairs}
+        print_scatter(projection, width, height, ascii_only, **draw)
+
+
+def print_scatter(
+    projection: Projection, width: int | None, height: int | None, ascii_only: bool, **draw
+) -> None:
+    """The scatter in the terminal, at the given size or the terminal's."""
     from mgap.engine.plots.terminal import render_scatter
 
     size = stdout.size
@@ -88,11 +97,9 @@ def plot(
         projection,
         width or size.width,
         height or max(12, size.height - 1),
-        color_by=color_by,
-        highlight=category,
-        pairs=pairs,
         title=projection.title(),
         ascii=ascii_only,
+        **draw,
     )
     stdout.print(text, crop=True, highlight=False)
 

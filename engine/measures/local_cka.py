@@ -14,7 +14,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from mgap.core.errors import UsageError
-from mgap.engine.studies.cka import median_sigma, squared_distances
+from mgap.engine.measures.cka import median_sigma, squared_distances
 
 KERNELS = ("linear", "rbf")
 
