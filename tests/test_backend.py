@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from mgap.engine.compute import backend as B
-from mgap.engine.studies.retrieval import retrieval_ranks
+from mgap.engine.measures.retrieval import retrieval_ranks
 from mgap.errors import UsageError
 
 torch = pytest.importorskip("torch")

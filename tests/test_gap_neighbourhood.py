@@ -7,11 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from mgap.engine.studies.neighbourhood import (
-    kendall_tau_distance,
-    neighbourhood_report,
-    neighbourhood_test,
-)
+from mgap.engine.measures.neighbourhood import kendall_tau_distance, neighbourhood_test
+from mgap.engine.studies.neighbourhood import neighbourhood_report
 from mgap.store import open_store
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from conftest import check_schema
 
-from mgap.engine.studies.object_bias import class_separation, object_bias, object_bias_report
+from mgap.engine.measures.object_bias import class_separation, object_bias
+from mgap.engine.studies.object_bias import object_bias_report
 from mgap.errors import StoreError
 from mgap.store import open_store
 

@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from mgap.engine.studies.zeroshot import zero_shot, zero_shot_report
+from mgap.engine.measures.zeroshot import zero_shot
+from mgap.engine.studies.zeroshot import zero_shot_report
 from mgap.errors import StoreError
 from mgap.store import open_store
 

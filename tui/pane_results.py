@@ -20,7 +20,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import ContentSwitcher, DataTable, Static
 
-from mgap.engine.reports.analysis import CkaReport, GapReport, RetrievalReport
+from mgap.engine.reports.analysis import CkaReport, GapReport
 from mgap.tui.analysis_jobs import WorkProgress
 from mgap.tui.cka_view import CkaView
 from mgap.tui.messages import (
@@ -66,13 +66,13 @@ def compute_gap(path: Path, first: threading.Event) -> GapComputed | None:
     from mgap.engine.studies.gap import gap_report
     from mgap.store import open_store
     from mgap.tui.analysis_jobs import wants_job
+    from mgap.tui.gap_job import gap_request, gap_via_job
 
     store = open_store(path)
     # a one-sided store fails here at once, with the command's one-line reason
     if not (wants_job(store.n_images, store.n_texts) and store.has_images and store.has_texts):
-        report = gap_report(store, by_category=bool(store.category_names), separability=False)
-        return GapComputed(path, GapReport.from_json(report))
-    from mgap.tui.gap_job import gap_via_job
+        report = gap_report(store, gap_request(bool(store.category_names)))
+        return GapComputed(path, report)
 
     worker = get_current_worker()
 
@@ -80,8 +80,8 @@ def compute_gap(path: Path, first: threading.Event) -> GapComputed | None:
         if not worker.is_cancelled:
             worker.node.post_message(message)
 
-    def summary(doc: dict) -> None:
-        post(GapComputed(path, GapReport.from_json(doc), True))
+    def summary(report: GapReport) -> None:
+        post(GapComputed(path, report, True))
         first.set()
 
     report = gap_via_job(
@@ -90,7 +90,7 @@ def compute_gap(path: Path, first: threading.Event) -> GapComputed | None:
         summary,
         lambda progress: post(JobProgressed(path, "gap", progress)),
     )
-    return None if report is None else GapComputed(path, GapReport.from_json(report))
+    return None if report is None else GapComputed(path, report)
 
 
 def compute_retrieval(path: Path, after: threading.Event | None = None) -> RetrievalComputed | None:
@@ -120,7 +120,7 @@ def compute_retrieval(path: Path, after: threading.Event | None = None) -> Retri
             return None
     elif store.has_images and store.has_texts:  # large CPU stores: seeded query sample
         report = retrieval_report(store, sample=interactive_sample(store))
-    return RetrievalComputed(path, None if report is None else RetrievalReport.from_json(report))
+    return RetrievalComputed(path, report)
 
 
 def _wait(event: threading.Event, worker: Any) -> bool:

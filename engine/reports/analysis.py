@@ -6,9 +6,20 @@ Declared fields are the keys docs/design.md and the README document; see `base.R
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from mgap.engine.reports.base import Report, key
+from mgap.engine.reports.base import Report, declared, json_key, key
+
+R = TypeVar("R", bound=Report)
+
+
+def build(cls: type[R], **fields: Any) -> R:
+    """A report built in the engine: an optional field left at None writes no key, as the
+    document had none (a parsed report knows its keys; a built one has no document)."""
+    absent = frozenset(
+        json_key(f) for f in declared(cls) if f.default is None and fields.get(f.name) is None
+    )
+    return cls(**fields, _absent=absent)
 
 
 @dataclass(kw_only=True)
@@ -36,7 +47,8 @@ class TopDim(Report):
 class Separability(Report):
     """Cross-validated logistic-regression accuracy telling image from text embeddings."""
 
-    accuracy: float
+    accuracy: float | None
+    std: float | None = None
     n_per_side: int
     folds: int
 
@@ -47,6 +59,7 @@ class GapMetrics(Report):
 
     n_images: int
     n_texts: int
+    dim: int | None = None
     l2m: float | None
     l2i: float | None
     mean_paired_cosine: float | None
@@ -54,31 +67,143 @@ class GapMetrics(Report):
     intra_text_cosine: float | None
     rmg: float | None
     top_dims: list[TopDim] | None = None
+    separability: Separability | None = None
 
 
 @dataclass(kw_only=True)
-class CategoryRow(GapMetrics):
-    """The gap metrics of the pairs of one primary category or supercategory."""
+class NamedGroup(Report):
+    """Which group of images a row describes: a primary category or a supercategory."""
 
     name: str = ""
     kind: str = "category"
 
 
 @dataclass(kw_only=True)
-class GapReport(StoreHeader, GapMetrics):
+class CategoryRow(GapMetrics, NamedGroup):
+    """The gap metrics of the pairs of one primary category or supercategory."""
+
+
+@dataclass(kw_only=True)
+class CategoryTable(Report):
+    """A category x category table (image side of the row, text side of the column); a
+    sampled table's seed, interval and per-category counts are in `extra`."""
+
+    definition: str
+    names: list[str]
+    matrix: list[list[float | None]]
+    mode: str
+    n: int
+
+
+@dataclass(kw_only=True)
+class RankedCategory(Report):
+    """One primary category in the ranking by L2M."""
+
+    rank: int
+    name: str
+    l2m: float | None
+    rmg: float | None
+
+
+@dataclass(kw_only=True)
+class ComputeInfo(Report):
+    """Where the heavy products ran (`Backend.describe`)."""
+
+    device: str
+    engine: str
+    precision: str
+    note: str | None = None
+
+
+@dataclass(kw_only=True)
+class TangentGap(Report):
+    """The gap of log-mapped rows keeping their norms (distances from the origin)."""
+
+    centroid_distance: float
+    mean_paired_distance: float
+    mean_norm_image: float
+    mean_norm_text: float
+
+
+@dataclass(kw_only=True)
+class Entailment(Report):
+    """How often a caption's entailment cone holds its image (MERU)."""
+
+    definition: str
+    n_pairs: int
+    inside: float
+    mean_angle_minus_aperture: float
+    mean_angle: float
+    mean_half_aperture: float
+
+
+@dataclass(kw_only=True)
+class Geodesic(Report):
+    """Mean geodesic distances: of the true pairs, and sampled within and across modalities."""
+
+    paired: float
+    image_text: float | None
+    image_image: float | None
+    text_text: float | None
+    sampled_pairs: int
+
+
+@dataclass(kw_only=True)
+class Histogram(Report):
+    """Counts per modality on shared bin edges."""
+
+    edges: list[float]
+    image: list[int]
+    text: list[int]
+
+
+@dataclass(kw_only=True)
+class OriginDistance(Report):
+    """Distance from the hyperboloid's origin per modality."""
+
+    image: float
+    text: float
+    image_quartiles: list[float]
+    text_quartiles: list[float]
+    histogram: Histogram
+
+
+@dataclass(kw_only=True)
+class HyperbolicReport(Report):
+    """The hyperbolic block of `mgap gap` on a Lorentz store (and the TUI's Hyperbolic view)."""
+
+    curvature: float
+    score: str
+    tangent_gap_definition: str
+    tangent_gap: GapMetrics
+    tangent_gap_unnormalised: TangentGap
+    entailment: Entailment
+    geodesic: Geodesic
+    origin_distance: OriginDistance
+
+
+@dataclass(kw_only=True)
+class GapText(Report):
+    """Which caption rows the gap is over, and what its text side is."""
+
+    captions: str = "all"
+    text_side: str = "captions"
+    n_text_rows: int | None = None
+    templates_per_class: int | None = None
+
+
+@dataclass(kw_only=True)
+class GapReport(GapMetrics, GapText, StoreHeader):
     """`mgap gap --json`: the gap of a store, optionally per category."""
 
     COMMAND = "gap"
 
-    captions: str = "all"
-    dim: int = 0
-    text_side: str = "captions"
-    n_text_rows: int | None = None
-    templates_per_class: int | None = None
-    separability: Separability | None = None
-    compute: dict[str, Any] | None = None
+    compute: ComputeInfo | None = None
     by_category: list[CategoryRow] | None = None
-    hyperbolic: dict[str, Any] | None = None
+    category_centroid_distances: CategoryTable | None = None
+    category_pairwise_distances: CategoryTable | None = None
+    category_ranking: list[RankedCategory] | None = None
+    hyperbolic: HyperbolicReport | None = None
     groups: dict[str, Any] | None = None
 
 
@@ -96,12 +221,26 @@ class Recall(Report):
 
 
 @dataclass(kw_only=True)
+class Estimate(Report):
+    """Exact, or sampled with a seed and a bootstrap interval (and the queries drawn)."""
+
+    mode: str
+    n: int
+    seed: int | None = None
+    interval_level: float | None = None
+    interval_method: str | None = None
+    n_image_queries: int | None = None
+    n_text_queries: int | None = None
+
+
+@dataclass(kw_only=True)
 class RetrievalCategory(Report):
     """Recall of the queries of one category, ranked against the whole gallery."""
 
     name: str
     kind: str
     n_images: int
+    n_texts: int | None = None
     i2t: Recall
     t2i: Recall
 
@@ -112,15 +251,17 @@ class RetrievalReport(StoreHeader):
 
     COMMAND = "retrieval"
 
+    score: str = "cosine"
+    score_curvature: float | None = None
+    captions: str = "all"
     n_images: int
     n_texts: int
     ties: str
+    compute: ComputeInfo | None = None
+    cached: bool | None = None
+    estimate: Estimate | None = None
     i2t: Recall
     t2i: Recall
-    score: str = "cosine"
-    captions: str = "all"
-    compute: dict[str, Any] | None = None
-    estimate: dict[str, Any] | None = None
     by_category: list[RetrievalCategory] | None = None
     groups: dict[str, Any] | None = None
 

@@ -25,6 +25,26 @@ class RobustnessReport(StoreHeader):
 
 
 @dataclass(kw_only=True)
+class TraverseText(Report):
+    """One of a traversal step's nearest texts (`row` None: the origin, "[ROOT]")."""
+
+    text: str
+    row: int | None
+    distance: float
+    entails: bool
+
+
+@dataclass(kw_only=True)
+class TraverseStep(Report):
+    """One point of the geodesic from the image (t = 1) to the origin (t = 0)."""
+
+    step: int
+    t: float
+    origin_distance: float
+    nearest: list[TraverseText]
+
+
+@dataclass(kw_only=True)
 class TraverseReport(StoreHeader):
     """`mgap traverse --json`: an image's geodesic to the origin, nearest texts per step."""
 
@@ -39,7 +59,7 @@ class TraverseReport(StoreHeader):
     n_candidates: int
     entailed_only: bool
     k: int
-    steps: list[dict[str, Any]]
+    steps: list[TraverseStep]
 
 
 @dataclass(kw_only=True)

@@ -15,6 +15,7 @@ import json
 
 import numpy as np
 
+from mgap.engine.studies.gap_request import GapRequest
 from mgap.store import Store
 from mgap.store.cache import cache_key, load_cached, save_cached
 
@@ -40,34 +41,9 @@ def content_digest(store: Store) -> str:
     return digest.hexdigest()[:16]
 
 
-def gap_params(
-    *,
-    captions: str,
-    by_category: bool,
-    top_k: int,
-    separability: bool,
-    text_side: str,
-    sample: int | None,
-    exact: bool,
-    seed: int,
-    compute: dict,
-    content: str,
-) -> dict:
-    """What a gap document depends on: the store's rows (`content_digest`) and the options.
-    `compute` (the backend's description) is part of it: the CPU samples the category table
-    where a GPU computes it exactly."""
-    return {
-        "content": content,
-        "captions": captions,
-        "by_category": by_category,
-        "top_k": int(top_k),
-        "separability": separability,
-        "text_side": text_side,
-        "sample": sample,
-        "exact": exact,
-        "seed": int(seed),
-        "compute": compute,
-    }
+def gap_params(store: Store, request: GapRequest, compute: dict) -> dict:
+    """The cache key's params of `request` on this store, computed on `compute`."""
+    return request.cache_params(compute, content_digest(store))
 
 
 def load_gap(store: Store, params: dict) -> dict | None:

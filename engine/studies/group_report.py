@@ -14,16 +14,17 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from mgap.engine.studies.additive import (
+from mgap.engine.measures.additive import (
     Additive,
     bootstrap_ci,
     gap_additive,
     retrieval_additive,
     zeroshot_additive,
 )
+from mgap.engine.measures.retrieval import Ranks, summarise_ranks
+from mgap.engine.measures.scores import Score
 from mgap.engine.studies.groupings import Grouping, MissingRows
-from mgap.engine.studies.retrieval import Ranks, summarise_ranks
-from mgap.engine.studies.scores import Score, store_score
+from mgap.engine.studies.scores import store_score
 from mgap.store import Store
 
 

@@ -47,9 +47,9 @@ def _caption_means(store, texts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     `texts` is normalised in place, and captions already stored image by image (the usual
     layout) are summed without a reordered copy."""
-    from mgap.engine.studies.gap import normalize_rows_
+    from mgap.engine.measures.rows import unit_rows_
 
-    unit = normalize_rows_(texts)
+    unit = unit_rows_(texts)
     owner = store.text_image_index
     order = np.argsort(owner, kind="stable")
     keep, starts, counts = np.unique(owner[order], return_index=True, return_counts=True)

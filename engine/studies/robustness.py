@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from mgap.core.errors import StoreError
-from mgap.engine.studies.additive import (
+from mgap.engine.measures.additive import (
     Additive,
     cosine_additive,
     gap_additive,
@@ -23,10 +23,11 @@ from mgap.engine.studies.additive import (
     retrieval_additive,
     zeroshot_additive,
 )
+from mgap.engine.measures.retrieval import score_ranks
+from mgap.engine.measures.scores import Score
 from mgap.engine.studies.group_report import GroupOptions, group_rows, groups_document
 from mgap.engine.studies.groupings import Grouping, MissingRows
-from mgap.engine.studies.retrieval import score_ranks
-from mgap.engine.studies.scores import Score, store_score
+from mgap.engine.studies.scores import store_score
 from mgap.store import Store
 from mgap.store.schema import CLEAN
 

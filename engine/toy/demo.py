@@ -132,9 +132,9 @@ def run_demo(
 
 def store_summary(path: Path) -> dict[str, Any]:
     """Gap, retrieval, zero-shot and object bias of one demo store (the demo's table)."""
-    from mgap.engine.studies.gap import gap_metrics
+    from mgap.engine.measures.gap import gap_metrics
+    from mgap.engine.measures.retrieval import retrieval_metrics
     from mgap.engine.studies.object_bias import object_bias_report
-    from mgap.engine.studies.retrieval import retrieval_metrics
     from mgap.engine.studies.zeroshot import zero_shot_report
     from mgap.store import open_store
 

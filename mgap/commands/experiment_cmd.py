@@ -70,7 +70,7 @@ def shift(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Mind the Gap's shift along the gap vector: gap, retrieval and InfoNCE per lambda."""
-    from mgap.engine.studies.experiments import gap_shift
+    from mgap.engine.measures.experiments import gap_shift
     from mgap.engine.studies.pairs import store_header, store_pairs
 
     values = parse_lambdas(lambdas)
@@ -99,7 +99,7 @@ def ablate(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Drop the top-k gap dimensions, re-normalise, recompute gap and retrieval."""
-    from mgap.engine.studies.experiments import ablate_dims
+    from mgap.engine.measures.experiments import ablate_dims
     from mgap.engine.studies.pairs import store_header, store_pairs
 
     opened = open_store_arg(store)

@@ -107,7 +107,7 @@ def retrieval(
         def per_group(i2t, t2i, index):
             return retrieval_groups(i2t, t2i, index, *grouped)
 
-    doc = retrieval_report(
+    report = retrieval_report(
         opened,
         by_category=by_category,
         captions=captions,
@@ -117,9 +117,6 @@ def retrieval(
         sample=sample,
         seed=seed,
     )
-    from mgap.engine.reports.analysis import RetrievalReport
-
-    report = RetrievalReport.from_json(doc)
     if as_json:
         print_json(report.to_json())
         return

@@ -16,9 +16,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from mgap.engine.compute.backend import Backend, resolve_backend
+from mgap.engine.measures.gap import gap_sums
 from mgap.engine.measures.pairwise_table import pairwise_table
 from mgap.engine.measures.sampling import exact_info
-from mgap.engine.studies.gap import gap_sums
 
 #: image rows per block of the mean-pairwise table (None: sized by the backend)
 PAIRWISE_BLOCK: int | None = None

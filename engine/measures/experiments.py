@@ -14,9 +14,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mgap.engine.studies.gap import check_pairs, gap_metrics, gap_vector, normalize
-from mgap.engine.studies.pairs import first_caption_rows
-from mgap.engine.studies.retrieval import retrieval_metrics
+from mgap.engine.measures.gap import check_pairs, first_caption_rows, gap_metrics, gap_vector
+from mgap.engine.measures.retrieval import retrieval_metrics
+from mgap.engine.measures.rows import unit_rows
 
 #: rows per block of the InfoNCE logits
 LOSS_BLOCK = 2048
@@ -60,7 +60,7 @@ def gap_shift(
     """One row per λ: {"lambda", "l2m", "l2i", "mean_paired_cosine", "rmg", "i2t", "t2i",
     "infonce"}."""
     index = check_pairs(X, Y, text_image_index)
-    Xn, Yn = normalize(X), normalize(Y)
+    Xn, Yn = unit_rows(X), unit_rows(Y)
     delta = gap_vector(Xn, Yn)
     length = float(np.linalg.norm(delta))
     direction = delta / length if length > 0 else delta
@@ -70,7 +70,7 @@ def gap_shift(
         rows.append(
             {
                 "lambda": float(lam),
-                **_step(normalize(Xn - shift), normalize(Yn + shift), index, logit_scale),
+                **_step(unit_rows(Xn - shift), unit_rows(Yn + shift), index, logit_scale),
             }
         )
     return rows
@@ -85,7 +85,7 @@ def ablate_dims(
     d = X.shape[1]
     if not 0 <= k_max < d:
         raise ValueError(f"k_max must be in [0, {d - 1}] for {d}-dim embeddings, got {k_max}")
-    Xn, Yn = normalize(X), normalize(Y)
+    Xn, Yn = unit_rows(X), unit_rows(Y)
     order = np.argsort(-np.abs(gap_vector(Xn, Yn)), kind="stable")
     rows = []
     for k in range(k_max + 1):
