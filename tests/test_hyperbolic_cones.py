@@ -301,7 +301,7 @@ def test_robustness_on_a_lorentz_store_ranks_by_distance(make_store):
         perturbed={"noise:0": X.copy()},
         provenance={"geometry": "lorentz", "curvature": c},
     )
-    doc = robustness_report(open_store(path))
+    doc = robustness_report(open_store(path)).to_json()
     assert doc["score"] == "lorentz_distance"
     assert [row["t2i_R@1"] for row in doc["settings"]] == pytest.approx([1.0, 1.0])
 

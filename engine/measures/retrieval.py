@@ -72,6 +72,49 @@ def caption_slices(index: np.ndarray, n_images: int) -> tuple[np.ndarray, np.nda
     return order, starts
 
 
+@dataclass
+class _Tally:
+    """Running counts of `retrieval_ranks`: per caption (t2i) and per image (i2t), the wrong
+    candidates above and at least tied with the query's threshold, and the right ones tied."""
+
+    t2i_above: np.ndarray
+    t2i_atleast: np.ndarray
+    i2t_above: np.ndarray
+    i2t_atleast: np.ndarray
+    i2t_right: np.ndarray
+
+    @classmethod
+    def zeros(cls, n: int, m: int) -> _Tally:
+        return cls(*(np.zeros(size, np.int64) for size in (m, m, n, n, n)))
+
+    def add(self, counts: tuple, lo: int, hi: int, c0: int, c1: int) -> None:
+        above, atleast, row_above, row_atleast = counts
+        self.t2i_above[c0:c1] += above
+        self.t2i_atleast[c0:c1] += atleast
+        self.i2t_above[lo:hi] += row_above
+        self.i2t_atleast[lo:hi] += row_atleast
+
+    def remove_right(self, own, mine, owner, t2i_bounds, i2t_bounds) -> None:
+        """Take the right candidates' own cells `own` (captions `mine` of images `owner`)
+        out of the wrong candidates' counts, and count the right ones tied."""
+        (t2i_low, t2i_high), (i2t_low, i2t_high) = t2i_bounds, i2t_bounds
+        self.t2i_above[mine] -= own > t2i_high[mine]
+        self.t2i_atleast[mine] -= own >= t2i_low[mine]
+        np.subtract.at(self.i2t_above, owner, own > i2t_high[owner])
+        right = own >= i2t_low[owner]
+        np.subtract.at(self.i2t_atleast, owner, right)
+        np.add.at(self.i2t_right, owner, right)
+
+    def ranks(self, index: np.ndarray, n: int, m: int) -> tuple[Ranks, Ranks]:
+        has_caption = np.bincount(index, minlength=n) > 0
+        # the best right candidate is tied with itself even if its tile rounded it differently
+        i2t_right = np.where(has_caption, np.maximum(self.i2t_right, 1), 0)
+        i2t = Ranks(self.i2t_above, self.i2t_atleast - self.i2t_above, i2t_right, has_caption)
+        tied = self.t2i_atleast - self.t2i_above
+        t2i = Ranks(self.t2i_above, tied, np.ones(m, dtype=np.int64), np.ones(m, bool))
+        return i2t, t2i
+
+
 def retrieval_ranks(
     X: np.ndarray,
     Y: np.ndarray,
@@ -104,37 +147,22 @@ def retrieval_ranks(
     np.maximum.at(best, index, positive)
     i2t_low, i2t_high = best - TIE_TOL, best + TIE_TOL
     order, starts = caption_slices(index, n)
-    t2i_above, t2i_atleast = np.zeros(m, np.int64), np.zeros(m, np.int64)
-    i2t_above, i2t_atleast = np.zeros(n, np.int64), np.zeros(n, np.int64)
-    i2t_right = np.zeros(n, np.int64)
+    tally = _Tally.zeros(n, m)
     images, captions = be.put(prepared.A), be.put(prepared.B)
     for lo, hi, c0, c1, products in be.tiles(images, captions, block, cols):
         scores = prepared.finish_(products, lo, hi, c0, c1)
-        above, atleast, row_above, row_atleast = be.count_block(
+        counts = be.count_block(
             scores, t2i_low[c0:c1], t2i_high[c0:c1], i2t_low[lo:hi], i2t_high[lo:hi]
         )
-        t2i_above[c0:c1] += above
-        t2i_atleast[c0:c1] += atleast
-        i2t_above[lo:hi] += row_above
-        i2t_atleast[lo:hi] += row_atleast
+        tally.add(counts, lo, hi, c0, c1)
         # the right candidates in this tile: captions c0..c1 of images lo..hi
         mine = order[starts[lo] : starts[hi]]
         mine = mine[(mine >= c0) & (mine < c1)]
         own = be.take(scores, index[mine] - lo, mine - c0)
-        t2i_above[mine] -= own > t2i_high[mine]
-        t2i_atleast[mine] -= own >= t2i_low[mine]
-        np.subtract.at(i2t_above, index[mine], own > i2t_high[index[mine]])
-        right = own >= i2t_low[index[mine]]
-        np.subtract.at(i2t_atleast, index[mine], right)
-        np.add.at(i2t_right, index[mine], right)
+        tally.remove_right(own, mine, index[mine], (t2i_low, t2i_high), (i2t_low, i2t_high))
         if progress is not None and c1 == m:
             progress(hi - lo)
-    has_caption = np.bincount(index, minlength=n) > 0
-    # the best right candidate is tied with itself even if its tile rounded it differently
-    i2t_right = np.where(has_caption, np.maximum(i2t_right, 1), 0)
-    i2t = Ranks(i2t_above, i2t_atleast - i2t_above, i2t_right, has_caption)
-    t2i = Ranks(t2i_above, t2i_atleast - t2i_above, np.ones(m, dtype=np.int64), np.ones(m, bool))
-    return i2t, t2i
+    return tally.ranks(index, n, m)
 
 
 def score_ranks(

@@ -77,31 +77,8 @@ def zero_shot(
     k5 = min(5, n_classes)
     top5 = np.argpartition(-scores, k5 - 1, axis=1)[:, :k5]
     correct5 = truth[np.arange(predicted.size)[:, None], top5].any(axis=1)
-    per_class = []
-    for c, name in enumerate(class_names):
-        has = truth[:, c]
-        row = {
-            "name": str(name),
-            "n": int(has.sum()),
-            "accuracy": float(correct[has].mean()) if has.any() else None,
-            "recall": float(np.mean(predicted[has] == c)) if has.any() else None,
-            "n_predicted": int(np.count_nonzero(predicted == c)),
-        }
-        if ap is not None:
-            row["average_precision"] = float(ap[c])
-        per_class.append(row)
-    present = [row["accuracy"] for row in per_class if row["accuracy"] is not None]
-    recalls = [row["recall"] for row in per_class if row["recall"] is not None]
-    out = {
-        "accuracy": float(correct.mean()) if correct.size else None,
-        "top5_accuracy": float(correct5.mean()) if correct.size else None,
-        "mean_class_accuracy": float(np.mean(present)) if present else None,
-        "mean_per_class_recall": float(np.mean(recalls)) if recalls else None,
-        "n": int(correct.size),
-        "n_classes": n_classes,
-        "multi_label": multi_label,
-        "per_class": per_class,
-    }
+    per_class = _per_class(class_names, truth, correct, predicted, ap)
+    out = _summary(per_class, correct, correct5, n_classes, multi_label)
     if ap is not None:
         has_positive = truth.any(axis=0)
         out["mean_average_precision"] = float(ap.mean())
@@ -113,3 +90,36 @@ def zero_shot(
             "positives count as AP 0 (the _present value leaves them out)"
         )
     return out
+
+
+def _per_class(class_names, truth, correct, predicted, ap) -> list[dict]:
+    """Accuracy, recall and predictions (and AP on multi-label data) of each class."""
+    rows = []
+    for c, name in enumerate(class_names):
+        has = truth[:, c]
+        row = {
+            "name": str(name),
+            "n": int(has.sum()),
+            "accuracy": float(correct[has].mean()) if has.any() else None,
+            "recall": float(np.mean(predicted[has] == c)) if has.any() else None,
+            "n_predicted": int(np.count_nonzero(predicted == c)),
+        }
+        if ap is not None:
+            row["average_precision"] = float(ap[c])
+        rows.append(row)
+    return rows
+
+
+def _summary(per_class: list[dict], correct, correct5, n_classes: int, multi_label: bool) -> dict:
+    present = [row["accuracy"] for row in per_class if row["accuracy"] is not None]
+    recalls = [row["recall"] for row in per_class if row["recall"] is not None]
+    return {
+        "accuracy": float(correct.mean()) if correct.size else None,
+        "top5_accuracy": float(correct5.mean()) if correct.size else None,
+        "mean_class_accuracy": float(np.mean(present)) if present else None,
+        "mean_per_class_recall": float(np.mean(recalls)) if recalls else None,
+        "n": int(correct.size),
+        "n_classes": n_classes,
+        "multi_label": multi_label,
+        "per_class": per_class,
+    }

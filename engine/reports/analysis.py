@@ -5,6 +5,7 @@ Declared fields are the keys docs/design.md and the README document; see `base.R
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -14,10 +15,13 @@ R = TypeVar("R", bound=Report)
 
 
 def build(cls: type[R], **fields: Any) -> R:
-    """A report built in the engine: an optional field left at None writes no key, as the
-    document had none (a parsed report knows its keys; a built one has no document)."""
+    """A report built in the engine: an optional field not given writes no key, as a
+    document without that key would (a parsed report knows its keys; a built one has no
+    document)."""
     absent = frozenset(
-        json_key(f) for f in declared(cls) if f.default is None and fields.get(f.name) is None
+        json_key(f)
+        for f in declared(cls)
+        if f.name not in fields and f.default is not dataclasses.MISSING
     )
     return cls(**fields, _absent=absent)
 
@@ -273,8 +277,8 @@ class ClassAccuracy(Report):
     name: str
     n: int
     accuracy: float | None
-    n_predicted: int
     recall: float | None = None
+    n_predicted: int
     average_precision: float | None = None
 
 
@@ -284,17 +288,20 @@ class ZeroShotReport(StoreHeader):
 
     COMMAND = "zeroshot"
 
+    score: str = "cosine"
+    score_curvature: float | None = None
     label_set: str
     accuracy: float | None
+    top5_accuracy: float | None = None
     mean_class_accuracy: float | None
+    mean_per_class_recall: float | None = None
     n: int
+    n_classes: int | None = None
     multi_label: bool
     per_class: list[ClassAccuracy]
-    score: str = "cosine"
-    top5_accuracy: float | None = None
-    mean_per_class_recall: float | None = None
     mean_average_precision: float | None = None
     mean_average_precision_present: float | None = None
+    map_definition: str | None = None
     groups: dict[str, Any] | None = None
 
 
@@ -313,12 +320,12 @@ class NeighbourhoodReport(StoreHeader):
     COMMAND = "neighbours"
 
     text_side: str
-    mean_distance: float | None
-    n_categories: int
-    per_category: list[CategoryDistance]
     similarity: str = "mean_pairwise"
     exclude_self: bool = False
+    mean_distance: float | None
     chance: float | None = None
+    n_categories: int
+    per_category: list[CategoryDistance]
 
 
 @dataclass(kw_only=True)
@@ -326,28 +333,37 @@ class ExperimentStep(Report):
     """Gap and retrieval after one shift or ablation step."""
 
     l2m: float | None
-    rmg: float | None
+    l2i: float | None = None
     mean_paired_cosine: float | None
+    rmg: float | None
     i2t: Recall
     t2i: Recall
     infonce: float | None = None
 
 
 @dataclass(kw_only=True)
-class ShiftStep(ExperimentStep):
-    """One λ of the shift along the gap vector."""
+class ShiftAt(Report):
+    """Which λ a shift step is at."""
 
     lam: float = key("lambda", default=0.0)
-    l2i: float | None = None
 
 
 @dataclass(kw_only=True)
-class AblateStep(ExperimentStep):
-    """The top-k gap dimensions dropped."""
+class ShiftStep(ExperimentStep, ShiftAt):
+    """One λ of the shift along the gap vector."""
+
+
+@dataclass(kw_only=True)
+class AblatedDims(Report):
+    """Which gap dimensions an ablation step dropped (the top k by |Δ_d|)."""
 
     k: int = 0
-    l2i: float | None = None
     dropped: list[int] | None = None
+
+
+@dataclass(kw_only=True)
+class AblateStep(ExperimentStep, AblatedDims):
+    """The top-k gap dimensions dropped."""
 
 
 @dataclass(kw_only=True)

@@ -13,10 +13,11 @@ import contextlib
 import hashlib
 import json
 
+import h5py
 import numpy as np
 
 from mgap.engine.studies.gap_request import GapRequest
-from mgap.store import Store
+from mgap.store import Store, schema
 from mgap.store.cache import cache_key, load_cached, save_cached
 
 KIND = "gap-report"
@@ -25,10 +26,6 @@ KIND = "gap-report"
 def content_digest(store: Store) -> str:
     """A digest of the store's rows without reading them: its per-block CRC32s
     (`/checksums`, written with each block), or its size and mtime for stores without."""
-    import h5py
-
-    from mgap.store import schema
-
     digest = hashlib.sha1()
     with h5py.File(store.path, "r", locking=False) as f:
         sums = f.get(schema.CHECKSUMS)

@@ -4,6 +4,8 @@ origin per modality and the entailment-cone statistic."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from mgap.engine.measures.hyperbolic import hyperbolic_metrics
@@ -23,15 +25,12 @@ from mgap.engine.reports.analysis import (
 
 def gap_metrics_part(metrics: dict, cls: type[GapMetrics] = GapMetrics, **named) -> GapMetrics:
     """A `gap_metrics` result (or one row of the category breakdown) as its report type."""
-    plain = {k: v for k, v in metrics.items() if k not in ("top_dims", "separability")}
-    separability = metrics.get("separability")
-    return build(
-        cls,
-        **named,
-        **plain,
-        top_dims=[TopDim(**row) for row in metrics["top_dims"]],
-        separability=None if separability is None else Separability(**separability),
-    )
+    plain: dict[str, Any] = {
+        k: v for k, v in metrics.items() if k not in ("top_dims", "separability")
+    }
+    if "separability" in metrics:
+        plain["separability"] = Separability(**metrics["separability"])
+    return build(cls, **named, **plain, top_dims=[TopDim(**row) for row in metrics["top_dims"]])
 
 
 def hyperbolic_report(

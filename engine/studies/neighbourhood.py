@@ -7,6 +7,7 @@ import numpy as np
 
 from mgap.core.errors import StoreError, UsageError
 from mgap.engine.measures.neighbourhood import SIMILARITIES, class_means, neighbourhood_test
+from mgap.engine.reports.analysis import CategoryDistance, NeighbourhoodReport
 from mgap.engine.studies.pairs import store_header
 from mgap.store import Store
 from mgap.store.schema import PROMPT_SET_CATEGORY
@@ -14,8 +15,8 @@ from mgap.store.schema import PROMPT_SET_CATEGORY
 
 def neighbourhood_report(
     store: Store, *, similarity: str = "mean_pairwise", exclude_self: bool = False
-) -> dict:
-    """The `mgap neighbours --json` document over the store's primary categories."""
+) -> NeighbourhoodReport:
+    """The `mgap neighbours` report over the store's primary categories."""
     if not store.has_images:
         raise StoreError(
             f"the neighbourhood test needs image embeddings; {store.path.name} has none"
@@ -64,4 +65,7 @@ def neighbourhood_report(
         similarity=similarity,
         exclude_self=exclude_self,
     )
-    return {**store_header(store), "text_side": source, **result}
+    per_category = [CategoryDistance(**row) for row in result.pop("per_category")]
+    return NeighbourhoodReport(
+        **store_header(store), text_side=source, **result, per_category=per_category
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -166,19 +167,11 @@ def _ranked(store: Store, chosen: Score, captions: str, options: dict, be: Backe
     return Ranked(i2t, t2i, img_rows, cap_rows, index, cached=False)
 
 
-def _recall(summary: dict) -> Recall:
+def recall(summary: dict) -> Recall:
     """A `summarise_ranks` (or `with_interval`) result as its report type."""
-    interval = summary.get("interval")
-    return Recall(
-        r1=summary["R@1"],
-        r5=summary["R@5"],
-        r10=summary["R@10"],
-        median_rank=summary["median_rank"],
-        mean_rank=summary["mean_rank"],
-        n=summary["n"],
-        interval=interval,
-        _absent=frozenset() if interval is not None else frozenset({"interval"}),
-    )
+    parts = {"r1": summary["R@1"], "r5": summary["R@5"], "r10": summary["R@10"]}
+    rest = {k: v for k, v in summary.items() if not k.startswith("R@")}
+    return build(Recall, **parts, **rest)
 
 
 def _summaries(ranked: Ranked, sample: int | None, seed: int) -> tuple[Estimate, Recall, Recall]:
@@ -186,7 +179,7 @@ def _summaries(ranked: Ranked, sample: int | None, seed: int) -> tuple[Estimate,
     if sample is None:
         n = ranked.image_rows.size + ranked.caption_rows.size
         estimate = build(Estimate, **exact_info(n))
-        return estimate, _recall(summarise_ranks(ranked.i2t)), _recall(summarise_ranks(ranked.t2i))
+        return estimate, recall(summarise_ranks(ranked.i2t)), recall(summarise_ranks(ranked.t2i))
     rng = np.random.default_rng(seed + 1)
     n_img, n_cap = ranked.image_rows.size, ranked.caption_rows.size
     estimate = build(
@@ -196,7 +189,7 @@ def _summaries(ranked: Ranked, sample: int | None, seed: int) -> tuple[Estimate,
         n_text_queries=int(n_cap),
     )
     i2t, t2i = with_interval(ranked.i2t, rng), with_interval(ranked.t2i, rng)
-    return estimate, _recall(i2t), _recall(t2i)
+    return estimate, recall(i2t), recall(t2i)
 
 
 def _by_category(store: Store, ranked: Ranked) -> list[RetrievalCategory]:
@@ -208,8 +201,8 @@ def _by_category(store: Store, ranked: Ranked) -> list[RetrievalCategory]:
             kind=kind,
             n_images=int(mask.sum()),
             n_texts=int(mask[index].sum()),
-            i2t=_recall(summarise_ranks(ranked.i2t.subset(mask[ranked.image_rows]))),
-            t2i=_recall(summarise_ranks(ranked.t2i.subset(mask[index[ranked.caption_rows]]))),
+            i2t=recall(summarise_ranks(ranked.i2t.subset(mask[ranked.image_rows]))),
+            t2i=recall(summarise_ranks(ranked.t2i.subset(mask[index[ranked.caption_rows]]))),
         )
         for name, kind, mask in category_groups(
             store.primary_category, store.category_names, store.supercategory_of
@@ -241,6 +234,11 @@ def retrieval_report(
     options = {"sample": sample, "seed": seed, "groups": groups, "by_category": by_category}
     ranked = _ranked(store, chosen, captions, options, be)
     estimate, i2t, t2i = _summaries(ranked, sample, seed)
+    optional: dict[str, Any] = {"cached": True} if ranked.cached else {}
+    if by_category:
+        optional["by_category"] = _by_category(store, ranked)
+    if groups is not None:
+        optional["groups"] = groups(ranked.i2t, ranked.t2i, ranked.index)
     return build(
         RetrievalReport,
         **store_header(store),
@@ -250,10 +248,8 @@ def retrieval_report(
         n_texts=int(ranked.index.size),
         ties="broken at random, in expectation",
         compute=build(ComputeInfo, **be.describe()),
-        cached=True if ranked.cached else None,
         estimate=estimate,
         i2t=i2t,
         t2i=t2i,
-        by_category=_by_category(store, ranked) if by_category else None,
-        groups=None if groups is None else groups(ranked.i2t, ranked.t2i, ranked.index),
+        **optional,
     )

@@ -3,10 +3,14 @@ measure itself is `mgap.engine.measures.zeroshot`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from mgap.core.errors import StoreError
 from mgap.engine.measures.zeroshot import as_multi_hot, zero_shot
+from mgap.engine.reports.analysis import ClassAccuracy, ZeroShotReport, build
 from mgap.engine.studies.pairs import store_header
 from mgap.engine.studies.scores import store_score
 from mgap.store import Store
@@ -51,12 +55,26 @@ def zero_shot_inputs(
 
 
 def zero_shot_report(
-    store: Store, label_set: str = PROMPT_SET_CATEGORY, score: str | None = None
-) -> dict:
-    """The `mgap zeroshot --json` document, from the class prompt embeddings in the store;
-    `score` defaults to cosine, or negative geodesic distance on Lorentz stores."""
+    store: Store,
+    label_set: str = PROMPT_SET_CATEGORY,
+    score: str | None = None,
+    groups: Callable[[], dict[str, Any]] | None = None,
+) -> ZeroShotReport:
+    """The `mgap zeroshot` report, from the class prompt embeddings in the store; `score`
+    defaults to cosine, or negative geodesic distance on Lorentz stores; `groups()` gives
+    the `--groups` entry."""
     chosen = store_score(store, score)
     names, class_embeddings, truth = zero_shot_inputs(store, label_set)
     images = store.image_embeddings(np.float32)  # scored in float64 one block at a time
     result = zero_shot(images, class_embeddings, truth, names, score=chosen)
-    return {**store_header(store), **chosen.describe(), "label_set": label_set, **result}
+    per_class = [build(ClassAccuracy, **row) for row in result.pop("per_class")]
+    optional = {} if groups is None else {"groups": groups()}
+    return build(
+        ZeroShotReport,
+        **store_header(store),
+        **chosen.describe(),
+        label_set=label_set,
+        **result,
+        per_class=per_class,
+        **optional,
+    )

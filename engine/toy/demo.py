@@ -143,8 +143,8 @@ def store_summary(path: Path) -> dict[str, Any]:
     gap = gap_metrics(X, Y, index)
     retrieval = retrieval_metrics(X, Y, index)
     bias = object_bias_report(store)
-    zero_shot = {"shape": zero_shot_report(store, "category")["accuracy"]}
-    zero_shot.update({k: v for k, v in bias["zero_shot"].items() if k != "object"})
+    zero_shot = {"shape": zero_shot_report(store, "category").accuracy}
+    zero_shot.update({k: v for k, v in bias.zero_shot.items() if k != "object"})
     return {
         "model": store.model,
         "store": str(path),
@@ -156,7 +156,9 @@ def store_summary(path: Path) -> dict[str, Any]:
         },
         "zero_shot": zero_shot,
         "object_bias": {
-            side: bias[side]["object_bias"] for side in ("image", "text") if side in bias
+            side: getattr(bias, side).object_bias
+            for side in ("image", "text")
+            if getattr(bias, side) is not None
         },
     }
 
