@@ -26,6 +26,7 @@ from mgap.engine.measures.additive import (
 from mgap.engine.measures.retrieval import score_ranks
 from mgap.engine.measures.scores import Score
 from mgap.engine.reports.analysis import build
+from mgap.engine.reports.base import declared, json_key
 from mgap.engine.reports.studies import RobustnessReport, RobustnessSetting, RobustnessValues
 from mgap.engine.studies.group_report import GroupOptions, group_rows, groups_document
 from mgap.engine.studies.groupings import Grouping, MissingRows
@@ -112,23 +113,7 @@ def _zeroshot_inputs(store: Store) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 #: (report attribute, metric key) of every setting row's values
-FIELDS = tuple(
-    zip(
-        (
-            "top1",
-            "top5",
-            "error",
-            "mean_paired_cosine",
-            "clean_cosine",
-            "l2m",
-            "rmg",
-            "i2t_r1",
-            "t2i_r1",
-        ),
-        METRICS,
-        strict=True,
-    )
-)
+FIELDS = tuple((f.name, json_key(f)) for f in declared(RobustnessValues))
 
 
 def _values(values: dict) -> dict:
