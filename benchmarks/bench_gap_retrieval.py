@@ -29,8 +29,9 @@ import numpy as np
 from _harness import measure, report
 
 from mgap.engine.compute.backend import resolve_backend
-from mgap.engine.studies.gap import gap_metrics, intra_cosine, normalize
-from mgap.engine.studies.retrieval import retrieval_metrics
+from mgap.engine.measures.gap import gap_metrics, intra_cosine
+from mgap.engine.measures.retrieval import retrieval_metrics
+from mgap.engine.measures.rows import unit_rows
 
 KS = (1, 5, 10)
 
@@ -46,7 +47,7 @@ def synthetic(n: int, per: int, d: int, seed: int = 0):
 
 def score_blocks(X, Y):
     """The same float32 score blocks mgap computes: (images x captions), one block at a time."""
-    Xn, Yn = normalize(X, np.float32), normalize(Y, np.float32)
+    Xn, Yn = unit_rows(X, np.float32), unit_rows(Y, np.float32)
     YnT = np.ascontiguousarray(Yn.T)
     block = resolve_backend("cpu").block_rows(len(Yn))
     return np.vstack([Xn[lo : lo + block] @ YnT for lo in range(0, len(Xn), block)])
@@ -90,7 +91,7 @@ def topk_onehot_recall(X, Y, index):
 
 def gram_intra_cosine(X, block=1024):
     """Mean off-diagonal cosine from the Gram matrix, blocked (the O(n^2 d) way)."""
-    Xn = normalize(X)
+    Xn = unit_rows(X)
     total = 0.0
     for lo in range(0, len(Xn), block):
         total += float((Xn[lo : lo + block] @ Xn.T).sum())
@@ -129,7 +130,7 @@ def main() -> None:
     gap = measure(lambda: gap_metrics(X, Y, index), r)
     print(f"mgap gap_metrics (no separability) {gap.median:.3f} s ({gap.spread})")
     print(f"  L2M {gap.value['l2m']:.4f} RMG {gap.value['rmg']:.4f}")
-    Xn = normalize(X)
+    Xn = unit_rows(X)
     sums = measure(lambda: intra_cosine(Xn), r)
     gram = measure(lambda: gram_intra_cosine(X), r)
     assert abs(sums.value - gram.value) < 1e-9, (sums.value, gram.value)

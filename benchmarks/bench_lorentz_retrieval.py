@@ -23,9 +23,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _harness import measure, report  # noqa: E402
 
-from mgap.engine.studies.hyperbolic import exp_map0  # noqa: E402
-from mgap.engine.studies.retrieval import retrieval_metrics  # noqa: E402
-from mgap.engine.studies.scores import LORENTZ_DISTANCE, Score  # noqa: E402
+from mgap.engine.measures.hyperbolic import exp_map0  # noqa: E402
+from mgap.engine.measures.retrieval import retrieval_metrics  # noqa: E402
+from mgap.engine.measures.scores import LORENTZ_DISTANCE, Score  # noqa: E402
 
 KS = (1, 5, 10)
 

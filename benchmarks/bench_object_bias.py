@@ -11,7 +11,7 @@ import argparse
 import numpy as np
 from _harness import measure, report
 
-from mgap.engine.studies.object_bias import class_separation
+from mgap.engine.measures.object_bias import class_separation
 
 
 def gram_separation(X: np.ndarray, labels: np.ndarray) -> float:

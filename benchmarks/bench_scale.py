@@ -123,15 +123,15 @@ def _tiled_product(be, A: np.ndarray, B: np.ndarray) -> None:
 def retrieval_floors(store: Path, rows: int = 4096, sample: int = 20_000, repeats: int = 1) -> None:
     """Exact retrieval on `rows` images against every caption, and `--sample` retrieval,
     each against the float32 products of the same size (the product is the floor)."""
-    from mgap.engine.studies.gap import normalize_rows_
+    from mgap.engine.measures.retrieval import retrieval_ranks
+    from mgap.engine.measures.retrieval_sample import _query_rows, sampled_ranks
+    from mgap.engine.measures.rows import unit_rows_
+    from mgap.engine.measures.scores import Prepared, Score
     from mgap.engine.studies.pairs import store_pairs
-    from mgap.engine.studies.retrieval import retrieval_ranks
-    from mgap.engine.studies.retrieval_sample import _query_rows, sampled_ranks
-    from mgap.engine.studies.scores import Prepared, Score
     from mgap.store import open_store
 
     X, Y, index = store_pairs(open_store(store), what="retrieval", dtype=np.float32)
-    Xn, Yn = normalize_rows_(X), normalize_rows_(Y)
+    Xn, Yn = unit_rows_(X), unit_rows_(Y)
     be = resolve_backend("cpu")
     d = Xn.shape[1]
     # rows >= the store's images: the whole store; else captions of images outside the

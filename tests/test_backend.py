@@ -14,7 +14,7 @@ import pytest
 
 from mgap.core.errors import UsageError
 from mgap.engine.compute import backend as B
-from mgap.engine.studies.retrieval import retrieval_ranks
+from mgap.engine.measures.retrieval import retrieval_ranks
 
 torch = pytest.importorskip("torch")
 

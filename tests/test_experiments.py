@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from mgap.engine.studies import experiments
-from mgap.engine.studies.experiments import ablate_dims, gap_shift, symmetric_infonce
-from mgap.engine.studies.gap import gap_metrics
-from mgap.engine.studies.retrieval import retrieval_metrics
+from mgap.engine.measures import experiments
+from mgap.engine.measures.experiments import ablate_dims, gap_shift, symmetric_infonce
+from mgap.engine.measures.gap import gap_metrics
+from mgap.engine.measures.retrieval import retrieval_metrics
 
 
 def _unit(A):

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from mgap.core.errors import StoreError, UsageError
-from mgap.engine.studies.gap import RMG_FLOOR, gap_metrics, gap_report, intra_cosine, normalize
+from mgap.engine.measures.gap import RMG_FLOOR, gap_metrics, intra_cosine
+from mgap.engine.measures.rows import unit_rows
+from mgap.engine.studies.gap import gap_report
 from mgap.store import open_store
 
 GAP_KEYS = {
@@ -99,7 +101,7 @@ def test_invariant_to_row_permutation_and_row_scale(rng):
 
 
 def test_intra_cosine_never_builds_gram_and_handles_zero_rows(rng):
-    Xn = normalize(np.vstack([rng.standard_normal((10, 4)), np.zeros((1, 4))]))
+    Xn = unit_rows(np.vstack([rng.standard_normal((10, 4)), np.zeros((1, 4))]))
     assert np.isfinite(Xn).all()
     gram = Xn @ Xn.T
     assert intra_cosine(Xn) == pytest.approx((gram.sum() - np.trace(gram)) / (11 * 10))
@@ -125,7 +127,7 @@ def test_separability_of_far_apart_modalities(rng):
 def test_convirt_store_matches_plain_numpy(convirt_dir, make_store):
     pairs = np.load(convirt_dir / "features_convirt.npy")
     path = make_store("convirt.h5", X=pairs[0], Y=pairs[1])
-    doc = gap_report(open_store(path), separability=False)
+    doc = gap_report(open_store(path), separability=False).to_json()
     X, Y = pairs[0].astype(np.float64), pairs[1].astype(np.float64)
     X /= np.sqrt((X**2).sum(1))[:, None]
     Y /= np.sqrt((Y**2).sum(1))[:, None]
@@ -147,19 +149,19 @@ def test_convirt_store_matches_plain_numpy(convirt_dir, make_store):
 def test_first_caption_mode(rng, make_store):
     X, Y, index = _pairs(rng, n=12, per=3)
     path = make_store(X=X, Y=Y, caption_image_row=index)
-    doc = gap_report(open_store(path), captions="first", separability=False)
+    doc = gap_report(open_store(path), captions="first", separability=False).to_json()
     expected = gap_metrics(X, Y[::3], np.arange(12))
     assert doc["n_texts"] == 12
     assert doc["l2m"] == pytest.approx(expected["l2m"], abs=1e-6)
     assert doc["rmg"] == pytest.approx(expected["rmg"], abs=1e-6)
     with pytest.raises(UsageError):
-        gap_report(open_store(path), captions="second")
+        gap_report(open_store(path), captions="second").to_json()
 
 
 def test_one_sided_store_is_a_store_error(rng, make_store):
     path = make_store("text.h5", X=None, Y=rng.standard_normal((5, 4)), image_ids=list("abcde"))
     with pytest.raises(StoreError, match="text-only store"):
-        gap_report(open_store(path))
+        gap_report(open_store(path)).to_json()
 
 
 def test_cli_gap_json_and_errors(rng, make_store, cli, tmp_path):

@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-from mgap.engine.studies.class_texts import classification_layout
+from mgap.engine.measures.class_texts import classification_layout
 from mgap.engine.studies.gap import gap_report
 from mgap.store import open_store
 
@@ -80,7 +80,9 @@ def classification(rng):
 
 def test_one_prompt_per_class_matches_the_published_metrics(make_store, classification):
     X, primary, prompts, names = classification
-    doc = gap_report(open_store(_folder_store(make_store, "c.h5", X, primary, [prompts], names)))
+    doc = gap_report(
+        open_store(_folder_store(make_store, "c.h5", X, primary, [prompts], names))
+    ).to_json()
     expected = _peer_imagenet_metrics(X, prompts, primary)
     assert doc["text_side"] == "unique_class_texts" and doc["n_texts"] == 5
     assert doc["n_text_rows"] == primary.size and doc["templates_per_class"] == 1
@@ -96,7 +98,7 @@ def test_several_templates_use_the_normalised_template_mean(make_store, classifi
     second = _unit(prompts + 0.7 * rng.normal(size=prompts.shape))
     second = (3.0 * second).astype(np.float32).astype(np.float64)
     path = _folder_store(make_store, "c.h5", X, primary, [prompts, second], names)
-    doc = gap_report(open_store(path))
+    doc = gap_report(open_store(path)).to_json()
     # ambiguous in the paper (one template there): CLIP's zero-shot classifier, i.e. the
     # mean of the normalised template embeddings, re-normalised, is the class text
     class_text = _unit(_unit(prompts) + _unit(second))
@@ -104,17 +106,19 @@ def test_several_templates_use_the_normalised_template_mean(make_store, classifi
     assert doc["templates_per_class"] == 2 and doc["n_texts"] == 5
     for key, value in expected.items():
         assert doc[key] == pytest.approx(value, abs=1e-12), key
-    first = gap_report(open_store(path), captions="first")
+    first = gap_report(open_store(path), captions="first").to_json()
     assert first["l2m"] == pytest.approx(_peer_imagenet_metrics(X, prompts, primary)["l2m"])
 
 
 def test_class_sizes_and_numbering_do_not_move_the_text_side(make_store, classification):
     X, primary, prompts, names = classification
-    base = gap_report(open_store(_folder_store(make_store, "a.h5", X, primary, [prompts], names)))
+    base = gap_report(
+        open_store(_folder_store(make_store, "a.h5", X, primary, [prompts], names))
+    ).to_json()
     keep = np.r_[np.arange(12)[:4], np.arange(12, primary.size)]  # class 0: 12 -> 4 images
     smaller = gap_report(
         open_store(_folder_store(make_store, "b.h5", X[keep], primary[keep], [prompts], names))
-    )
+    ).to_json()
     assert smaller["intra_text_cosine"] == pytest.approx(base["intra_text_cosine"], abs=1e-15)
     perm = np.array([3, 0, 4, 1, 2])
     renamed = [""] * 5
@@ -124,7 +128,7 @@ def test_class_sizes_and_numbering_do_not_move_the_text_side(make_store, classif
     moved[perm] = prompts
     other = gap_report(
         open_store(_folder_store(make_store, "c.h5", X, perm[primary], [moved], renamed))
-    )
+    ).to_json()
     for key in ("l2m", "l2i", "mean_paired_cosine", "intra_text_cosine", "rmg"):
         assert other[key] == pytest.approx(base[key], abs=1e-12), key
 
@@ -132,7 +136,7 @@ def test_class_sizes_and_numbering_do_not_move_the_text_side(make_store, classif
 def test_captioned_stores_keep_every_caption(make_store, rng):
     X = rng.normal(size=(6, 4))
     path = make_store("p.h5", X=X, Y=X + 0.1)
-    doc = gap_report(open_store(path), separability=False)
+    doc = gap_report(open_store(path), separability=False).to_json()
     assert doc["text_side"] == "captions" and doc["n_texts"] == 6
 
 
@@ -162,7 +166,7 @@ def test_cli_labels_the_text_side(make_store, classification, cli):
 def test_text_side_captions_keeps_the_per_image_copies(make_store, classification, cli):
     X, primary, prompts, names = classification
     path = _folder_store(make_store, "c.h5", X, primary, [prompts], names)
-    doc = gap_report(open_store(path), text_side="captions", separability=False)
+    doc = gap_report(open_store(path), text_side="captions", separability=False).to_json()
     copies = _unit(prompts)[primary]  # one copy per image, each weighed once
     gram = copies @ copies.T
     intra = (gram.sum() - np.trace(gram)) / (gram.size - primary.size)

@@ -7,11 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from mgap.engine.studies.neighbourhood import (
-    kendall_tau_distance,
-    neighbourhood_report,
-    neighbourhood_test,
-)
+from mgap.engine.measures.neighbourhood import kendall_tau_distance, neighbourhood_test
+from mgap.engine.studies.neighbourhood import neighbourhood_report
 from mgap.store import open_store
 
 
@@ -69,7 +66,7 @@ def _labelled_store(make_store, rng, prompts):
 
 def test_store_report_with_captions(rng, make_store):
     path, _, _ = _labelled_store(make_store, rng, prompts=False)
-    doc = neighbourhood_report(open_store(path))
+    doc = neighbourhood_report(open_store(path)).to_json()
     assert doc["text_side"] == "caption centroids"
     assert doc["n_categories"] == 5
     assert doc["mean_distance"] < 0.2
@@ -78,7 +75,7 @@ def test_store_report_with_captions(rng, make_store):
 def test_store_report_prefers_prompts(rng, make_store, cli):
     path, _, X = _labelled_store(make_store, rng, prompts=True)
     store = open_store(path)
-    doc = neighbourhood_report(store)
+    doc = neighbourhood_report(store).to_json()
     assert doc["text_side"] == "class prompts"
     names, prompts = store.prompt_embeddings()
     text = prompts[[names.index(f"c{i}") for i in range(5)]]
@@ -160,7 +157,7 @@ def test_default_is_the_published_mean_pairwise_definition(rng, make_store):
     expected = _peer_neighbourhood(X, prompts, primary)
     doc = neighbourhood_report(
         open_store(_class_store(make_store, "c.h5", X, primary, prompts, names))
-    )
+    ).to_json()
     assert doc["similarity"] == "mean_pairwise" and doc["exclude_self"] is False
     assert doc["text_side"] == "class prompts"
     got = [row["distance"] for row in doc["per_category"]]
@@ -179,7 +176,7 @@ def test_centroid_exclude_self_variant_is_mgaps_earlier_definition(rng, make_sto
         others = [c for c in range(K) if c != a]
         expected.append(_discordant_share(list(sim_i[a, others]), list(sim_t[a, others])))
     path = _class_store(make_store, "c.h5", X, primary, prompts, names)
-    doc = neighbourhood_report(open_store(path), similarity="centroid", exclude_self=True)
+    doc = neighbourhood_report(open_store(path), similarity="centroid", exclude_self=True).to_json()
     assert doc["similarity"] == "centroid" and doc["exclude_self"] is True
     assert [r["distance"] for r in doc["per_category"]] == pytest.approx(expected, abs=1e-12)
 
@@ -195,8 +192,8 @@ def test_renumbering_classes_changes_nothing(rng, make_store):
     a = _class_store(make_store, "a.h5", X, primary, prompts, names)
     b = _class_store(make_store, "b.h5", X, perm[primary], new_prompts, new_names)
     for kwargs in ({}, {"similarity": "centroid", "exclude_self": True}):
-        doc_a = neighbourhood_report(open_store(a), **kwargs)
-        doc_b = neighbourhood_report(open_store(b), **kwargs)
+        doc_a = neighbourhood_report(open_store(a), **kwargs).to_json()
+        doc_b = neighbourhood_report(open_store(b), **kwargs).to_json()
         by_name = {r["name"].removeprefix("renamed-"): r["distance"] for r in doc_b["per_category"]}
         assert {r["name"]: r["distance"] for r in doc_a["per_category"]} == pytest.approx(by_name)
         assert doc_a["mean_distance"] == pytest.approx(doc_b["mean_distance"], abs=1e-15)
@@ -208,7 +205,7 @@ def test_unknown_similarity_is_a_usage_error(rng, make_store):
     X, primary, prompts, names = _fixed_classification(rng)
     path = _class_store(make_store, "c.h5", X, primary, prompts, names)
     with pytest.raises(UsageError, match="unknown similarity"):
-        neighbourhood_report(open_store(path), similarity="median")
+        neighbourhood_report(open_store(path), similarity="median").to_json()
 
 
 def test_cli_names_the_definition_and_takes_the_variant(rng, make_store, cli):
@@ -220,7 +217,9 @@ def test_cli_names_the_definition_and_takes_the_variant(rng, make_store, cli):
     doc = json.loads(variant.stdout)
     assert (default["similarity"], default["exclude_self"]) == ("mean_pairwise", False)
     assert (doc["similarity"], doc["exclude_self"]) == ("centroid", True)
-    expected = neighbourhood_report(open_store(path), similarity="centroid", exclude_self=True)
+    expected = neighbourhood_report(
+        open_store(path), similarity="centroid", exclude_self=True
+    ).to_json()
     assert doc["mean_distance"] == pytest.approx(expected["mean_distance"])
     bad = cli("neighbours", path, "--similarity", "median")
     assert bad.returncode == 2 and "unknown similarity" in bad.stderr

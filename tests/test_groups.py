@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from mgap.engine.studies.additive import bootstrap_weights, gap_additive
+from mgap.engine.measures.additive import bootstrap_weights, gap_additive
 
 CATS = ["cat", "dog", "car"]
 SUPERS = ["animal", "animal", "vehicle"]

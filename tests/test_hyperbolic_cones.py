@@ -16,23 +16,18 @@ import numpy as np
 import pytest
 
 from mgap.core.errors import UsageError
-from mgap.engine.studies.additive import zeroshot_additive
-from mgap.engine.studies.hyperbolic import (
+from mgap.engine.measures.additive import zeroshot_additive
+from mgap.engine.measures.hyperbolic import (
     entailment_cones,
     exterior_angle,
     half_aperture,
-    hyperbolic_report,
+    hyperbolic_metrics,
 )
-from mgap.engine.studies.retrieval import retrieval_metrics
-from mgap.engine.studies.scores import (
-    ATMG_ANGLE,
-    LORENTZ_DISTANCE,
-    SPACE_COSINE,
-    Score,
-    resolve_score,
-)
+from mgap.engine.measures.retrieval import retrieval_metrics
+from mgap.engine.measures.scores import ATMG_ANGLE, LORENTZ_DISTANCE, SPACE_COSINE, Score
+from mgap.engine.measures.zeroshot import zero_shot
+from mgap.engine.studies.scores import resolve_score
 from mgap.engine.studies.traverse import nearest_texts, traversal_points
-from mgap.engine.studies.zeroshot import zero_shot
 
 K = 0.1  # MERU's min_radius
 
@@ -226,14 +221,14 @@ def test_tangent_gap_keeps_norms(rng):
         return np.arcsinh(n) / n * z
 
     U, V = log0(X), log0(Y)
-    doc = hyperbolic_report(X, Y, index, c)
+    doc = hyperbolic_metrics(X, Y, index, c)
     raw = doc["tangent_gap_unnormalised"]
     assert raw["centroid_distance"] == pytest.approx(np.linalg.norm(U.mean(0) - V.mean(0)))
     assert raw["mean_paired_distance"] == pytest.approx(np.linalg.norm(U[index] - V, axis=1).mean())
     assert raw["mean_norm_image"] == pytest.approx(np.linalg.norm(U, axis=1).mean())
     # scaling every tangent vector by s scales the raw gap by s; the normalised one is unmoved
     s = 1.7
-    doc2 = hyperbolic_report(_lift(s * U, c), _lift(s * V, c), index, c)
+    doc2 = hyperbolic_metrics(_lift(s * U, c), _lift(s * V, c), index, c)
     assert doc2["tangent_gap_unnormalised"]["centroid_distance"] == pytest.approx(
         s * raw["centroid_distance"]
     )
@@ -306,7 +301,7 @@ def test_robustness_on_a_lorentz_store_ranks_by_distance(make_store):
         perturbed={"noise:0": X.copy()},
         provenance={"geometry": "lorentz", "curvature": c},
     )
-    doc = robustness_report(open_store(path))
+    doc = robustness_report(open_store(path)).to_json()
     assert doc["score"] == "lorentz_distance"
     assert [row["t2i_R@1"] for row in doc["settings"]] == pytest.approx([1.0, 1.0])
 
@@ -316,7 +311,7 @@ def test_torch_backend_scores_like_numpy(rng, name):
     """The Lorentz scores on torch blocks (the CUDA path, here on the CPU) match numpy."""
     pytest.importorskip("torch")
     from mgap.engine.compute.backend import resolve_backend
-    from mgap.engine.studies.retrieval import score_ranks
+    from mgap.engine.measures.retrieval import score_ranks
 
     c = 0.7
     X = _lift(rng.standard_normal((50, 6)), c)

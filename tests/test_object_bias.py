@@ -7,7 +7,8 @@ import pytest
 from conftest import check_schema
 
 from mgap.core.errors import StoreError
-from mgap.engine.studies.object_bias import class_separation, object_bias, object_bias_report
+from mgap.engine.measures.object_bias import class_separation, object_bias
+from mgap.engine.studies.object_bias import object_bias_report
 from mgap.store import open_store
 
 
@@ -74,7 +75,7 @@ def test_report_on_a_store(make_store, rng):
         attributes={"colour": list(colours)},
         prompts={"category": (["a", "b", "c"], rng.normal(size=(3, 6)))},
     )
-    doc = object_bias_report(open_store(path))
+    doc = object_bias_report(open_store(path)).to_json()
     assert doc["attribute_keys"] == ["colour"]
     expected = object_bias(X, objects, {"colour": colours})
     assert doc["image"]["object_bias"] == pytest.approx(expected["object_bias"], abs=1e-6)
@@ -93,7 +94,7 @@ def test_store_without_attributes_is_a_clear_error(make_store, rng):
         labels=np.eye(2, dtype=np.uint8)[np.arange(6) % 2],
     )
     with pytest.raises(StoreError, match="attributes"):
-        object_bias_report(open_store(path))
+        object_bias_report(open_store(path)).to_json()
 
 
 def test_cli_object_bias_json_and_error(cli, make_store, rng, tmp_path):

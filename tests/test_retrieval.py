@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from mgap.engine.studies.retrieval import retrieval_metrics, retrieval_ranks
+from mgap.engine.measures.retrieval import retrieval_metrics, retrieval_ranks
 from mgap.store import open_store
 
 
@@ -130,7 +130,7 @@ def test_convirt_recall_matches_plain_numpy(convirt_dir, make_store):
     from mgap.engine.studies.retrieval import retrieval_report
 
     pairs = np.load(convirt_dir / "features_convirt.npy")
-    doc = retrieval_report(open_store(make_store("convirt.h5", X=pairs[0], Y=pairs[1])))
+    doc = retrieval_report(open_store(make_store("convirt.h5", X=pairs[0], Y=pairs[1]))).to_json()
     X, Y = pairs[0].astype(np.float64), pairs[1].astype(np.float64)
     X /= np.linalg.norm(X, axis=1, keepdims=True)
     Y /= np.linalg.norm(Y, axis=1, keepdims=True)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mgap.engine.compute.backend import resolve_backend
-from mgap.engine.studies.categories import category_breakdown
+from mgap.engine.measures.categories import category_breakdown
 from mgap.engine.studies.retrieval import retrieval_report
 from mgap.store import open_store
 
@@ -44,11 +44,11 @@ def _store(make_store, X, Y, index, primary):
 def test_sampled_retrieval_intervals_cover_the_exact_recall(moderate, make_store):
     path = _store(make_store, *moderate)
     store = open_store(path)
-    exact = retrieval_report(store)
+    exact = retrieval_report(store).to_json()
     assert exact["estimate"] == {"mode": "exact", "n": 1500 + 4500}
     hits = total = 0
     for seed in range(12):
-        doc = retrieval_report(store, sample=300, seed=seed)
+        doc = retrieval_report(store, sample=300, seed=seed).to_json()
         assert doc["estimate"]["mode"] == "sampled" and doc["estimate"]["seed"] == seed
         assert doc["estimate"]["n_image_queries"] == doc["estimate"]["n_text_queries"] == 300
         for direction in ("i2t", "t2i"):
@@ -63,14 +63,14 @@ def test_sampled_retrieval_intervals_cover_the_exact_recall(moderate, make_store
 
 def test_sampling_is_seeded(moderate, make_store):
     store = open_store(_store(make_store, *moderate))
-    a, b = (retrieval_report(store, sample=200, seed=3) for _ in range(2))
+    a, b = (retrieval_report(store, sample=200, seed=3).to_json() for _ in range(2))
     assert a["i2t"] == b["i2t"] and a["t2i"] == b["t2i"]
-    assert retrieval_report(store, sample=200, seed=4)["t2i"] != a["t2i"]
+    assert retrieval_report(store, sample=200, seed=4).to_json()["t2i"] != a["t2i"]
 
 
 def test_all_queries_sampled_equals_exact(moderate, make_store):
     store = open_store(_store(make_store, *moderate))
-    exact, full = retrieval_report(store), retrieval_report(store, sample=10**6)
+    exact, full = retrieval_report(store).to_json(), retrieval_report(store, sample=10**6).to_json()
     for direction in ("i2t", "t2i"):
         for k in ("R@1", "R@5", "R@10"):
             assert full[direction][k] == pytest.approx(exact[direction][k], abs=1e-12)
@@ -123,20 +123,20 @@ def test_repeated_retrieval_reads_the_sidecar_cache(moderate, make_store, monkey
     from mgap.engine.studies import retrieval
 
     store = open_store(_store(make_store, *moderate))
-    first = retrieval_report(store, sample=150, seed=2)
+    first = retrieval_report(store, sample=150, seed=2).to_json()
     assert "cached" not in first
 
     def boom(*args, **kwargs):
         raise AssertionError("ranks recomputed instead of read from the cache")
 
     monkeypatch.setattr(retrieval, "retrieval_ranks", boom)
-    again = retrieval_report(open_store(store.path), sample=150, seed=2)
+    again = retrieval_report(open_store(store.path), sample=150, seed=2).to_json()
     assert again["cached"] is True
     assert again["i2t"] == first["i2t"] and again["t2i"] == first["t2i"]
     monkeypatch.undo()
-    exact = retrieval_report(store)  # other parameters: its own entry
+    exact = retrieval_report(store).to_json()  # other parameters: its own entry
     assert "cached" not in exact and exact["estimate"]["mode"] == "exact"
-    assert retrieval_report(store)["cached"] is True
+    assert retrieval_report(store).to_json()["cached"] is True
 
 
 def test_knn_query_sample_covers_the_exact_mutual_knn(rng, make_store):

@@ -7,7 +7,8 @@ import h5py
 import numpy as np
 import pytest
 
-from mgap.engine.studies.gap import gap_metrics, gap_sums, normalize_rows_
+from mgap.engine.measures.gap import gap_metrics, gap_sums
+from mgap.engine.measures.rows import unit_rows_
 from mgap.store import arrays as store_arrays
 from mgap.store import open_store
 from mgap.store import schema as S
@@ -32,7 +33,7 @@ def test_blocked_read_equals_whole_read_with_invalid_rows(make_store, rng, monke
 
 
 def test_gap_on_float32_input_equals_the_float64_formula(rng, monkeypatch):
-    from mgap.engine.studies import gap as gap_module
+    from mgap.engine.measures import gap as gap_module
 
     monkeypatch.setattr(gap_module, "BLOCK", 7)  # many blocks
     X = rng.standard_normal((40, 6)).astype(np.float32) + 1.0
@@ -53,7 +54,7 @@ def test_gap_on_float32_input_equals_the_float64_formula(rng, monkeypatch):
 def test_in_place_normalisation_keeps_zero_rows(rng):
     A = rng.standard_normal((9, 4)).astype(np.float32)
     A[3] = 0.0
-    out = normalize_rows_(A)
+    out = unit_rows_(A)
     assert out is A and A.dtype == np.float32
     assert np.allclose(np.linalg.norm(np.delete(A, 3, axis=0), axis=1), 1.0, atol=1e-6)
     assert not A[3].any()

@@ -157,7 +157,7 @@ def test_cli_train_toy_usage_errors(cli):
 
 
 def test_sweep_trains_one_toy_per_value_and_measures_its_gap(trained):
-    from mgap.engine.studies.gap import gap_metrics
+    from mgap.engine.measures.gap import gap_metrics
     from mgap.engine.toy.storage import toy_exists
     from mgap.engine.toy.sweep import held_out_embeddings, run_sweep
 

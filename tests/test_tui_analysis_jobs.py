@@ -23,7 +23,6 @@ from job_helpers import fake_command  # noqa: E402
 from tui_helpers import settle, text, two_category_store  # noqa: E402
 
 from mgap.core.errors import MgapError  # noqa: E402
-from mgap.engine.studies import categories  # noqa: E402
 from mgap.store.progress import pid_alive, read_progress, write_progress  # noqa: E402
 from mgap.tui import analysis_jobs  # noqa: E402
 from mgap.tui.app import MgapApp  # noqa: E402
@@ -65,7 +64,7 @@ def test_large_store_fills_results_from_the_gap_and_retrieval_jobs(
     # the TUI process may only read the jobs' cached results, never compute them itself
     monkeypatch.setattr("mgap.engine.studies.retrieval.retrieval_ranks", not_here)
     monkeypatch.setattr("mgap.engine.studies.gap.gap_metrics", not_here)
-    monkeypatch.setattr(categories, "category_breakdown", not_here)
+    monkeypatch.setattr("mgap.engine.studies.gap.category_breakdown", not_here)
 
     async def scenario() -> None:
         app = MgapApp(path.parent, select=[path])

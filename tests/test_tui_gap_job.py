@@ -62,7 +62,7 @@ def test_a_repeated_gap_answers_from_the_cache(make_store, cli, monkeypatch):
         raise AssertionError("the embeddings were read")
 
     monkeypatch.setattr("mgap.engine.studies.pairs.store_pairs", no_rows)
-    hit = gap_report(open_store(path), by_category=True)
+    hit = gap_report(open_store(path), by_category=True).to_json()
     assert hit["cached"] is True and hit["l2m"] == doc["l2m"]
 
 

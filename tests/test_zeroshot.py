@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from mgap.core.errors import StoreError
-from mgap.engine.studies.zeroshot import zero_shot, zero_shot_report
+from mgap.engine.measures.zeroshot import zero_shot
+from mgap.engine.studies.zeroshot import zero_shot_report
 from mgap.store import open_store
 
 NAMES = ["cat", "dog", "car"]
@@ -88,11 +89,11 @@ def _store(make_store, rng, prompts=True):
 
 def test_store_report_maps_prompt_names_to_categories(rng, make_store):
     path, X, labels = _store(make_store, rng)
-    doc = zero_shot_report(open_store(path))
+    doc = zero_shot_report(open_store(path)).to_json()
     expected = zero_shot(X, np.eye(3, 6), labels, NAMES)
     assert doc["accuracy"] == pytest.approx(expected["accuracy"])
     assert [r["name"] for r in doc["per_class"]] == ["car", "cat", "dog"]
-    colour = zero_shot_report(open_store(path), "colour")
+    colour = zero_shot_report(open_store(path), "colour").to_json()
     assert colour["n"] == 7  # "green" has no prompt: left out
     assert colour["label_set"] == "colour"
 
@@ -100,7 +101,7 @@ def test_store_report_maps_prompt_names_to_categories(rng, make_store):
 def test_store_without_prompts_is_a_clear_error(rng, make_store, cli):
     path, _, _ = _store(make_store, rng, prompts=False)
     with pytest.raises(StoreError, match="no prompt embeddings for 'category'"):
-        zero_shot_report(open_store(path))
+        zero_shot_report(open_store(path)).to_json()
     failed = cli("zeroshot", str(path))
     assert failed.returncode == 1
     assert failed.stderr.startswith("mgap: error: s.h5 has no prompt embeddings")

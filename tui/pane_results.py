@@ -20,7 +20,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import ContentSwitcher, DataTable, Static
 
-from mgap.engine.reports.analysis import GapReport, RetrievalReport
+from mgap.engine.reports.analysis import GapReport
 from mgap.tui.analysis_jobs import WorkProgress
 from mgap.tui.cka_view import CkaView
 from mgap.tui.messages import (
@@ -31,14 +31,10 @@ from mgap.tui.messages import (
     RetrievalComputed,
     WorkerFailed,
 )
+from mgap.tui.pane_results_gap import GapColumn
 from mgap.tui.render import (
     CategoryRow,
-    category_detail,
-    category_rows,
-    job_progress_line,
-    num,
     retrieval_text,
-    summary_text,
 )
 from mgap.tui.scatter import ScatterView
 from mgap.tui.view_attention import AttentionView
@@ -50,9 +46,6 @@ from mgap.tui.workers import WorkerHost
 METHODS = ("pca", "umap", "tsne")
 #: points projected per method: PCA is cheap, UMAP and t-SNE cost seconds per thousand
 MAX_POINTS = {"pca": 100_000, "umap": 5_000, "tsne": 5_000}
-KIND_TAG = {"all": "", "category": "cat", "supercategory": "sup"}
-#: category names longer than this are cut in the table (the detail line shows them whole)
-NAME_WIDTH = 16
 #: every worker group of the pane (emptying the selection cancels them all)
 GROUPS = ("gap", "retrieval", "cka", "projection")
 
@@ -66,13 +59,13 @@ def compute_gap(path: Path, first: threading.Event) -> GapComputed | None:
     from mgap.engine.studies.gap import gap_report
     from mgap.store import open_store
     from mgap.tui.analysis_jobs import wants_job
+    from mgap.tui.gap_job import gap_request, gap_via_job
 
     store = open_store(path)
     # a one-sided store fails here at once, with the command's one-line reason
     if not (wants_job(store.n_images, store.n_texts) and store.has_images and store.has_texts):
-        report = gap_report(store, by_category=bool(store.category_names), separability=False)
-        return GapComputed(path, GapReport.from_json(report))
-    from mgap.tui.gap_job import gap_via_job
+        report = gap_report(store, gap_request(bool(store.category_names)))
+        return GapComputed(path, report)
 
     worker = get_current_worker()
 
@@ -80,8 +73,8 @@ def compute_gap(path: Path, first: threading.Event) -> GapComputed | None:
         if not worker.is_cancelled:
             worker.node.post_message(message)
 
-    def summary(doc: dict) -> None:
-        post(GapComputed(path, GapReport.from_json(doc), True))
+    def summary(report: GapReport) -> None:
+        post(GapComputed(path, report, True))
         first.set()
 
     report = gap_via_job(
@@ -90,7 +83,7 @@ def compute_gap(path: Path, first: threading.Event) -> GapComputed | None:
         summary,
         lambda progress: post(JobProgressed(path, "gap", progress)),
     )
-    return None if report is None else GapComputed(path, GapReport.from_json(report))
+    return None if report is None else GapComputed(path, report)
 
 
 def compute_retrieval(path: Path, after: threading.Event | None = None) -> RetrievalComputed | None:
@@ -120,7 +113,7 @@ def compute_retrieval(path: Path, after: threading.Event | None = None) -> Retri
             return None
     elif store.has_images and store.has_texts:  # large CPU stores: seeded query sample
         report = retrieval_report(store, sample=interactive_sample(store))
-    return RetrievalComputed(path, None if report is None else RetrievalReport.from_json(report))
+    return RetrievalComputed(path, report)
 
 
 def _wait(event: threading.Event, worker: Any) -> bool:
@@ -164,7 +157,7 @@ def _then_set(work: Callable[[], Message | None], done: threading.Event) -> Mess
         done.set()
 
 
-class ResultsPane(WorkerHost, Horizontal):
+class ResultsPane(GapColumn, WorkerHost, Horizontal):
     """The store shown is one of `paths` (n cycles); CKA covers all of them."""
 
     WORKER_TITLE = "Results"
@@ -251,13 +244,6 @@ class ResultsPane(WorkerHost, Horizontal):
         if path in self.paths:
             self._load_cka()
 
-    def _clear_left(self) -> None:
-        self.query_one("#gap-summary", Static).update("", layout=False)
-        self.query_one("#gap-progress", Static).display = False
-        self.query_one("#category-detail", Static).update("", layout=False)
-        self.query_one("#category-table", DataTable).clear()
-        self.categories = []
-
     def _open(self, path: Path) -> None:
         self.current = path
         self._title()
@@ -325,80 +311,6 @@ class ResultsPane(WorkerHost, Horizontal):
             )
         elif message.group == "projection" and message.key == (self.current, self.method):
             self.query_one(ScatterView).say(f"no {self.method} projection: {message.message}")
-
-    # ---- gap and categories -----------------------------------------------------------
-    def on_gap_computed(self, message: GapComputed) -> None:
-        if not message.partial:  # a partial summary is shown, not kept: reopening recomputes
-            self.gap_reports[message.path] = message.report
-        if message.path == self.current:
-            self._show_gap(message.report)
-            if not message.partial:
-                self.query_one("#gap-progress", Static).display = False
-
-    def on_job_progressed(self, message: JobProgressed) -> None:
-        """A job computing a view of the shown store moved on: say how far, in that view's
-        place (the gap summary's before its numbers, then the line under them)."""
-        if message.path != self.current:
-            return
-        if message.group == "retrieval":
-            line = job_progress_line("retrieval", message.progress, self.ascii_only)
-            self.query_one("#retrieval", Static).update(line)
-        elif not self.categories:  # no number yet: the summary's place
-            line = job_progress_line("gap", message.progress, self.ascii_only)
-            self.query_one("#gap-summary", Static).update(line, layout=False)
-        else:
-            progress = self.query_one("#gap-progress", Static)
-            progress.update(job_progress_line("table", message.progress, self.ascii_only))
-            progress.display = True
-
-    def _set_columns(self, rows: list[CategoryRow]) -> None:
-        """Columns as wide as this report's cells, set here rather than measured by the
-        table when it next idles, so the first frame already has its final widths."""
-        names = [row.name[:NAME_WIDTH] for row in rows]
-        counts = [str(row.metrics.n_images) for row in rows]
-        table = self.query_one("#category-table", DataTable)
-        table.clear(columns=True)
-        table.add_column("category", width=max(map(len, ["category", *names])))
-        table.add_column("", width=3)
-        table.add_column("n", width=max(map(len, ["n", *counts])))
-        table.add_column("L2M", width=5)
-        table.add_column("RMG", width=5)
-
-    def _show_gap(self, report: GapReport) -> None:
-        self.query_one("#gap-summary", Static).update(summary_text(report), layout=False)
-        self.categories = category_rows(report)
-        self._set_columns(self.categories)
-        table = self.query_one("#category-table", DataTable)
-        for i, row in enumerate(self.categories):
-            m = row.metrics
-            table.add_row(
-                row.name[:NAME_WIDTH],
-                KIND_TAG.get(row.kind, row.kind),
-                str(m.n_images),
-                num(m.l2m, 3),
-                num(m.rmg, 3),
-                key=str(i),
-            )
-        self._show_category(0)
-
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if event.data_table.id != "category-table":
-            return
-        event.stop()
-        self._show_category(event.cursor_row)
-
-    def _show_category(self, index: int) -> None:
-        if not 0 <= index < len(self.categories):
-            return
-        row = self.categories[index]
-        self.query_one("#category-detail", Static).update(category_detail(row), layout=False)
-        self.query_one(ScatterView).highlight = row.highlight
-
-    def _highlight(self) -> str | None:
-        table = self.query_one("#category-table", DataTable)
-        if 0 <= table.cursor_row < len(self.categories):
-            return self.categories[table.cursor_row].highlight
-        return None
 
     # ---- retrieval and CKA --------------------------------------------------------------
     def on_retrieval_computed(self, message: RetrievalComputed) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -21,6 +21,10 @@ from textual.widgets import DataTable, Static
 
 from mgap.tui.render import num
 from mgap.tui.store_view import StoreReportView
+
+if TYPE_CHECKING:
+    from mgap.engine.reports.analysis import HyperbolicReport
+    from mgap.engine.reports.studies import TraverseReport
 
 #: images listed in the table (a traversal is computed for the highlighted one only)
 MAX_ROWS = 2_000
@@ -32,7 +36,7 @@ class HyperbolicComputed(Message, bubble=False):
     """The hyperbolic summary of `path` and its first images; `report` None = not Lorentz."""
 
     path: Path
-    report: dict[str, Any] | None
+    report: HyperbolicReport | None
     images: list[tuple[str, float, str]]
 
 
@@ -40,13 +44,14 @@ class HyperbolicComputed(Message, bubble=False):
 class TraversalComputed(Message, bubble=False):
     path: Path
     image: str
-    report: dict[str, Any]
+    report: TraverseReport
 
 
 def compute_hyperbolic(path: Path) -> HyperbolicComputed:
     import numpy as np
 
-    from mgap.engine.studies.hyperbolic import distance_from_origin, hyperbolic_report
+    from mgap.engine.measures.hyperbolic import distance_from_origin
+    from mgap.engine.studies.hyperbolic import hyperbolic_report
     from mgap.engine.studies.pairs import store_pairs
     from mgap.store import open_store
     from mgap.store.schema import GEOMETRY_LORENTZ
@@ -76,41 +81,36 @@ def compute_traversal(path: Path, image: str) -> TraversalComputed:
     )
 
 
-def summary(report: dict[str, Any], ascii: bool = False) -> Text:
+def summary(report: HyperbolicReport, ascii: bool = False) -> Text:
     """Origin distances with a sparkline histogram per modality, cones and tangent gaps: six
     lines of at most 42 columns."""
     from mgap.engine.plots.histogram import sparkline
 
-    origin, cones = report["origin_distance"], report["entailment"]
-    raw, gap = report["tangent_gap_unnormalised"], report["tangent_gap"]
-    hist = origin["histogram"]  # each side scaled to its own largest bin: shapes compare
+    origin, cones = report.origin_distance, report.entailment
+    raw, gap = report.tangent_gap_unnormalised, report.tangent_gap
+    hist = origin.histogram  # each side scaled to its own largest bin: shapes compare
     edge = "|" if ascii else "│"
     text = Text()
-    text.append(f"Lorentz c={num(report['curvature'], 3)} · {report['score']}\n")
+    text.append(f"Lorentz c={num(report.curvature, 3)} · {report.score}\n")
     text.append("d(O,·) ", style="bold")
-    text.append(f"image {num(origin['image'], 3)}  text {num(origin['text'], 3)}\n")
-    for side, label in (("image", "img"), ("text", "txt")):
-        text.append(f"{label} {edge}{sparkline(hist[side], ascii=ascii)}{edge}")
-        if side == "image":
-            text.append(f" {hist['edges'][0]:.2f}\n")
-        else:
-            text.append(f" {hist['edges'][-1]:.2f}\n")
+    text.append(f"image {num(origin.image, 3)}  text {num(origin.text, 3)}\n")
+    text.append(f"img {edge}{sparkline(hist.image, ascii=ascii)}{edge} {hist.edges[0]:.2f}\n")
+    text.append(f"txt {edge}{sparkline(hist.text, ascii=ascii)}{edge} {hist.edges[-1]:.2f}\n")
     text.append("in caption's cone ", style="bold")
-    text.append(f"{num(cones['inside'], 3)}  ∠−ap {num(cones['mean_angle_minus_aperture'], 3)}\n")
+    text.append(f"{num(cones.inside, 3)}  ∠−ap {num(cones.mean_angle_minus_aperture, 3)}\n")
     text.append("tangent L2M ", style="bold")
-    text.append(f"{num(gap['l2m'], 3)} unit · {num(raw['centroid_distance'], 3)} norms")
+    text.append(f"{num(gap.l2m, 3)} unit · {num(raw.centroid_distance, 3)} norms")
     return text
 
 
-def traversal_text(report: dict[str, Any]) -> Text:
+def traversal_text(report: TraverseReport) -> Text:
     """One line per step: t, distance from the origin, the nearest text."""
-    text = Text.assemble(("traversal ", "bold"), f"{report['image']} → origin\n")
-    for step in report["steps"]:
-        nearest = step["nearest"][0] if step["nearest"] else {"text": "-", "entails": False}
-        mark = "*" if nearest["entails"] else " "
-        text.append(
-            f"{step['t']:4.2f} {step['origin_distance']:6.3f} {mark}{nearest['text'][:48]}\n"
-        )
+    text = Text.assemble(("traversal ", "bold"), f"{report.image} → origin\n")
+    for step in report.steps:
+        nearest = step.nearest[0] if step.nearest else None
+        mark = "*" if nearest is not None and nearest.entails else " "
+        name = "-" if nearest is None else nearest.text[:48]
+        text.append(f"{step.t:4.2f} {step.origin_distance:6.3f} {mark}{name}\n")
     return text
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -19,7 +19,10 @@ from textual.widgets import DataTable, Static
 from mgap.tui.render import num
 from mgap.tui.store_view import StoreReportView
 
-#: (label, key) of every metric the detail shows, two per line (fits a 40-column panel)
+if TYPE_CHECKING:
+    from mgap.engine.reports.studies import RobustnessReport, RobustnessSetting
+
+#: (label, report attribute) of every metric the detail shows, two per line (fits a 40-column panel)
 METRICS = (
     ("top1", "top1"),
     ("top5", "top5"),
@@ -28,8 +31,8 @@ METRICS = (
     ("clean", "clean_cosine"),
     ("L2M", "l2m"),
     ("RMG", "rmg"),
-    ("i2t@1", "i2t_R@1"),
-    ("t2i@1", "t2i_R@1"),
+    ("i2t@1", "i2t_r1"),
+    ("t2i@1", "t2i_r1"),
 )
 #: the table's columns (each with its change from clean); the detail has the rest
 TABLE_KEYS = ("top1", "l2m")
@@ -40,7 +43,7 @@ class RobustnessComputed(Message, bubble=False):
     """The robustness report of `path`; None when the store has no perturbed sides."""
 
     path: Path
-    report: dict[str, Any] | None
+    report: RobustnessReport | None
 
 
 def compute_robustness(path: Path) -> RobustnessComputed:
@@ -57,12 +60,12 @@ def _delta(value: float | None) -> str:
     return "" if value is None else f"{value:+.3f}"
 
 
-def setting_detail(row: dict[str, Any]) -> Text:
+def setting_detail(row: RobustnessSetting) -> Text:
     """Every metric of one setting with its change from clean, two per line."""
-    text = Text.assemble((row["setting"], "bold"), f"  {row['n_images']} images\n")
-    for i, (label, key) in enumerate(METRICS):
-        change = _delta(row["delta"][key]) if row["setting"] != "clean" else ""
-        text.append(f"{label:>5} {num(row[key], 3):>6} {change:>6}")
+    text = Text.assemble((row.setting, "bold"), f"  {row.n_images} images\n")
+    for i, (label, name) in enumerate(METRICS):
+        change = _delta(getattr(row.delta, name)) if row.setting != "clean" else ""
+        text.append(f"{label:>5} {num(getattr(row, name), 3):>6} {change:>6}")
         text.append("\n" if i % 2 else "  ")
     text.append(Text("pair: true pairs · clean: vs clean", style="dim"))
     return text
@@ -78,7 +81,7 @@ class RobustnessView(StoreReportView):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.rows: list[dict[str, Any]] = []
+        self.rows: list[RobustnessSetting] = []
 
     def compose(self) -> ComposeResult:
         yield Static("", id="robustness-status", classes="status")
@@ -98,21 +101,24 @@ class RobustnessView(StoreReportView):
     def clear_rows(self) -> None:
         self.rows = []
 
-    def _show(self, report: dict[str, Any] | None) -> None:
+    def _show(self, report: RobustnessReport | None) -> None:
         if report is None:
             self._say("no perturbed image sides: extract with --perturb-suite rtml")
             return
-        self.rows = report["settings"]
-        zs = "" if report["zero_shot"] else " · no class prompts: zero-shot empty"
+        self.rows = report.settings
+        zs = "" if report.zero_shot else " · no class prompts: zero-shot empty"
         self.query_one("#robustness-status", Static).update(
-            f"{len(self.rows) - 1} settings · seed {report['perturb_seed']}{zs} · ↑/↓ setting"
+            f"{len(self.rows) - 1} settings · seed {report.perturb_seed}{zs} · ↑/↓ setting"
         )
         table = self.query_one(DataTable)
         table.clear()
         for i, row in enumerate(self.rows):
-            cells = [row["setting"]]
-            for key in TABLE_KEYS:
-                cells += [num(row[key], 3), "" if i == 0 else _delta(row["delta"][key])]
+            cells = [row.setting]
+            for name in TABLE_KEYS:
+                cells += [
+                    num(getattr(row, name), 3),
+                    "" if i == 0 else _delta(getattr(row.delta, name)),
+                ]
             table.add_row(*cells, key=str(i))
         self._detail(0)
 

@@ -36,7 +36,8 @@ class TopDim(Report):
 class Separability(Report):
     """Cross-validated logistic-regression accuracy telling image from text embeddings."""
 
-    accuracy: float
+    accuracy: float | None
+    std: float | None = None
     n_per_side: int
     folds: int
 
@@ -47,6 +48,7 @@ class GapMetrics(Report):
 
     n_images: int
     n_texts: int
+    dim: int | None = None
     l2m: float | None
     l2i: float | None
     mean_paired_cosine: float | None
@@ -54,31 +56,143 @@ class GapMetrics(Report):
     intra_text_cosine: float | None
     rmg: float | None
     top_dims: list[TopDim] | None = None
+    separability: Separability | None = None
 
 
 @dataclass(kw_only=True)
-class CategoryRow(GapMetrics):
-    """The gap metrics of the pairs of one primary category or supercategory."""
+class NamedGroup(Report):
+    """Which group of images a row describes: a primary category or a supercategory."""
 
     name: str = ""
     kind: str = "category"
 
 
 @dataclass(kw_only=True)
-class GapReport(StoreHeader, GapMetrics):
+class CategoryRow(GapMetrics, NamedGroup):
+    """The gap metrics of the pairs of one primary category or supercategory."""
+
+
+@dataclass(kw_only=True)
+class CategoryTable(Report):
+    """A category x category table (image side of the row, text side of the column); a
+    sampled table's seed, interval and per-category counts are in `extra`."""
+
+    definition: str
+    names: list[str]
+    matrix: list[list[float | None]]
+    mode: str
+    n: int
+
+
+@dataclass(kw_only=True)
+class RankedCategory(Report):
+    """One primary category in the ranking by L2M."""
+
+    rank: int
+    name: str
+    l2m: float | None
+    rmg: float | None
+
+
+@dataclass(kw_only=True)
+class Compute(Report):
+    """Where a quadratic analysis ran (`Backend.describe()`, docs/design.md §10)."""
+
+    device: str
+    engine: str
+    precision: str
+    note: str | None = None
+
+
+@dataclass(kw_only=True)
+class TangentGap(Report):
+    """The gap of log-mapped rows keeping their norms (distances from the origin)."""
+
+    centroid_distance: float
+    mean_paired_distance: float
+    mean_norm_image: float
+    mean_norm_text: float
+
+
+@dataclass(kw_only=True)
+class Entailment(Report):
+    """How often a caption's entailment cone holds its image (MERU)."""
+
+    definition: str
+    n_pairs: int
+    inside: float
+    mean_angle_minus_aperture: float
+    mean_angle: float
+    mean_half_aperture: float
+
+
+@dataclass(kw_only=True)
+class Geodesic(Report):
+    """Mean geodesic distances: of the true pairs, and sampled within and across modalities."""
+
+    paired: float
+    image_text: float | None
+    image_image: float | None
+    text_text: float | None
+    sampled_pairs: int
+
+
+@dataclass(kw_only=True)
+class Histogram(Report):
+    """Counts per modality on shared bin edges."""
+
+    edges: list[float]
+    image: list[int]
+    text: list[int]
+
+
+@dataclass(kw_only=True)
+class OriginDistance(Report):
+    """Distance from the hyperboloid's origin per modality."""
+
+    image: float
+    text: float
+    image_quartiles: list[float]
+    text_quartiles: list[float]
+    histogram: Histogram
+
+
+@dataclass(kw_only=True)
+class HyperbolicReport(Report):
+    """The hyperbolic block of `mgap gap` on a Lorentz store (and the TUI's Hyperbolic view)."""
+
+    curvature: float
+    score: str
+    tangent_gap_definition: str
+    tangent_gap: GapMetrics
+    tangent_gap_unnormalised: TangentGap
+    entailment: Entailment
+    geodesic: Geodesic
+    origin_distance: OriginDistance
+
+
+@dataclass(kw_only=True)
+class GapText(Report):
+    """Which caption rows the gap is over, and what its text side is."""
+
+    captions: str = "all"
+    text_side: str = "captions"
+    n_text_rows: int | None = None
+    templates_per_class: int | None = None
+
+
+@dataclass(kw_only=True)
+class GapReport(GapMetrics, GapText, StoreHeader):
     """`mgap gap --json`: the gap of a store, optionally per category."""
 
     COMMAND = "gap"
 
-    captions: str = "all"
-    dim: int = 0
-    text_side: str = "captions"
-    n_text_rows: int | None = None
-    templates_per_class: int | None = None
-    separability: Separability | None = None
-    compute: dict[str, Any] | None = None
+    compute: Compute | None = None
     by_category: list[CategoryRow] | None = None
-    hyperbolic: dict[str, Any] | None = None
+    category_centroid_distances: CategoryTable | None = None
+    category_pairwise_distances: CategoryTable | None = None
+    category_ranking: list[RankedCategory] | None = None
+    hyperbolic: HyperbolicReport | None = None
     groups: dict[str, Any] | None = None
 
 
@@ -96,12 +210,32 @@ class Recall(Report):
 
 
 @dataclass(kw_only=True)
+class Estimate(Report):
+    """Exact (`mode` "exact", n rows), or sampled from n seeded rows with a 95 % interval (a
+    retrieval estimate names the queries drawn; a CKA estimate its groups and bandwidth)."""
+
+    mode: str
+    n: int
+    seed: int | None = None
+    interval_level: float | None = None
+    interval_method: str | None = None
+    n_image_queries: int | None = None
+    n_text_queries: int | None = None
+    groups: int | None = None
+    group_rows: int | None = None
+    interval: dict[str, Any] | None = None
+    bandwidth: str | None = None
+    note: str | None = None
+
+
+@dataclass(kw_only=True)
 class RetrievalCategory(Report):
     """Recall of the queries of one category, ranked against the whole gallery."""
 
     name: str
     kind: str
     n_images: int
+    n_texts: int | None = None
     i2t: Recall
     t2i: Recall
 
@@ -112,15 +246,17 @@ class RetrievalReport(StoreHeader):
 
     COMMAND = "retrieval"
 
+    score: str = "cosine"
+    score_curvature: float | None = None
+    captions: str = "all"
     n_images: int
     n_texts: int
     ties: str
+    compute: Compute | None = None
+    cached: bool | None = None
+    estimate: Estimate | None = None
     i2t: Recall
     t2i: Recall
-    score: str = "cosine"
-    captions: str = "all"
-    compute: dict[str, Any] | None = None
-    estimate: dict[str, Any] | None = None
     by_category: list[RetrievalCategory] | None = None
     groups: dict[str, Any] | None = None
 
@@ -132,8 +268,8 @@ class ClassAccuracy(Report):
     name: str
     n: int
     accuracy: float | None
-    n_predicted: int
     recall: float | None = None
+    n_predicted: int
     average_precision: float | None = None
 
 
@@ -143,17 +279,20 @@ class ZeroShotReport(StoreHeader):
 
     COMMAND = "zeroshot"
 
+    score: str = "cosine"
+    score_curvature: float | None = None
     label_set: str
     accuracy: float | None
+    top5_accuracy: float | None = None
     mean_class_accuracy: float | None
+    mean_per_class_recall: float | None = None
     n: int
+    n_classes: int | None = None
     multi_label: bool
     per_class: list[ClassAccuracy]
-    score: str = "cosine"
-    top5_accuracy: float | None = None
-    mean_per_class_recall: float | None = None
     mean_average_precision: float | None = None
     mean_average_precision_present: float | None = None
+    map_definition: str | None = None
     groups: dict[str, Any] | None = None
 
 
@@ -172,12 +311,12 @@ class NeighbourhoodReport(StoreHeader):
     COMMAND = "neighbours"
 
     text_side: str
-    mean_distance: float | None
-    n_categories: int
-    per_category: list[CategoryDistance]
     similarity: str = "mean_pairwise"
     exclude_self: bool = False
+    mean_distance: float | None
     chance: float | None = None
+    n_categories: int
+    per_category: list[CategoryDistance]
 
 
 @dataclass(kw_only=True)
@@ -185,28 +324,37 @@ class ExperimentStep(Report):
     """Gap and retrieval after one shift or ablation step."""
 
     l2m: float | None
-    rmg: float | None
+    l2i: float | None = None
     mean_paired_cosine: float | None
+    rmg: float | None
     i2t: Recall
     t2i: Recall
     infonce: float | None = None
 
 
 @dataclass(kw_only=True)
-class ShiftStep(ExperimentStep):
-    """One λ of the shift along the gap vector."""
+class ShiftAt(Report):
+    """Which λ a shift step is at."""
 
     lam: float = key("lambda", default=0.0)
-    l2i: float | None = None
 
 
 @dataclass(kw_only=True)
-class AblateStep(ExperimentStep):
-    """The top-k gap dimensions dropped."""
+class ShiftStep(ExperimentStep, ShiftAt):
+    """One λ of the shift along the gap vector."""
+
+
+@dataclass(kw_only=True)
+class AblatedDims(Report):
+    """Which gap dimensions an ablation step dropped (the top k by |Δ_d|)."""
 
     k: int = 0
-    l2i: float | None = None
     dropped: list[int] | None = None
+
+
+@dataclass(kw_only=True)
+class AblateStep(ExperimentStep, AblatedDims):
+    """The top-k gap dimensions dropped."""
 
 
 @dataclass(kw_only=True)
@@ -226,33 +374,6 @@ class AblateReport(StoreHeader):
     COMMAND = "experiment ablate"
 
     steps: list[AblateStep]
-
-
-@dataclass(kw_only=True)
-class Compute(Report):
-    """Where a quadratic analysis ran (`Backend.describe()`, docs/design.md §10)."""
-
-    device: str
-    engine: str
-    precision: str
-    note: str | None = None
-
-
-@dataclass(kw_only=True)
-class Estimate(Report):
-    """Exact (`mode` "exact", n rows), or sampled from n seeded rows with a 95 % interval
-    per number under `interval` (`mgap.engine.measures.sampling`)."""
-
-    mode: str
-    n: int
-    seed: int | None = None
-    interval_level: float | None = None
-    interval_method: str | None = None
-    groups: int | None = None
-    group_rows: int | None = None
-    interval: dict[str, Any] | None = None
-    bandwidth: str | None = None
-    note: str | None = None
 
 
 @dataclass(kw_only=True)

@@ -10,18 +10,70 @@ from mgap.engine.reports.base import Report, key
 
 
 @dataclass(kw_only=True)
+class RobustnessValues(Report):
+    """The metrics of one perturbation setting (or their change from clean)."""
+
+    top1: float | None
+    top5: float | None
+    error: float | None
+    mean_paired_cosine: float | None
+    clean_cosine: float | None
+    l2m: float | None
+    rmg: float | None
+    i2t_r1: float | None = key("i2t_R@1")
+    t2i_r1: float | None = key("t2i_R@1")
+
+
+@dataclass(kw_only=True)
+class SettingName(Report):
+    """Which perturbation setting a row is, and over how many images."""
+
+    setting: str
+    n_images: int
+
+
+@dataclass(kw_only=True)
+class RobustnessSetting(RobustnessValues, SettingName):
+    """One setting's metrics and their change from clean (`delta`)."""
+
+    delta: RobustnessValues
+
+
+@dataclass(kw_only=True)
 class RobustnessReport(StoreHeader):
     """`mgap robustness --json`: gap, retrieval and zero-shot per perturbation setting."""
 
     COMMAND = "robustness"
 
+    score: str = "cosine"
+    score_curvature: float | None = None
     captions: str
     n_images: int
     n_texts: int
     perturb_seed: int
     zero_shot: str | None
-    settings: list[dict[str, Any]]
+    settings: list[RobustnessSetting]
     groups: dict[str, Any] | None = None
+
+
+@dataclass(kw_only=True)
+class TraverseText(Report):
+    """One of a traversal step's nearest texts (`row` None: the origin, "[ROOT]")."""
+
+    text: str
+    row: int | None
+    distance: float
+    entails: bool
+
+
+@dataclass(kw_only=True)
+class TraverseStep(Report):
+    """One point of the geodesic from the image (t = 1) to the origin (t = 0)."""
+
+    step: int
+    t: float
+    origin_distance: float
+    nearest: list[TraverseText]
 
 
 @dataclass(kw_only=True)
@@ -39,7 +91,7 @@ class TraverseReport(StoreHeader):
     n_candidates: int
     entailed_only: bool
     k: int
-    steps: list[dict[str, Any]]
+    steps: list[TraverseStep]
 
 
 @dataclass(kw_only=True)
@@ -62,6 +114,27 @@ class PlotReport(Report):
 
 
 @dataclass(kw_only=True)
+class Separation(Report):
+    """Mean cosine of pairs in the same class, in different classes, and their difference."""
+
+    within: float | None
+    across: float | None
+    separation: float | None
+    n: int
+    n_classes: int
+
+
+@dataclass(kw_only=True)
+class ModalityBias(Report):
+    """One modality's separations by object and by each attribute, and its object bias."""
+
+    objects: Separation = key("object")
+    attributes: dict[str, Separation]
+    mean_attribute_separation: float | None
+    object_bias: float | None
+
+
+@dataclass(kw_only=True)
 class ObjectBiasReport(Report):
     """`mgap object-bias --json`: object vs attribute separation per side, zero-shot accuracies."""
 
@@ -72,9 +145,9 @@ class ObjectBiasReport(Report):
     dataset: str | None
     split: str | None
     attribute_keys: list[str]
+    image: ModalityBias | None = None
+    text: ModalityBias | None = None
     zero_shot: dict[str, float | None]
-    image: dict[str, Any] | None = None
-    text: dict[str, Any] | None = None
 
 
 @dataclass(kw_only=True)

@@ -13,9 +13,11 @@ import contextlib
 import hashlib
 import json
 
+import h5py
 import numpy as np
 
-from mgap.store import Store
+from mgap.engine.studies.gap_request import GapRequest
+from mgap.store import Store, schema
 from mgap.store.cache import cache_key, load_cached, save_cached
 
 KIND = "gap-report"
@@ -24,10 +26,6 @@ KIND = "gap-report"
 def content_digest(store: Store) -> str:
     """A digest of the store's rows without reading them: its per-block CRC32s
     (`/checksums`, written with each block), or its size and mtime for stores without."""
-    import h5py
-
-    from mgap.store import schema
-
     digest = hashlib.sha1()
     with h5py.File(store.path, "r", locking=False) as f:
         sums = f.get(schema.CHECKSUMS)
@@ -40,34 +38,9 @@ def content_digest(store: Store) -> str:
     return digest.hexdigest()[:16]
 
 
-def gap_params(
-    *,
-    captions: str,
-    by_category: bool,
-    top_k: int,
-    separability: bool,
-    text_side: str,
-    sample: int | None,
-    exact: bool,
-    seed: int,
-    compute: dict,
-    content: str,
-) -> dict:
-    """What a gap document depends on: the store's rows (`content_digest`) and the options.
-    `compute` (the backend's description) is part of it: the CPU samples the category table
-    where a GPU computes it exactly."""
-    return {
-        "content": content,
-        "captions": captions,
-        "by_category": by_category,
-        "top_k": int(top_k),
-        "separability": separability,
-        "text_side": text_side,
-        "sample": sample,
-        "exact": exact,
-        "seed": int(seed),
-        "compute": compute,
-    }
+def gap_params(store: Store, request: GapRequest, compute: dict) -> dict:
+    """The cache key's params of `request` on this store, computed on `compute`."""
+    return request.cache_params(compute, content_digest(store))
 
 
 def load_gap(store: Store, params: dict) -> dict | None:

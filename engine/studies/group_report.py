@@ -14,16 +14,19 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from mgap.engine.studies.additive import (
+from mgap.engine.measures.additive import (
     Additive,
     bootstrap_ci,
     gap_additive,
     retrieval_additive,
     zeroshot_additive,
 )
+from mgap.engine.measures.retrieval import Ranks, summarise_ranks
+from mgap.engine.measures.scores import Score
 from mgap.engine.studies.groupings import Grouping, MissingRows
-from mgap.engine.studies.retrieval import Ranks, summarise_ranks
-from mgap.engine.studies.scores import Score, store_score
+from mgap.engine.studies.pairs import store_pairs
+from mgap.engine.studies.scores import store_score
+from mgap.engine.studies.zeroshot import zero_shot_inputs
 from mgap.store import Store
 
 
@@ -218,11 +221,7 @@ def store_groups(
 ) -> dict:
     """The `groups` entry of `mgap gap|zeroshot --groups ...` for one store (`retrieval`
     builds it from the ranks its report already computed, see `retrieval_groups`)."""
-    from mgap.engine.studies.pairs import store_pairs
-
     if command == "zeroshot":
-        from mgap.engine.studies.zeroshot import zero_shot_inputs
-
         _, class_embeddings, truth = zero_shot_inputs(store, label_set)
         X = store.image_embeddings()
         chosen = store_score(store, score)

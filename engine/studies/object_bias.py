@@ -1,90 +1,37 @@
-"""Object bias (the MOAD measure of "Two Effects, One Trigger", Schrodi et al. 2025).
-
-Why: contrastive models trained on captions that name objects more reliably than
-attributes organise their space by object. Per modality, the separation of a labelling is
-the mean cosine similarity of pairs in the same class minus that of pairs in different
-classes; the object bias is the object separation minus the mean attribute separation
-(positive = the space is organised more by object than by attribute). Zero-shot accuracy
-for attributes is reported next to the object accuracy, from the store's prompt embeddings.
-Numpy only; every mean over pairs is computed from class sums in O(n d).
-"""
+"""Object bias of a store (the MOAD measure, `mgap.engine.measures.object_bias`), with the
+zero-shot accuracy of objects and of each attribute."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from mgap.core.errors import StoreError
+from mgap.engine.measures.object_bias import object_bias
+from mgap.engine.reports.studies import ModalityBias, ObjectBiasReport, Separation
+from mgap.engine.studies.zeroshot import zero_shot_report
 from mgap.store import Store
 
 
-def _unit(X: np.ndarray) -> np.ndarray:
-    return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), np.finfo(X.dtype).tiny)
-
-
-def class_separation(X: np.ndarray, labels: np.ndarray) -> dict[str, float | int | None]:
-    """Mean cosine within classes, across classes, and their difference, over pairs i != j.
-
-    Rows labelled -1 or "" are left out. With S_c the sum of class c's unit rows and S the
-    sum of all, the within-pair total is sum_c (|S_c|^2 - n_c) and the all-pair total
-    |S|^2 - n; across is their difference.
-    """
-    labels = np.asarray(labels)
-    keep = labels != (-1 if labels.dtype.kind in "iu" else "")
-    Xn, labels = _unit(np.asarray(X, dtype=np.float64)[keep]), labels[keep]
-    classes, codes = np.unique(labels, return_inverse=True)
-    n = len(labels)
-    members = np.zeros((len(classes), n))
-    members[codes, np.arange(n)] = 1.0
-    sums = members @ Xn  # a BLAS product; np.add.at is ~10x slower here
-    counts = np.bincount(codes, minlength=len(classes)).astype(np.float64)
-    self_sim = float(np.einsum("ij,ij->", Xn, Xn))
-    within_total = float(np.einsum("ij,ij->", sums, sums)) - self_sim
-    within_pairs = float((counts * (counts - 1)).sum())
-    total = sums.sum(axis=0)
-    all_total = float(total @ total) - self_sim
-    across_pairs = n * (n - 1) - within_pairs
-    within = within_total / within_pairs if within_pairs else None
-    across = (all_total - within_total) / across_pairs if across_pairs else None
-    return {
-        "within": within,
-        "across": across,
-        "separation": None if within is None or across is None else within - across,
-        "n": int(n),
-        "n_classes": int(len(classes)),
-    }
-
-
-def object_bias(
-    X: np.ndarray, objects: np.ndarray, attributes: dict[str, np.ndarray]
-) -> dict[str, object]:
-    """Separations of one modality's rows by object and by each attribute, and their bias."""
-    obj = class_separation(X, objects)
-    per_attribute = {key: class_separation(X, values) for key, values in attributes.items()}
-    seps = [r["separation"] for r in per_attribute.values() if r["separation"] is not None]
-    mean_attr = float(np.mean(seps)) if seps else None
-    bias = (
-        None
-        if obj["separation"] is None or mean_attr is None
-        else float(obj["separation"] - mean_attr)
-    )
-    return {
-        "object": obj,
-        "attributes": per_attribute,
-        "mean_attribute_separation": mean_attr,
-        "object_bias": bias,
-    }
-
-
 def _zero_shot(store: Store, label_set: str) -> float | None:
-    from mgap.engine.studies.zeroshot import zero_shot_report
-
+    """Zero-shot accuracy for one label set, or None without its prompts or images."""
     if store.prompt_embeddings(label_set) is None or not store.has_images:
         return None
-    return zero_shot_report(store, label_set)["accuracy"]
+    return zero_shot_report(store, label_set).accuracy
 
 
-def object_bias_report(store: Store) -> dict[str, object]:
-    """The `mgap object-bias --json` document: bias per modality and zero-shot accuracies."""
+def _modality(X: np.ndarray, objects: np.ndarray, attributes: dict) -> ModalityBias:
+    """One modality's `object_bias` measure as its report type."""
+    found = object_bias(X, objects, attributes)
+    return ModalityBias(
+        objects=Separation(**found["object"]),
+        attributes={k: Separation(**v) for k, v in found["attributes"].items()},
+        mean_attribute_separation=found["mean_attribute_separation"],
+        object_bias=found["object_bias"],
+    )
+
+
+def _labels(store: Store) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(object label per image, attribute values per image), or a one-line StoreError."""
     objects = np.asarray(store.primary_category)
     attributes = {k: np.asarray(v).astype(str) for k, v in store.attributes.items()}
     if not len(store.category_names) or not (objects >= 0).any():
@@ -97,22 +44,28 @@ def object_bias_report(store: Store) -> dict[str, object]:
             f"{store.path.name} has no per-image attributes",
             hint="object bias needs attribute labels, e.g. --dataset synthetic",
         )
-    doc: dict[str, object] = {
-        "store": str(store.path),
-        "model": store.model,
-        "dataset": store.dataset,
-        "split": store.split,
-        "attribute_keys": sorted(attributes),
-    }
+    return objects, attributes
+
+
+def object_bias_report(store: Store) -> ObjectBiasReport:
+    """The `mgap object-bias` report: bias per modality and zero-shot accuracies."""
+    objects, attributes = _labels(store)
+    sides = {}
     if store.has_images:
-        doc["image"] = object_bias(store.image_embeddings(), objects, attributes)
+        sides["image"] = _modality(store.image_embeddings(), objects, attributes)
     if store.has_texts:
         rows = np.asarray(store.text_image_index)
-        doc["text"] = object_bias(
-            store.text_embeddings(), objects[rows], {k: v[rows] for k, v in attributes.items()}
-        )
-    doc["zero_shot"] = {
-        "object": _zero_shot(store, "category"),
-        **{key: _zero_shot(store, key) for key in sorted(attributes)},
-    }
-    return doc
+        text_attributes = {k: v[rows] for k, v in attributes.items()}
+        sides["text"] = _modality(store.text_embeddings(), objects[rows], text_attributes)
+    return ObjectBiasReport.build(
+        store=str(store.path),
+        model=store.model,
+        dataset=store.dataset,
+        split=store.split,
+        attribute_keys=sorted(attributes),
+        **sides,
+        zero_shot={
+            "object": _zero_shot(store, "category"),
+            **{key: _zero_shot(store, key) for key in sorted(attributes)},
+        },
+    )

@@ -9,15 +9,10 @@ from __future__ import annotations
 import numpy as np
 
 from mgap.core.errors import StoreError, UsageError
+from mgap.engine.measures.gap import first_caption_rows
 from mgap.store import Store
 
 CAPTION_MODES = ("all", "first")
-
-
-def first_caption_rows(text_image_index: np.ndarray) -> np.ndarray:
-    """Caption rows that are the first caption of their image, in caption order."""
-    _, first = np.unique(np.asarray(text_image_index), return_index=True)
-    return np.sort(first)
 
 
 def store_header(store: Store) -> dict:

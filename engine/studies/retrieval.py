@@ -1,201 +1,47 @@
-"""Image<->text retrieval with CLIP_benchmark hit-rate semantics, by counting, never sorting.
-
-A query's right candidates are its image (text->image) or its captions (image->text);
-t2i R@k is the share of captions whose image is in the top k, i2t R@k the share of
-images with any of their captions in the top k. For each query we count the wrong
-candidates that score above its best right one (`above`) and those that tie with it
-(`tied`, within TIE_TOL: float32 rounding cannot order them). Ties are broken at random,
-in expectation: with g above, t tied wrong and q tied right candidates, the query is a hit
-at k with probability 1 - C(t, k-g) / C(t+q, k-g), and its expected rank is
-g + 1 + t/(q+1). Without ties this is the plain rank; a collapsed model whose scores all
-tie gets chance recall, neither 0 nor a perfect 1; identical duplicate captions (common in
-real data) share the credit instead of depending on row order.
-
-Scores come from float32 matrix products in 2-D tiles (a block of images against a block of
-captions): one pass gives both directions, memory stays at one tile.
-"""
+"""`mgap retrieval` on a store: exact or sampled ranks (`mgap.engine.measures.retrieval`),
+kept in the sidecar cache, summarised overall, per category and per group."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from mgap.core.errors import StoreError, UsageError
 from mgap.engine.compute.backend import Backend, resolve_backend
-from mgap.engine.measures.sampling import bootstrap_mean, exact_info, sampled_info
-from mgap.engine.studies.gap import check_pairs, normalize_rows_
-from mgap.engine.studies.scores import COSINE, LORENTZ_DISTANCE, Prepared, Score, store_score
+from mgap.engine.measures.categories import category_groups
+from mgap.engine.measures.retrieval import (
+    Ranks,
+    retrieval_ranks,
+    score_ranks,
+    summarise_ranks,
+    with_interval,
+)
+from mgap.engine.measures.retrieval_sample import sampled_ranks
+from mgap.engine.measures.rows import unit_rows_
+from mgap.engine.measures.sampling import exact_info, sampled_info
+from mgap.engine.measures.scores import COSINE, LORENTZ_DISTANCE, Prepared, Score
+from mgap.engine.reports.analysis import (
+    Compute,
+    Estimate,
+    Recall,
+    RetrievalCategory,
+    RetrievalReport,
+)
+from mgap.engine.studies.pairs import store_header, store_pairs
+from mgap.engine.studies.scores import store_score
+from mgap.engine.studies.work import Work
 from mgap.store import Store
-
-#: scores this close to the right candidate's are ties (float32 dot products of unit rows)
-TIE_TOL = 1e-6
-
-
-@dataclass(frozen=True)
-class Ranks:
-    """Per query: wrong candidates above and tied with the best right one, right ones tied.
-
-    Queries with no right candidate (an image without captions) have `valid` False.
-    """
-
-    above: np.ndarray
-    tied: np.ndarray
-    right_tied: np.ndarray
-    valid: np.ndarray
-
-    def subset(self, mask: np.ndarray) -> Ranks:
-        return Ranks(self.above[mask], self.tied[mask], self.right_tied[mask], self.valid[mask])
-
-    def hit_probability(self, k: int) -> np.ndarray:
-        """P(a right candidate is in the top k) per valid query, ties broken at random."""
-        above, tied, right = (a[self.valid] for a in (self.above, self.tied, self.right_tied))
-        slots = np.clip(k - above, 0, None)  # places left in the top k after those above
-        hit = (slots > 0).astype(np.float64)
-        partial = (slots > 0) & (slots <= tied)  # the cut falls inside the tied group
-        miss = np.ones(int(partial.sum()))
-        s, t, q = slots[partial], tied[partial], right[partial]
-        for i in range(int(s.max(initial=0))):
-            step = i < s
-            miss[step] *= (t[step] - i) / (t[step] + q[step] - i)
-        hit[partial] = 1.0 - miss
-        return hit
-
-    def expected_rank(self) -> np.ndarray:
-        v = self.valid
-        return self.above[v] + 1.0 + self.tied[v] / (self.right_tied[v] + 1.0)
-
-
-def _caption_slices(index: np.ndarray, n_images: int) -> tuple[np.ndarray, np.ndarray]:
-    """Captions ordered by image, and where each image's captions start in that order."""
-    order = np.argsort(index, kind="stable")
-    starts = np.searchsorted(index[order], np.arange(n_images + 1))
-    return order, starts
-
-
-def retrieval_ranks(
-    X: np.ndarray,
-    Y: np.ndarray,
-    text_image_index: np.ndarray,
-    *,
-    block: int | None = None,
-    cols: int | None = None,
-    backend: Backend | None = None,
-    progress: Callable[[int], None] | None = None,
-    score: Score | None = None,
-    prepared: Prepared | None = None,
-) -> tuple[Ranks, Ranks]:
-    """(image->text ranks per image, text->image ranks per caption), by tiled counting.
-
-    Each query's threshold is its right candidate's score (an image's best caption), taken
-    from the paired dot products, so a tile of `block` image rows x `cols` captions is
-    counted on its own. The right candidates' own cells are taken from the tiles and
-    removed from the counts of wrong candidates, so the two computations never disagree.
-    `progress(rows)` is called after each block of image rows; `score` defaults to cosine.
-    `prepared` gives rows already prepared for the score (no copy is made then).
-    """
-    index = check_pairs(X, Y, text_image_index)
-    be = backend or resolve_backend("cpu")
-    prepared = prepared or (score or Score()).prepare(X, Y)
-    n, m = X.shape[0], Y.shape[0]
-    positive = prepared.paired(index)
-    t2i_low, t2i_high = positive - TIE_TOL, positive + TIE_TOL
-    best = np.full(n, np.inf, dtype=np.float32)  # an image's best caption score
-    best[index] = -np.inf
-    np.maximum.at(best, index, positive)
-    i2t_low, i2t_high = best - TIE_TOL, best + TIE_TOL
-    order, starts = _caption_slices(index, n)
-    t2i_above, t2i_atleast = np.zeros(m, np.int64), np.zeros(m, np.int64)
-    i2t_above, i2t_atleast = np.zeros(n, np.int64), np.zeros(n, np.int64)
-    i2t_right = np.zeros(n, np.int64)
-    images, captions = be.put(prepared.A), be.put(prepared.B)
-    for lo, hi, c0, c1, products in be.tiles(images, captions, block, cols):
-        scores = prepared.finish_(products, lo, hi, c0, c1)
-        above, atleast, row_above, row_atleast = be.count_block(
-            scores, t2i_low[c0:c1], t2i_high[c0:c1], i2t_low[lo:hi], i2t_high[lo:hi]
-        )
-        t2i_above[c0:c1] += above
-        t2i_atleast[c0:c1] += atleast
-        i2t_above[lo:hi] += row_above
-        i2t_atleast[lo:hi] += row_atleast
-        # the right candidates in this tile: captions c0..c1 of images lo..hi
-        mine = order[starts[lo] : starts[hi]]
-        mine = mine[(mine >= c0) & (mine < c1)]
-        own = be.take(scores, index[mine] - lo, mine - c0)
-        t2i_above[mine] -= own > t2i_high[mine]
-        t2i_atleast[mine] -= own >= t2i_low[mine]
-        np.subtract.at(i2t_above, index[mine], own > i2t_high[index[mine]])
-        right = own >= i2t_low[index[mine]]
-        np.subtract.at(i2t_atleast, index[mine], right)
-        np.add.at(i2t_right, index[mine], right)
-        if progress is not None and c1 == m:
-            progress(hi - lo)
-    has_caption = np.bincount(index, minlength=n) > 0
-    # the best right candidate is tied with itself even if its tile rounded it differently
-    i2t_right = np.where(has_caption, np.maximum(i2t_right, 1), 0)
-    i2t = Ranks(i2t_above, i2t_atleast - i2t_above, i2t_right, has_caption)
-    t2i = Ranks(t2i_above, t2i_atleast - t2i_above, np.ones(m, dtype=np.int64), np.ones(m, bool))
-    return i2t, t2i
-
-
-def score_ranks(
-    X: np.ndarray, Y: np.ndarray, text_image_index: np.ndarray, score: Score, **kwargs
-) -> tuple[Ranks, Ranks]:
-    """`retrieval_ranks` under `score`; ATMG's angle differs per direction, so it takes one
-    pass for image->text and one for text->image."""
-    from mgap.engine.studies.scores import ATMG_ANGLE
-
-    if score.name != ATMG_ANGLE:
-        return retrieval_ranks(X, Y, text_image_index, score=score, **kwargs)
-    i2t, _ = retrieval_ranks(X, Y, text_image_index, score=score.for_direction("i2t"), **kwargs)
-    _, t2i = retrieval_ranks(X, Y, text_image_index, score=score.for_direction("t2i"), **kwargs)
-    return i2t, t2i
-
-
-def summarise_ranks(ranks: Ranks, ks: Sequence[int] = (1, 5, 10)) -> dict:
-    """{"R@k" fractions..., "median_rank", "mean_rank", "n"} over the valid queries."""
-    n = int(ranks.valid.sum())
-    out: dict = {
-        f"R@{int(k)}": (float(ranks.hit_probability(int(k)).mean()) if n else None) for k in ks
-    }
-    expected = ranks.expected_rank()
-    out["median_rank"] = float(np.median(expected)) if n else None
-    out["mean_rank"] = float(expected.mean()) if n else None
-    out["n"] = n
-    return out
-
-
-def retrieval_metrics(
-    X: np.ndarray,
-    Y: np.ndarray,
-    text_image_index: np.ndarray,
-    *,
-    ks: Sequence[int] = (1, 5, 10),
-    block: int | None = None,
-    score: Score | None = None,
-) -> dict:
-    """{"i2t": {...}, "t2i": {...}} with R@k as fractions, median and mean rank."""
-    if any(int(k) < 1 for k in ks):
-        raise ValueError(f"recall cut-offs must be >= 1, got {list(ks)}")
-    i2t, t2i = score_ranks(X, Y, text_image_index, score or Score(), block=block)
-    return {"i2t": summarise_ranks(i2t, ks), "t2i": summarise_ranks(t2i, ks)}
-
-
-def _with_interval(ranks: Ranks, rng: np.random.Generator, ks: Sequence[int] = (1, 5, 10)):
-    """summarise_ranks plus a 95 % bootstrap interval per R@k (sampled queries)."""
-    out = summarise_ranks(ranks, ks)
-    out["interval"] = {
-        f"R@{k}": list(bootstrap_mean(ranks.hit_probability(int(k)), rng)) for k in ks
-    }
-    return out
+from mgap.store.cache import cache_key, load_cached, save_cached
 
 
 def _prepared_in_place(score: Score, X: np.ndarray, Y: np.ndarray) -> Prepared:
     """Cosine rows normalised in place (float32, no copy); other scores prepare copies."""
     if score.name == COSINE or not score.curved:
-        return Prepared(score, normalize_rows_(X), normalize_rows_(Y))
+        return Prepared(score, unit_rows_(X), unit_rows_(Y))
     return score.prepare(X, Y)
 
 
@@ -216,8 +62,6 @@ def interactive_sample(store: Store) -> int | None:
 
 def _load_ranks(store: Store, params: dict):
     """(i2t, t2i, image rows, caption rows) from the store's sidecar cache, or None."""
-    from mgap.store.cache import cache_key, load_cached
-
     got = load_cached(store, cache_key("retrieval-ranks", params))
     if got is None:
         return None
@@ -247,8 +91,6 @@ def has_cached_ranks(
 def _save_ranks(store: Store, params: dict, i2t: Ranks, t2i: Ranks, img_rows, cap_rows) -> None:
     """Keep the per-query ranks beside the store, so a repeated report is instant; a cache
     that cannot be written (a read-only folder) only costs the next run its time."""
-    from mgap.store.cache import cache_key, save_cached
-
     arrays = {
         f"{side}_{f}": getattr(r, f)
         for side, r in (("i2t", i2t), ("t2i", t2i))
@@ -257,6 +99,113 @@ def _save_ranks(store: Store, params: dict, i2t: Ranks, t2i: Ranks, img_rows, ca
     arrays.update(image_rows=img_rows, caption_rows=cap_rows)
     with contextlib.suppress(OSError):
         save_cached(store, cache_key("retrieval-ranks", params), arrays, params)
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """The ranks of one report's queries: per image (i2t) and per caption (t2i), the store
+    rows they are for (every row when exact), and the caption -> image index."""
+
+    i2t: Ranks
+    t2i: Ranks
+    image_rows: np.ndarray
+    caption_rows: np.ndarray
+    index: np.ndarray
+    cached: bool
+
+
+def _check(store: Store, chosen: Score, by_category: bool, sample, groups) -> None:
+    if by_category and not store.category_names:
+        raise StoreError(
+            f"{store.path.name} has no category labels, so --by-category has nothing to split",
+            hint="extract from a dataset with categories (COCO instances, image folders)",
+        )
+    if sample is not None and (groups is not None or chosen.name not in (COSINE, LORENTZ_DISTANCE)):
+        raise UsageError(
+            "--sample works with the cosine and lorentz_distance scores, without --groups",
+            hint="drop --sample for exact retrieval",
+        )
+
+
+def _exact(chosen: Score, X, Y, index, be: Backend) -> tuple[Ranks, Ranks]:
+    n, m, d = X.shape[0], Y.shape[0], X.shape[1]
+    with Work("exact retrieval", n, 2.0 * n * m * d, be) as work:
+        if chosen.curved:
+            return score_ranks(X, Y, index, chosen, backend=be, progress=work.advance)
+        prepared = _prepared_in_place(chosen, X, Y)
+        return retrieval_ranks(X, Y, index, backend=be, progress=work.advance, prepared=prepared)
+
+
+def _sampled(chosen: Score, X, Y, index, be: Backend, sample: int, seed: int):
+    n, m, d = X.shape[0], Y.shape[0], X.shape[1]
+    q = min(sample, n) + min(sample, m)
+    flops = 2.0 * d * (min(sample, n) * m + min(sample, m) * n)
+    with Work("sampled retrieval", q, flops, be) as work:
+        prepared = _prepared_in_place(chosen, X, Y)
+        return sampled_ranks(prepared, index, sample, seed, be, work.advance)
+
+
+def _ranked(store: Store, chosen: Score, captions: str, options: dict, be: Backend) -> Ranked:
+    """The ranks from the sidecar cache, or computed (and cached) from the float32 rows,
+    which are let go before the summaries."""
+    sample, seed, groups = options["sample"], options["seed"], options["groups"]
+    params = _rank_params(chosen, captions, sample, seed)
+    cached = _load_ranks(store, params) if groups is None else None
+    X, Y, index = store_pairs(
+        store, captions=captions, what="retrieval", dtype=np.float32, rows_only=cached is not None
+    )
+    _check(store, chosen, options["by_category"], sample, groups)
+    if cached is not None:
+        return Ranked(*cached, index, cached=True)
+    if sample is None:
+        i2t, t2i = _exact(chosen, X, Y, index, be)
+        img_rows, cap_rows = np.arange(X.shape[0]), np.arange(Y.shape[0])
+    else:
+        i2t, img_rows, t2i, cap_rows = _sampled(chosen, X, Y, index, be, int(sample), seed)
+    _save_ranks(store, params, i2t, t2i, img_rows, cap_rows)
+    return Ranked(i2t, t2i, img_rows, cap_rows, index, cached=False)
+
+
+def recall(summary: dict) -> Recall:
+    """A `summarise_ranks` (or `with_interval`) result as its report type."""
+    parts = {"r1": summary["R@1"], "r5": summary["R@5"], "r10": summary["R@10"]}
+    rest = {k: v for k, v in summary.items() if not k.startswith("R@")}
+    return Recall.build(**parts, **rest)
+
+
+def _summaries(ranked: Ranked, sample: int | None, seed: int) -> tuple[Estimate, Recall, Recall]:
+    """(the estimate's header, i2t recall, t2i recall): exact, or with bootstrap intervals."""
+    if sample is None:
+        n = ranked.image_rows.size + ranked.caption_rows.size
+        estimate = Estimate.build(**exact_info(n))
+        return estimate, recall(summarise_ranks(ranked.i2t)), recall(summarise_ranks(ranked.t2i))
+    rng = np.random.default_rng(seed + 1)
+    n_img, n_cap = ranked.image_rows.size, ranked.caption_rows.size
+    estimate = Estimate.build(
+        **sampled_info(n_img + n_cap, seed, "queries"),
+        n_image_queries=int(n_img),
+        n_text_queries=int(n_cap),
+    )
+    i2t, t2i = with_interval(ranked.i2t, rng), with_interval(ranked.t2i, rng)
+    return estimate, recall(i2t), recall(t2i)
+
+
+def _by_category(store: Store, ranked: Ranked) -> list[RetrievalCategory]:
+    """Recall of each category's and supercategory's queries against the whole gallery."""
+    index = ranked.index
+    return [
+        RetrievalCategory(
+            name=name,
+            kind=kind,
+            n_images=int(mask.sum()),
+            n_texts=int(mask[index].sum()),
+            i2t=recall(summarise_ranks(ranked.i2t.subset(mask[ranked.image_rows]))),
+            t2i=recall(summarise_ranks(ranked.t2i.subset(mask[index[ranked.caption_rows]]))),
+        )
+        for name, kind, mask in category_groups(
+            store.primary_category, store.category_names, store.supercategory_of
+        )
+    ]
 
 
 def retrieval_report(
@@ -269,8 +218,8 @@ def retrieval_report(
     backend: Backend | None = None,
     sample: int | None = None,
     seed: int = 0,
-) -> dict:
-    """The `mgap retrieval --json` document; `by_category` adds recall per primary category and
+) -> RetrievalReport:
+    """The `mgap retrieval` report; `by_category` adds recall per primary category and
     supercategory (queries of that group, ranked against the whole gallery); `groups(i2t,
     t2i, caption index)` adds the `groups` entry from the same ranks (`--groups`). `score`
     defaults to the store's geometry: cosine, or negative geodesic distance on Lorentz stores.
@@ -278,87 +227,26 @@ def retrieval_report(
     Exact by default; `sample=N` ranks N seeded queries per direction against the whole
     gallery and adds 95 % bootstrap intervals. Embeddings stay float32 and cosine rows are
     normalised in place: peak memory is the float32 embeddings plus one score block."""
-    from mgap.engine.studies.categories import category_groups
-    from mgap.engine.studies.pairs import store_header, store_pairs
-    from mgap.engine.studies.work import Work
-
     chosen = store_score(store, score)
-    params = _rank_params(chosen, captions, sample, seed)
-    cached = _load_ranks(store, params) if groups is None else None
-    X, Y, index = store_pairs(
-        store, captions=captions, what="retrieval", dtype=np.float32, rows_only=cached is not None
-    )
-    if by_category and not store.category_names:
-        raise StoreError(
-            f"{store.path.name} has no category labels, so --by-category has nothing to split",
-            hint="extract from a dataset with categories (COCO instances, image folders)",
-        )
-    if sample is not None and (groups is not None or chosen.name not in (COSINE, LORENTZ_DISTANCE)):
-        raise UsageError(
-            "--sample works with the cosine and lorentz_distance scores, without --groups",
-            hint="drop --sample for exact retrieval",
-        )
     be = backend or resolve_backend("cpu")
-    n, m, d = X.shape[0], Y.shape[0], X.shape[1]
-    doc = {
+    options = {"sample": sample, "seed": seed, "groups": groups, "by_category": by_category}
+    ranked = _ranked(store, chosen, captions, options, be)
+    estimate, i2t, t2i = _summaries(ranked, sample, seed)
+    optional: dict[str, Any] = {"cached": True} if ranked.cached else {}
+    if by_category:
+        optional["by_category"] = _by_category(store, ranked)
+    if groups is not None:
+        optional["groups"] = groups(ranked.i2t, ranked.t2i, ranked.index)
+    return RetrievalReport.build(
         **store_header(store),
         **chosen.describe(),
-        "captions": captions,
-        "n_images": int(n),
-        "n_texts": int(m),
-        "ties": "broken at random, in expectation",
-        "compute": be.describe(),
-    }
-    if cached is not None:
-        i2t, t2i, img_rows, cap_rows = cached
-        doc["cached"] = True
-    elif sample is None:
-        with Work("exact retrieval", n, 2.0 * n * m * d, be) as work:
-            if chosen.curved:
-                i2t, t2i = score_ranks(X, Y, index, chosen, backend=be, progress=work.advance)
-            else:
-                prepared = _prepared_in_place(chosen, X, Y)
-                i2t, t2i = retrieval_ranks(
-                    X, Y, index, backend=be, progress=work.advance, prepared=prepared
-                )
-        img_rows, cap_rows = np.arange(n), np.arange(m)
-    else:
-        from mgap.engine.studies.retrieval_sample import sampled_ranks
-
-        q = min(int(sample), n) + min(int(sample), m)
-        flops = 2.0 * d * (min(int(sample), n) * m + min(int(sample), m) * n)
-        with Work("sampled retrieval", q, flops, be) as work:
-            i2t, img_rows, t2i, cap_rows = sampled_ranks(
-                _prepared_in_place(chosen, X, Y), index, int(sample), seed, be, work.advance
-            )
-    if cached is None:
-        _save_ranks(store, params, i2t, t2i, img_rows, cap_rows)
-    del X, Y
-    if sample is None:
-        doc["estimate"] = exact_info(n + m)
-        doc["i2t"], doc["t2i"] = summarise_ranks(i2t), summarise_ranks(t2i)
-    else:
-        rng = np.random.default_rng(seed + 1)
-        doc["estimate"] = {
-            **sampled_info(img_rows.size + cap_rows.size, seed, "queries"),
-            "n_image_queries": int(img_rows.size),
-            "n_text_queries": int(cap_rows.size),
-        }
-        doc["i2t"], doc["t2i"] = _with_interval(i2t, rng), _with_interval(t2i, rng)
-    if by_category:
-        doc["by_category"] = [
-            {
-                "name": name,
-                "kind": kind,
-                "n_images": int(mask.sum()),
-                "n_texts": int(mask[index].sum()),
-                "i2t": summarise_ranks(i2t.subset(mask[img_rows])),
-                "t2i": summarise_ranks(t2i.subset(mask[index[cap_rows]])),
-            }
-            for name, kind, mask in category_groups(
-                store.primary_category, store.category_names, store.supercategory_of
-            )
-        ]
-    if groups is not None:
-        doc["groups"] = groups(i2t, t2i, index)
-    return doc
+        captions=captions,
+        n_images=int(store.n_images),
+        n_texts=int(ranked.index.size),
+        ties="broken at random, in expectation",
+        compute=Compute.build(**be.describe()),
+        estimate=estimate,
+        i2t=i2t,
+        t2i=t2i,
+        **optional,
+    )

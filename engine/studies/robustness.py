@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from mgap.core.errors import StoreError
-from mgap.engine.studies.additive import (
+from mgap.engine.measures.additive import (
     Additive,
     cosine_additive,
     gap_additive,
@@ -23,10 +23,15 @@ from mgap.engine.studies.additive import (
     retrieval_additive,
     zeroshot_additive,
 )
+from mgap.engine.measures.retrieval import score_ranks
+from mgap.engine.measures.scores import Score
+from mgap.engine.reports.base import declared, json_key
+from mgap.engine.reports.studies import RobustnessReport, RobustnessSetting, RobustnessValues
 from mgap.engine.studies.group_report import GroupOptions, group_rows, groups_document
 from mgap.engine.studies.groupings import Grouping, MissingRows
-from mgap.engine.studies.retrieval import score_ranks
-from mgap.engine.studies.scores import Score, store_score
+from mgap.engine.studies.pairs import store_header, store_pairs
+from mgap.engine.studies.scores import store_score
+from mgap.engine.studies.zeroshot import zero_shot_inputs
 from mgap.store import Store
 from mgap.store.schema import CLEAN
 
@@ -100,12 +105,48 @@ def _deltas(row: dict, clean: dict) -> dict:
 
 
 def _zeroshot_inputs(store: Store) -> tuple[np.ndarray, np.ndarray] | None:
-    from mgap.engine.studies.zeroshot import zero_shot_inputs
-
     if store.prompt_embeddings() is None:
         return None
     _, class_embeddings, truth = zero_shot_inputs(store)
     return class_embeddings, truth
+
+
+#: (report attribute, metric key) of every setting row's values
+FIELDS = tuple((f.name, json_key(f)) for f in declared(RobustnessValues))
+
+
+def _values(values: dict) -> dict:
+    return {name: values[key] for name, key in FIELDS}
+
+
+def _setting(name: str, point: dict, clean: dict) -> RobustnessSetting:
+    delta = RobustnessValues(**_values(_deltas(point, clean)))
+    return RobustnessSetting(
+        setting=name, n_images=point["n_images"], **_values(point), delta=delta
+    )
+
+
+def _group_rows(name: str, additive: Additive, grouping: tuple, clean_groups: dict) -> list[dict]:
+    """The setting's rows per group, each with its change from the clean group."""
+    groupings, options = grouping
+    rows = []
+    for row in group_rows(groupings, additive, options):
+        row = {"setting": name, **row, **_complete(row)}
+        row["n_images"] = int(row["n_images"])
+        key = (row["grouping"], row["group"])
+        if name == CLEAN:
+            clean_groups[key] = row
+        row["delta"] = _deltas(row, clean_groups[key])
+        rows.append(row)
+    return rows
+
+
+def _check(store: Store) -> None:
+    if not store.perturbations:
+        raise StoreError(
+            f"{store.path.name} has no perturbed image sides",
+            hint="extract with --perturb noise:0.05 (repeatable) or --perturb-suite rtml",
+        )
 
 
 def robustness_report(
@@ -115,52 +156,38 @@ def robustness_report(
     groupings: Sequence[Grouping] = (),
     options: GroupOptions | None = None,
     missing: Sequence[MissingRows] = (),
-) -> dict:
-    """The `mgap robustness --json` document: `settings` rows, clean first, with `delta`."""
-    from mgap.engine.studies.pairs import store_header, store_pairs
-
-    if not store.perturbations:
-        raise StoreError(
-            f"{store.path.name} has no perturbed image sides",
-            hint="extract with --perturb noise:0.05 (repeatable) or --perturb-suite rtml",
-        )
+) -> RobustnessReport:
+    """The `mgap robustness` report: `settings` rows, clean first, with `delta`."""
+    _check(store)
+    options = options or GroupOptions()
     X_clean, Y, index = store_pairs(store, captions=captions, what="robustness")
     zeroshot = _zeroshot_inputs(store)
     score = store_score(store)  # Lorentz stores rank by geodesic distance
     sides = [(CLEAN, X_clean)] + [
         (name, store.perturbed_image_embeddings(name)) for name in store.perturbations
     ]
-    settings, group_table = [], []
+    settings, group_table, clean_groups = [], [], {}
     clean_point: dict = {}
-    clean_groups: dict[tuple[str, str], dict] = {}
     for name, X in sides:
         additive = _side_additive(X, X_clean, Y, index, zeroshot, score)
         point = _complete(additive.point())
         point["n_images"] = int(point["n_images"])
-        if name == CLEAN:
-            clean_point = point
-        settings.append({"setting": name, **point, "delta": _deltas(point, clean_point)})
+        clean_point = point if name == CLEAN else clean_point
+        settings.append(_setting(name, point, clean_point))
         if groupings:
-            for row in group_rows(groupings, additive, options or GroupOptions()):
-                row = {"setting": name, **row, **_complete(row)}
-                row["n_images"] = int(row["n_images"])
-                key = (row["grouping"], row["group"])
-                if name == CLEAN:
-                    clean_groups[key] = row
-                row["delta"] = _deltas(row, clean_groups[key])
-                group_table.append(row)
-    doc = {
+            group_table += _group_rows(name, additive, (groupings, options), clean_groups)
+    optional = {}
+    if groupings:
+        by = ("grouping", "setting")
+        optional["groups"] = groups_document(group_table, HEADLINES, options, missing, by=by)
+    return RobustnessReport.build(
         **store_header(store),
         **score.describe(),
-        "captions": captions,
-        "n_images": int(X_clean.shape[0]),
-        "n_texts": int(Y.shape[0]),
-        "perturb_seed": int(store.attrs.get("perturb_seed", 0) or 0),
-        "zero_shot": "category prompts" if zeroshot is not None else None,
-        "settings": settings,
-    }
-    if groupings:
-        doc["groups"] = groups_document(
-            group_table, HEADLINES, options or GroupOptions(), missing, by=("grouping", "setting")
-        )
-    return doc
+        captions=captions,
+        n_images=int(X_clean.shape[0]),
+        n_texts=int(Y.shape[0]),
+        perturb_seed=int(store.attrs.get("perturb_seed", 0) or 0),
+        zero_shot="category prompts" if zeroshot is not None else None,
+        settings=settings,
+        **optional,
+    )

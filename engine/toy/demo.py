@@ -140,9 +140,9 @@ def run_demo(
 
 def store_summary(path: Path) -> DemoStore:
     """Gap, retrieval, zero-shot and object bias of one demo store (the demo's table)."""
-    from mgap.engine.studies.gap import gap_metrics
+    from mgap.engine.measures.gap import gap_metrics
+    from mgap.engine.measures.retrieval import retrieval_metrics
     from mgap.engine.studies.object_bias import object_bias_report
-    from mgap.engine.studies.retrieval import retrieval_metrics
     from mgap.engine.studies.zeroshot import zero_shot_report
     from mgap.store import open_store
 
@@ -151,8 +151,8 @@ def store_summary(path: Path) -> DemoStore:
     gap = gap_metrics(X, Y, index)
     retrieval = retrieval_metrics(X, Y, index)
     bias = object_bias_report(store)
-    zero_shot = {"shape": zero_shot_report(store, "category")["accuracy"]}
-    zero_shot.update({k: v for k, v in bias["zero_shot"].items() if k != "object"})
+    zero_shot = {"shape": zero_shot_report(store, "category").accuracy}
+    zero_shot.update({k: v for k, v in bias.zero_shot.items() if k != "object"})
     return DemoStore(
         model=store.model,
         store=str(path),
@@ -163,7 +163,11 @@ def store_summary(path: Path) -> DemoStore:
             side: {k: retrieval[side][k] for k in ("R@1", "R@5", "R@10")} for side in ("i2t", "t2i")
         },
         zero_shot=zero_shot,
-        object_bias={side: bias[side]["object_bias"] for side in ("image", "text") if side in bias},
+        object_bias={
+            side: getattr(bias, side).object_bias
+            for side in ("image", "text")
+            if getattr(bias, side) is not None
+        },
     )
 
 

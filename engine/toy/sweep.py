@@ -37,8 +37,8 @@ def held_out_embeddings(
 
 
 def measure(result: TrainResult, config: TrainConfig) -> dict[str, Any]:
-    from mgap.engine.studies.gap import gap_metrics
-    from mgap.engine.studies.retrieval import retrieval_metrics
+    from mgap.engine.measures.gap import gap_metrics
+    from mgap.engine.measures.retrieval import retrieval_metrics
 
     X, Y, rows = held_out_embeddings(result, config)
     gap = gap_metrics(X, Y, rows)

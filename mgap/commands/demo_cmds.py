@@ -13,15 +13,16 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 
-from mgap.commands.report_common import CHECK_OPT, typed
+from mgap.commands.report_common import CHECK_OPT
 from mgap.output import fmt, note, print_json, stdout
 
 if TYPE_CHECKING:
     from mgap.engine.reports.pipeline import DemoReport, DemoStore, ToySweepReport
+    from mgap.engine.reports.studies import ModalityBias, ObjectBiasReport
 
 
 def _table(title: str, columns: list[str]):
@@ -143,25 +144,25 @@ def train_toy_cmd(
 
 
 # ---- mgap object-bias -------------------------------------------------------------
-def _print_object_bias(doc: dict[str, Any]) -> None:
+def _print_object_bias(report: ObjectBiasReport) -> None:
     table = _table(
-        f"Object bias: {doc['model'] or Path(doc['store']).name}",
+        f"Object bias: {report.model or Path(report.store).name}",
         ["labels", "image within-across", "text within-across"],
     )
-    sides = [doc.get("image"), doc.get("text")]
+    sides = [report.image, report.text]
 
-    def cell(side: dict | None, key: str | None) -> str:
+    def cell(side: ModalityBias | None, key: str | None) -> str:
         if side is None:
             return "-"
-        row = side["object"] if key is None else side["attributes"][key]
-        return fmt(row["separation"])
+        row = side.objects if key is None else side.attributes[key]
+        return fmt(row.separation)
 
     table.add_row("object (category)", *(cell(s, None) for s in sides))
-    for key in doc["attribute_keys"]:
+    for key in report.attribute_keys:
         table.add_row(f"attribute {key}", *(cell(s, key) for s in sides))
-    table.add_row("[bold]object bias[/]", *(fmt(s["object_bias"]) if s else "-" for s in sides))
+    table.add_row("[bold]object bias[/]", *(fmt(s.object_bias) if s else "-" for s in sides))
     stdout.print(table)
-    shots = doc["zero_shot"]
+    shots = report.zero_shot
     stdout.print(
         "zero-shot accuracy: " + ", ".join(f"{k} {fmt(v, 3)}" for k, v in shots.items()),
         highlight=False,
@@ -177,8 +178,8 @@ def object_bias_cmd(
     from mgap.engine.studies.object_bias import object_bias_report
     from mgap.store import open_store
 
-    doc = object_bias_report(open_store(store))
-    print_json(typed("object-bias", doc)) if json_out else _print_object_bias(doc)
+    report = object_bias_report(open_store(store))
+    print_json(report.to_json()) if json_out else _print_object_bias(report)
 
 
 # ---- mgap demo ----------------------------------------------------------------------

@@ -70,20 +70,10 @@ def shift(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Mind the Gap's shift along the gap vector: gap, retrieval and InfoNCE per lambda."""
-    from mgap.engine.studies.experiments import gap_shift
-    from mgap.engine.studies.pairs import store_header, store_pairs
+    from mgap.engine.studies.experiments import shift_report
 
     values = parse_lambdas(lambdas)
-    opened = open_store_arg(store)
-    X, Y, index = store_pairs(opened, what="the shift experiment")
-    doc = {
-        **store_header(opened),
-        "logit_scale": logit_scale,
-        "steps": gap_shift(X, Y, index, values, logit_scale=logit_scale),
-    }
-    from mgap.engine.reports.analysis import ShiftReport
-
-    report = ShiftReport.from_json(doc)
+    report = shift_report(open_store_arg(store), values, logit_scale)
     if as_json:
         print_json(report.to_json())
     else:
@@ -99,17 +89,9 @@ def ablate(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Drop the top-k gap dimensions, re-normalise, recompute gap and retrieval."""
-    from mgap.engine.studies.experiments import ablate_dims
-    from mgap.engine.studies.pairs import store_header, store_pairs
+    from mgap.engine.studies.experiments import ablate_report
 
-    opened = open_store_arg(store)
-    X, Y, index = store_pairs(opened, what="the ablation experiment")
-    if k_max >= X.shape[1]:
-        raise UsageError(f"--k-max {k_max} must be below the embedding dim {X.shape[1]}")
-    doc = {**store_header(opened), "steps": ablate_dims(X, Y, index, k_max)}
-    from mgap.engine.reports.analysis import AblateReport
-
-    report = AblateReport.from_json(doc)
+    report = ablate_report(open_store_arg(store), k_max)
     if as_json:
         print_json(report.to_json())
     else:

@@ -41,7 +41,7 @@ from mgap.core.errors import UsageError
 from mgap.output import fmt, print_json, stdout
 
 if TYPE_CHECKING:
-    from mgap.engine.reports.analysis import CategoryRow, GapReport
+    from mgap.engine.reports.analysis import CategoryRow, GapReport, HyperbolicReport
 
 
 def print_gap(report: GapReport) -> None:
@@ -108,36 +108,30 @@ def _print_categories(rows: list[CategoryRow]) -> None:
     stdout.print(cats)
 
 
-def _print_hyperbolic(hyp: dict) -> None:
+def _print_hyperbolic(hyp: HyperbolicReport) -> None:
     from mgap.engine.plots.histogram import histogram_lines
 
-    out = table(f"Hyperbolic (Lorentz, curvature {fmt(hyp['curvature'])})", ["metric", "value"])
-    out.add_row("ranking score", str(hyp.get("score", "lorentz_distance")))
-    out.add_row("tangent-space L2M (normalised)", fmt(hyp["tangent_gap"]["l2m"]))
-    out.add_row("tangent-space RMG (normalised)", fmt(hyp["tangent_gap"]["rmg"]))
-    raw = hyp.get("tangent_gap_unnormalised", {})
-    for key, label in (
-        ("centroid_distance", "tangent centroid distance (norms kept)"),
-        ("mean_paired_distance", "tangent paired distance (norms kept)"),
-    ):
-        if key in raw:
-            out.add_row(label, fmt(raw[key]))
-    for key, value in hyp["geodesic"].items():
-        if key != "sampled_pairs":
-            out.add_row(f"mean geodesic distance, {key.replace('_', '-')}", fmt(value))
-    origin = hyp["origin_distance"]
-    for side in ("image", "text"):
-        out.add_row(f"mean distance from origin, {side}", fmt(origin[side]))
-    cones = hyp.get("entailment")
-    if cones:
-        out.add_row("images inside their caption's cone", fmt(cones["inside"]))
-        out.add_row("mean angle - half-aperture (rad)", fmt(cones["mean_angle_minus_aperture"]))
+    out = table(f"Hyperbolic (Lorentz, curvature {fmt(hyp.curvature)})", ["metric", "value"])
+    out.add_row("ranking score", hyp.score)
+    out.add_row("tangent-space L2M (normalised)", fmt(hyp.tangent_gap.l2m))
+    out.add_row("tangent-space RMG (normalised)", fmt(hyp.tangent_gap.rmg))
+    raw = hyp.tangent_gap_unnormalised
+    out.add_row("tangent centroid distance (norms kept)", fmt(raw.centroid_distance))
+    out.add_row("tangent paired distance (norms kept)", fmt(raw.mean_paired_distance))
+    geodesic = hyp.geodesic
+    for key in ("paired", "image_text", "image_image", "text_text"):
+        value = getattr(geodesic, key)
+        out.add_row(f"mean geodesic distance, {key.replace('_', '-')}", fmt(value))
+    origin = hyp.origin_distance
+    out.add_row("mean distance from origin, image", fmt(origin.image))
+    out.add_row("mean distance from origin, text", fmt(origin.text))
+    out.add_row("images inside their caption's cone", fmt(hyp.entailment.inside))
+    out.add_row("mean angle - half-aperture (rad)", fmt(hyp.entailment.mean_angle_minus_aperture))
     stdout.print(out)
-    hist = origin.get("histogram")
-    if hist:
-        stdout.print("distance from the origin (counts per bin)", highlight=False)
-        lines = histogram_lines(hist["edges"], {"image": hist["image"], "text": hist["text"]})
-        stdout.print("\n".join(lines), highlight=False, markup=False)
+    hist = origin.histogram
+    stdout.print("distance from the origin (counts per bin)", highlight=False)
+    lines = histogram_lines(hist.edges, {"image": hist.image, "text": hist.text})
+    stdout.print("\n".join(lines), highlight=False, markup=False)
 
 
 #: per-group table columns of `mgap gap --groups`
@@ -174,36 +168,41 @@ def gap(
     With --by-category, the category mean-pairwise table is sampled by default on the CPU
     for stores above 2e9 (image, caption) pairs (--exact forces it, --sample N sets N)."""
     from mgap.engine.studies.gap import gap_report
+    from mgap.engine.studies.gap_request import GapRequest
 
     if sample is not None and exact:
         raise UsageError("--sample and --exact exclude each other", hint="pick one")
     opened = open_store_arg(store)
     grouped = load_groups(opened, groups, min_group, bootstrap)
-    doc = gap_report(
-        opened,
+    request = GapRequest(
         captions=captions,
         by_category=by_category,
         top_k=top_k,
         separability=not no_separability,
         text_side=text_side,
-        backend=backend(device, fast),
         sample=sample,
         exact=exact,
         seed=seed,
     )
-    if grouped is not None:
-        from mgap.engine.studies.group_report import store_groups
-
-        doc["groups"] = store_groups(opened, "gap", *grouped, captions=captions)
-    from mgap.engine.reports.analysis import GapReport
-
-    report = GapReport.from_json(doc)
+    report = gap_report(
+        opened,
+        request,
+        backend=backend(device, fast),
+        groups=None if grouped is None else lambda: _groups(opened, grouped, captions),
+    )
     if as_json:
         print_json(report.to_json())
         return
     print_gap(report)
     if report.groups is not None:
         print_groups(report.groups, GROUP_COLUMNS)
+
+
+def _groups(opened, grouped, captions: str) -> dict:
+    """The `--groups` document."""
+    from mgap.engine.studies.group_report import store_groups
+
+    return store_groups(opened, "gap", *grouped, captions=captions)
 
 
 def register(app: typer.Typer) -> None:

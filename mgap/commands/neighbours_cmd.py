@@ -52,12 +52,9 @@ def neighbours(
     """Kendall-tau distance between image and text category neighbourhoods (0 same, 0.5 chance)."""
     from mgap.engine.studies.neighbourhood import neighbourhood_report
 
-    doc = neighbourhood_report(
+    report = neighbourhood_report(
         open_store_arg(store), similarity=similarity, exclude_self=exclude_self
     )
-    from mgap.engine.reports.analysis import NeighbourhoodReport
-
-    report = NeighbourhoodReport.from_json(doc)
     if as_json:
         print_json(report.to_json())
     else:

@@ -105,11 +105,8 @@ def print_header(report: StoreHeader | dict) -> None:
     )
 
 
-def recall_cells(side: Recall | dict) -> list[str]:
+def recall_cells(recall: Recall) -> list[str]:
     """R@1/5/10 and median/mean rank of one retrieval direction, formatted for a table row."""
-    from mgap.engine.reports.analysis import Recall
-
-    recall = side if isinstance(side, Recall) else Recall.from_json(side)
     return [
         fmt(recall.r1, 3),
         fmt(recall.r5, 3),

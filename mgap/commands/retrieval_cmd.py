@@ -46,16 +46,16 @@ def print_retrieval(report: RetrievalReport) -> None:
     out.add_row("image -> text", *recall_cells(report.i2t))
     out.add_row("text -> image", *recall_cells(report.t2i))
     stdout.print(out)
-    estimate = report.estimate or {}
-    if estimate.get("mode") == "sampled":
+    estimate = report.estimate
+    if estimate is not None and estimate.mode == "sampled":
         spans = ", ".join(
             f"{name} R@1 [{fmt(side.interval['R@1'][0], 3)}, {fmt(side.interval['R@1'][1], 3)}]"
             for name, side in (("i2t", report.i2t), ("t2i", report.t2i))
             if side.interval is not None
         )
         stdout.print(
-            f"sampled: {estimate['n_image_queries']} image and {estimate['n_text_queries']} "
-            f"caption queries (seed {estimate['seed']}); 95% intervals {spans}",
+            f"sampled: {estimate.n_image_queries} image and {estimate.n_text_queries} "
+            f"caption queries (seed {estimate.seed}); 95% intervals {spans}",
             highlight=False,
         )
     if report.by_category is not None:
@@ -107,7 +107,7 @@ def retrieval(
         def per_group(i2t, t2i, index):
             return retrieval_groups(i2t, t2i, index, *grouped)
 
-    doc = retrieval_report(
+    report = retrieval_report(
         opened,
         by_category=by_category,
         captions=captions,
@@ -117,9 +117,6 @@ def retrieval(
         sample=sample,
         seed=seed,
     )
-    from mgap.engine.reports.analysis import RetrievalReport
-
-    report = RetrievalReport.from_json(doc)
     if as_json:
         print_json(report.to_json())
         return

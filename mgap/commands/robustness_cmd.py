@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -20,11 +21,13 @@ from mgap.commands.report_common import (
     STORE_ARG,
     open_store_arg,
     print_header,
-    typed,
 )
 from mgap.output import fmt, print_json, stdout
 
-#: (column, key) of the settings table; every value is followed by its change from clean
+if TYPE_CHECKING:
+    from mgap.engine.reports.studies import RobustnessReport
+
+#: (column, report attribute) of the settings table; every value is followed by its change from clean
 COLUMNS = (
     ("top1", "top1"),
     ("top5", "top5"),
@@ -32,8 +35,8 @@ COLUMNS = (
     ("clean", "clean_cosine"),
     ("L2M", "l2m"),
     ("RMG", "rmg"),
-    ("i2t@1", "i2t_R@1"),
-    ("t2i@1", "t2i_R@1"),
+    ("i2t@1", "i2t_r1"),
+    ("t2i@1", "t2i_r1"),
 )
 
 
@@ -41,17 +44,17 @@ def _signed(value: float | None) -> str:
     return "" if value is None else f"{value:+.3f}"
 
 
-def print_robustness(doc: dict) -> None:
+def print_robustness(report: RobustnessReport) -> None:
     """One row per setting: each value over its change from clean."""
-    print_header(doc)
-    zs = doc["zero_shot"] or "no class prompts in the store: zero-shot columns are empty"
+    print_header(report)
+    zs = report.zero_shot or "no class prompts in the store: zero-shot columns are empty"
     from rich import box
     from rich.table import Table
 
     out = Table(
         title="Robustness",
         title_justify="left",
-        caption=f"{doc['n_images']} images, {doc['n_texts']} captions; zero-shot: {zs}. "
+        caption=f"{report.n_images} images, {report.n_texts} captions; zero-shot: {zs}. "
         "top1/top5 zero-shot accuracy (error = 1 - top1), pair = mean cosine of true pairs, "
         "clean = cosine to the clean image; second line: change from clean",
         caption_justify="left",
@@ -63,16 +66,17 @@ def print_robustness(doc: dict) -> None:
     out.add_column("setting", no_wrap=True)
     for label, _ in COLUMNS:
         out.add_column(label, justify="right", no_wrap=True, min_width=6)
-    for row in doc["settings"]:
+    for row in report.settings:
         cells = [
-            f"{fmt(row[key], 3)}\n{_signed(row['delta'][key]) if row['setting'] != 'clean' else ''}"
-            for _, key in COLUMNS
+            f"{fmt(getattr(row, name), 3)}\n"
+            f"{_signed(getattr(row.delta, name)) if row.setting != 'clean' else ''}"
+            for _, name in COLUMNS
         ]
-        out.add_row(row["setting"], *cells)
+        out.add_row(row.setting, *cells)
     stdout.print(out)
-    if "groups" in doc:
+    if report.groups is not None:
         print_groups(
-            doc["groups"], [("top-1", "top1"), ("L2M", "l2m"), ("t2i R@1", "t2i_R@1")], 3, True
+            report.groups, [("top-1", "top1"), ("L2M", "l2m"), ("t2i R@1", "t2i_R@1")], 3, True
         )
 
 
@@ -94,11 +98,11 @@ def robustness(
     kwargs = {}
     if grouped is not None:
         kwargs = dict(groupings=grouped[0], options=grouped[1], missing=grouped[2])
-    doc = robustness_report(opened, captions=captions, **kwargs)
+    report = robustness_report(opened, captions=captions, **kwargs)
     if as_json:
-        print_json(typed("robustness", doc))
+        print_json(report.to_json())
     else:
-        print_robustness(doc)
+        print_robustness(report)
 
 
 def register(app: typer.Typer) -> None:

@@ -4,6 +4,7 @@ hyperboloid, the nearest captions (or class prompts) at each step."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -14,28 +15,30 @@ from mgap.commands.report_common import (
     open_store_arg,
     print_header,
     table,
-    typed,
 )
 from mgap.output import fmt, print_json, stdout
 
+if TYPE_CHECKING:
+    from mgap.engine.reports.studies import TraverseReport
 
-def print_traversal(doc: dict) -> None:
+
+def print_traversal(report: TraverseReport) -> None:
     """One row per step: t, distance from the origin, and the nearest texts."""
-    print_header(doc)
-    own = doc["image_captions"][0] if doc["image_captions"] else "-"
-    stdout.print(f"image {doc['image']} (row {doc['image_row']}): {own}", highlight=False)
+    print_header(report)
+    own = report.image_captions[0] if report.image_captions else "-"
+    stdout.print(f"image {report.image} (row {report.image_row}): {own}", highlight=False)
     out = table(
-        f"Traversal to the origin ({doc['candidates']}, score {doc['score']})",
+        f"Traversal to the origin ({report.candidates}, score {report.score})",
         ["step", "t", "d(O,·)", "nearest"],
         caption="* = the text's entailment cone holds the point; [ROOT] = the origin",
     )
     out.columns[-1].justify = "left"
-    for step in doc["steps"]:
-        names = [f"{n['text'][:40]}{'*' if n['entails'] else ''}" for n in step["nearest"]]
+    for step in report.steps:
+        names = [f"{n.text[:40]}{'*' if n.entails else ''}" for n in step.nearest]
         out.add_row(
-            str(step["step"]),
-            fmt(step["t"], 2),
-            fmt(step["origin_distance"], 3),
+            str(step.step),
+            fmt(step.t, 2),
+            fmt(step.origin_distance, 3),
             names[0] if names else "-",
         )
         for name in names[1:]:
@@ -65,7 +68,7 @@ def traverse(
     """Walk the geodesic from an image to the origin (Lorentz stores): nearest texts per step."""
     from mgap.engine.studies.traverse import traverse_report
 
-    doc = traverse_report(
+    report = traverse_report(
         open_store_arg(store),
         image,
         steps=steps,
@@ -75,9 +78,9 @@ def traverse(
         entailed_only=entailed_only,
     )
     if as_json:
-        print_json(typed("traverse", doc))
+        print_json(report.to_json())
         return
-    print_traversal(doc)
+    print_traversal(report)
 
 
 def register(app: typer.Typer) -> None:

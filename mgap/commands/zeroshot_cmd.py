@@ -75,20 +75,25 @@ def zeroshot(
 
     opened = open_store_arg(store)
     grouped = load_groups(opened, groups, min_group, bootstrap)
-    doc = zero_shot_report(opened, labels, score=score)
-    if grouped is not None:
-        from mgap.engine.studies.group_report import store_groups
-
-        doc["groups"] = store_groups(opened, "zeroshot", *grouped, label_set=labels, score=score)
-    from mgap.engine.reports.analysis import ZeroShotReport
-
-    report = ZeroShotReport.from_json(doc)
+    report = zero_shot_report(
+        opened,
+        labels,
+        score=score,
+        groups=None if grouped is None else lambda: _groups(opened, grouped, labels, score),
+    )
     if as_json:
         print_json(report.to_json())
         return
     print_zeroshot(report)
     if report.groups is not None:
         print_groups(report.groups, [("top-1", "accuracy"), ("top-5", "top5_accuracy")])
+
+
+def _groups(opened, grouped, labels: str, score: str | None) -> dict:
+    """The `--groups` document."""
+    from mgap.engine.studies.group_report import store_groups
+
+    return store_groups(opened, "zeroshot", *grouped, label_set=labels, score=score)
 
 
 def register(app: typer.Typer) -> None:

@@ -15,13 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mgap.engine.studies.gap import (
-    gap_vector,
-    intra_cosine,
-    normalize,
-    rmg,
-    top_dims,
-)
+from mgap.engine.measures.gap import gap_vector, intra_cosine, metrics_dict
+from mgap.engine.measures.rows import unit_rows
 
 
 @dataclass(frozen=True)
@@ -91,16 +86,16 @@ def _first_class_repeats(captions: np.ndarray, index: np.ndarray, primary: np.nd
 
 def class_texts(Y: np.ndarray, layout: ClassLayout) -> np.ndarray:
     """(K, d) one unit text per class: the mean of its distinct normalised prompts."""
-    Yn = normalize(Y)
+    Yn = unit_rows(Y)
     d = Yn.shape[1]
     per_code = np.zeros((layout.n_texts, d))
     np.add.at(per_code, layout.text_code, Yn)  # copies of one prompt: average them
-    per_code = normalize(per_code)
+    per_code = unit_rows(per_code)
     code_class = np.zeros(layout.n_texts, dtype=np.int64)
     code_class[layout.text_code] = layout.text_class
     per_class = np.zeros((layout.classes.size, d))
     np.add.at(per_class, code_class, per_code)
-    return normalize(per_class)
+    return unit_rows(per_class)
 
 
 def class_gap_metrics(
@@ -113,25 +108,16 @@ def class_gap_metrics(
 ) -> dict:
     """The gap metrics of images X against unique class texts T, image i paired with
     T[image_class[i]]: the same keys as `gap_metrics`, n_texts = number of class texts."""
-    Xn, Tn = normalize(X), normalize(T)
-    paired = Tn[image_class]
-    cos = np.einsum("ij,ij->i", Xn, paired)
-    dist = np.linalg.norm(Xn - paired, axis=1)
+    Xn, Tn = unit_rows(X), unit_rows(T)
+    partner = Tn[image_class]
+    cos = np.einsum("ij,ij->i", Xn, partner)
+    dist = np.linalg.norm(Xn - partner, axis=1)
     delta = gap_vector(Xn, Tn)
     intra_image, intra_text = intra_cosine(Xn), intra_cosine(Tn)
-    mean_cos = float(cos.mean())
-    out = {
-        "n_images": int(X.shape[0]),
-        "n_texts": int(T.shape[0]),
-        "dim": int(X.shape[1]),
-        "l2m": float(np.linalg.norm(delta)),
-        "l2i": float(dist.mean()),
-        "mean_paired_cosine": mean_cos,
-        "intra_image_cosine": intra_image,
-        "intra_text_cosine": intra_text,
-        "rmg": rmg(mean_cos, intra_image, intra_text),
-        "top_dims": top_dims(delta, top_k),
-    }
+    sizes = (X.shape[0], T.shape[0], X.shape[1])
+    out = metrics_dict(
+        sizes, delta, (float(cos.mean()), float(dist.mean())), (intra_image, intra_text), top_k
+    )
     if separability:
         from mgap.engine.measures.separability import modality_separability
 

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mgap.engine.studies.gap import RMG_FLOOR, normalize, paired_cosines
-from mgap.engine.studies.retrieval import Ranks
-from mgap.engine.studies.scores import Score
+from mgap.engine.measures.gap import RMG_FLOOR, paired_cosines
+from mgap.engine.measures.retrieval import Ranks
+from mgap.engine.measures.rows import unit_rows
+from mgap.engine.measures.scores import Score
 
 Finish = Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]
 
@@ -104,7 +105,7 @@ def _gap_finish(s: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def gap_additive(X: np.ndarray, Y: np.ndarray, index: np.ndarray) -> Additive:
     """The §7 gap metrics (L2M, L2I, paired and intra cosines, RMG) as per-image sums."""
-    Xn, Yn = normalize(X), normalize(Y)
+    Xn, Yn = unit_rows(X), unit_rows(Y)
     n = Xn.shape[0]
     cos = paired_cosines(Xn, Yn, index)
     sq_x = np.einsum("ij,ij->i", Xn, Xn)
@@ -202,7 +203,7 @@ def zeroshot_additive(
 
 def cosine_additive(X: np.ndarray, X_ref: np.ndarray) -> Additive:
     """Mean cosine between each image's embedding and its reference (clean) embedding."""
-    cos = np.einsum("ij,ij->i", normalize(X), normalize(X_ref))
+    cos = np.einsum("ij,ij->i", unit_rows(X), unit_rows(X_ref))
     columns = {"one": np.ones(X.shape[0]), "cos": cos}
     return Additive(columns, lambda s: {"cosine": s["cos"] / s["one"]})
 

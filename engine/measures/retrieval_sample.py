@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from mgap.engine.compute.backend import Backend
-from mgap.engine.studies.retrieval import TIE_TOL, Ranks, _caption_slices
-from mgap.engine.studies.scores import Prepared
+from mgap.engine.measures.retrieval import TIE_TOL, Ranks, caption_slices
+from mgap.engine.measures.scores import Prepared
 
 
 def _query_rows(n: int, sample: int, rng: np.random.Generator, allowed: np.ndarray) -> np.ndarray:
@@ -43,7 +43,7 @@ def sampled_ranks(
     has_caption = np.bincount(index, minlength=n) > 0
     img_q = _query_rows(n, sample, rng, has_caption)
     cap_q = _query_rows(m, sample, rng, np.ones(m, dtype=bool))
-    order, starts = _caption_slices(index, n)
+    order, starts = caption_slices(index, n)
     positive = prepared.paired(index)
 
     # image -> text: each sampled image against every caption

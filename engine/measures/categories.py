@@ -16,9 +16,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from mgap.engine.compute.backend import Backend, resolve_backend
+from mgap.engine.measures.gap import GapSums, gap_sums
 from mgap.engine.measures.pairwise_table import pairwise_table
 from mgap.engine.measures.sampling import exact_info
-from mgap.engine.studies.gap import gap_sums
 
 #: image rows per block of the mean-pairwise table (None: sized by the backend)
 PAIRWISE_BLOCK: int | None = None
@@ -71,19 +71,10 @@ def category_breakdown(
     primary = np.asarray(primary, dtype=np.int64)
     n_categories = len(category_names)
     sums = gap_sums(X, Y, index, primary, n_categories)
-    rows = []
-    for name, kind, _ in category_groups(primary, category_names, supercategory_of):
-        group = sums.merged(_members(category_names, supercategory_of, name, kind))
-        if group.n_y[0] == 0:
-            continue
-        rows.append({"name": name, "kind": kind, **group.metrics(0, X.shape[1], top_k)})
+    rows = _group_rows(sums, primary, category_names, supercategory_of, X.shape[1], top_k)
     present = np.flatnonzero((sums.n_x > 0) & (sums.n_y > 0))
     slot = np.full(n_categories + 1, -1, dtype=np.int64)
     slot[present] = np.arange(present.size)
-    img_centroids = sums.sum_x[present] / sums.n_x[present, None]
-    txt_centroids = sums.sum_y[present] / sums.n_y[present, None]
-    diff = img_centroids[:, None, :] - txt_centroids[None, :, :]
-    centroid = np.sqrt(np.einsum("abd,abd->ab", diff, diff))
     pairwise, info = pairwise_table(
         X,
         Y,
@@ -103,12 +94,7 @@ def category_breakdown(
     )
     return {
         "by_category": rows,
-        "category_centroid_distances": {
-            "definition": "||mean image(row) - mean text(column)|| of normalised embeddings",
-            "names": names,
-            "matrix": centroid,
-            **exact_info(int(sums.n_x[present].sum() + sums.n_y[present].sum())),
-        },
+        "category_centroid_distances": _centroid_table(sums, present, names),
         "category_pairwise_distances": {
             "definition": "peers' table: mean ||x_i - y_j|| over images of row, texts of column",
             "names": names,
@@ -119,4 +105,28 @@ def category_breakdown(
             {"rank": i + 1, "name": r["name"], "l2m": r["l2m"], "rmg": r["rmg"]}
             for i, r in enumerate(ranking)
         ],
+    }
+
+
+def _group_rows(sums: GapSums, primary, category_names, supercategory_of, dim: int, top_k: int):
+    """The §7 metrics of every category and supercategory with at least one pair."""
+    rows = []
+    for name, kind, _ in category_groups(primary, category_names, supercategory_of):
+        group = sums.merged(_members(category_names, supercategory_of, name, kind))
+        if group.n_y[0] == 0:
+            continue
+        rows.append({"name": name, "kind": kind, **group.metrics(0, dim, top_k)})
+    return rows
+
+
+def _centroid_table(sums: GapSums, present: np.ndarray, names: list[str]) -> dict:
+    """‖mean x̂ over images of a − mean ŷ over captions of b‖ for the present categories."""
+    img_centroids = sums.sum_x[present] / sums.n_x[present, None]
+    txt_centroids = sums.sum_y[present] / sums.n_y[present, None]
+    diff = img_centroids[:, None, :] - txt_centroids[None, :, :]
+    return {
+        "definition": "||mean image(row) - mean text(column)|| of normalised embeddings",
+        "names": names,
+        "matrix": np.sqrt(np.einsum("abd,abd->ab", diff, diff)),
+        **exact_info(int(sums.n_x[present].sum() + sums.n_y[present].sum())),
     }
