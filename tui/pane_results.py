@@ -42,6 +42,7 @@ from mgap.tui.render import (
 )
 from mgap.tui.scatter import ScatterView
 from mgap.tui.view_attention import AttentionView
+from mgap.tui.view_examples import ExamplesScreen
 from mgap.tui.view_groups import GroupsView
 from mgap.tui.view_hyperbolic import HyperbolicView
 from mgap.tui.view_robustness import RobustnessView
@@ -387,6 +388,14 @@ class ResultsPane(WorkerHost, Horizontal):
             return
         event.stop()
         self._show_category(event.cursor_row)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter on a category row: its examples, worst first (tui/view_examples.py)."""
+        if event.data_table.id == "category-table" and self.current is not None:
+            event.stop()
+            if 0 <= event.cursor_row < len(self.categories):
+                name = self.categories[event.cursor_row].name
+                self.app.push_screen(ExamplesScreen(self.current, name, self.ascii_only))
 
     def _show_category(self, index: int) -> None:
         if not 0 <= index < len(self.categories):

@@ -29,7 +29,7 @@ RAMP = " .:-=+*#%@"
 
 
 def picture_mode(ascii_only: bool = False) -> str:
-    """"ascii", "halfcell" or "graphics" for this terminal and these settings."""
+    """ "ascii", "halfcell" or "graphics" for this terminal and these settings."""
     if ascii_only or os.environ.get("NO_COLOR") or os.environ.get("MGAP_ASCII"):
         return "ascii"
     if os.environ.get("TMUX") or DetectedRenderable not in (SixelImage, TGPImage):
