@@ -55,7 +55,7 @@ def show_picture(store, report: ExamplesReport, number: int, ascii_only: bool) -
     root = store.attrs.get("data_root")
     img, notice = load_picture(str(root) if root else None, ex.path)
     if img is None:
-        stdout.print(notice, highlight=False)
+        stdout.print(notice, highlight=False, soft_wrap=True)
         return
     mode = "ascii" if picture_mode(ascii_only) == "ascii" else "halfcell"
     stdout.print(picture_renderable(img, min(stdout.width, 80), 24, mode))
@@ -81,6 +81,8 @@ def examples(
 
     if worst is not None and best is not None:
         raise UsageError("pass --worst N or --best N, not both")
+    if show is not None and as_json:
+        raise UsageError("--show draws on the terminal; drop --json to see the picture")
     opened = open_store_arg(store)
     n = best if best is not None else (worst if worst is not None else 10)
     doc = examples_report(
