@@ -19,7 +19,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Footer, Static
 
 from mgap.engine.reports.examples import Example, ExamplesReport
 from mgap.tui.messages import WorkerFailed
@@ -118,6 +118,7 @@ class ExamplesScreen(WorkerHost, Screen):
             with Vertical(id="examples-right"):
                 yield Picture(self.mode, id="picture")
                 yield Static("", id="example-text")
+        yield Footer()
 
     def on_mount(self) -> None:
         table = self.query_one("#examples-list", DataTable)
