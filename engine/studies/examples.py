@@ -20,7 +20,12 @@ from mgap.engine.measures import examples as ex
 from mgap.engine.measures.rows import unit_rows_
 from mgap.engine.studies.categories import category_groups
 from mgap.engine.studies.pairs import store_header
-from mgap.engine.studies.retrieval import TIE_TOL, _load_ranks, _rank_params
+from mgap.engine.studies.retrieval import (
+    INTERACTIVE_SAMPLE,
+    TIE_TOL,
+    _load_ranks,
+    _rank_params,
+)
 from mgap.engine.studies.scores import COSINE, store_score
 from mgap.store import Store
 
@@ -102,8 +107,6 @@ def _gallery(store: Store, side: str) -> Iterator[tuple[int, np.ndarray]]:
 def _cached_counts(store: Store, q: Queries) -> tuple[np.ndarray, ...] | None:
     """(above, tied, right_tied) of these queries from `mgap retrieval`'s cache, or None
     when no cached run (exact, or the TUI's sample) holds every one of them."""
-    from mgap.engine.studies.retrieval import INTERACTIVE_SAMPLE
-
     score = store_score(store)
     for sample in (None, INTERACTIVE_SAMPLE):
         got = _load_ranks(store, _rank_params(score, "all", sample, 0))
