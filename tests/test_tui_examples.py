@@ -94,6 +94,12 @@ def test_enter_opens_the_category_arrows_move_escape_returns(store):
         first = text(screen, "#example-text")
         assert "retrieved" in first and ("✓" in first or "✗" in first)
         assert isinstance(screen.query_one("#picture-cells").content, HalfcellImage)
+        scatter = screen.query_one("#examples-scatter")
+        shown = scatter.projection
+        linked = shown.image_index[(shown.modality == 1) & (shown.image_index >= 0)]
+        assert scatter.highlight == "circle"
+        assert set(linked.tolist()) == {screen.report.examples[0].row}  # its two captions
+        assert linked.size == 2
         await pilot.press("down")
         await settle(pilot)
         assert table.cursor_row == 1

@@ -395,7 +395,8 @@ class ResultsPane(WorkerHost, Horizontal):
             event.stop()
             if 0 <= event.cursor_row < len(self.categories):
                 name = self.categories[event.cursor_row].name
-                self.app.push_screen(ExamplesScreen(self.current, name, self.ascii_only))
+                shown = self.projections.get((self.current, self.method))
+                self.app.push_screen(ExamplesScreen(self.current, name, self.ascii_only, shown))
 
     def _show_category(self, index: int) -> None:
         if not 0 <= index < len(self.categories):

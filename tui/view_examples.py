@@ -9,10 +9,12 @@ the list never waits for the gallery pass.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -25,6 +27,7 @@ from mgap.engine.reports.examples import Example, ExamplesReport
 from mgap.tui.messages import WorkerFailed
 from mgap.tui.picture import Picture, load_picture, picture_mode, with_attention
 from mgap.tui.render import num
+from mgap.tui.scatter import ScatterView
 from mgap.tui.workers import WorkerHost
 
 #: images the list shows (the worst ones by the chosen sort)
@@ -88,6 +91,35 @@ def example_text(ex: Example) -> Text:
     return text
 
 
+def only_pairs_of(projection: Any, image: int) -> Any:
+    """The projection with only `image`'s captions still linked to their image, so the
+    drawn pair lines join the selected image to its true captions and nothing else."""
+    texts = projection.modality == 1
+    index = np.where(texts & (projection.image_index != image), -1, projection.image_index)
+    return dataclasses.replace(projection, image_index=index)
+
+
+class PairScatter(ScatterView):
+    """The Results scatter, category in colour and others grey, with the selected image
+    joined to its true captions (a 2-D layout alone misleads about the gap)."""
+
+    def render(self) -> Text:
+        if self.projection is None:
+            return Text(self.message, style="dim")
+        from mgap.engine.plots.terminal import render_scatter
+
+        return render_scatter(
+            self.projection,
+            self.size.width,
+            self.size.height,
+            color_by="category",
+            highlight=self.highlight,
+            pairs=True,
+            legend=False,
+            ascii=self.ascii_only,
+        )
+
+
 class ExamplesScreen(WorkerHost, Screen):
     """A category's examples; arrows move, `s` sorts, `a` shows attention, Escape returns."""
 
@@ -98,13 +130,18 @@ class ExamplesScreen(WorkerHost, Screen):
         Binding("a", "attention", "Attention", id="examples.attention"),
     ]
     DEFAULT_CSS = """
-    #examples-list { width: 38; height: 1fr; }
+    #examples-left { width: 38; height: 1fr; }
+    #examples-list { height: 1fr; }
+    #examples-scatter { height: 1fr; }
     #examples-right { width: 1fr; height: 1fr; }
     #example-text { height: auto; max-height: 50%; }
     """
 
-    def __init__(self, path: Path, category: str, ascii_only: bool = False) -> None:
+    def __init__(
+        self, path: Path, category: str, ascii_only: bool = False, projection: Any = None
+    ) -> None:
         super().__init__()
+        self.projection, self.ascii_only = projection, ascii_only
         self.path, self.category, self.sort = path, category, SORTS[0]
         self.mode = picture_mode(ascii_only)
         self.report: ExamplesReport | None = None
@@ -114,7 +151,9 @@ class ExamplesScreen(WorkerHost, Screen):
     def compose(self) -> ComposeResult:
         yield Static("", id="examples-title")
         with Horizontal():
-            yield DataTable(id="examples-list", cursor_type="row", zebra_stripes=True)
+            with Vertical(id="examples-left"):
+                yield DataTable(id="examples-list", cursor_type="row", zebra_stripes=True)
+                yield PairScatter(self.ascii_only, id="examples-scatter")
             with Vertical(id="examples-right"):
                 yield Picture(self.mode, id="picture")
                 yield Static("", id="example-text")
@@ -164,6 +203,13 @@ class ExamplesScreen(WorkerHost, Screen):
 
     def on_example_detailed(self, message: ExampleDetailed) -> None:
         self.detail = message
+        scatter = self.query_one(PairScatter)
+        if self.projection is None:
+            scatter.say("no scatter yet (Results computes it)")
+        else:
+            names = self.projection.category_names
+            scatter.highlight = self.category if self.category in names else None
+            scatter.projection = only_pairs_of(self.projection, message.example.row)
         self.query_one("#example-text", Static).update(example_text(message.example))
         self._draw()
 
