@@ -137,7 +137,7 @@ def run(store: Path, limit: float) -> None:
     wait_for("1 Models", 60)
     pid = tui_pid()
     tmux("send-keys", "-t", "bench", "4")
-    wait_for(re.escape(store.name), 30)
+    wait_for(re.escape(store.name), 120)
     tmux("send-keys", "-t", "bench", "Home", "Space")
     time.sleep(1.0)
     start = time.monotonic()

@@ -28,7 +28,7 @@ COLOURS = [(220, 40, 40), (40, 180, 60), (40, 80, 220)]
 
 @pytest.fixture(autouse=True)
 def _half_blocks(monkeypatch):
-    for name in ("NO_COLOR", "MGAP_ASCII", "TMUX"):
+    for name in ("NO_COLOR", "TMUX"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -93,7 +93,7 @@ def test_enter_opens_the_category_arrows_move_escape_returns(store):
         assert screen.query_one(Picture) is not None
         first = text(screen, "#example-text")
         assert "retrieved" in first and ("✓" in first or "✗" in first)
-        assert isinstance(screen.query_one("#picture-cells").content, HalfcellImage)
+        assert isinstance(screen.query_one("#picture-cells").render(), HalfcellImage)
         scatter = screen.query_one("#examples-scatter")
         shown = scatter.projection
         linked = shown.image_index[(shown.modality == 1) & (shown.image_index >= 0)]
@@ -124,13 +124,48 @@ def test_all_row_opens_every_image(store):
     _open(store, ["enter"], check)
 
 
+def test_a_toggles_the_cached_attention_map(store):
+    from mgap.engine.attention.cache import save_attention
+    from mgap.tui.view_attention import IMAGES, LAYER, SEED
+
+    doc = {"images": [{"id": f"img{i}", "map": [[0.0, 1.0], [0.0, 0.0]]} for i in range(12)]}
+    assert save_attention(store, IMAGES, LAYER, SEED, doc)
+
+    async def check(app, pilot) -> None:
+        picture = app.screen.query_one(Picture)
+        plain = picture.image.copy()
+        await pilot.press("a")
+        await settle(pilot)
+        assert app.screen.show_attention
+        over, (w, h) = picture.image, plain.size
+        assert over.getpixel((w - 1, 0))[1] < plain.getpixel((w - 1, 0))[1]  # hot: reddened
+        assert over.getpixel((0, h - 1)) == plain.getpixel((0, h - 1))  # cold: as it was
+        await pilot.press("a")
+        await settle(pilot)
+        assert picture.image.tobytes() == plain.tobytes()
+
+    _open(store, ["down", "enter"], check)
+
+
+def test_no_color_draws_characters(monkeypatch):
+    from mgap.tui.picture import ascii_text, picture_mode
+
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert picture_mode() == "ascii" and picture_mode(ascii_only=True) == "ascii"
+    img = Image.new("RGB", (20, 10), (0, 0, 0))
+    img.paste((255, 255, 255), (10, 0, 20, 10))
+    assert str(ascii_text(img, 20, 5)).splitlines()[0] == " " * 10 + "@" * 10
+
+
 def test_files_gone_show_one_line(store):
     with h5py.File(store, "r+") as f:
         f.attrs["data_root"] = str(store.parent / "moved-away")
 
     async def check(app, pilot) -> None:
-        notice = str(app.screen.query_one("#picture-cells").content)
+        notice = app.screen.query_one(Picture).notice
         assert notice.startswith("image not reachable:") and "\n" not in notice
+        drawn = app.screen.query_one("#picture-cells").render()
+        assert str(drawn) == notice and drawn.no_wrap
 
     _open(store, ["enter"], check)
 

@@ -19,7 +19,7 @@ from PIL import Image as PILImage
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Container
-from textual.widgets import Static
+from textual.widget import Widget
 from textual_image.renderable import HalfcellImage, SixelImage, TGPImage
 from textual_image.renderable import Image as DetectedRenderable
 from textual_image.widget import Image as GraphicsImage
@@ -29,8 +29,8 @@ RAMP = " .:-=+*#%@"
 
 
 def picture_mode(ascii_only: bool = False) -> str:
-    """ "ascii", "halfcell" or "graphics" for this terminal and these settings."""
-    if ascii_only or os.environ.get("NO_COLOR") or os.environ.get("MGAP_ASCII"):
+    """How to draw here: "ascii", "halfcell" or "graphics" (Kitty or Sixel)."""
+    if ascii_only or os.environ.get("NO_COLOR"):
         return "ascii"
     if os.environ.get("TMUX") or DetectedRenderable not in (SixelImage, TGPImage):
         return "halfcell"
@@ -82,33 +82,50 @@ def picture_renderable(img: PILImage.Image, cols: int, rows: int, mode: str):
     return HalfcellImage(img.resize((w, 2 * h)), width=w, height=h)
 
 
+class Cells(Widget):
+    """Half blocks or characters drawn at render time, so they always fit the final size."""
+
+    DEFAULT_CSS = "Cells { width: 1fr; height: 1fr; }"
+
+    def __init__(self, mode: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.mode = mode
+        self.image: PILImage.Image | None = None
+        self.notice = ""
+
+    def render(self):
+        if self.image is None:
+            return Text(self.notice, overflow="ellipsis", no_wrap=True)
+        cols, rows = max(self.size.width, 8), max(self.size.height, 4)
+        return picture_renderable(self.image, cols, rows, self.mode)
+
+
 class Picture(Container):
     """The picture pane: an image, or the one line saying why there is none."""
 
     DEFAULT_CSS = """
     Picture { height: 1fr; width: 1fr; }
-    Picture > Static { width: auto; height: auto; }
     Picture > .graphics { width: 1fr; height: 1fr; }
     """
 
     def __init__(self, mode: str = "halfcell", **kwargs) -> None:
         super().__init__(**kwargs)
         self.mode = mode
+        self.image: PILImage.Image | None = None  # what is drawn now
+        self.notice = ""
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="picture-cells")
+        yield Cells("halfcell" if self.mode == "graphics" else self.mode, id="picture-cells")
 
     def show(self, img: PILImage.Image | None, notice: str = "") -> None:
         """Draw `img`, or `notice` when it is None; never raises on a bad image."""
+        self.image, self.notice = img, notice
         for child in list(self.query(".graphics")):
             child.remove()
-        cells = self.query_one("#picture-cells", Static)
-        if img is None:
-            cells.update(Text(notice, overflow="ellipsis", no_wrap=True))
-            return
-        if self.mode == "graphics":
-            cells.update("")
+        cells = self.query_one(Cells)
+        graphics = img is not None and self.mode == "graphics"
+        cells.image, cells.notice = (None if graphics else img), notice
+        cells.display = not graphics
+        cells.refresh()
+        if graphics:
             self.mount(GraphicsImage(img, classes="graphics"))
-            return
-        cols, rows = max(self.size.width, 8), max(self.size.height, 4)
-        cells.update(picture_renderable(img, cols, rows, self.mode))

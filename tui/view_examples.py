@@ -41,6 +41,11 @@ class ExamplesListed(Message, bubble=False):
 
 
 @dataclass
+class ExampleRetrieved(Message, bubble=False):
+    example: Example
+
+
+@dataclass
 class ExampleDetailed(Message, bubble=False):
     example: Example
     picture: Any
@@ -65,16 +70,22 @@ def attention_map(path: Path, image_id: str) -> Any:
     return next((im["map"] for im in doc.get("images", []) if im.get("id") == image_id), None)
 
 
-def detail_example(path: Path, category: str, sort: str, row: int) -> ExampleDetailed:
+def picture_of(path: Path, example: Example) -> ExampleDetailed:
+    """The example's picture (or why there is none) and its cached attention grid."""
+    from mgap.store import open_store
+
+    root = open_store(path).attrs.get("data_root")
+    img, notice = load_picture(str(root) if root else None, example.path)
+    return ExampleDetailed(example, img, notice, attention_map(path, example.id))
+
+
+def retrieved_for(path: Path, category: str, sort: str, row: int) -> ExampleRetrieved:
+    """The example again with its top-5 (one pass over the captions, for this image only)."""
     from mgap.engine.studies.examples import examples_report
     from mgap.store import open_store
 
-    store = open_store(path)
-    doc = examples_report(store, category=category, sort=sort, n=1, k=5, only=[row])
-    example = ExamplesReport.from_json(doc).examples[0]
-    root = store.attrs.get("data_root")
-    img, notice = load_picture(str(root) if root else None, example.path)
-    return ExampleDetailed(example, img, notice, attention_map(path, example.id))
+    doc = examples_report(open_store(path), category=category, sort=sort, n=1, k=5, only=[row])
+    return ExampleRetrieved(ExamplesReport.from_json(doc).examples[0])
 
 
 def example_text(ex: Example) -> Text:
@@ -84,7 +95,7 @@ def example_text(ex: Example) -> Text:
     text.append(f"  [{ex.category or '-'}]  rank {num(ex.rank, 1)}\n")
     for m in ex.true:
         text.append(f"  {num(m.cosine, 3)}  {m.label}\n")
-    text.append("retrieved\n", style="bold")
+    text.append("retrieved\n" if ex.retrieved else "retrieved: computing…\n", style="bold")
     for m in ex.retrieved:
         text.append("✓" if m.true else "✗", style="green" if m.true else "red")
         text.append(f" {num(m.cosine, 3)}  {m.label}  [{m.category or '-'}]\n")
@@ -146,6 +157,7 @@ class ExamplesScreen(WorkerHost, Screen):
         self.mode = picture_mode(ascii_only)
         self.report: ExamplesReport | None = None
         self.detail: ExampleDetailed | None = None
+        self.selected: int | None = None
         self.show_attention = False
 
     def compose(self) -> ComposeResult:
@@ -194,24 +206,35 @@ class ExamplesScreen(WorkerHost, Screen):
         self._select(event.cursor_row)
 
     def _select(self, index: int) -> None:
+        """Show what the list knows at once; the picture and the top-5 follow from workers."""
         if self.report is None or not 0 <= index < len(self.report.examples):
             return
-        row = self.report.examples[index].row
+        example = self.report.examples[index]
+        self.selected = example.row
+        self.query_one("#example-text", Static).update(example_text(example))
+        self._scatter(example.row)
+        self.start_worker("picture", lambda: picture_of(self.path, example))
         self.start_worker(
-            "detail", lambda: detail_example(self.path, self.category, self.sort, row)
+            "detail", lambda: retrieved_for(self.path, self.category, self.sort, example.row)
         )
 
-    def on_example_detailed(self, message: ExampleDetailed) -> None:
-        self.detail = message
+    def _scatter(self, row: int) -> None:
         scatter = self.query_one(PairScatter)
         if self.projection is None:
             scatter.say("no scatter yet (Results computes it)")
-        else:
-            names = self.projection.category_names
-            scatter.highlight = self.category if self.category in names else None
-            scatter.projection = only_pairs_of(self.projection, message.example.row)
-        self.query_one("#example-text", Static).update(example_text(message.example))
-        self._draw()
+            return
+        names = self.projection.category_names
+        scatter.highlight = self.category if self.category in names else None
+        scatter.projection = only_pairs_of(self.projection, row)
+
+    def on_example_detailed(self, message: ExampleDetailed) -> None:
+        if message.example.row == self.selected:
+            self.detail = message
+            self._draw()
+
+    def on_example_retrieved(self, message: ExampleRetrieved) -> None:
+        if message.example.row == self.selected:
+            self.query_one("#example-text", Static).update(example_text(message.example))
 
     def _draw(self) -> None:
         d = self.detail
