@@ -118,6 +118,8 @@ def test_examples_reuse_the_ranks_mgap_retrieval_cached(coco_store, cli):
     assert cli("retrieval", coco_store, "--json").returncode == 0
     after = examples_report(open_store(coco_store), sort="rank", n=50, k=0)
     assert after["ranks"] == "cached" and before["ranks"] == "computed"
+    bare = examples_report(open_store(coco_store), sort="rank", n=50, k=0, with_centroid=False)
+    assert bare["examples"] == [{**e, "centroid_distance": None} for e in after["examples"]]
     assert [(e["row"], e["rank"]) for e in after["examples"]] == [
         (e["row"], e["rank"]) for e in before["examples"]
     ]

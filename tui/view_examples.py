@@ -57,7 +57,9 @@ def list_examples(path: Path, category: str, sort: str) -> ExamplesListed:
     from mgap.engine.studies.examples import examples_report
     from mgap.store import open_store
 
-    doc = examples_report(open_store(path), category=category, sort=sort, n=LIST_LIMIT, k=0)
+    doc = examples_report(
+        open_store(path), category=category, sort=sort, n=LIST_LIMIT, k=0, with_centroid=False
+    )
     return ExamplesListed(ExamplesReport.from_json(doc))
 
 

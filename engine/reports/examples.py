@@ -38,7 +38,7 @@ class Example(Report):
     rank: float
     above: int
     tied: int
-    centroid_distance: float
+    centroid_distance: float | None
     true: list[ExampleMatch]
     retrieved: list[ExampleMatch]
 

@@ -161,10 +161,11 @@ class Picked:
 
 
 def pick_examples(
-    store: Store, q: Queries, sort: str, n: int, worst: bool, k: int
+    store: Store, q: Queries, sort: str, n: int, worst: bool, k: int, with_centroid: bool = True
 ) -> tuple[Picked, int]:
     """The n worst (or best) queries by `sort`, with their retrieval scan; and how many
-    candidates there were."""
+    candidates there were. Without `with_centroid`, k = 0 and cached ranks, the other side
+    is not read at all (the centroid distance is then NaN)."""
     Q = _unit(store, q.side, q.rows)
     partners, inverse = np.unique(q.right, return_inverse=True)
     pairs = ex.pair_scores(Q, _unit(store, q.other, partners)[inverse], q.owner)
@@ -181,7 +182,11 @@ def pick_examples(
         key = -expected_rank(*counts)
     order = np.lexsort((q.rows, key if worst else -key))[:n]
     chosen, keep = _subset(q, order)
-    scan = _scan(store, chosen, Q[order], best[order], k)
+    if k or counts is None or with_centroid or sort == "centroid":
+        scan = _scan(store, chosen, Q[order], best[order], k)
+    else:  # cached ranks and nothing else from the other side: no pass over it
+        none = np.zeros((order.size, 0))
+        scan = ex.GalleryScan(*counts, none, none, np.full(Q.shape[1], np.nan))
     if counts is None:
         counts, source = (scan.above, scan.tied, scan.right_tied), "computed"
     else:
@@ -247,7 +252,7 @@ def _example(labels: _Labels, p: Picked, i: int) -> dict:
         "rank": float(expected_rank(above, tied, right_tied)),
         "above": above,
         "tied": tied,
-        "centroid_distance": float(p.distance[i]),
+        "centroid_distance": None if np.isnan(p.distance[i]) else float(p.distance[i]),
         "true": true,
         "retrieved": retrieved,
     }
@@ -263,18 +268,21 @@ def examples_report(
     side: str = "image",
     k: int = 5,
     only: Sequence[int] | None = None,
+    with_centroid: bool = True,
 ) -> dict:
     """The `mgap examples --json` document: the `n` worst (or best) queries of `category` by
     `sort` (pair: lowest mean true-pair cosine; rank: worst rank of the best true partner;
     centroid: furthest from the other side's centroid), each with its `k` best retrieved.
-    `only` keeps the candidates among these query rows (the TUI's selected image)."""
+    `only` keeps the candidates among these query rows (the TUI's selected image);
+    `with_centroid=False` leaves the centroid distance out when nothing else needs a pass
+    over the other side (the TUI's list, once ranks are cached)."""
     _check_sides(store, side)
     _check_options(sort, k, n)
     name, mask = category_mask(store, category)
     q = _queries(store, side, mask)
     if only is not None:
         q, _ = _subset(q, np.flatnonzero(np.isin(q.rows, np.asarray(only, dtype=np.int64))))
-    picked, n_candidates = pick_examples(store, q, sort, n, worst, k)
+    picked, n_candidates = pick_examples(store, q, sort, n, worst, k, with_centroid)
     labels = _Labels(store)
     return {
         **store_header(store),
