@@ -1,12 +1,20 @@
 """Drive the real `mgap tui` in tmux (100x30) on a large store: Enter -> L2M, memory, jobs.
 
     python benchmarks/bench_tui_large.py STORE_DIR STORE_NAME [--limit S] [--cold]
+        [--examples-row N] [--examples-cli CATEGORY [--cli-only]]
 
 Selects STORE_NAME in the Stores pane, presses Enter and polls the screen: the time until
 L2M is visible, the TUI process's peak RSS (VmHWM), and for each analysis job the TUI
 starts (gap, retrieval) its wall time and peak RSS, until both jobs ended or --limit
 seconds passed. `--cold` first removes the store's sidecar cache and job files (only
 there: the store itself is never written). Needs tmux; Linux /proc for the RSS figures.
+
+`--examples-row N` then moves to category row N of Results and presses Enter: the time
+until the examples list is drawn (and whether its ranks came from the retrieval cache),
+and until the first image's retrieved captions are shown. `--examples-cli CATEGORY` times
+`mgap examples --category CATEGORY --worst 20` against `mgap gap` with its sidecar cache
+set aside (wall time, peak RSS);
+`--cli-only` skips the TUI.
 """
 
 from __future__ import annotations
@@ -101,8 +109,15 @@ def main() -> None:
     parser.add_argument("store_name")
     parser.add_argument("--limit", type=float, default=600.0)
     parser.add_argument("--cold", action="store_true")
+    parser.add_argument("--examples-row", type=int, default=None)
+    parser.add_argument("--examples-cli", default=None)
+    parser.add_argument("--cli-only", action="store_true")
     args = parser.parse_args()
     store = args.store_dir.absolute() / args.store_name
+    if args.examples_cli is not None:
+        examples_vs_gap(store, args.examples_cli)
+    if args.cli_only:
+        return
     if args.cold:
         for suffix in (".cache.h5", *(f".{k}.{s}" for k in KINDS for s in FILES)):
             Path(f"{store}{suffix}").unlink(missing_ok=True)
@@ -110,6 +125,8 @@ def main() -> None:
     tmux("new-session", "-d", "-s", "bench", "-x", "100", "-y", "30", command)
     try:
         run(store, args.limit)
+        if args.examples_row is not None:
+            drill_down(args.examples_row, args.limit)
     finally:
         tmux("kill-server")
 
@@ -121,7 +138,7 @@ def run(store: Path, limit: float) -> None:
     wait_for("1 Models", 60)
     pid = tui_pid()
     tmux("send-keys", "-t", "bench", "4")
-    wait_for(re.escape(store.name), 30)
+    wait_for(re.escape(store.name), 120)
     tmux("send-keys", "-t", "bench", "Home", "Space")
     time.sleep(1.0)
     start = time.monotonic()
@@ -150,6 +167,53 @@ def run(store: Path, limit: float) -> None:
     print(jobs_screen)
     print("---- Results at the end ----")
     print(screen())
+
+
+def drill_down(row: int, limit: float) -> None:
+    """Enter on category row `row` of Results: seconds until the list, then the detail."""
+    tmux("send-keys", "-t", "bench", "Home", *["Down"] * row)
+    time.sleep(1.0)
+    tmux("send-keys", "-t", "bench", "Enter")
+    listed = wait_for(r"of \d+ images · ranks (cached|computed)", limit)
+    ranks = re.search(r"ranks (cached|computed)", screen()).group(1)
+    detail = wait_for(r"retrieved", limit - listed)
+    print(
+        f"Enter on category row {row} -> examples list: {listed:.2f} s (ranks {ranks}); "
+        f"first image's top-5: {detail + listed:.2f} s"
+    )
+    print(screen())
+    tmux("send-keys", "-t", "bench", "Escape")
+
+
+def timed(command: list[str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS GiB) of one child process."""
+    start = time.monotonic()
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(child.pid, 0)
+    if status != 0:
+        raise SystemExit(f"{' '.join(command)} failed: {child.stderr.read().decode()}")
+    return time.monotonic() - start, usage.ru_maxrss / 2**20
+
+
+def examples_vs_gap(store: Path, category: str) -> None:
+    mgap = [sys.executable, "-m", "mgap"]
+    ex_s, ex_rss = timed(
+        [*mgap, "examples", str(store), "--category", category, "--worst", "20", "--json"]
+    )
+    cache = Path(f"{store}.cache.h5")  # set aside: a cached gap report reads no rows
+    aside = cache.with_name(cache.name + ".bench-aside")
+    if cache.exists():
+        cache.rename(aside)
+    try:
+        gap_s, gap_rss = timed([*mgap, "gap", str(store), "--json"])
+    finally:
+        if aside.exists():
+            aside.replace(cache)
+    print(
+        f"mgap examples --category {category} --worst 20: {ex_s:.1f} s, peak RSS {ex_rss:.2f} GiB"
+    )
+    print(f"mgap gap: {gap_s:.1f} s, peak RSS {gap_rss:.2f} GiB")
+    print(f"ratios examples/gap: time {ex_s / gap_s:.2f}, peak RSS {ex_rss / gap_rss:.2f}")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "store_cmds",
     "gap_cmd",
     "retrieval_cmd",
+    "examples_cmd",
     "zeroshot_cmd",
     "neighbours_cmd",
     "experiment_cmd",

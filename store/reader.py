@@ -200,6 +200,8 @@ class Store:
         if not (self.has_images if side == "image" else self.has_texts):
             raise StoreError(f"{self.path.name} has no {side} embeddings")
         positions = np.asarray(positions, dtype=np.int64)
+        if positions.size < 2 or (positions[1:] >= positions[:-1]).all():  # no reordering
+            return self._read(name, getattr(self, rows)[positions], dtype)
         order = np.argsort(positions, kind="stable")
         sorted_rows = getattr(self, rows)[positions[order]]
         got = self._read(name, sorted_rows, dtype)

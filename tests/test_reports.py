@@ -71,6 +71,7 @@ def _arguments(command: str, a, b) -> list[str]:
     return {
         "gap": ["gap", str(a), "--by-category"],
         "retrieval": ["retrieval", str(a), "--by-category"],
+        "examples": ["examples", str(a), "--k", "3"],
         "zeroshot": ["zeroshot", str(a)],
         "neighbours": ["neighbours", str(a)],
         "experiment shift": ["experiment", "shift", str(a), "--lambdas=0,1"],

@@ -102,6 +102,12 @@ keys Down
 wait_for "cat (category)"
 keys Down
 wait_for "dog (category)"
+keys Enter
+wait_for "dog · worst by pair"
+wait_for "retrieved" 60
+keys Down
+keys Escape
+wait_for "dog (category)"
 keys v
 wait_for "image→text" 60
 keys v

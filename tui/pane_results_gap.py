@@ -16,6 +16,7 @@ from mgap.tui.render import (
     summary_text,
 )
 from mgap.tui.scatter import ScatterView
+from mgap.tui.view_examples import ExamplesScreen
 
 KIND_TAG = {"all": "", "category": "cat", "supercategory": "sup"}
 #: category names longer than this are cut in the table (the detail line shows them whole)
@@ -24,7 +25,8 @@ NAME_WIDTH = 16
 
 class GapColumn:
     """The gap summary and category table of the shown store; the pane keeps `current`,
-    `categories` (the table's rows), `gap_reports` (finished reports) and `ascii_only`."""
+    `categories` (the table's rows), `gap_reports` (finished reports), `ascii_only`, and the
+    shown `projections` and `method` (for the examples screen's scatter)."""
 
     def _clear_left(self) -> None:
         self.query_one("#gap-summary", Static).update("", layout=False)
@@ -92,6 +94,15 @@ class GapColumn:
             return
         event.stop()
         self._show_category(event.cursor_row)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter on a category row: its examples, worst first (tui/view_examples.py)."""
+        if event.data_table.id == "category-table" and self.current is not None:
+            event.stop()
+            if 0 <= event.cursor_row < len(self.categories):
+                name = self.categories[event.cursor_row].name
+                shown = self.projections.get((self.current, self.method))
+                self.app.push_screen(ExamplesScreen(self.current, name, self.ascii_only, shown))
 
     def _show_category(self, index: int) -> None:
         if not 0 <= index < len(self.categories):

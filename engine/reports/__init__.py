@@ -19,6 +19,7 @@ from mgap.engine.reports.analysis import (
     ZeroShotReport,
 )
 from mgap.engine.reports.base import Report, ReportShapeError
+from mgap.engine.reports.examples import ExamplesReport
 from mgap.engine.reports.pipeline import (
     CatalogModel,
     DemoReport,
@@ -41,6 +42,7 @@ REPORTS: dict[str, type[Report]] = {
     for cls in (
         GapReport,
         RetrievalReport,
+        ExamplesReport,
         ZeroShotReport,
         NeighbourhoodReport,
         ShiftReport,
