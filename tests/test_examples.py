@@ -95,7 +95,7 @@ def test_examples_equal_brute_force_on_tiny_coco(coco_store):
     ]
     in_cat = np.flatnonzero(store.primary_category == store.category_names.index(name))
     for sort, key in (("pair", "pair"), ("rank", "rank"), ("centroid", "centroid")):
-        doc = examples_report(store, category=name, sort=sort, n=4, k=5)
+        doc = examples_report(store, category=name, sort=sort, n=4, k=5).to_json()
         assert doc["n_candidates"] == in_cat.size and doc["ranks"] == "computed"
         _check(doc, expected, index)
         values = {i: expected[i][key] for i in in_cat}
@@ -106,7 +106,7 @@ def test_examples_equal_brute_force_on_tiny_coco(coco_store):
         else:  # equal ranks may order either way: compare the values
             got = [expected[ex["row"]][key] for ex in doc["examples"]]
             assert got == pytest.approx([values[i] for i in worst])
-    best = examples_report(store, n=3, worst=False, k=2)
+    best = examples_report(store, n=3, worst=False, k=2).to_json()
     assert [ex["row"] for ex in best["examples"]] == sorted(
         range(len(X)), key=lambda i: (-expected[i]["pair"], i)
     )[:3]
@@ -114,11 +114,13 @@ def test_examples_equal_brute_force_on_tiny_coco(coco_store):
 
 
 def test_examples_reuse_the_ranks_mgap_retrieval_cached(coco_store, cli):
-    before = examples_report(open_store(coco_store), sort="rank", n=50, k=0)
+    before = examples_report(open_store(coco_store), sort="rank", n=50, k=0).to_json()
     assert cli("retrieval", coco_store, "--json").returncode == 0
-    after = examples_report(open_store(coco_store), sort="rank", n=50, k=0)
+    after = examples_report(open_store(coco_store), sort="rank", n=50, k=0).to_json()
     assert after["ranks"] == "cached" and before["ranks"] == "computed"
-    bare = examples_report(open_store(coco_store), sort="rank", n=50, k=0, with_centroid=False)
+    bare = examples_report(
+        open_store(coco_store), sort="rank", n=50, k=0, with_centroid=False
+    ).to_json()
     assert bare["examples"] == [{**e, "centroid_distance": None} for e in after["examples"]]
     assert [(e["row"], e["rank"]) for e in after["examples"]] == [
         (e["row"], e["rank"]) for e in before["examples"]
@@ -129,7 +131,7 @@ def test_text_side_equals_brute_force(coco_store):
     store = open_store(coco_store)
     Xn, Yn = _unit(store.image_embeddings()), _unit(store.text_embeddings())
     index = store.text_image_index
-    doc = examples_report(store, side="text", sort="rank", n=5, k=3)
+    doc = examples_report(store, side="text", sort="rank", n=5, k=3).to_json()
     S = Yn @ Xn.T
     ranks = []
     for c in range(len(Yn)):
@@ -154,7 +156,7 @@ def test_tied_duplicate_captions_count_as_in_retrieval(make_store):
     Y = np.vstack([Y, Y[0], Y[0], X[1] * 5])  # captions 6, 7 copy caption 0; 8 is image 1's
     index = np.array([0, 1, 2, 3, 4, 5, 2, 3, 1])
     path = make_store(X=X, Y=Y, caption_image_row=index)
-    doc = examples_report(open_store(path), n=6, k=3)
+    doc = examples_report(open_store(path), n=6, k=3).to_json()
     expected = brute_force_images(X, Y, index, 3)
     _check(doc, expected, index)
     zero = next(e for e in doc["examples"] if e["row"] == 0)

@@ -126,10 +126,45 @@ def test_all_row_opens_every_image(store):
 
 def test_a_toggles_the_cached_attention_map(store):
     from mgap.engine.attention.cache import save_attention
+    from mgap.engine.reports.studies import AttentionReport
     from mgap.tui.view_attention import IMAGES, LAYER, SEED
 
-    doc = {"images": [{"id": f"img{i}", "map": [[0.0, 1.0], [0.0, 0.0]]} for i in range(12)]}
-    assert save_attention(store, IMAGES, LAYER, SEED, doc)
+    grid = [[0.0, 1.0], [0.0, 0.0]]
+    images = [
+        {
+            "id": f"img{i}",
+            "path": f"img{i}.png",
+            "category": "circle",
+            "grid": [2, 2],
+            "patches": 4,
+            "entropy": 0.0,
+            "uniform_entropy": float(np.log(4)),
+            "map": grid,
+        }
+        for i in range(12)
+    ]
+    doc = {
+        "store": str(store),
+        "model": "toy",
+        "dataset": None,
+        "split": None,
+        "status": "complete",
+        "layer": LAYER,
+        "n_layers": 2,
+        "query": "image [CLS] token",
+        "coverage": "full",
+        "grid": None,
+        "entropy": {"n": 12, "mean": 0.0, "std": 0.0},
+        "uniform_entropy": {"n": 12, "mean": float(np.log(4))},
+        "entropy_definition": "H = -sum p log p",
+        "sample": {"requested": IMAGES, "seed": SEED, "of": 12},
+        "n_images": 12,
+        "relative_entropy": {"n": 12},
+        "by_category": {},
+        "images": images,
+        "skipped": [],
+    }
+    assert save_attention(store, IMAGES, LAYER, SEED, AttentionReport.from_json(doc))
 
     async def check(app, pilot) -> None:
         picture = app.screen.query_one(Picture)

@@ -57,10 +57,10 @@ def list_examples(path: Path, category: str, sort: str) -> ExamplesListed:
     from mgap.engine.studies.examples import examples_report
     from mgap.store import open_store
 
-    doc = examples_report(
+    report = examples_report(
         open_store(path), category=category, sort=sort, n=LIST_LIMIT, k=0, with_centroid=False
     )
-    return ExamplesListed(ExamplesReport.from_json(doc))
+    return ExamplesListed(report)
 
 
 def attention_map(path: Path, image_id: str) -> Any:
@@ -68,8 +68,9 @@ def attention_map(path: Path, image_id: str) -> Any:
     from mgap.engine.attention.cache import load_attention
     from mgap.tui.view_attention import IMAGES, LAYER, SEED
 
-    doc = load_attention(path, IMAGES, LAYER, SEED) or {}
-    return next((im["map"] for im in doc.get("images", []) if im.get("id") == image_id), None)
+    report = load_attention(path, IMAGES, LAYER, SEED)
+    images = report.images if report is not None else []
+    return next((image.map for image in images if image.id == image_id), None)
 
 
 def picture_of(path: Path, example: Example) -> ExampleDetailed:
@@ -86,8 +87,8 @@ def retrieved_for(path: Path, category: str, sort: str, row: int) -> ExampleRetr
     from mgap.engine.studies.examples import examples_report
     from mgap.store import open_store
 
-    doc = examples_report(open_store(path), category=category, sort=sort, n=1, k=5, only=[row])
-    return ExampleRetrieved(ExamplesReport.from_json(doc).examples[0])
+    report = examples_report(open_store(path), category=category, sort=sort, n=1, k=5, only=[row])
+    return ExampleRetrieved(report.examples[0])
 
 
 def example_text(ex: Example) -> Text:

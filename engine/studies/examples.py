@@ -17,16 +17,14 @@ import numpy as np
 
 from mgap.core.errors import StoreError, UsageError
 from mgap.engine.measures import examples as ex
+from mgap.engine.measures.categories import category_groups
+from mgap.engine.measures.retrieval import TIE_TOL
 from mgap.engine.measures.rows import unit_rows_
-from mgap.engine.studies.categories import category_groups
+from mgap.engine.measures.scores import COSINE
+from mgap.engine.reports.examples import Example, ExampleMatch, ExamplesReport
 from mgap.engine.studies.pairs import store_header
-from mgap.engine.studies.retrieval import (
-    INTERACTIVE_SAMPLE,
-    TIE_TOL,
-    _load_ranks,
-    _rank_params,
-)
-from mgap.engine.studies.scores import COSINE, store_score
+from mgap.engine.studies.retrieval import INTERACTIVE_SAMPLE, load_ranks, rank_params
+from mgap.engine.studies.scores import store_score
 from mgap.store import Store
 
 SORTS = ("pair", "rank", "centroid")
@@ -109,7 +107,7 @@ def _cached_counts(store: Store, q: Queries) -> tuple[np.ndarray, ...] | None:
     when no cached run (exact, or the TUI's sample) holds every one of them."""
     score = store_score(store)
     for sample in (None, INTERACTIVE_SAMPLE):
-        got = _load_ranks(store, _rank_params(score, "all", sample, 0))
+        got = load_ranks(store, rank_params(score, "all", sample, 0))
         if got is None:
             continue
         ranks = got[0] if q.side == "image" else got[1]
@@ -217,45 +215,44 @@ class _Labels:
             return int(self.index[other]) == query
         return int(self.index[query]) == other
 
-    def match(self, side: str, row: int, cosine: float, true: bool) -> dict:
+    def match(self, side: str, row: int, cosine: float, true: bool) -> ExampleMatch:
         row = int(row)
-        cat = self.image_category(side, row)
-        return {
-            "row": row,
-            "label": self.label(side, row),
-            "cosine": float(cosine),
-            "true": bool(true),
-            "category": cat,
-        }
+        return ExampleMatch.build(
+            row=row,
+            label=self.label(side, row),
+            cosine=float(cosine),
+            true=bool(true),
+            category=self.image_category(side, row),
+        )
 
 
-def _example(labels: _Labels, p: Picked, i: int) -> dict:
+def _example(labels: _Labels, p: Picked, i: int) -> Example:
     q = p.q
     row = int(q.rows[i])
     image = row if q.side == "image" else int(labels.index[row])
     mine = np.flatnonzero(q.owner == i)
     true = [labels.match(q.other, q.right[j], p.pairs[j], True) for j in mine]
-    true.sort(key=lambda m: (-m["cosine"], m["row"]))
+    true.sort(key=lambda m: (-m.cosine, m.row))
     retrieved = [
         labels.match(q.other, r, s, labels.is_pair(q.side, row, int(r)))
         for r, s in zip(p.scan.top_rows[i], p.scan.top_scores[i], strict=True)
     ]
     above, tied, right_tied = (int(c[i]) for c in p.counts)
     path = str(labels.paths[image]) if len(labels.paths) else None
-    return {
-        "row": row,
-        "id": str(labels.ids[image]) if q.side == "image" else str(row),
-        "path": path or None,
-        "text": None if q.side == "image" else str(labels.captions[row]),
-        "category": labels.category[image],
-        "pair_cosine": float(p.mean[i]),
-        "rank": float(expected_rank(above, tied, right_tied)),
-        "above": above,
-        "tied": tied,
-        "centroid_distance": None if np.isnan(p.distance[i]) else float(p.distance[i]),
-        "true": true,
-        "retrieved": retrieved,
-    }
+    return Example.build(
+        row=row,
+        id=str(labels.ids[image]) if q.side == "image" else str(row),
+        path=path or None,
+        text=None if q.side == "image" else str(labels.captions[row]),
+        category=labels.category[image],
+        pair_cosine=float(p.mean[i]),
+        rank=float(expected_rank(above, tied, right_tied)),
+        above=above,
+        tied=tied,
+        centroid_distance=None if np.isnan(p.distance[i]) else float(p.distance[i]),
+        true=true,
+        retrieved=retrieved,
+    )
 
 
 def examples_report(
@@ -269,8 +266,8 @@ def examples_report(
     k: int = 5,
     only: Sequence[int] | None = None,
     with_centroid: bool = True,
-) -> dict:
-    """The `mgap examples --json` document: the `n` worst (or best) queries of `category` by
+) -> ExamplesReport:
+    """The `mgap examples --json` report: the `n` worst (or best) queries of `category` by
     `sort` (pair: lowest mean true-pair cosine; rank: worst rank of the best true partner;
     centroid: furthest from the other side's centroid), each with its `k` best retrieved.
     `only` keeps the candidates among these query rows (the TUI's selected image);
@@ -284,14 +281,14 @@ def examples_report(
         q, _ = _subset(q, np.flatnonzero(np.isin(q.rows, np.asarray(only, dtype=np.int64))))
     picked, n_candidates = pick_examples(store, q, sort, n, worst, k, with_centroid)
     labels = _Labels(store)
-    return {
+    return ExamplesReport.build(
         **store_header(store),
-        "side": side,
-        "category": name,
-        "sort": sort,
-        "order": "worst" if worst else "best",
-        "k": int(k),
-        "n_candidates": int(n_candidates),
-        "ranks": picked.source,
-        "examples": [_example(labels, picked, i) for i in range(picked.q.rows.size)],
-    }
+        side=side,
+        category=name,
+        sort=sort,
+        order="worst" if worst else "best",
+        k=int(k),
+        n_candidates=int(n_candidates),
+        ranks=picked.source,
+        examples=[_example(labels, picked, i) for i in range(picked.q.rows.size)],
+    )

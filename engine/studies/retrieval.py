@@ -60,7 +60,7 @@ def interactive_sample(store: Store) -> int | None:
     return None if resolve_backend("auto").device.startswith("cuda") else INTERACTIVE_SAMPLE
 
 
-def _load_ranks(store: Store, params: dict):
+def load_ranks(store: Store, params: dict):
     """(i2t, t2i, image rows, caption rows) from the store's sidecar cache, or None."""
     got = load_cached(store, cache_key("retrieval-ranks", params))
     if got is None:
@@ -69,7 +69,7 @@ def _load_ranks(store: Store, params: dict):
     return i2t, t2i, got["image_rows"], got["caption_rows"]
 
 
-def _rank_params(chosen: Score, captions: str, sample: int | None, seed: int) -> dict:
+def rank_params(chosen: Score, captions: str, sample: int | None, seed: int) -> dict:
     """What the cached ranks depend on besides the store's rows (the cache key's params)."""
     return {"captions": captions, **chosen.describe(), "sample": sample, "seed": seed}
 
@@ -84,8 +84,8 @@ def has_cached_ranks(
 ) -> bool:
     """Whether `retrieval_report` with these arguments would answer from the sidecar cache
     (the TUI checks this before it starts a retrieval job)."""
-    params = _rank_params(store_score(store, score), captions, sample, seed)
-    return _load_ranks(store, params) is not None
+    params = rank_params(store_score(store, score), captions, sample, seed)
+    return load_ranks(store, params) is not None
 
 
 def _save_ranks(store: Store, params: dict, i2t: Ranks, t2i: Ranks, img_rows, cap_rows) -> None:
@@ -149,8 +149,8 @@ def _ranked(store: Store, chosen: Score, captions: str, options: dict, be: Backe
     """The ranks from the sidecar cache, or computed (and cached) from the float32 rows,
     which are let go before the summaries."""
     sample, seed, groups = options["sample"], options["seed"], options["groups"]
-    params = _rank_params(chosen, captions, sample, seed)
-    cached = _load_ranks(store, params) if groups is None else None
+    params = rank_params(chosen, captions, sample, seed)
+    cached = load_ranks(store, params) if groups is None else None
     X, Y, index = store_pairs(
         store, captions=captions, what="retrieval", dtype=np.float32, rows_only=cached is not None
     )

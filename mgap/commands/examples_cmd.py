@@ -76,7 +76,6 @@ def examples(
 ) -> None:
     """The examples that carry the gap: worst-aligned images (or captions) of a category,
     their true captions, their retrieval rank and what the model retrieves instead."""
-    from mgap.engine.reports.examples import ExamplesReport
     from mgap.engine.studies.examples import examples_report
 
     if worst is not None and best is not None:
@@ -85,10 +84,9 @@ def examples(
         raise UsageError("--show draws on the terminal; drop --json to see the picture")
     opened = open_store_arg(store)
     n = best if best is not None else (worst if worst is not None else 10)
-    doc = examples_report(
+    report = examples_report(
         opened, category=category, sort=sort, n=n, worst=best is None, side=side, k=k
     )
-    report = ExamplesReport.from_json(doc)
     if show is not None and not 1 <= show <= len(report.examples):
         raise UsageError(
             f"--show {show} is out of range: this report has {len(report.examples)} examples",
