@@ -33,6 +33,7 @@ from mgap import __version__
 from mgap.core.errors import StoreError
 from mgap.store import checksum, probe, undo
 from mgap.store import schema as S
+from mgap.store.naming import fresh_sidecar, open_sidecar, sidecar
 from mgap.store.space import disk_full, ensure_space, is_disk_full
 from mgap.store.verify import structural_problems
 
@@ -195,12 +196,13 @@ def create_store(
             hint="store each tower on its own (an image-only and a text-only model)",
         )
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".creating")
+    tmp = sidecar(path, ".creating")
     n, m = len(layout.image_ids), len(layout.captions)
     payload = _payload_bytes(n, m, image_dim, text_dim, dtype) + 2 * layout.string_bytes()
     payload += len(perturbations) * _payload_bytes(n, 0, image_dim, None, dtype)
     ensure_space(tmp, payload)
     try:
+        _claim(tmp)
         _write_new_store(
             tmp,
             layout,
@@ -215,13 +217,21 @@ def create_store(
             int(block_rows),
         )
     except BaseException as exc:
-        tmp.unlink(missing_ok=True)
+        if not isinstance(exc, StoreError):  # a refused link stays where it was found
+            tmp.unlink(missing_ok=True)
         if is_disk_full(exc):
             raise disk_full(path, "a new store") from None
         raise
+    undo.discard(path)  # an undo copy left by a killed write belongs to the old file
     os.replace(tmp, path)
     probe.trust(path)
     return StoreWriter(path)
+
+
+def _claim(tmp: Path) -> None:
+    """Create `tmp` as a new file of ours (O_EXCL, no link followed) before HDF5 opens it,
+    so a link planted at `<store>.creating` is refused rather than written through."""
+    os.close(fresh_sidecar(tmp))
 
 
 def _write_new_store(
@@ -234,7 +244,10 @@ def _write_new_store(
     block_rows: int,
 ) -> None:
     n, m = len(layout.image_ids), len(layout.captions)
+    claimed = os.lstat(tmp).st_ino
     with h5py.File(tmp, "w") as f:
+        if os.fstat(f.id.get_vfd_handle()).st_ino != claimed:
+            raise StoreError(f"{tmp} was replaced while mgap created it", hint="retry")
         f.create_dataset(S.IMAGE_IDS, data=np.asarray(layout.image_ids, dtype=object), dtype=_STR)
         f.create_dataset(
             S.IMAGE_PATHS, data=np.asarray(layout.image_paths, dtype=object), dtype=_STR
@@ -332,7 +345,7 @@ class StoreWriter:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
-        self.journal = self.path.with_name(self.path.name + ".skipped.jsonl")
+        self.journal = sidecar(self.path, ".skipped.jsonl")
         undo.restore(self.path)  # a metadata write that was killed half-way
         hazard = probe.probe(self.path)
         if hazard:
@@ -442,7 +455,8 @@ class StoreWriter:
     def add_skipped(self, image_id: str, reason: str) -> None:
         line = json.dumps({"id": image_id, "reason": reason}) + "\n"
         try:
-            with self.journal.open("a+b") as fh:
+            flags = os.O_RDWR | os.O_CREAT | os.O_APPEND
+            with os.fdopen(open_sidecar(self.journal, flags), "a+b") as fh:
                 if fh.seek(0, os.SEEK_END) > 0:
                     fh.seek(-1, os.SEEK_END)
                     if fh.read(1) != b"\n":
@@ -455,10 +469,13 @@ class StoreWriter:
             raise
 
     def journal_entries(self) -> dict[str, str]:
-        if not self.journal.exists():
+        try:
+            with os.fdopen(open_sidecar(self.journal, os.O_RDONLY), "rb") as fh:
+                text = fh.read().decode("utf-8", errors="replace")
+        except FileNotFoundError:
             return {}
         entries: dict[str, str] = {}
-        for line in self.journal.read_text(encoding="utf-8", errors="replace").splitlines():
+        for line in text.splitlines():
             try:
                 item = json.loads(line)
                 entries[str(item["id"])] = str(item["reason"])
