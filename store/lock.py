@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from mgap.core.errors import StoreError
-from mgap.store.naming import open_sidecar, sidecar
+from mgap.store.naming import make_folder, open_sidecar, sidecar
 
 
 class StoreLockedError(StoreError):
@@ -43,7 +43,7 @@ class StoreLock:
         self.fd: int | None = None
 
     def acquire(self) -> StoreLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(self.path.parent)
         while True:
             try:
                 fd = open_sidecar(self.path, os.O_RDWR | os.O_CREAT)

@@ -29,6 +29,25 @@ def default_store_dir() -> Path:
     return Path(os.environ.get("MGAP_STORE_DIR") or DEFAULT_STORE_DIR)
 
 
+def make_folder(folder: str | os.PathLike, what: str = "the store folder") -> Path:
+    """`folder` created with its parents; a StoreError naming the problem if it cannot be
+    (a file in its place, a read-only or virtual file system), never an OSError."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = (
+            "it is a file, not a folder"
+            if folder.exists() and not folder.is_dir()
+            else exc.strerror or type(exc).__name__
+        )
+        raise StoreError(
+            f"cannot create {what} {folder}: {reason}",
+            hint="choose another --store-dir/--out (or $MGAP_STORE_DIR)",
+        ) from None
+    return folder
+
+
 def progress_path(store_path: str | os.PathLike) -> Path:
     return sidecar(store_path, ".progress.json")
 

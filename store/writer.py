@@ -33,7 +33,7 @@ from mgap import __version__
 from mgap.core.errors import StoreError
 from mgap.store import checksum, probe, undo
 from mgap.store import schema as S
-from mgap.store.naming import fresh_sidecar, open_sidecar, sidecar
+from mgap.store.naming import fresh_sidecar, make_folder, open_sidecar, sidecar
 from mgap.store.space import disk_full, ensure_space, is_disk_full
 from mgap.store.verify import structural_problems
 
@@ -195,7 +195,7 @@ def create_store(
             f"image dim {image_dim} differs from text dim {text_dim}: not one embedding space",
             hint="store each tower on its own (an image-only and a text-only model)",
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent)
     tmp = sidecar(path, ".creating")
     n, m = len(layout.image_ids), len(layout.captions)
     payload = _payload_bytes(n, m, image_dim, text_dim, dtype) + 2 * layout.string_bytes()

@@ -3,15 +3,21 @@ through links, caches keyed on content, bounds and one-line errors."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import os
+import sys
 
 import h5py
 import numpy as np
 import pytest
 
-from mgap.core.errors import MgapError, StoreError
+from mgap.cli import main
+from mgap.core.errors import MgapError, StoreError, UsageError
+from mgap.engine.extract.perturb import parse_perturbation
 from mgap.engine.extract.ranks import _check_plan
+from mgap.engine.studies.matching import _sizes
 from mgap.engine.studies.projections import project_store
 from mgap.engine.studies.retrieval import retrieval_report
 from mgap.store import Store, undo
@@ -195,3 +201,92 @@ def test_cached_retrieval_and_projection_never_answer_for_another_store(tmp_path
     projection = project_store(Store(a), method="pca")
     assert not projection.cached
     assert np.allclose(projection.coords, coords[b])
+
+
+# -- items 8 and 9: bounds, and errors that name the problem -------------------------------
+def _run(args: list[str], env: dict | None = None) -> tuple[int, str]:
+    """`mgap ARGS` in this process; (exit code, stderr)."""
+    err, out = io.StringIO(), io.StringIO()
+    argv, saved = sys.argv, dict(os.environ)
+    sys.argv = ["mgap", *args]
+    os.environ.update(env or {})
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+            main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        sys.argv = argv
+        os.environ.clear()
+        os.environ.update(saved)
+    return code, err.getvalue()
+
+
+def _one_line(result: tuple[int, str], *words: str) -> str:
+    code, err = result
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code in (1, 2) and len(lines) == 1, (code, err)
+    assert "Error:" not in lines[0].split("error:", 1)[-1] and "Traceback" not in err
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("blur:1e9", "between 0 and 101"),
+        ("blur:99999", "between 0 and 101"),
+        ("occlude:2.5", "not a whole number"),
+        ("occlude:100000", "between 0 and 4096"),
+        ("noise:1e300", "between 0 and 100"),
+        ("blur:x", "not a number"),
+    ],
+)
+def test_perturbation_values_have_a_maximum_and_say_what_is_wrong(text, words):
+    with pytest.raises(UsageError) as err:
+        parse_perturbation(text)
+    assert words in err.value.one_line() and text in err.value.one_line()
+    assert parse_perturbation("blur:3.0").name == "blur:3"
+
+
+def test_bootstrap_and_steps_have_a_maximum(tmp_path):
+    path = tmp_path / "s.h5"
+    _complete(path, 1, "m")
+    _one_line(
+        _run(["gap", str(path), "--groups", "category", "--bootstrap", "100000000"]),
+        "--bootstrap must be between 0 and 100,000",
+    )
+    _one_line(
+        _run(["traverse", str(path), "--image", "0", "--steps", "100000000"]),
+        "--steps",
+        "less than or equal to 10000",
+    )
+
+
+def test_export_to_a_file_or_an_impossible_folder_names_the_problem(tmp_path):
+    path = tmp_path / "s.h5"
+    _complete(path, 1, "m")
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    _one_line(_run(["export", str(path), "--out", str(afile)]), str(afile), "a file, not a folder")
+    _one_line(_run(["export", str(path), "--out", str(path)]), str(path), "a file, not a folder")
+    _one_line(_run(["export", str(path), "--out", "/proc/self/x"]), "/proc/self/x")
+
+
+def test_a_store_dir_that_is_a_file_names_the_problem(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    _one_line(_run(["ls", "--store-dir", str(afile)]), str(afile), "a file, not a store folder")
+    with pytest.raises(StoreError, match="it is a file, not a folder"):
+        StoreLock(afile / "s.h5").acquire()
+    with pytest.raises(StoreError, match="afile: it is a file, not a folder"):
+        _partial(afile / "s.h5")
+
+
+def test_match_with_too_large_a_base_names_the_base():
+    with pytest.raises(UsageError) as err:
+        _sizes(40, 1000, None)
+    line = err.value.one_line()
+    assert "--base 1000" in line and "40" in line and "-960" not in line
