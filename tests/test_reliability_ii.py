@@ -15,6 +15,8 @@ import pytest
 
 from mgap.cli import main
 from mgap.core.errors import MgapError, StoreError, UsageError
+from mgap.engine.datasets import load_manifest
+from mgap.engine.datasets.images import open_rgb
 from mgap.engine.extract.perturb import parse_perturbation
 from mgap.engine.extract.ranks import _check_plan
 from mgap.engine.studies.matching import _sizes
@@ -290,3 +292,37 @@ def test_match_with_too_large_a_base_names_the_base():
         _sizes(40, 1000, None)
     line = err.value.one_line()
     assert "--base 1000" in line and "40" in line and "-960" not in line
+
+
+# -- items 7 and 10 -----------------------------------------------------------------------
+def test_a_file_name_that_is_not_utf8_is_embedded_under_an_escaped_name(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "root" / "dog"
+    folder.mkdir(parents=True)
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(folder / "plain.png")
+    raw = os.path.join(os.fsencode(folder), b"caf\xe9.png")
+    Image.new("RGB", (8, 8), (10, 200, 10)).save(raw, format="PNG")
+    manifest = load_manifest("imagefolder", tmp_path / "root", None, None)
+    ids = [r.id for r in manifest.records]
+    assert ids == ["dog/caf\\xe9.png", "dog/plain.png"]
+    with open(raw, "rb") as fh:
+        assert manifest.image_bytes(0) == fh.read()
+    assert manifest.load_image(0).getpixel((0, 0)) == (10, 200, 10)
+    StoreLayout(
+        image_ids=ids,
+        image_paths=[r.path for r in manifest.records],
+        captions=["c", "c"],
+        caption_image_row=np.arange(2),
+    )
+
+
+@pytest.mark.parametrize("data", [b"", b"not an image at all"])
+def test_an_unreadable_image_has_the_same_reason_every_run(data):
+    reasons = set()
+    for _ in range(2):
+        with pytest.raises(Exception) as err:
+            open_rgb(bytes(data))
+        reasons.add(str(err.value))
+    [reason] = reasons
+    assert "0x" not in reason and "BytesIO" not in reason and "cannot identify" in reason
