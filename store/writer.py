@@ -202,7 +202,6 @@ def create_store(
     payload += len(perturbations) * _payload_bytes(n, 0, image_dim, None, dtype)
     ensure_space(tmp, payload)
     try:
-        _claim(tmp)
         _write_new_store(
             tmp,
             layout,
@@ -228,10 +227,16 @@ def create_store(
     return StoreWriter(path)
 
 
-def _claim(tmp: Path) -> None:
-    """Create `tmp` as a new file of ours (O_EXCL, no link followed) before HDF5 opens it,
-    so a link planted at `<store>.creating` is refused rather than written through."""
+@contextlib.contextmanager
+def _new_file(tmp: Path) -> Iterator[h5py.File]:
+    """`tmp` created as a new file of ours (O_EXCL, no link followed) before HDF5 opens
+    it, so a link planted at `<store>.creating` is refused rather than written through."""
     os.close(fresh_sidecar(tmp))
+    claimed = os.lstat(tmp).st_ino
+    with h5py.File(tmp, "w") as f:
+        if os.fstat(f.id.get_vfd_handle()).st_ino != claimed:
+            raise StoreError(f"{tmp} was replaced while mgap created it", hint="retry")
+        yield f
 
 
 def _write_new_store(
@@ -244,10 +249,7 @@ def _write_new_store(
     block_rows: int,
 ) -> None:
     n, m = len(layout.image_ids), len(layout.captions)
-    claimed = os.lstat(tmp).st_ino
-    with h5py.File(tmp, "w") as f:
-        if os.fstat(f.id.get_vfd_handle()).st_ino != claimed:
-            raise StoreError(f"{tmp} was replaced while mgap created it", hint="retry")
+    with _new_file(tmp) as f:
         f.create_dataset(S.IMAGE_IDS, data=np.asarray(layout.image_ids, dtype=object), dtype=_STR)
         f.create_dataset(
             S.IMAGE_PATHS, data=np.asarray(layout.image_paths, dtype=object), dtype=_STR
@@ -288,20 +290,26 @@ def _write_new_store(
             dtype=_STR,
         )
         _contiguous(f, S.PROGRESS, (2,), "int64")
-        attrs = {key: "" for key in S.PROVENANCE_KEYS}
-        attrs.update(
-            schema_version=S.SCHEMA_VERSION,
-            mgap_version=__version__,
-            precision=dtype,
-            block_rows=block_rows,
-            created=now_iso(),
-            geometry=S.GEOMETRY_EUCLIDEAN,
-            curvature=0.0,
-        )
-        attrs.update({k: v for k, v in provenance.items() if v is not None})
-        attrs["status"] = S.STATUS_PARTIAL
-        for key, value in attrs.items():
-            f.attrs[key] = json.dumps(value) if isinstance(value, dict | list) else value
+        _write_attrs(f, provenance, dtype, block_rows)
+
+
+def _write_attrs(
+    f: h5py.File, provenance: Mapping[str, object], dtype: str, block_rows: int
+) -> None:
+    attrs = {key: "" for key in S.PROVENANCE_KEYS}
+    attrs.update(
+        schema_version=S.SCHEMA_VERSION,
+        mgap_version=__version__,
+        precision=dtype,
+        block_rows=block_rows,
+        created=now_iso(),
+        geometry=S.GEOMETRY_EUCLIDEAN,
+        curvature=0.0,
+    )
+    attrs.update({k: v for k, v in provenance.items() if v is not None})
+    attrs["status"] = S.STATUS_PARTIAL
+    for key, value in attrs.items():
+        f.attrs[key] = json.dumps(value) if isinstance(value, dict | list) else value
 
 
 @contextlib.contextmanager
