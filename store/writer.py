@@ -221,7 +221,8 @@ def create_store(
         if is_disk_full(exc):
             raise disk_full(path, "a new store") from None
         raise
-    undo.discard(path)  # an undo copy left by a killed write belongs to the old file
+    undo.discard(path)  # an undo copy or skips left by a killed run belong to the old file
+    sidecar(path, ".skipped.jsonl").unlink(missing_ok=True)
     os.replace(tmp, path)
     probe.trust(path)
     return StoreWriter(path)

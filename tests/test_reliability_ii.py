@@ -326,3 +326,10 @@ def test_an_unreadable_image_has_the_same_reason_every_run(data):
         reasons.add(str(err.value))
     [reason] = reasons
     assert "0x" not in reason and "BytesIO" not in reason and "cannot identify" in reason
+
+
+def test_a_stale_skip_journal_never_leaks_into_a_new_store(tmp_path):
+    path = tmp_path / "s.h5"
+    _partial(path).add_skipped("i3", "from the old run")
+    _complete(path, 3, "new")
+    assert Store(path).skipped == {}
