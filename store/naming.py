@@ -130,6 +130,7 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide it from the other users of a folder
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, path)

@@ -19,6 +19,7 @@ from mgap.engine.datasets import load_manifest
 from mgap.engine.datasets.images import open_rgb
 from mgap.engine.extract.perturb import parse_perturbation
 from mgap.engine.extract.ranks import _check_plan
+from mgap.engine.studies.groupings import load_groupings
 from mgap.engine.studies.matching import _sizes
 from mgap.engine.studies.projections import project_store
 from mgap.engine.studies.retrieval import retrieval_report
@@ -174,6 +175,7 @@ def test_progress_temporary_file_is_not_predictable(tmp_path):
     old_name.symlink_to(victim)
     write_progress(path, status="running")
     assert victim.read_bytes() == b"keep me"
+    assert (tmp_path / "s.h5.progress.json").stat().st_mode & 0o777 == 0o644  # others read it
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [victim.name, old_name.name, "s.h5.progress.json"]
     )
@@ -333,3 +335,13 @@ def test_a_stale_skip_journal_never_leaks_into_a_new_store(tmp_path):
     _partial(path).add_skipped("i3", "from the old run")
     _complete(path, 3, "new")
     assert Store(path).skipped == {}
+
+
+def test_duplicate_ids_in_a_groups_csv_are_counted_in_the_note(tmp_path):
+    path = tmp_path / "s.h5"
+    _complete(path, 1, "m", n=4)  # image ids "0".."3"
+    table = tmp_path / "g.csv"
+    table.write_text("image_id,colour\n0,red\n1,blue\n0,green\n1,red\n1,blue\n2,red\n3,red\n")
+    _, [report] = load_groupings(Store(path), [str(table)])
+    assert report.duplicate_rows == 3
+    assert "3 rows repeat an image of an earlier row" in report.line()

@@ -47,7 +47,7 @@ def load_groups(store: Any, specs: list[str] | None, min_group: int, bootstrap: 
 
     groupings, missing = load_groupings(store, specs)
     for report in missing:
-        if report.images_without_row or report.rows_without_image:
+        if report.images_without_row or report.rows_without_image or report.duplicate_rows:
             note(f"mgap: {report.line()}")
     return groupings, GroupOptions(min_n=min_group, bootstrap=bootstrap), missing
 
