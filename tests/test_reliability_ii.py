@@ -160,8 +160,8 @@ def test_a_hard_link_where_a_sidecar_belongs_is_refused(tmp_path):
     victim = tmp_path / "victim"
     victim.write_bytes(b"keep me")
     path = tmp_path / "s.h5"
-    os.link(victim, sidecar(path, ".skipped.jsonl"))
     w = _partial(path)
+    os.link(victim, sidecar(path, ".skipped.jsonl"))
     with pytest.raises(StoreError, match="hard links"):
         w.add_skipped("i1", "why")
     assert victim.read_bytes() == b"keep me"
