@@ -221,11 +221,17 @@ def create_store(
         if is_disk_full(exc):
             raise disk_full(path, "a new store") from None
         raise
-    undo.discard(path)  # an undo copy or skips left by a killed run belong to the old file
-    sidecar(path, ".skipped.jsonl").unlink(missing_ok=True)
+    _drop_stale_sidecars(path)
     os.replace(tmp, path)
     probe.trust(path)
     return StoreWriter(path)
+
+
+def _drop_stale_sidecars(path: Path) -> None:
+    """An undo copy or skips that a killed run left belong to the old file, not this one
+    (links there are removed, never followed)."""
+    undo.discard(path)
+    sidecar(path, ".skipped.jsonl").unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
