@@ -1,8 +1,11 @@
 """Derived results (projections, kNN graphs) cached beside a store, keyed by parameters.
 
 The cache is a sidecar HDF5 file (`<store>.cache.h5`), so writing it never touches the
-store itself. Each entry records the store's `finished` stamp and row counts; an entry
-made from other rows is ignored. A cache that cannot be read is removed and rebuilt. A
+store itself. Each entry records a digest of the store's content (`content_stamp`: every
+row's id, path, captions, pairs, categories and attributes, the validity flags, progress
+and skips, and the CRC32 of every embedding block), never a time: an entry made from other
+rows or other embeddings (a store renamed over another) is ignored. The cache and its lock
+are never opened through a link (`store.naming.open_sidecar`). A cache that cannot be read is removed and rebuilt. A
 store opened with `check` (`--check`, MGAP_CHECK=1) ignores the cache: its rows are read.
 
 Several processes use one cache at once (the TUI reads while its analysis jobs write), so
@@ -16,13 +19,15 @@ import fcntl
 import hashlib
 import json
 import os
+import weakref
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from mgap.store.naming import cache_path
+from mgap.store import schema as S
+from mgap.store.naming import cache_path, fresh_sidecar, link_error, open_sidecar, refuse_link
 from mgap.store.probe import probe, trust
 from mgap.store.reader import Store
 
@@ -33,8 +38,46 @@ def cache_key(kind: str, params: Mapping[str, object]) -> str:
     return f"{kind}-{digest[:16]}"
 
 
-def _stamp(store: Store) -> str:
-    return f"{store.attrs.get('finished', '')}|{store.n_images}|{store.n_texts}"
+_STAMPS: weakref.WeakKeyDictionary[Store, str] = weakref.WeakKeyDictionary()
+
+
+def _hash_strings(h: hashlib._Hash, values: object) -> None:
+    h.update(json.dumps([str(v) for v in values]).encode())
+
+
+def content_stamp(store: Store) -> str:
+    """SHA-256 of everything a cached result may depend on in `store` (memoised per Store)."""
+    if store in _STAMPS:
+        return _STAMPS[store]
+    h = hashlib.sha256()
+    for values in (store.all_image_ids, store._paths_all, store.all_captions):
+        _hash_strings(h, values)
+    _hash_strings(h, store.category_names)
+    _hash_strings(h, sorted(store.skipped.items()))
+    for key, values in sorted(store._attributes_all.items()):
+        _hash_strings(h, [key, *values])
+    for array in (store.all_caption_image_rows, store._primary_all):
+        h.update(np.ascontiguousarray(array, dtype="<i8").tobytes())
+    for array in (store._labels_all, store._valid_all):
+        h.update(np.ascontiguousarray(array, dtype="u1").tobytes())
+    h.update(f"{store.images_done}|{store.texts_done}|{store.perturbations}".encode())
+    _hash_embeddings(h, store.path)
+    _STAMPS[store] = h.hexdigest()
+    return _STAMPS[store]
+
+
+def _hash_embeddings(h: hashlib._Hash, path: Path) -> None:
+    """The CRC32 of every embedding block (`/checksums`); the rows themselves in a
+    schema-1 store, which has no checksums."""
+    with h5py.File(path, "r", locking=False) as f:
+        sums = f.get(S.CHECKSUMS)
+        if isinstance(sums, h5py.Group) and len(sums):
+            for name in sorted(sums):
+                h.update(name.encode() + np.ascontiguousarray(sums[name][...]).tobytes())
+            return
+        for name in (S.IMAGE_EMB, S.TEXT_EMB):
+            if name in f:
+                h.update(name.encode() + np.ascontiguousarray(f[name][...]).tobytes())
 
 
 @contextlib.contextmanager
@@ -42,7 +85,7 @@ def _locked(path: Path, exclusive: bool) -> Iterator[None]:
     """Hold `<path>.lock` shared or exclusive (flock: released if the process dies). A
     reader in a folder it cannot write to goes unlocked: no mgap process writes there."""
     try:
-        fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        fd = open_sidecar(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT)
     except OSError:
         if exclusive:
             raise
@@ -57,6 +100,7 @@ def _locked(path: Path, exclusive: bool) -> Iterator[None]:
 
 def load_cached(store: Store, key: str) -> dict[str, np.ndarray] | None:
     path = cache_path(store.path)
+    refuse_link(path)
     if store.check or not path.exists():
         return None  # a checked run (--check) reads and checks the rows it reports on
     with _locked(path, exclusive=False):
@@ -69,7 +113,7 @@ def _read(store: Store, path: Path, key: str) -> dict[str, np.ndarray] | None:
         return None
     try:
         with h5py.File(path, "r", locking=False) as f:
-            if key not in f or f[key].attrs.get("stamp") != _stamp(store):
+            if key not in f or f[key].attrs.get("stamp") != content_stamp(store):
                 return None
             return {name: ds[...] for name, ds in f[key].items()}
     except OSError:
@@ -95,17 +139,33 @@ def _write(
     arrays: Mapping[str, np.ndarray],
     params: Mapping[str, object] | None,
 ) -> None:
-    try:
-        f = h5py.File(path, "a")
-    except OSError:
-        path.unlink(missing_ok=True)
-        f = h5py.File(path, "a")
-    with f:
+    with _open_cache(path) as f:
         if key in f:
             del f[key]
         group = f.create_group(key)
         for name, value in arrays.items():
             group.create_dataset(name, data=np.asarray(value))
-        group.attrs["stamp"] = _stamp(store)
+        group.attrs["stamp"] = content_stamp(store)
         group.attrs["params"] = json.dumps(dict(params or {}), sort_keys=True, default=str)
     trust(path)
+
+
+def _open_cache(path: Path) -> h5py.File:
+    """The cache open to write: an existing one appended to, a missing or unreadable one
+    made anew; never through a link, and refused if the file changed under the open."""
+    refuse_link(path)
+    mode = "a"
+    if not path.exists():
+        os.close(fresh_sidecar(path))
+        mode = "w"
+    known = os.lstat(path).st_ino
+    try:
+        f = h5py.File(path, mode)
+    except OSError:
+        os.close(fresh_sidecar(path))
+        known = os.lstat(path).st_ino
+        f = h5py.File(path, "w")
+    if os.fstat(f.id.get_vfd_handle()).st_ino != known:
+        f.close()
+        raise link_error(path, "a file replaced while mgap opened it")
+    return f

@@ -2,7 +2,8 @@
 
 `flock` locks belong to the open file, so the kernel releases them when the process dies,
 even on SIGKILL. The lock file holds the holder's pid for the message a second writer
-prints. It is removed on release; an acquirer re-checks after locking that the path still
+prints; it is opened without following links (`store.naming.open_sidecar`). It is
+removed on release; an acquirer re-checks after locking that the path still
 names the file it locked, so a release racing an acquire cannot let two writers in.
 """
 
@@ -13,6 +14,7 @@ import os
 from pathlib import Path
 
 from mgap.core.errors import StoreError
+from mgap.store.naming import make_folder, open_sidecar, sidecar
 
 
 class StoreLockedError(StoreError):
@@ -20,8 +22,7 @@ class StoreLockedError(StoreError):
 
 
 def lock_path(store_path: str | os.PathLike) -> Path:
-    p = Path(store_path)
-    return p.with_name(p.name + ".lock")
+    return sidecar(store_path, ".lock")
 
 
 def _holder(path: Path) -> str:
@@ -42,10 +43,10 @@ class StoreLock:
         self.fd: int | None = None
 
     def acquire(self) -> StoreLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(self.path.parent)
         while True:
             try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                fd = open_sidecar(self.path, os.O_RDWR | os.O_CREAT)
             except OSError as exc:
                 raise StoreError(
                     f"cannot create the lock file {self.path}: {exc.strerror}",

@@ -1,7 +1,7 @@
 """The progress file: the protocol between a running `mgap extract` and the TUI.
 
-A small JSON document next to the store, replaced atomically (write a temporary file,
-then `os.replace`), so a reader never sees half a file. Keys: pid, status (starting,
+A small JSON document next to the store, replaced atomically (write a temporary file of
+an unpredictable name, then `os.replace`: no link is followed), so a reader never sees half a file. Keys: pid, status (starting,
 running, complete, failed, cancelled), phase (texts, images, done), images_done,
 n_images, texts_done, n_texts, images_per_s, eta_s, device, model, dataset, split,
 store, started, updated, error, command.
@@ -14,7 +14,8 @@ import os
 import time
 from pathlib import Path
 
-from mgap.store.naming import progress_path
+from mgap.core.errors import StoreError
+from mgap.store.naming import atomic_write, open_sidecar, progress_path
 
 RUNNING_STATES = ("starting", "running")
 
@@ -25,17 +26,16 @@ def write_progress(store_path: str | os.PathLike, **fields: object) -> dict[str,
     doc = read_progress(store_path) or {}
     doc.update(fields)
     doc["updated"] = time.time()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(doc), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(doc).encode("utf-8"))
     return doc
 
 
 def read_progress(store_path: str | os.PathLike) -> dict[str, object] | None:
-    path = progress_path(store_path)
+    """The progress document, or None: missing, unreadable, or a link (never followed)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+        with os.fdopen(open_sidecar(progress_path(store_path), os.O_RDONLY), "rb") as fh:
+            return json.loads(fh.read().decode("utf-8"))
+    except (OSError, ValueError, StoreError):
         return None
 
 

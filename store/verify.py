@@ -23,6 +23,7 @@ from mgap.core.errors import StoreError
 from mgap.store import checksum, probe
 from mgap.store import schema as S
 from mgap.store.contained import containment_problems
+from mgap.store.naming import sidecar
 
 _STRING_SETS = (S.IMAGE_IDS, S.IMAGE_PATHS, S.TEXT_CAPTIONS, S.CATEGORY_NAMES, S.CATEGORY_SUPER)
 _REQUIRED = (
@@ -330,7 +331,7 @@ def check_skipped(v: _View) -> list[str]:
         return []
     unembedded = v.n - int(np.count_nonzero(v.dataset(S.IMAGE_VALID)[...]))
     recorded = v.dataset(S.SKIPPED_IDS).shape[0]
-    journal = v.path.with_name(v.path.name + ".skipped.jsonl")
+    journal = sidecar(v.path, ".skipped.jsonl")
     if unembedded != recorded and not journal.exists():
         return [f"{unembedded} image rows are not embedded but {recorded} skips are recorded"]
     return []

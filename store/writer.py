@@ -33,6 +33,7 @@ from mgap import __version__
 from mgap.core.errors import StoreError
 from mgap.store import checksum, probe, undo
 from mgap.store import schema as S
+from mgap.store.naming import fresh_sidecar, make_folder, open_sidecar, sidecar
 from mgap.store.space import disk_full, ensure_space, is_disk_full
 from mgap.store.verify import structural_problems
 
@@ -194,8 +195,8 @@ def create_store(
             f"image dim {image_dim} differs from text dim {text_dim}: not one embedding space",
             hint="store each tower on its own (an image-only and a text-only model)",
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".creating")
+    make_folder(path.parent)
+    tmp = sidecar(path, ".creating")
     n, m = len(layout.image_ids), len(layout.captions)
     payload = _payload_bytes(n, m, image_dim, text_dim, dtype) + 2 * layout.string_bytes()
     payload += len(perturbations) * _payload_bytes(n, 0, image_dim, None, dtype)
@@ -215,13 +216,34 @@ def create_store(
             int(block_rows),
         )
     except BaseException as exc:
-        tmp.unlink(missing_ok=True)
+        if not isinstance(exc, StoreError):  # a refused link stays where it was found
+            tmp.unlink(missing_ok=True)
         if is_disk_full(exc):
             raise disk_full(path, "a new store") from None
         raise
+    _drop_stale_sidecars(path)
     os.replace(tmp, path)
     probe.trust(path)
     return StoreWriter(path)
+
+
+def _drop_stale_sidecars(path: Path) -> None:
+    """An undo copy or skips that a killed run left belong to the old file, not this one
+    (links there are removed, never followed)."""
+    undo.discard(path)
+    sidecar(path, ".skipped.jsonl").unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _new_file(tmp: Path) -> Iterator[h5py.File]:
+    """`tmp` created as a new file of ours (O_EXCL, no link followed) before HDF5 opens
+    it, so a link planted at `<store>.creating` is refused rather than written through."""
+    os.close(fresh_sidecar(tmp))
+    claimed = os.lstat(tmp).st_ino
+    with h5py.File(tmp, "w") as f:
+        if os.fstat(f.id.get_vfd_handle()).st_ino != claimed:
+            raise StoreError(f"{tmp} was replaced while mgap created it", hint="retry")
+        yield f
 
 
 def _write_new_store(
@@ -234,7 +256,7 @@ def _write_new_store(
     block_rows: int,
 ) -> None:
     n, m = len(layout.image_ids), len(layout.captions)
-    with h5py.File(tmp, "w") as f:
+    with _new_file(tmp) as f:
         f.create_dataset(S.IMAGE_IDS, data=np.asarray(layout.image_ids, dtype=object), dtype=_STR)
         f.create_dataset(
             S.IMAGE_PATHS, data=np.asarray(layout.image_paths, dtype=object), dtype=_STR
@@ -275,20 +297,26 @@ def _write_new_store(
             dtype=_STR,
         )
         _contiguous(f, S.PROGRESS, (2,), "int64")
-        attrs = {key: "" for key in S.PROVENANCE_KEYS}
-        attrs.update(
-            schema_version=S.SCHEMA_VERSION,
-            mgap_version=__version__,
-            precision=dtype,
-            block_rows=block_rows,
-            created=now_iso(),
-            geometry=S.GEOMETRY_EUCLIDEAN,
-            curvature=0.0,
-        )
-        attrs.update({k: v for k, v in provenance.items() if v is not None})
-        attrs["status"] = S.STATUS_PARTIAL
-        for key, value in attrs.items():
-            f.attrs[key] = json.dumps(value) if isinstance(value, dict | list) else value
+        _write_attrs(f, provenance, dtype, block_rows)
+
+
+def _write_attrs(
+    f: h5py.File, provenance: Mapping[str, object], dtype: str, block_rows: int
+) -> None:
+    attrs = {key: "" for key in S.PROVENANCE_KEYS}
+    attrs.update(
+        schema_version=S.SCHEMA_VERSION,
+        mgap_version=__version__,
+        precision=dtype,
+        block_rows=block_rows,
+        created=now_iso(),
+        geometry=S.GEOMETRY_EUCLIDEAN,
+        curvature=0.0,
+    )
+    attrs.update({k: v for k, v in provenance.items() if v is not None})
+    attrs["status"] = S.STATUS_PARTIAL
+    for key, value in attrs.items():
+        f.attrs[key] = json.dumps(value) if isinstance(value, dict | list) else value
 
 
 @contextlib.contextmanager
@@ -332,7 +360,7 @@ class StoreWriter:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
-        self.journal = self.path.with_name(self.path.name + ".skipped.jsonl")
+        self.journal = sidecar(self.path, ".skipped.jsonl")
         undo.restore(self.path)  # a metadata write that was killed half-way
         hazard = probe.probe(self.path)
         if hazard:
@@ -442,7 +470,8 @@ class StoreWriter:
     def add_skipped(self, image_id: str, reason: str) -> None:
         line = json.dumps({"id": image_id, "reason": reason}) + "\n"
         try:
-            with self.journal.open("a+b") as fh:
+            flags = os.O_RDWR | os.O_CREAT | os.O_APPEND
+            with os.fdopen(open_sidecar(self.journal, flags), "a+b") as fh:
                 if fh.seek(0, os.SEEK_END) > 0:
                     fh.seek(-1, os.SEEK_END)
                     if fh.read(1) != b"\n":
@@ -455,10 +484,13 @@ class StoreWriter:
             raise
 
     def journal_entries(self) -> dict[str, str]:
-        if not self.journal.exists():
+        try:
+            with os.fdopen(open_sidecar(self.journal, os.O_RDONLY), "rb") as fh:
+                text = fh.read().decode("utf-8", errors="replace")
+        except FileNotFoundError:
             return {}
         entries: dict[str, str] = {}
-        for line in self.journal.read_text(encoding="utf-8", errors="replace").splitlines():
+        for line in text.splitlines():
             try:
                 item = json.loads(line)
                 entries[str(item["id"])] = str(item["reason"])

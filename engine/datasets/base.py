@@ -25,6 +25,19 @@ class ImageRecord:
     categories: list[str] = field(default_factory=list)  # every category present
     primary: str | None = None  # one deterministic category (COCO: largest total area)
     attributes: dict[str, str] = field(default_factory=dict)
+    #: the file's real name relative to the root where `path` had to be escaped (a name
+    #: that is not UTF-8, see `printable_name`); "" when `path` is the name
+    source: str = ""
+
+    @property
+    def file(self) -> str:
+        return self.source or self.path
+
+
+def printable_name(name: str) -> str:
+    """A file name as text that HDF5 can store: bytes that are not UTF-8 (which Python
+    keeps as lone surrogates) become backslash escapes (`caf\\xe9.jpg`); others unchanged."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 @dataclass
@@ -60,14 +73,14 @@ class Manifest:
         """The encoded image of record `index`: a file under `root` (tar shards override)."""
         from mgap.engine.datasets.files import read_regular_file
 
-        return read_regular_file(Path(self.root) / self.records[index].path)  # FIFO-safe
+        return read_regular_file(Path(self.root) / self.records[index].file)  # FIFO-safe
 
     def images_bytes(self, indices: Sequence[int]) -> Iterator[bytes | Exception]:
         """The encoded images of `indices` in order, each its bytes or the error that names
         it: a worker's batch of files is read ahead on the reader thread while it decodes."""
         from mgap.engine.datasets.files import read_regular_files
 
-        return read_regular_files([Path(self.root) / self.records[i].path for i in indices])
+        return read_regular_files([Path(self.root) / self.records[i].file for i in indices])
 
     def load_image(self, index: int, draft_to: int | None = None):
         """The PIL image of record `index`, converted to RGB. Raises on unreadable files.

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from mgap.core.errors import UsageError
-from mgap.engine.datasets.base import ImageRecord, Manifest
+from mgap.engine.datasets.base import ImageRecord, Manifest, printable_name
 from mgap.engine.datasets.files import (
     IMAGE_EXTENSIONS,
     describe_hashes,
@@ -89,17 +89,19 @@ def load(data_root: Path | None, split: str | None, *, kind: str, **options: obj
         folder = root
     records: list[ImageRecord] = []
     for class_dir in class_dirs(folder):
-        label = class_dir.name
+        label = printable_name(class_dir.name)
         captions = [t.format(class_name_text(label)) for t in templates]
         for path in image_files(class_dir):
             relative = path.relative_to(root).as_posix()
+            shown = printable_name(relative)  # a name that is not UTF-8 is escaped
             records.append(
                 ImageRecord(
-                    id=relative,
-                    path=relative,
+                    id=shown,
+                    path=shown,
                     captions=list(captions),
                     categories=[label],
                     primary=label,
+                    source=relative if shown != relative else "",
                 )
             )
     require_records(records, folder, kind)

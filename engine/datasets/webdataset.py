@@ -7,6 +7,13 @@ list). Samples follow the library's conventions: members that share a key
 webp member, captions come from `txt` or from a `json` field (`caption`, `captions`,
 `text`), and an optional category from `cls` or a `json` field (`category`, `label`).
 
+Each shard's headers are walked to its real end (`tarwalk`): an unreadable region (a
+damaged header, zeros before more members, a cut member or a cut shard) becomes one row
+named `<shard>@<offset>` that is skipped with the region as its reason, so a damaged shard
+never loses samples without a record. The annotation digest a resume compares covers each
+shard's size, mtime and raw member headers, so a shard replaced between a kill and the
+resume is refused.
+
 Nothing is unpacked to disk. A store needs every row's id and captions before the first
 forward pass, so one pass over the tar headers (and the small text members; image bytes
 are seeked over) indexes each sample's shard and byte offset. The decode workers then
@@ -24,11 +31,12 @@ import tarfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from mgap.core.errors import DatasetError, UsageError
 from mgap.engine.datasets.base import ImageRecord, Manifest
 from mgap.engine.datasets.files import read_file_ranges
+from mgap.engine.datasets.tarwalk import Damage, walk_members
 
 IMAGE_KEYS = ("jpg", "jpeg", "png", "webp")
 CAPTION_FIELDS = ("caption", "captions", "text")
@@ -84,38 +92,50 @@ def _json_fields(sample: _Sample, data: bytes) -> None:
             sample.category = str(doc[key]).strip()
 
 
-def _index_shard(path: Path, digest: Any) -> list[_Sample]:
-    """Samples of one shard in tar order, from its headers and text members."""
+def _index_shard(path: Path, digest: Any) -> tuple[list[_Sample], list[Damage]]:
+    """Samples of one shard in tar order, from its headers and text members, and every
+    region of it that could not be read."""
     from webdataset.tariterators import base_plus_ext
 
     samples: dict[str, _Sample] = {}
+    damage: list[Damage] = []
     try:
-        with tarfile.open(path, "r:") as tar:
-            for member in tar:
+        with path.open("rb") as fh:
+            st = os.fstat(fh.fileno())
+            digest.update(f"{path.name}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+            for member in walk_members(fh, st.st_size, digest):
+                if isinstance(member, Damage):
+                    damage.append(member)
+                    continue
                 if not member.isfile():
                     continue
                 key, ext = base_plus_ext(member.name)
                 if key is None:
                     continue
-                ext = ext.lower()
-                sample = samples.setdefault(key, _Sample(key))
-                digest.update(f"{member.name}\0{member.size}\0".encode())
-                if ext in IMAGE_KEYS and sample.image is None:
-                    sample.image = (member.name, member.offset_data, member.size)
-                elif ext in ("txt", "json", "cls"):
-                    data = tar.extractfile(member).read()
-                    digest.update(data)
-                    _text_member(sample, ext, data)
-    except (tarfile.TarError, OSError) as exc:
+                _add_member(fh, samples.setdefault(key, _Sample(key)), member, ext.lower(), digest)
+    except OSError as exc:
         raise DatasetError(
             f"{path} is not a readable tar shard ({exc})", hint="check the file"
         ) from None
-    if not any(s.image for s in samples.values()):
+    if not damage and not any(s.image for s in samples.values()):
         raise DatasetError(
             f"{path} holds no images (no {'/'.join(IMAGE_KEYS)} members)",
             hint="is it a WebDataset shard of image samples?",
         )
-    return list(samples.values())
+    return list(samples.values()), damage
+
+
+def _add_member(
+    fh: BinaryIO, sample: _Sample, member: tarfile.TarInfo, ext: str, digest: Any
+) -> None:
+    digest.update(f"{member.name}\0{member.size}\0".encode())
+    if ext in IMAGE_KEYS and sample.image is None:
+        sample.image = (member.name, member.offset_data, member.size)
+    elif ext in ("txt", "json", "cls"):
+        fh.seek(member.offset_data)
+        data = fh.read(member.size)
+        digest.update(data)
+        _text_member(sample, ext, data)
 
 
 def _text_member(sample: _Sample, ext: str, data: bytes) -> None:
@@ -135,6 +155,8 @@ class TarManifest(Manifest):
     #: image id -> (shard index, data offset, size); the shard paths are in `shards`
     locations: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     shards: list[str] = field(default_factory=list)
+    #: row id -> why it has no sample: an unreadable region of a shard (`tarwalk.Damage`)
+    damaged: dict[str, str] = field(default_factory=dict)
 
     def image_bytes(self, index: int) -> bytes:
         [data] = self.images_bytes([index])
@@ -153,6 +175,9 @@ class TarManifest(Manifest):
         reads = read_file_ranges(wanted)
         for index in indices:
             record = self.records[index]
+            if record.id in self.damaged:
+                yield DatasetError(self.damaged[record.id])
+                continue
             if record.id not in self.locations:
                 yield DatasetError(f"sample {record.id} has no image ({'/'.join(IMAGE_KEYS)})")
                 continue
@@ -178,25 +203,22 @@ def load(root: Path | None, split: str | None, kind: str = "webdataset", **optio
     records: list[ImageRecord] = []
     locations: dict[str, tuple[int, int, int]] = {}
     seen: dict[str, Path] = {}
+    damaged: dict[str, str] = {}
     for shard, path in enumerate(paths):
-        for sample in _index_shard(path, digest):
+        samples, damage = _index_shard(path, digest)
+        for region in damage:
+            key = f"{path.name}@{region.offset}"
+            digest.update(f"{key}\0{region.end}\0{region.what}\0".encode())
+            damaged[key] = region.reason(str(path))
+            samples.append(_Sample(key))
+        for sample in samples:
             if sample.key in seen:
                 raise DatasetError(
                     f"sample key {sample.key} appears in {seen[sample.key]} and {path}",
                     hint="keys must be unique across the shards",
                 )
             seen[sample.key] = path
-            categories = [sample.category] if sample.category else []
-            member = sample.image[0] if sample.image else ""
-            records.append(
-                ImageRecord(
-                    id=sample.key,
-                    path=f"{path.name}#{member}",
-                    captions=sample.captions,
-                    categories=categories,
-                    primary=sample.category,
-                )
-            )
+            records.append(_record(path, sample))
             if sample.image:
                 locations[sample.key] = (shard, sample.image[1], sample.image[2])
     names = sorted({c for r in records for c in r.categories})
@@ -210,4 +232,17 @@ def load(root: Path | None, split: str | None, kind: str = "webdataset", **optio
         provenance={"shards": len(paths), "samples": len(records), "shard_pattern": pattern},
         locations=locations,
         shards=[os.fspath(p) for p in paths],
+        damaged=damaged,
+    )
+
+
+def _record(path: Path, sample: _Sample) -> ImageRecord:
+    categories = [sample.category] if sample.category else []
+    member = sample.image[0] if sample.image else ""
+    return ImageRecord(
+        id=sample.key,
+        path=f"{path.name}#{member}",
+        captions=sample.captions,
+        categories=categories,
+        primary=sample.category,
     )

@@ -5,6 +5,7 @@ A setting is written as on the command line, `KIND:VALUE`:
 - `blur:K`    convolves with a K×K Gaussian kernel (K odd), sigma from K as OpenCV and
               torchvision choose it by default, 0.3·((K − 1)/2 − 1) + 0.8, edges reflected;
 - `occlude:P` paints a P×P black square at a seeded random position (cut to the image).
+Each value has a maximum (`MAXIMA`: noise 100, blur 101, occlude 4096 pixels).
 
 Perturbations act on the decoded RGB image, before the model's own preprocessing, and
 return an 8-bit image again (values rounded), so every model sees the same pixels.
@@ -38,6 +39,10 @@ SUITES: dict[str, tuple[str, ...]] = {
     ),
 }
 
+#: the largest value each kind takes: a 101-tap blur already flattens a 224-pixel crop, and
+#: a 4096-pixel square covers any image a model sees; larger ones only cost time
+MAXIMA = {"noise": 100.0, "blur": 101, "occlude": 4096}
+
 _HINT = "write noise:STD (e.g. noise:0.05), blur:KERNEL (odd, e.g. blur:3) or occlude:PIXELS"
 
 
@@ -62,11 +67,15 @@ def parse_perturbation(text: str) -> Perturbation:
     if not sep or kind not in KINDS:
         raise UsageError(f"--perturb {text!r} is not a known perturbation", hint=_HINT)
     try:
-        value = float(raw) if kind == "noise" else int(raw)
+        value = float(raw)
     except ValueError:
         raise UsageError(f"--perturb {text!r}: {raw!r} is not a number", hint=_HINT) from None
-    if not np.isfinite(value) or value < 0:
-        raise UsageError(f"--perturb {text!r}: the value must be >= 0", hint=_HINT)
+    if not np.isfinite(value) or not 0 <= value <= MAXIMA[kind]:
+        raise UsageError(
+            f"--perturb {text!r}: the value must be between 0 and {MAXIMA[kind]:g}", hint=_HINT
+        )
+    if kind != "noise" and value != int(value):
+        raise UsageError(f"--perturb {text!r}: {raw!r} is not a whole number", hint=_HINT)
     if kind == "blur" and value % 2 == 0:
         raise UsageError(f"--perturb {text!r}: a blur kernel size must be odd", hint=_HINT)
     return Perturbation(kind, float(value))

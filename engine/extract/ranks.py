@@ -40,6 +40,7 @@ from mgap.engine.reports.pipeline import ExtractedStore
 from mgap.store import schema as S
 from mgap.store.lock import StoreLock
 from mgap.store.merge import merge_rank_stores
+from mgap.store.naming import refuse_link, sidecar
 from mgap.store.progress import write_progress
 from mgap.store.reader import Store
 from mgap.store.verify import verify_store
@@ -50,7 +51,7 @@ PLAN_FILE = "plan.json"
 
 def ranks_dir(final: Path) -> Path:
     """The folder of a store's partial rank stores, beside it (not listed by `mgap ls`)."""
-    return final.with_name(final.name + ".ranks")
+    return sidecar(final, ".ranks")
 
 
 def rank_store(final: Path, rank: int, world_size: int) -> Path:
@@ -73,6 +74,7 @@ def _plan(n_rows: int, block_rows: int, world_size: int) -> dict[str, object]:
 def _check_plan(final: Path, plan: dict[str, object], overwrite: bool) -> str:
     """'' when the partial stores beside `final` follow `plan` (then it is recorded)."""
     folder = ranks_dir(final)
+    refuse_link(folder)
     if overwrite and folder.exists():
         shutil.rmtree(folder)
     path = folder / PLAN_FILE

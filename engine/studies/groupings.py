@@ -51,13 +51,20 @@ class MissingRows:
     images_without_row: int
     rows_without_image: int
     n_images: int
+    #: rows naming an image an earlier row already named (the last such row counts)
+    duplicate_rows: int = 0
 
     def line(self) -> str:
-        return (
+        text = (
             f"groups {self.file}: {self.images_without_row} of {self.n_images} images have no row "
             f"(key column {self.key_column!r}) and are left out of its groupings; "
             f"{self.rows_without_image} rows match no image of the store"
         )
+        if self.duplicate_rows:
+            text += (
+                f"; {self.duplicate_rows} rows repeat an image of an earlier row (the last counts)"
+            )
+        return text
 
     def to_dict(self) -> dict:
         return {
@@ -110,19 +117,20 @@ def _csv_groupings(store: Store, path: Path) -> tuple[list[Grouping], MissingRow
     columns = [c for c in range(len(header)) if c != key]
     labels = {c: np.full(store.n_images, "", dtype=object) for c in columns}
     covered = np.zeros(store.n_images, dtype=bool)
-    unmatched = 0
+    unmatched = duplicates = 0
     for row in rows:
         cells = [cell.strip() for cell in row] + [""] * (len(header) - len(row))
         i = position.get(cells[key])
         if i is None:
             unmatched += 1
             continue
+        duplicates += int(covered[i])
         covered[i] = True
         for c in columns:
             labels[c][i] = cells[c]
     groupings = [Grouping(header[c] or f"column{c}", labels[c], str(path)) for c in columns]
     missing = MissingRows(
-        str(path), header[key], int((~covered).sum()), unmatched, int(store.n_images)
+        str(path), header[key], int((~covered).sum()), unmatched, int(store.n_images), duplicates
     )
     return groupings, missing
 

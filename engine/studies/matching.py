@@ -36,6 +36,12 @@ STRETCH_DEFINITION = "std_ddof1_over_all_rows_no_centring"
 
 def _sizes(n: int, n_base: int | None, n_query: int | None) -> tuple[int, int]:
     b = n_base if n_base is not None else min(DEFAULT_BASE, n // 2)
+    if n_base is not None and not 2 <= b <= n - 2:
+        raise UsageError(
+            f"--base {b} must leave at least 2 of the {n} shared images for the queries "
+            "(and be at least 2)",
+            hint=f"pass --base between 2 and {max(n - 2, 2)}",
+        )
     q = n_query if n_query is not None else min(DEFAULT_QUERY, n - b)
     if b < 2 or q < 2 or b + q > n:
         raise UsageError(

@@ -24,6 +24,11 @@ def ls(
     from mgap.engine.reports.stores import store_list
 
     root = store_dir or load_config().store_dir
+    if Path(root).exists() and not Path(root).is_dir():
+        raise UsageError(
+            f"{root} is a file, not a store folder",
+            hint="pass --store-dir FOLDER (or set $MGAP_STORE_DIR to a folder)",
+        )
     report = store_list(root)
     if json_out:
         print_json(report.to_json())
@@ -158,9 +163,10 @@ def export(
     import numpy as np
 
     from mgap.store import open_store
+    from mgap.store.naming import make_folder
 
     s = open_store(store)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out, "the export folder")
     written = []
     perturbed = [
         (f"image_{setting.replace(':', '_')}", True, partial(s.perturbed_image_embeddings, setting))

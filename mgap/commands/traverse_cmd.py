@@ -46,12 +46,20 @@ def print_traversal(report: TraverseReport) -> None:
     stdout.print(out)
 
 
+#: the most points `--steps` puts on a geodesic: far more than a table can show
+MAX_STEPS = 10_000
+
+
 def traverse(
     store: Path = STORE_ARG,
     check: bool = CHECK_OPT,
     image: str = typer.Option(..., "--image", help="Image id (as `mgap export` lists them)."),
     steps: int = typer.Option(
-        20, "--steps", min=2, help="Points on the geodesic, image to origin."
+        20,
+        "--steps",
+        min=2,
+        max=MAX_STEPS,
+        help=f"Points on the geodesic, image to origin (at most {MAX_STEPS:,}).",
     ),
     k: int = typer.Option(3, "--k", min=1, help="Nearest texts listed per step."),
     prompts: bool = typer.Option(
