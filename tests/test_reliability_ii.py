@@ -193,13 +193,13 @@ def test_cached_retrieval_and_projection_never_answer_for_another_store(tmp_path
     _complete(b, 2, "m")
     for p in (a, b):
         _same_second(p)
-    docs = {p: retrieval_report(Store(p)) for p in (a, b)}
+    docs = {p: retrieval_report(Store(p)).to_json() for p in (a, b)}
     coords = {p: project_store(Store(p), method="pca").coords for p in (a, b)}
-    assert retrieval_report(Store(a))["cached"] is True
+    assert retrieval_report(Store(a)).to_json()["cached"] is True
     os.replace(a, spare)  # swap the names; each cache stays where it was
     os.replace(b, a)
     os.replace(spare, b)
-    swapped = retrieval_report(Store(a))
+    swapped = retrieval_report(Store(a)).to_json()
     assert not swapped.get("cached")
     assert swapped["i2t"] == docs[b]["i2t"] and swapped["t2i"] == docs[b]["t2i"]
     projection = project_store(Store(a), method="pca")
