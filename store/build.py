@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from mgap.store import schema as S
-from mgap.store.writer import StoreLayout, create_store
+from mgap.store.writer import StoreLayout, StoreWriter, create_store
 
 
 def store_from_arrays(
@@ -38,25 +38,14 @@ def store_from_arrays(
     path = Path(path)
     if overwrite:
         path.unlink(missing_ok=True)
-    n = (
-        image_embeddings.shape[0]
-        if image_embeddings is not None
-        else len(image_ids)
-        if image_ids is not None
-        else text_embeddings.shape[0]
-    )
-    m = text_embeddings.shape[0] if text_embeddings is not None else len(captions or [])
-    if image_ids is None:
-        image_ids = [str(i) for i in range(n)]
-    if caption_image_row is None:
-        caption_image_row = np.arange(m) % max(n, 1)
-    if captions is None:
-        captions = [""] * m
+    n, m = _row_counts(image_embeddings, text_embeddings, image_ids, captions)
     layout = StoreLayout(
-        image_ids=list(image_ids),
+        image_ids=[str(i) for i in range(n)] if image_ids is None else list(image_ids),
         image_paths=[""] * n,
-        captions=list(captions),
-        caption_image_row=np.asarray(caption_image_row),
+        captions=[""] * m if captions is None else list(captions),
+        caption_image_row=np.asarray(
+            np.arange(m) % max(n, 1) if caption_image_row is None else caption_image_row
+        ),
         category_names=list(category_names),
         supercategories=list(supercategories),
         primary=primary,
@@ -72,16 +61,41 @@ def store_from_arrays(
         dtype=dtype,
         perturbations=list(perturbed or {}),
     )
+    _write_rows(writer, image_embeddings, text_embeddings, perturbed or {}, prompts or {})
+    writer.finish(S.STATUS_COMPLETE)
+    return path
+
+
+def _row_counts(
+    image_embeddings: np.ndarray | None,
+    text_embeddings: np.ndarray | None,
+    image_ids: Sequence[str] | None,
+    captions: Sequence[str] | None,
+) -> tuple[int, int]:
+    """(images, captions): from the embeddings where given, else from the ids and texts."""
+    if image_embeddings is not None:
+        n = image_embeddings.shape[0]
+    else:
+        n = len(image_ids) if image_ids is not None else text_embeddings.shape[0]
+    m = text_embeddings.shape[0] if text_embeddings is not None else len(captions or [])
+    return n, m
+
+
+def _write_rows(
+    writer: StoreWriter,
+    image_embeddings: np.ndarray | None,
+    text_embeddings: np.ndarray | None,
+    perturbed: Mapping[str, np.ndarray],
+    prompts: Mapping[str, tuple[Sequence[str], np.ndarray]],
+) -> None:
     if image_embeddings is not None:
         writer.write_images(
             0,
             np.asarray(image_embeddings),
-            np.ones(n, dtype=np.uint8),
-            {k: np.asarray(v) for k, v in (perturbed or {}).items()},
+            np.ones(image_embeddings.shape[0], dtype=np.uint8),
+            {k: np.asarray(v) for k, v in perturbed.items()},
         )
     if text_embeddings is not None:
         writer.write_texts(0, np.asarray(text_embeddings))
-    for label_set, (names, embeddings) in (prompts or {}).items():
+    for label_set, (names, embeddings) in prompts.items():
         writer.write_prompts(label_set, names, embeddings)
-    writer.finish(S.STATUS_COMPLETE)
-    return path
