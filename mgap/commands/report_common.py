@@ -93,11 +93,8 @@ def typed(command: str, doc: dict | list) -> dict | list:
     return cls.variant(doc).from_json(doc).to_json()
 
 
-def print_header(report: StoreHeader | dict) -> None:
+def print_header(head: StoreHeader) -> None:
     """The store path and its model / dataset / split / status line above each report."""
-    from mgap.engine.reports.analysis import StoreHeader
-
-    head = report if isinstance(report, StoreHeader) else StoreHeader.from_json(report)
     stdout.print(
         f"[bold]{head.store}[/]\nmodel {head.model or '-'}  dataset {head.dataset or '-'}"
         f"  split {head.split or '-'}  status {head.status or '-'}",
