@@ -11,6 +11,7 @@ import math
 import typer
 
 from mgap.commands.compute_opts import DEVICE_OPT, FAST_OPT, SAMPLE_OPT, SEED_OPT, backend
+from mgap.commands.null_opts import PERMUTATIONS_OPT, print_null
 from mgap.commands.report_common import CHECK_OPT, typed
 from mgap.output import fmt, note, print_json, stdout
 
@@ -79,6 +80,7 @@ def cka(
     fast: bool = FAST_OPT,
     sample: int | None = SAMPLE_OPT,
     seed: int = SEED_OPT,
+    permutations: int | None = PERMUTATIONS_OPT,
     json_out: bool = JSON_OPT,
 ) -> None:
     """CKA matrix between REFs, rows aligned by image id (RBF: exact, in row blocks, at any n).
@@ -97,6 +99,19 @@ def cka(
         sample=sample,
         seed=seed,
     )
+    if permutations is not None:
+        from mgap.engine.studies.nulls import cka_null
+
+        doc["null"] = cka_null(
+            refs,
+            permutations,
+            kernel=kernel,
+            unbiased=unbiased,
+            sigma=sigma,
+            sample=sample,
+            seed=seed,
+            batch_size=batch_size,
+        )
     if json_out:
         print_json(typed("cka", doc))
         return
@@ -121,6 +136,8 @@ def cka(
         note("biased CKA is inflated unless d << n; --unbiased removes the bias")
     if "sigma" in doc:
         note("RBF σ per REF: " + ", ".join(fmt(s, 4) for s in doc["sigma"]))
+    if "null" in doc:
+        print_null(doc["null"])
 
 
 def knn(
@@ -138,6 +155,7 @@ def knn(
         "95% bootstrap interval; CKNNA is then skipped.",
     ),
     seed: int = SEED_OPT,
+    permutations: int | None = PERMUTATIONS_OPT,
     json_out: bool = JSON_OPT,
 ) -> None:
     """Mutual k-NN and CKNNA alignment (Huh et al. 2024) between two REFs."""
@@ -146,6 +164,12 @@ def knn(
     from mgap.engine.studies.knn import knn_report
 
     doc = knn_report(ref_a, ref_b, k=k, backend=backend(device, fast), sample=sample, seed=seed)
+    if permutations is not None:
+        from mgap.engine.studies.nulls import knn_null
+
+        doc["null"] = knn_null(
+            ref_a, ref_b, permutations, k=k, backend=backend(device, fast), sample=sample, seed=seed
+        )
     if json_out:
         print_json(typed("knn", doc))
         return
@@ -166,6 +190,8 @@ def knn(
             f"[{fmt(low, 3)}, {fmt(high, 3)}]",
         )
     stdout.print(table)
+    if "null" in doc:
+        print_null(doc["null"])
 
 
 def match(
