@@ -20,7 +20,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from scipy.stats import rankdata
 
 #: resamples or permutations evaluated per batch (bounds the (batch, n, n) Kendall signs)
 BATCH = 256
@@ -38,9 +37,18 @@ def pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
 
+def average_ranks(x: np.ndarray) -> np.ndarray:
+    """1-based ranks along the last axis, tied values sharing their mean rank:
+    #{xⱼ < xᵢ} + (#{xⱼ = xᵢ} + 1) / 2 (quadratic in the stores, which are few)."""
+    x = np.asarray(x, dtype=np.float64)
+    below = (x[..., None, :] < x[..., :, None]).sum(axis=-1)
+    equal = (x[..., None, :] == x[..., :, None]).sum(axis=-1)
+    return below + (equal + 1) / 2.0
+
+
 def spearman(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Spearman ρ along the last axis: Pearson r of the average ranks."""
-    return pearson(rankdata(x, axis=-1), rankdata(y, axis=-1))
+    return pearson(average_ranks(x), average_ranks(y))
 
 
 def kendall(x: np.ndarray, y: np.ndarray) -> np.ndarray:
