@@ -11,6 +11,7 @@ its own images and the document says so.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from pathlib import Path
@@ -184,10 +185,8 @@ def subset_row(store: Store, ids: list[str], backend: Backend) -> dict:
     else:
         row = _subset_measures(store, ids, backend)
         data = np.frombuffer(json.dumps(row).encode("utf-8"), dtype=np.uint8)
-        try:
+        with contextlib.suppress(OSError):  # a read-only folder only costs the next run its time
             save_cached(store, key, {"json": data}, params)
-        except OSError:
-            pass  # a read-only folder only costs the next run its time
         row["cached"] = False
     return {**row, **model_attributes(store)}
 
