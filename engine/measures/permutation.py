@@ -23,8 +23,8 @@ ROWS = 256
 
 
 def centred_gram(G: np.ndarray) -> np.ndarray:
-    """H G H with H = I − 11ᵀ/n, in float64."""
-    G = np.array(G, dtype=np.float64)
+    """H G H with H = I − 11ᵀ/n, in place on a float64 array (a copy of anything else)."""
+    G = G if G.dtype == np.float64 else G.astype(np.float64)
     G -= G.mean(axis=0, keepdims=True)
     G -= G.mean(axis=1, keepdims=True)
     return G
@@ -45,9 +45,22 @@ def permuted_inner(K: np.ndarray, L: np.ndarray, p: np.ndarray) -> float:
     return total
 
 
+def unbiased_hsic(trace: float, a_sums: np.ndarray, b_sums: np.ndarray) -> float:
+    """Song et al.'s unbiased HSIC of zero-diagonal Grams from tr(ÃB̃) and their row sums."""
+    n = a_sums.size
+    return (
+        trace
+        + a_sums.sum() * b_sums.sum() / ((n - 1) * (n - 2))
+        - 2.0 / (n - 2) * float(a_sums @ b_sums)
+    ) / (n * (n - 3))
+
+
 @dataclass
 class GramNull:
-    """CKA between fixed Grams K and L under permutations of L's rows and columns."""
+    """CKA between fixed Grams K and L under permutations of L's rows and columns.
+
+    The Grams are taken over: float64 ones are centred (or, unbiased, their diagonals
+    zeroed) in place, so the null holds no copy of an n x n matrix."""
 
     K: np.ndarray
     L: np.ndarray
@@ -59,36 +72,32 @@ class GramNull:
             raise ValueError(
                 f"Grams must be square and of one size, got {self.K.shape}, {self.L.shape}"
             )
+        if self.unbiased and n < 4:
+            raise ValueError(f"unbiased HSIC needs at least 4 rows, got {n}")
         if self.unbiased:
-            if n < 4:
-                raise ValueError(f"unbiased HSIC needs at least 4 rows, got {n}")
-            self.K = np.array(self.K, dtype=np.float64)
-            self.L = np.array(self.L, dtype=np.float64)
+            self.K, self.L = (np.asarray(G, dtype=np.float64) for G in (self.K, self.L))
             np.fill_diagonal(self.K, 0.0)
             np.fill_diagonal(self.L, 0.0)
         else:
             self.K, self.L = centred_gram(self.K), centred_gram(self.L)
-        self.sums = {id(G): G.sum(axis=1) for G in (self.K, self.L)}
-        self.norm = np.sqrt(self._hsic_with(self.K, self.K) * self._hsic_with(self.L, self.L))
-
-    def _hsic_with(self, A: np.ndarray, B: np.ndarray, p: np.ndarray | None = None) -> float:
-        n = A.shape[0]
-        p = np.arange(n) if p is None else p
-        trace = permuted_inner(A, B, p)
-        if not self.unbiased:
-            return trace
-        a_rows, b_rows = self.sums[id(A)], self.sums[id(B)][p]
-        return (
-            trace
-            + a_rows.sum() * b_rows.sum() / ((n - 1) * (n - 2))
-            - 2.0 / (n - 2) * float(a_rows @ b_rows)
-        ) / (n * (n - 3))
+        self.k_sums, self.l_sums = self.K.sum(axis=1), self.L.sum(axis=1)
+        kk = float(np.einsum("ij,ij->", self.K, self.K))
+        ll = float(np.einsum("ij,ij->", self.L, self.L))
+        if self.unbiased:
+            kk = unbiased_hsic(kk, self.k_sums, self.k_sums)
+            ll = unbiased_hsic(ll, self.l_sums, self.l_sums)
+        self.norm = np.sqrt(kk * ll)
 
     def cka(self, p: np.ndarray | None = None) -> float:
         """CKA of K against L[p][:, p] (the identity when p is None)."""
         if not self.norm > 0:
             return float("nan")
-        return float(self._hsic_with(self.K, self.L, p) / self.norm)
+        if p is None:
+            trace, l_sums = float(np.einsum("ij,ij->", self.K, self.L)), self.l_sums
+        else:
+            trace, l_sums = permuted_inner(self.K, self.L, p), self.l_sums[p]
+        hsic = unbiased_hsic(trace, self.k_sums, l_sums) if self.unbiased else trace
+        return float(hsic / self.norm)
 
 
 def null_summary(observed: float, null: np.ndarray) -> dict:

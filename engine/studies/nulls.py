@@ -26,7 +26,7 @@ from mgap.engine.measures.rows import unit_rows
 from mgap.engine.studies.refs import align_refs
 
 #: rows above which the n x n Grams of a CKA null are refused without --sample
-MAX_GRAM_ROWS = 20_000
+MAX_GRAM_ROWS = 15_000
 
 
 def _check_permutations(perms: int) -> None:
