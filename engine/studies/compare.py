@@ -21,6 +21,8 @@ import numpy as np
 from mgap.core.errors import StoreError, UsageError
 from mgap.engine.compute.backend import Backend, resolve_backend
 from mgap.store import Store, schema
+from mgap.store.naming import cache_path
+from mgap.store.probe import probe_many
 
 GAP_METRICS = ("l2m", "rmg", "paired_cosine", "intra_image_cosine", "intra_text_cosine")
 PERFORMANCE_METRICS = ("i2t_r1", "i2t_r5", "t2i_r1", "t2i_r5", "zeroshot_top1")
@@ -31,8 +33,11 @@ SUBSET_KIND = "compare-subset"
 
 
 def open_compared(paths: list[str]) -> list[Store]:
+    """The stores, their HDF5 metadata (and their sidecar caches') probed in one child
+    process first (`probe_many`), rather than one child per file as each is opened."""
     if len(paths) < 1:
         raise UsageError("compare needs at least one STORE")
+    probe_many([*paths, *(c for c in map(cache_path, paths) if c.exists())])
     stores = [Store(p) for p in paths]
     for store in stores:
         if not (store.has_images and store.has_texts):
