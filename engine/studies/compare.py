@@ -26,7 +26,7 @@ from mgap.engine.measures.zeroshot import zero_shot
 from mgap.engine.reports.analysis import GapMetrics, Recall
 from mgap.engine.studies.gap import gap_report
 from mgap.engine.studies.gap_cache import content_digest
-from mgap.engine.studies.retrieval import retrieval_report
+from mgap.engine.studies.retrieval import recall, retrieval_report
 from mgap.engine.studies.scores import store_score
 from mgap.engine.studies.zeroshot import zero_shot_inputs, zero_shot_report
 from mgap.store import Store, schema
@@ -165,9 +165,7 @@ def _subset_measures(store: Store, ids: list[str], backend: Backend) -> dict:
     out = {
         **_row_head(store, images.size, captions.size),
         **_gap_columns(gap),
-        **_retrieval_columns(
-            Recall.build(**summarise_ranks(i2t)), Recall.build(**summarise_ranks(t2i))
-        ),
+        **_retrieval_columns(recall(summarise_ranks(i2t)), recall(summarise_ranks(t2i))),
         "zeroshot_top1": None,
     }
     if has_class_prompts(store):
