@@ -24,6 +24,7 @@ from mgap.engine.measures.gap import gap_metrics
 from mgap.engine.measures.retrieval import score_ranks, summarise_ranks
 from mgap.engine.measures.zeroshot import zero_shot
 from mgap.engine.reports.analysis import GapMetrics, Recall
+from mgap.engine.reports.compare import CompareReport, CompareRow
 from mgap.engine.studies.gap import gap_report
 from mgap.engine.studies.gap_cache import content_digest
 from mgap.engine.studies.retrieval import recall, retrieval_report
@@ -123,19 +124,19 @@ def _row_head(store: Store, n_images: int, n_texts: int) -> dict:
     }
 
 
-def full_row(store: Store, backend: Backend) -> dict:
+def full_row(store: Store, backend: Backend) -> CompareRow:
     """The row from the studies' cached reports, over all of the store's rows."""
     gap = gap_report(store, separability=False, backend=backend)
     retrieval = retrieval_report(store, backend=backend)
     top1 = zero_shot_report(store).accuracy if has_class_prompts(store) else None
-    return {
+    return CompareRow.build(
         **_row_head(store, retrieval.n_images, retrieval.n_texts),
         **_gap_columns(gap),
         **_retrieval_columns(retrieval.i2t, retrieval.t2i),
-        "zeroshot_top1": top1,
+        zeroshot_top1=top1,
         **model_attributes(store),
-        "cached": bool(gap.extra.get("cached")) and bool(retrieval.cached),
-    }
+        cached=bool(gap.extra.get("cached")) and bool(retrieval.cached),
+    )
 
 
 def subset_pairs(store: Store, ids: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -156,7 +157,8 @@ def _subset_params(store: Store, ids: list[str], backend: Backend) -> dict:
 
 
 def _subset_measures(store: Store, ids: list[str], backend: Backend) -> dict:
-    """Gap, retrieval and zero-shot on the shared ids only (the same measures)."""
+    """Gap, retrieval and zero-shot on the shared ids only (the same measures): the
+    measured columns of the row, as the sidecar cache keeps them (JSON)."""
     images, captions, index = subset_pairs(store, ids)
     X = store.embedding_subset("image", images, np.float32)
     Y = store.embedding_subset("text", captions, np.float32)
@@ -176,23 +178,22 @@ def _subset_measures(store: Store, ids: list[str], backend: Backend) -> dict:
     return out
 
 
-def subset_row(store: Store, ids: list[str], backend: Backend) -> dict:
+def subset_row(store: Store, ids: list[str], backend: Backend) -> CompareRow:
     """The row on the shared ids, from the sidecar cache when it holds them."""
     params = _subset_params(store, ids, backend)
     key = cache_key(SUBSET_KIND, params)
     found = load_cached(store, key)
     if found is not None and "json" in found:
-        row = {**json.loads(found["json"].tobytes().decode("utf-8")), "cached": True}
-    else:
-        row = _subset_measures(store, ids, backend)
-        data = np.frombuffer(json.dumps(row).encode("utf-8"), dtype=np.uint8)
-        with contextlib.suppress(OSError):  # a read-only folder only costs the next run its time
-            save_cached(store, key, {"json": data}, params)
-        row["cached"] = False
-    return {**row, **model_attributes(store)}
+        columns = json.loads(found["json"].tobytes().decode("utf-8"))
+        return CompareRow.from_json({**columns, "cached": True, **model_attributes(store)})
+    columns = _subset_measures(store, ids, backend)
+    data = np.frombuffer(json.dumps(columns).encode("utf-8"), dtype=np.uint8)
+    with contextlib.suppress(OSError):  # a read-only folder only costs the next run its time
+        save_cached(store, key, {"json": data}, params)
+    return CompareRow.build(**columns, cached=False, **model_attributes(store))
 
 
-def sort_rows(rows: list[dict], sort: str | None) -> list[dict]:
+def sort_rows(rows: list[CompareRow], sort: str | None) -> list[CompareRow]:
     """Rows by `sort` (a column; `-column` for descending), missing values last."""
     if sort is None:
         return rows
@@ -202,9 +203,9 @@ def sort_rows(rows: list[dict], sort: str | None) -> list[dict]:
             f"--sort must be a column of the table, got {sort!r}",
             hint=f"one of: {', '.join(METRICS)}, model, store, n_images",
         )
-    present = [r for r in rows if r[name] is not None]
-    missing = [r for r in rows if r[name] is None]
-    return sorted(present, key=lambda r: r[name], reverse=sort.startswith("-")) + missing
+    present = [r for r in rows if getattr(r, name) is not None]
+    missing = [r for r in rows if getattr(r, name) is None]
+    return sorted(present, key=lambda r: getattr(r, name), reverse=sort.startswith("-")) + missing
 
 
 def compare_report(
@@ -213,8 +214,9 @@ def compare_report(
     allow_mixed: bool = False,
     sort: str | None = None,
     backend: Backend | None = None,
-) -> dict:
-    """The `mgap compare --json` document without its optional analyses."""
+) -> CompareReport:
+    """The `mgap compare` report without its optional analyses (`correlation`, `paired`:
+    the command adds them with `with_fields`)."""
     be = backend or resolve_backend("cpu")
     stores = open_compared(paths)
     common = shared_ids(stores, allow_mixed)
@@ -228,15 +230,15 @@ def compare_report(
         ids = [i for i in dict.fromkeys(stores[0].image_ids.tolist()) if i in common]
         scope = "the image ids all stores share (and their captions)"
         rows = [subset_row(s, ids, be) for s in stores]
-    return {
-        "n_stores": len(stores),
-        "shared_ids": None if common is None else len(common),
-        "scope": scope,
-        "sort": sort,
-        "rows": sort_rows(rows, sort),
-    }
+    return CompareReport.build(
+        n_stores=len(stores),
+        shared_ids=None if common is None else len(common),
+        scope=scope,
+        sort=sort,
+        rows=sort_rows(rows, sort),
+    )
 
 
-def short_name(row: dict) -> str:
+def short_name(row: CompareRow) -> str:
     """A point label: the model, else the store's file name."""
-    return row["model"] or Path(row["store"]).name
+    return row.model or Path(row.store).name

@@ -8,6 +8,12 @@ import numpy as np
 
 from mgap.core.errors import UsageError
 from mgap.engine.measures.correlation import correlate
+from mgap.engine.reports.compare import (
+    CompareRow,
+    Correlation,
+    CorrelationBlock,
+    CorrelationValue,
+)
 from mgap.engine.studies.compare import GAP_METRICS, METRICS, MODEL_METRICS, PERFORMANCE_METRICS
 
 #: fewer stores than this give no usable rank correlation
@@ -21,7 +27,7 @@ DEFINITION = (
 )
 
 
-def check_zoo(rows: list[dict]) -> None:
+def check_zoo(rows: list[CompareRow]) -> None:
     if len(rows) < MIN_STORES:
         raise UsageError(
             f"--correlate needs at least {MIN_STORES} stores, got {len(rows)}",
@@ -29,18 +35,32 @@ def check_zoo(rows: list[dict]) -> None:
         )
 
 
-def complete(rows: list[dict], name: str) -> bool:
-    """Whether every store has a finite value of `name`."""
-    return all(r[name] is not None and np.isfinite(r[name]) for r in rows)
+def complete(rows: list[CompareRow], name: str) -> bool:
+    """Whether every store has a finite value of the column `name`."""
+    values = [getattr(r, name) for r in rows]
+    return all(v is not None and np.isfinite(v) for v in values)
 
 
-def column(rows: list[dict], name: str) -> np.ndarray:
-    return np.asarray([r[name] for r in rows], dtype=np.float64)
+def column(rows: list[CompareRow], name: str) -> np.ndarray:
+    return np.asarray([getattr(r, name) for r in rows], dtype=np.float64)
+
+
+def correlation(
+    rows: list[CompareRow], x: str, y: str, boot: int, perms: int, seed: int
+) -> Correlation:
+    """One (x, y) pair across the stores: each method's coefficient as its report part."""
+    methods = correlate(column(rows, x), column(rows, y), boot=boot, perms=perms, seed=seed)
+    return Correlation.build(
+        x=x,
+        y=y,
+        n=len(rows),
+        **{name: CorrelationValue.build(**value) for name, value in methods.items()},
+    )
 
 
 def correlation_block(
-    rows: list[dict], *, boot: int = 1000, perms: int = 1000, seed: int = 0
-) -> dict:
+    rows: list[CompareRow], *, boot: int = 1000, perms: int = 1000, seed: int = 0
+) -> CorrelationBlock:
     """The `correlation` object: one entry per (x, y) pair both complete over the stores;
     metrics some store lacks are listed in `skipped`."""
     check_zoo(rows)
@@ -48,27 +68,17 @@ def correlation_block(
         raise UsageError("--bootstrap and --permutations must be at least 1")
     xs = [m for m in X_METRICS if complete(rows, m)]
     ys = [m for m in PERFORMANCE_METRICS if complete(rows, m)]
-    pairs = [
-        {
-            "x": x,
-            "y": y,
-            "n": len(rows),
-            **correlate(column(rows, x), column(rows, y), boot=boot, perms=perms, seed=seed),
-        }
-        for x in xs
-        for y in ys
-    ]
-    return {
-        "bootstrap": int(boot),
-        "permutations": int(perms),
-        "seed": int(seed),
-        "definition": DEFINITION,
-        "skipped": [m for m in (*X_METRICS, *PERFORMANCE_METRICS) if m not in (*xs, *ys)],
-        "pairs": pairs,
-    }
+    return CorrelationBlock.build(
+        bootstrap=int(boot),
+        permutations=int(perms),
+        seed=int(seed),
+        definition=DEFINITION,
+        skipped=[m for m in (*X_METRICS, *PERFORMANCE_METRICS) if m not in (*xs, *ys)],
+        pairs=[correlation(rows, x, y, boot, perms, seed) for x in xs for y in ys],
+    )
 
 
-def scatter_pair(rows: list[dict], x: str | None, y: str | None) -> tuple[str, str]:
+def scatter_pair(rows: list[CompareRow], x: str | None, y: str | None) -> tuple[str, str]:
     """The (x, y) columns to draw: as asked, else L2M against the first complete
     performance column."""
     x = x or "l2m"

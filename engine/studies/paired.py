@@ -29,6 +29,7 @@ from mgap.engine.compute.backend import Backend, resolve_backend
 from mgap.engine.measures.gap import rmg
 from mgap.engine.measures.retrieval import score_ranks
 from mgap.engine.measures.rows import unit_rows
+from mgap.engine.reports.compare import PairedBlock, PairedDifference
 from mgap.engine.studies.compare import has_class_prompts, open_compared, shared_ids, subset_pairs
 from mgap.engine.studies.scores import store_score
 from mgap.engine.studies.zeroshot import zero_shot_inputs
@@ -180,8 +181,8 @@ def _value(array: np.ndarray) -> float | None:
 
 def paired_block(
     a: Store, b: Store, ids: list[str], *, boot: int = 1000, seed: int = 0, backend=None
-) -> dict:
-    """The `paired` object of `mgap compare A B --paired --json`."""
+) -> PairedBlock:
+    """The `paired` part of `mgap compare A B --paired`."""
     if boot < 1:
         raise UsageError(f"--bootstrap must be at least 1, got {boot}")
     be: Backend = backend or resolve_backend("cpu")
@@ -205,26 +206,28 @@ def paired_block(
         vb = _value(obs_b[name]) if in_b else None
         both = name in diffs
         differences.append(
-            {
-                "metric": name,
-                "a": va,
-                "b": vb,
-                "difference": None if va is None or vb is None else vb - va,
-                "interval": _interval(np.concatenate(diffs[name])) if both else [None, None],
-            }
+            PairedDifference.build(
+                metric=name,
+                a=va,
+                b=vb,
+                difference=None if va is None or vb is None else vb - va,
+                interval=_interval(np.concatenate(diffs[name])) if both else [None, None],
+            )
         )
-    return {
-        "a": str(a.path),
-        "b": str(b.path),
-        "n_images": n,
-        "bootstrap": int(boot),
-        "seed": int(seed),
-        "definition": DEFINITION,
-        "differences": differences,
-    }
+    return PairedBlock.build(
+        a=str(a.path),
+        b=str(b.path),
+        n_images=n,
+        bootstrap=int(boot),
+        seed=int(seed),
+        definition=DEFINITION,
+        differences=differences,
+    )
 
 
-def paired_report(paths: list[str], *, boot: int = 1000, seed: int = 0, backend=None) -> dict:
+def paired_report(
+    paths: list[str], *, boot: int = 1000, seed: int = 0, backend=None
+) -> PairedBlock:
     """`paired_block` for the two STOREs of `mgap compare A B --paired`, on their shared ids."""
     if len(paths) != 2:
         raise UsageError(f"--paired compares exactly two stores (A B), got {len(paths)}")

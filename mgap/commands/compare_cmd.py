@@ -3,10 +3,20 @@ performance across stores; `--paired` B − A with image-resampling intervals.""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from mgap.commands.compute_opts import DEVICE_OPT, backend
 from mgap.output import fmt, note, print_json, stdout
+
+if TYPE_CHECKING:
+    from mgap.engine.reports.compare import (
+        CompareReport,
+        CorrelationBlock,
+        CorrelationValue,
+        PairedBlock,
+    )
 
 DASH = "—"
 #: tables are printed at least this wide (a pipe or a narrow terminal would squash them)
@@ -43,13 +53,13 @@ def _cell(value) -> str:
     return fmt(value, 4) if isinstance(value, float) else str(value)
 
 
-def print_rows(doc: dict) -> None:
+def print_rows(report: CompareReport) -> None:
     from rich.table import Table
 
-    shared = doc["shared_ids"]
+    shared = report.shared_ids
     where = f"{shared} shared image ids" if shared is not None else "each store's own images"
     table = Table(
-        title=f"{doc['n_stores']} stores compared on {where}",
+        title=f"{report.n_stores} stores compared on {where}",
         title_justify="left",
         header_style="bold",
     )
@@ -57,58 +67,59 @@ def print_rows(doc: dict) -> None:
     table.add_column("dataset/split", no_wrap=True)
     for title, _ in COLUMNS:
         table.add_column(title, justify="right", no_wrap=True)
-    for row in doc["rows"]:
-        label = f"{row['dataset'] or DASH}/{row['split'] or DASH}"
-        table.add_row(row["model"] or row["store"], label, *(_cell(row[key]) for _, key in COLUMNS))
+    for row in report.rows:
+        label = f"{row.dataset or DASH}/{row.split or DASH}"
+        cells = (_cell(getattr(row, key)) for _, key in COLUMNS)
+        table.add_row(row.model or row.store, label, *cells)
     _print(table)
-    note(f"scope: {doc['scope']}")
+    note(f"scope: {report.scope}")
 
 
-def _coefficient(entry: dict) -> str:
-    low, high = entry["interval"]
-    return f"{fmt(entry['value'], 3)} [{fmt(low, 2)}, {fmt(high, 2)}] p={fmt(entry['p_value'], 3)}"
+def _coefficient(entry: CorrelationValue) -> str:
+    low, high = entry.interval
+    return f"{fmt(entry.value, 3)} [{fmt(low, 2)}, {fmt(high, 2)}] p={fmt(entry.p_value, 3)}"
 
 
-def print_correlation(block: dict) -> None:
+def print_correlation(block: CorrelationBlock) -> None:
     from rich.table import Table
 
     table = Table(
-        title=f"gap vs performance across stores ({block['bootstrap']} store resamples, "
-        f"{block['permutations']} permutations, seed {block['seed']})",
+        title=f"gap vs performance across stores ({block.bootstrap} store resamples, "
+        f"{block.permutations} permutations, seed {block.seed})",
         title_justify="left",
         header_style="bold",
     )
     for title in ("x", "y", "Spearman ρ [95%] p", "Kendall τ [95%] p", "Pearson r [95%] p"):
         table.add_column(title, no_wrap=True)
-    for pair in block["pairs"]:
+    for pair in block.pairs:
         table.add_row(
-            pair["x"],
-            pair["y"],
-            *(_coefficient(pair[m]) for m in ("spearman", "kendall", "pearson")),
+            pair.x,
+            pair.y,
+            *(_coefficient(m) for m in (pair.spearman, pair.kendall, pair.pearson)),
         )
     _print(table)
-    if block["skipped"]:
-        note("not correlated (missing for some store): " + ", ".join(block["skipped"]))
+    if block.skipped:
+        note("not correlated (missing for some store): " + ", ".join(block.skipped))
 
 
-def print_paired(block: dict) -> None:
+def print_paired(block: PairedBlock) -> None:
     from rich.table import Table
 
     table = Table(
-        title=f"B − A on {block['n_images']} shared images ({block['bootstrap']} paired "
-        f"resamples, seed {block['seed']})\nA {block['a']}\nB {block['b']}",
+        title=f"B − A on {block.n_images} shared images ({block.bootstrap} paired "
+        f"resamples, seed {block.seed})\nA {block.a}\nB {block.b}",
         title_justify="left",
         header_style="bold",
     )
     for title in ("metric", "A", "B", "B − A", "95% interval"):
         table.add_column(title, justify="left" if title == "metric" else "right")
-    for d in block["differences"]:
-        low, high = d["interval"]
+    for d in block.differences:
+        low, high = d.interval
         table.add_row(
-            d["metric"],
-            _cell(d["a"]),
-            _cell(d["b"]),
-            _cell(d["difference"]),
+            d.metric,
+            _cell(d.a),
+            _cell(d.b),
+            _cell(d.difference),
             DASH if low is None else f"[{fmt(low, 4)}, {fmt(high, 4)}]",
         )
     _print(table)
@@ -143,31 +154,34 @@ def compare(
 ) -> None:
     """One row per store: gap, retrieval, zero-shot, logit scale and step, on shared images."""
     from mgap.commands.compare_out import draw
-    from mgap.commands.report_common import typed
     from mgap.engine.studies.compare import compare_report
 
     be = backend(device, False)
-    doc = compare_report(stores, allow_mixed=allow_mixed, sort=sort, backend=be)
+    report = compare_report(stores, allow_mixed=allow_mixed, sort=sort, backend=be)
     if correlate:
         from mgap.engine.studies.correlate import correlation_block
 
-        doc["correlation"] = correlation_block(
-            doc["rows"], boot=bootstrap, perms=permutations, seed=seed
+        report = report.with_fields(
+            correlation=correlation_block(
+                report.rows, boot=bootstrap, perms=permutations, seed=seed
+            )
         )
     if paired:
         from mgap.engine.studies.paired import paired_report
 
-        doc["paired"] = paired_report(stores, boot=bootstrap, seed=seed, backend=be)
+        report = report.with_fields(
+            paired=paired_report(stores, boot=bootstrap, seed=seed, backend=be)
+        )
     if json_out:
-        print_json(typed("compare", doc))
+        print_json(report.to_json())
     else:
-        print_rows(doc)
-        if correlate:
-            print_correlation(doc["correlation"])
-        if paired:
-            print_paired(doc["paired"])
+        print_rows(report)
+        if report.correlation is not None:
+            print_correlation(report.correlation)
+        if report.paired is not None:
+            print_paired(report.paired)
     if correlate or png:
-        draw(doc["rows"], x, y, png, terminal=correlate and not json_out)
+        draw(report.rows, x, y, png, terminal=correlate and not json_out)
 
 
 def register(app: typer.Typer) -> None:

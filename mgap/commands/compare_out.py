@@ -3,8 +3,13 @@ terminal (plotext) and as a PNG (`--png`, matplotlib from the `png` extra)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mgap.core.errors import UsageError
 from mgap.output import stdout
+
+if TYPE_CHECKING:
+    from mgap.engine.reports.compare import CompareRow
 
 
 def _padded(values: list[float], low: float, high: float) -> tuple[float, float]:
@@ -51,7 +56,9 @@ def png_scatter(path: str, xs: list[float], ys: list[float], labels: list[str], 
     plt.close(fig)
 
 
-def draw(rows: list[dict], x: str | None, y: str | None, png: str | None, terminal: bool) -> None:
+def draw(
+    rows: list[CompareRow], x: str | None, y: str | None, png: str | None, terminal: bool
+) -> None:
     """The chosen pair (`scatter_pair`) in the terminal and/or to `png`."""
     from mgap.engine.studies.compare import short_name
     from mgap.engine.studies.correlate import column, scatter_pair
