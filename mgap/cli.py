@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "robustness_cmd",
     "traverse_cmd",
     "align_cmds",
+    "compare_cmd",
     "plot_cmd",
     "attention_cmd",
     "itm_cmd",

@@ -117,7 +117,7 @@ def test_cli_cka_knn_match(cli, stores):
         (("cka", "{d}/nope.h5", "{two}:text"), 1, "does not exist"),
         (("cka", "{two}:caption", "{two}:text"), 2, "unknown side"),
         (("knn", "{text}:image", "{two}"), 2, "no image embeddings"),
-        (("match", "{two}", "{text}", "--base", "19", "--query", "5"), 2, "must fit"),
+        (("match", "{two}", "{text}", "--base", "15", "--query", "10"), 2, "must fit"),
     ],
 )
 def test_cli_errors_are_one_line(cli, stores, args, code, words):

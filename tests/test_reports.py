@@ -54,6 +54,7 @@ def stores(tmp_path_factory):
 #: test_hyperbolic_cli, through conftest's check_schema), attention and itm (the slow CLI
 #: tests of test_attention and test_itm)
 VALIDATED_ELSEWHERE = {
+    "compare",  # tests/test_compare.py, through conftest's check_schema
     "extract",
     "models",
     "demo",

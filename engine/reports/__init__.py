@@ -19,6 +19,7 @@ from mgap.engine.reports.analysis import (
     ZeroShotReport,
 )
 from mgap.engine.reports.base import Report, ReportShapeError
+from mgap.engine.reports.compare import CompareReport
 from mgap.engine.reports.examples import ExamplesReport
 from mgap.engine.reports.pipeline import (
     CatalogModel,
@@ -50,6 +51,7 @@ REPORTS: dict[str, type[Report]] = {
         CkaReport,
         KnnReport,
         MatchReport,
+        CompareReport,
         StoreInfo,
         StoreList,
         ExtractReport,

@@ -377,6 +377,35 @@ class AblateReport(StoreHeader):
 
 
 @dataclass(kw_only=True)
+class NullScore(Report):
+    """One score against its permutation null: p = (1 + #{null >= observed}) / (1 + N) and
+    `excess` = observed - null mean (docs/metrics.md)."""
+
+    refs: list[str] | None = None
+    observed: float
+    mean: float
+    sd: float
+    p_value: float
+    excess: float
+    permutations: int
+    seed: int
+
+
+@dataclass(kw_only=True)
+class PermutationNull(Report):
+    """`--permutations N`: the same estimator on the same rows with one side's rows shuffled
+    N times; one score per CKA pair (`pairs`) or per k-NN score."""
+
+    permutations: int
+    seed: int
+    n: int
+    permuted: str
+    pairs: list[NullScore] | None = None
+    mutual_knn: NullScore | None = None
+    cknna: NullScore | None = None
+
+
+@dataclass(kw_only=True)
 class CkaReport(Report):
     """`mgap cka --json`: the CKA matrix of two or more representations."""
 
@@ -393,6 +422,7 @@ class CkaReport(Report):
     estimate: Estimate | None = None
     chance: list[list[float | None]] | None = None
     sigma: list[float] | None = None
+    null: PermutationNull | None = None
 
 
 @dataclass(kw_only=True)
@@ -409,6 +439,7 @@ class KnnReport(Report):
     chance: float | None = None
     compute: Compute | None = None
     estimate: Estimate | None = None
+    null: PermutationNull | None = None
 
 
 @dataclass(kw_only=True)

@@ -122,6 +122,18 @@ class Report:
         absent = frozenset(keys[name] for name in keys if name not in fields)
         return cls(**fields, _absent=absent, _order=tuple(keys[name] for name in fields))
 
+    def with_fields(self: R, **fields: Any) -> R:
+        """A copy with `fields` set and written: a part computed after the study (a
+        permutation null) joins the document after the keys it already has."""
+        keys = {f.name: json_key(f) for f in declared(type(self))}
+        added = tuple(keys[name] for name in fields if keys[name] not in self._order)
+        return dataclasses.replace(
+            self,
+            **fields,
+            _absent=self._absent - {keys[name] for name in fields},
+            _order=self._order + added if self._order else (),
+        )
+
     def to_json(self) -> dict[str, Any]:
         """The document: declared keys (those present when parsed) and the extra ones, in
         the order of the document it was parsed from (declared order otherwise)."""

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from mgap.commands.compute_opts import DEVICE_OPT, FAST_OPT, SAMPLE_OPT, SEED_OPT, backend
+from mgap.commands.null_opts import PERMUTATIONS_OPT, print_null
 from mgap.commands.report_common import CHECK_OPT
 from mgap.output import fmt, note, print_json, stdout
 
@@ -84,6 +85,7 @@ def cka(
     fast: bool = FAST_OPT,
     sample: int | None = SAMPLE_OPT,
     seed: int = SEED_OPT,
+    permutations: int | None = PERMUTATIONS_OPT,
     json_out: bool = JSON_OPT,
 ) -> None:
     """CKA matrix between REFs, rows aligned by image id (RBF: exact, in row blocks, at any n).
@@ -102,6 +104,21 @@ def cka(
         sample=sample,
         seed=seed,
     )
+    if permutations is not None:
+        from mgap.engine.studies.nulls import cka_null
+
+        report = report.with_fields(
+            null=cka_null(
+                refs,
+                permutations,
+                kernel=kernel,
+                unbiased=unbiased,
+                sigma=sigma,
+                sample=sample,
+                seed=seed,
+                batch_size=batch_size,
+            )
+        )
     if json_out:
         print_json(report.to_json())
         return
@@ -133,6 +150,8 @@ def print_cka(report: CkaReport) -> None:
         note("biased CKA is inflated unless d << n; --unbiased removes the bias")
     if report.sigma is not None:
         note("RBF σ per REF: " + ", ".join(fmt(s, 4) for s in report.sigma))
+    if report.null is not None:
+        print_null(report.null)
 
 
 def knn(
@@ -150,12 +169,20 @@ def knn(
         "95% bootstrap interval; CKNNA is then skipped.",
     ),
     seed: int = SEED_OPT,
+    permutations: int | None = PERMUTATIONS_OPT,
     json_out: bool = JSON_OPT,
 ) -> None:
     """Mutual k-NN and CKNNA alignment (Huh et al. 2024) between two REFs."""
     from mgap.engine.studies.knn import knn_report
 
     report = knn_report(ref_a, ref_b, k=k, backend=backend(device, fast), sample=sample, seed=seed)
+    if permutations is not None:
+        from mgap.engine.studies.nulls import knn_null
+
+        null = knn_null(
+            ref_a, ref_b, permutations, k=k, backend=backend(device, fast), sample=sample, seed=seed
+        )
+        report = report.with_fields(null=null)
     if json_out:
         print_json(report.to_json())
         return
@@ -183,6 +210,8 @@ def print_knn(report: KnnReport) -> None:
             f"[{fmt(low, 3)}, {fmt(high, 3)}]",
         )
     stdout.print(table)
+    if report.null is not None:
+        print_null(report.null)
 
 
 def match(
