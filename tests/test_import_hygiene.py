@@ -80,8 +80,8 @@ def test_tui_never_imports_model_code():
 def test_a_bad_extract_option_fails_before_torch_loads(extra, message):
     argv = ["extract", "--model", "open_clip:ViT-S-32@random", "--dataset", "synthetic", *extra]
     code = (
-        "import sys\nfrom mgap.cli import app\ntry:\n"
-        f"    app({argv!r})\nexcept SystemExit as exc:\n    print(exc.code, file=sys.stderr)"
+        f"import sys\nfrom mgap.cli import main\nsys.argv = ['mgap', *{argv!r}]\ntry:\n"
+        "    main()\nexcept SystemExit as exc:\n    print(exc.code, file=sys.stderr)"
     )
     done = subprocess.run(
         [sys.executable, "-c", code + "\nimport sys; print(' '.join(sorted(sys.modules)))"],
