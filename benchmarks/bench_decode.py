@@ -33,7 +33,7 @@ from PIL import Image
 
 from mgap.engine.datasets import load_manifest
 from mgap.engine.extract.decode import TensorTransform, decode_jpegs, draft_target
-from mgap.engine.extract.job import ImageItems, collate_items
+from mgap.engine.extract.loader import ImageItems, collate_items
 from mgap.engine.models import load_model
 
 BATCH = 64  # CLIP_benchmark's default batch size

@@ -38,7 +38,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from mgap.engine.datasets import load_manifest
-from mgap.engine.extract.job import ExtractJob, ExtractRequest
+from mgap.engine.extract.job import ExtractJob
+from mgap.engine.extract.request import ExtractRequest, check_request
 from mgap.engine.models import resolve_device
 from mgap.store import open_store
 
@@ -110,7 +111,7 @@ def mgap_extract(spec: str, args, device: str, out: Path, prompts: bool) -> floa
         overwrite=True,
         decode=args.decode,
     )
-    [summary] = ExtractJob(request, None, with_prompts=prompts).run()
+    [summary] = ExtractJob(check_request(request), None, with_prompts=prompts).run()
     return summary.images_per_s
 
 

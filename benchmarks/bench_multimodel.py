@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 from _harness import measure, report
 
-from mgap.engine.extract.job import ExtractRequest, run_extraction
+from mgap.engine.extract.request import ExtractRequest
+from mgap.engine.extract.run import run_extraction
 from mgap.engine.models import load_model, resolve_device
 from mgap.store import open_store
 

@@ -19,8 +19,9 @@ from pathlib import Path
 from _harness import Timing, measure, report
 
 from mgap.engine.datasets import load_manifest
-from mgap.engine.extract.job import ExtractRequest, run_extraction
 from mgap.engine.extract.perturb import SUITES
+from mgap.engine.extract.request import ExtractRequest
+from mgap.engine.extract.run import run_extraction
 from mgap.engine.models import load_model
 
 

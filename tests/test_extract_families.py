@@ -11,7 +11,8 @@ import pytest
 from tiny_clip_models import make_tiny_clip, make_tiny_siglip
 from tiny_hf_models import make_tiny_blip, make_tiny_blip2, make_tiny_llava
 
-from mgap.engine.extract.job import ExtractRequest, run_extraction
+from mgap.engine.extract.request import ExtractRequest
+from mgap.engine.extract.run import run_extraction
 from mgap.store import open_store
 
 

@@ -67,3 +67,28 @@ def test_tui_never_imports_model_code():
     tui = _modules("tui", "mgap.tui")
     loaded = _loaded("\n".join(f"import {m}" for m in tui))
     assert not loaded & {"torch", "transformers", "open_clip"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--perturb", "noise:x"], "--perturb 'noise:x': 'x' is not a number"),
+        (["--limit", "0"], "--limit must be at least 1, got 0"),
+        (["--decode", "gpu", "--device", "cpu"], "--decode gpu needs a CUDA device"),
+    ],
+)
+def test_a_bad_extract_option_fails_before_torch_loads(extra, message):
+    argv = ["extract", "--model", "open_clip:ViT-S-32@random", "--dataset", "synthetic", *extra]
+    code = (
+        f"import sys\nfrom mgap.cli import main\nsys.argv = ['mgap', *{argv!r}]\ntry:\n"
+        "    main()\nexcept SystemExit as exc:\n    print(exc.code, file=sys.stderr)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys; print(' '.join(sorted(sys.modules)))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert message in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "2"
+    assert not {m.split(".")[0] for m in done.stdout.split()} & {"torch", "torchvision"}

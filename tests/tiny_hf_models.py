@@ -261,7 +261,8 @@ def make_tiny_vilt(
 def extract_coco_store(spec: str, coco_root: Path, store_dir: Path, limit: int) -> Path:
     """A complete store of the first `limit` images of a COCO-format folder (train2017),
     extracted in-process on the CPU: the input of jobs that rerun the model on the images."""
-    from mgap.engine.extract.job import ExtractRequest, run_extraction
+    from mgap.engine.extract.request import ExtractRequest
+    from mgap.engine.extract.run import run_extraction
 
     request = ExtractRequest(
         models=[spec],

@@ -1,5 +1,8 @@
 """Extraction: a dataset and models in, one resumable HDF5 store per model out.
 
-Import the part you need (`job`, `decode`, `perturb`, `ranks`, `distributed`, `importers`);
-this package imports none of them, so the CLI can check options without loading torch.
+`request` checks a request once, without torch, into the frozen `CheckedRequest` that
+the rest trusts; `run` runs it in this process (`job`: the embed loop, with `loader`,
+`prepare`, `texts` and `finish`) or as one rank of several (`ranks`, `distributed`).
+`decode` and `perturb` are the image paths, `importers` reads embeddings made elsewhere.
+This package imports none of them, so the CLI can check options without loading torch.
 """

@@ -47,13 +47,19 @@ def input_size(preprocess: Callable) -> int | None:
     return max(sizes) if sizes else None
 
 
-def resolve_mode(mode: str, device: str, preprocessors: Sequence[Callable]) -> str:
-    """`auto` -> `tensor` where every model's transform has a tensor twin and torchvision
-    still decodes JPEGs, else `exact`."""
+def check_mode(mode: str, device: str) -> None:
+    """A known mode, and `gpu` only on a CUDA device (checks that need no model)."""
     if mode not in DECODE_MODES:
         raise UsageError(f"--decode must be one of {', '.join(DECODE_MODES)}, got {mode!r}")
     if mode == "gpu" and not device.startswith("cuda"):
         raise UsageError("--decode gpu needs a CUDA device", hint="pass --device cuda or drop it")
+
+
+def resolve_mode(mode: str, device: str, preprocessors: Sequence[Callable]) -> str:
+    """`auto` -> `tensor` where every model's transform has a tensor twin and torchvision
+    still decodes JPEGs, else `exact`. `device` is the resolved one: `auto` may have
+    become the CPU, which rules out `gpu`."""
+    check_mode(mode, device)
     twins = all(TensorTransform.from_preprocess(p) for p in preprocessors)
     if mode == "auto":
         return "tensor" if twins and has_jpeg_decoder() else "exact"

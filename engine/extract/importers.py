@@ -218,6 +218,34 @@ def _check_arrays(
         )
 
 
+def _caption_rows(path: Path | None, n: int, m: int, both: bool) -> np.ndarray | None:
+    """The image row of each caption from `path`; None when not given (then both sides,
+    if present, must have as many rows)."""
+    if path is not None:
+        rows = _row_numbers(path)
+        if rows.shape != (m,):
+            raise UsageError(f"{path} has {rows.size} rows for {m} captions")
+        return rows
+    if both and m != n:
+        raise UsageError(
+            f"{n} image rows but {m} text rows",
+            hint="pass --caption-image-row FILE (one image row per caption)",
+        )
+    return None
+
+
+def _category_arrays(categories: list[str] | None, n: int) -> dict:
+    """The store's category names, primary category and one-hot labels ({} when not given)."""
+    if categories is None:
+        return {}
+    names = sorted({c for c in categories if c})
+    index = {c: i for i, c in enumerate(names)}
+    primary = np.asarray([index.get(c, -1) for c in categories], dtype=np.int32)
+    labels = np.zeros((n, len(names)), dtype=np.uint8)
+    labels[primary >= 0, primary[primary >= 0]] = 1
+    return dict(category_names=names, primary=primary, labels=labels)
+
+
 def import_embeddings(
     files: Sequence[Path],
     out: Path,
@@ -243,27 +271,10 @@ def import_embeddings(
         raise UsageError(f"{out} already exists", hint="pass --overwrite to replace it")
     n = x.shape[0] if x is not None else y.shape[0]
     m = y.shape[0] if y is not None else 0
-    rows = None
-    if caption_image_row_file is not None:
-        rows = _row_numbers(caption_image_row_file)
-        if rows.shape != (m,):
-            raise UsageError(f"{caption_image_row_file} has {rows.size} rows for {m} captions")
-    elif x is not None and y is not None and m != n:
-        raise UsageError(
-            f"{n} image rows but {m} text rows",
-            hint="pass --caption-image-row FILE (one image row per caption)",
-        )
+    rows = _caption_rows(caption_image_row_file, n, m, both=x is not None and y is not None)
     ids = _lines(ids_file, n, "images")
     captions = _lines(captions_file, m, "captions")
-    categories = _lines(categories_file, n, "images")
-    category_kwargs: dict = {}
-    if categories is not None:
-        names = sorted({c for c in categories if c})
-        index = {c: i for i, c in enumerate(names)}
-        primary = np.asarray([index.get(c, -1) for c in categories], dtype=np.int32)
-        labels = np.zeros((n, len(names)), dtype=np.uint8)
-        labels[primary >= 0, primary[primary >= 0]] = 1
-        category_kwargs = dict(category_names=names, primary=primary, labels=labels)
+    category_kwargs = _category_arrays(_lines(categories_file, n, "images"), n)
     label = name or (files[0].stem if files else (image or text).stem)
     return store_from_arrays(
         out,

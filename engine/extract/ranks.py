@@ -18,6 +18,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import torch
+
 from mgap.core.errors import MgapError, StoreError, UsageError
 from mgap.engine.datasets import Manifest
 from mgap.engine.extract.distributed import (
@@ -28,14 +30,11 @@ from mgap.engine.extract.distributed import (
     rank_device,
     shares,
 )
-from mgap.engine.extract.job import (
-    ExtractJob,
-    ExtractRequest,
-    Reporter,
-    StoreTarget,
-    store_layout,
-    store_path,
-)
+from mgap.engine.extract.finish import Reporter
+from mgap.engine.extract.job import ExtractJob
+from mgap.engine.extract.prepare import StoreTarget, provenance, store_layout
+from mgap.engine.extract.request import CheckedRequest
+from mgap.engine.extract.texts import embed_prompts
 from mgap.engine.reports.pipeline import ExtractedStore
 from mgap.store import schema as S
 from mgap.store.lock import StoreLock
@@ -97,17 +96,16 @@ def _check_plan(final: Path, plan: dict[str, object], overwrite: bool) -> str:
 class DistributedJob:
     """This rank's part of the job; rank 0 also plans and merges."""
 
-    def __init__(self, request: ExtractRequest, reporter: Reporter | None, rank: RankEnv) -> None:
+    def __init__(self, request: CheckedRequest, reporter: Reporter | None, rank: RankEnv) -> None:
         self.request = request
         self.reporter = reporter
         self.rank = rank
         self.started = time.time()
 
     def run(self) -> list[ExtractedStore]:
-        checker = ExtractJob(self.request, None)
-        manifest = checker.check_request()
+        manifest = self.request.manifest
         n, w = len(manifest.records), self.rank.world_size
-        finals = {spec: store_path(self.request, spec, manifest) for spec in self.request.models}
+        finals = {m.spec: m.store for m in self.request.models}
         if self.request.overwrite and self.rank.is_main:
             for final in finals.values():
                 final.unlink(missing_ok=True)
@@ -151,15 +149,18 @@ class DistributedJob:
         w, r = self.rank.world_size, self.rank.rank
         request = replace(
             self.request,
-            models=pending,
+            models=tuple(
+                replace(m, store=rank_store(finals[m.spec], r, w))
+                for m in self.request.models
+                if m.spec in pending
+            ),
             device=rank_device(self.request.device, self.rank),
             overwrite=False,
             resume=True,
             manifest=manifest.slice(start, stop),
         )
-        paths = {s: rank_store(finals[s], r, w) for s in pending}
-        job = ExtractJob(request, self.reporter, store_paths=paths, with_prompts=False)
-        summaries = job.run(request.manifest)
+        job = ExtractJob(request, self.reporter, with_prompts=False)
+        summaries = job.run()
         statuses = {s.status for s in summaries}
         return job, S.STATUS_COMPLETE if statuses == {S.STATUS_COMPLETE} else statuses.pop()
 
@@ -193,10 +194,8 @@ class DistributedJob:
         w = self.rank.world_size
         parts = [rank_store(final, r, w) for r in range(w)]
         layout = store_layout(manifest)
-        provenance = ExtractJob(self.request, None).provenance(
-            target.model, manifest, target_device(parts[0])
-        )
-        provenance.update(
+        made = provenance(self.request, target.model, manifest, target_device(parts[0]), "")
+        made.update(
             decode=Store(parts[0]).attrs.get("decode", ""),
             rows_sha256=layout.digest(),
             world_size=w,
@@ -204,7 +203,7 @@ class DistributedJob:
             rank_devices=rank_devices(parts),
         )
         with StoreLock(final, wait=self.request.wait):
-            self._write_merged(target, manifest, final, plan, layout, provenance)
+            self._write_merged(target, manifest, final, plan, layout, made)
         shutil.rmtree(ranks_dir(final))
 
     def _write_merged(
@@ -233,12 +232,8 @@ class DistributedJob:
             perturb_seed=self.request.perturb_seed,
         )
         merge_rank_stores(writer, parts, [s[0] for s in plan["shares"]])
-        import torch
-
         with torch.inference_mode():
-            ExtractJob(self.request, None).prompts(
-                StoreTarget(target.model, final, writer), manifest
-            )
+            embed_prompts(target.model, writer, manifest)
         writer.finish(S.STATUS_COMPLETE, seconds=round(time.time() - self.started, 3))
         problems = verify_store(final)
         if problems:
@@ -294,7 +289,7 @@ def _done_summary(path: Path, spec: str, note: str) -> ExtractedStore:
 
 
 def run_distributed(
-    request: ExtractRequest, reporter: Reporter | None, rank: RankEnv
+    request: CheckedRequest, reporter: Reporter | None, rank: RankEnv
 ) -> list[ExtractedStore]:
     """This rank's share of `request`; rank 0 returns the merged stores' summaries."""
     init_group(rank)

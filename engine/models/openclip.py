@@ -104,25 +104,30 @@ def _arch_name(arch: str) -> str:
     return name
 
 
-def _build(spec: ModelSpec, device: str) -> tuple[Any, Any, Any, dict[str, object]]:
-    """(model, image transform, tokenizer, weights provenance) for any open_clip spec."""
+def _build_from_folder(spec: ModelSpec, device: str) -> tuple[Any, Any, Any, dict[str, object]]:
+    """An `hf-hub:` repo or a local folder holding an open_clip_config.json."""
+    import open_clip
+
+    repo = spec.id.removeprefix(HF_HUB)
+    folder = resolve_pretrained(repo, what=f"model {spec}", revision=spec.tag)
+    if not (folder / "open_clip_config.json").is_file():
+        raise UsageError(
+            f"{spec}: {folder} has no open_clip_config.json",
+            hint="use hf: for transformers models",
+        )
+    name = f"local-dir:{folder}"
+    model, _, preprocess = open_clip.create_model_and_transforms(name, device=device)
+    return model, preprocess, open_clip.get_tokenizer(name), weights_provenance(repo, folder)
+
+
+def _tag_weights(
+    spec: ModelSpec, arch: str, kwargs: dict[str, Any]
+) -> tuple[str | None, dict[str, object]]:
+    """(checkpoint file or None for a random init, weights provenance) of `spec`'s tag;
+    a pretrained tag also sets its preprocessing options in `kwargs`."""
     import open_clip
     import torch
 
-    what = f"model {spec}"
-    kwargs: dict[str, Any] = {"device": device}
-    if spec.id.startswith(HF_HUB) or Path(spec.id).expanduser().is_dir():
-        repo = spec.id.removeprefix(HF_HUB)
-        folder = resolve_pretrained(repo, what=what, revision=spec.tag)
-        if not (folder / "open_clip_config.json").is_file():
-            raise UsageError(
-                f"{spec}: {folder} has no open_clip_config.json",
-                hint="use hf: for transformers models",
-            )
-        name = f"local-dir:{folder}"
-        model, _, preprocess = open_clip.create_model_and_transforms(name, **kwargs)
-        return model, preprocess, open_clip.get_tokenizer(name), weights_provenance(repo, folder)
-    arch = _arch_name(spec.id)
     tag = spec.tag
     if tag is None:
         tags = open_clip.list_pretrained_tags_by_model(arch)
@@ -132,23 +137,32 @@ def _build(spec: ModelSpec, device: str) -> tuple[Any, Any, Any, dict[str, objec
         )
     if tag == RANDOM_TAG:
         torch.manual_seed(RANDOM_SEED)
-        weights: dict[str, object] = {"weights": f"random init (torch.manual_seed({RANDOM_SEED}))"}
-        checkpoint = None
-    elif Path(tag).expanduser().is_file():
+        return None, {"weights": f"random init (torch.manual_seed({RANDOM_SEED}))"}
+    if Path(tag).expanduser().is_file():
         checkpoint = str(Path(tag).expanduser().resolve())
-        weights = {"weights": checkpoint}
-    else:
-        cfg = open_clip.get_pretrained_cfg(arch, tag)
-        if not cfg:
-            tags = open_clip.list_pretrained_tags_by_model(arch)
-            raise UsageError(
-                f"{arch} has no pretrained tag {tag!r}",
-                hint=f"tags: {', '.join(tags) or 'none'}; or @{RANDOM_TAG}, or @/path/to/file.pt",
-            )
-        checkpoint = _tag_checkpoint(arch, cfg, what)
-        kwargs.update({f"image_{k}": cfg[k] for k in TAG_PREPROCESS_KEYS if k in cfg})
-        kwargs["force_quick_gelu"] = bool(cfg.get("quick_gelu", False))
-        weights = {"weights": f"{arch}@{tag}", "weights_file": checkpoint}
+        return checkpoint, {"weights": checkpoint}
+    cfg = open_clip.get_pretrained_cfg(arch, tag)
+    if not cfg:
+        tags = open_clip.list_pretrained_tags_by_model(arch)
+        raise UsageError(
+            f"{arch} has no pretrained tag {tag!r}",
+            hint=f"tags: {', '.join(tags) or 'none'}; or @{RANDOM_TAG}, or @/path/to/file.pt",
+        )
+    checkpoint = _tag_checkpoint(arch, cfg, f"model {spec}")
+    kwargs.update({f"image_{k}": cfg[k] for k in TAG_PREPROCESS_KEYS if k in cfg})
+    kwargs["force_quick_gelu"] = bool(cfg.get("quick_gelu", False))
+    return checkpoint, {"weights": f"{arch}@{tag}", "weights_file": checkpoint}
+
+
+def _build(spec: ModelSpec, device: str) -> tuple[Any, Any, Any, dict[str, object]]:
+    """(model, image transform, tokenizer, weights provenance) for any open_clip spec."""
+    import open_clip
+
+    if spec.id.startswith(HF_HUB) or Path(spec.id).expanduser().is_dir():
+        return _build_from_folder(spec, device)
+    arch = _arch_name(spec.id)
+    kwargs: dict[str, Any] = {"device": device}
+    checkpoint, weights = _tag_weights(spec, arch, kwargs)
     # open_clip logs a root-logger warning for the random init we asked for
     logging.disable(logging.WARNING if checkpoint is None else logging.NOTSET)
     try:

@@ -94,7 +94,8 @@ def run_demo(
 ) -> DemoRun:
     """Train (if missing or `retrain`), then extract toy:NAME and toy:NAME@random on the
     synthetic test split into `store_dir`, re-extracting stores older than the weights."""
-    from mgap.engine.extract.job import ExtractRequest, run_extraction
+    from mgap.engine.extract.request import ExtractRequest
+    from mgap.engine.extract.run import run_extraction
     from mgap.engine.toy.storage import load_toy, toy_exists
 
     name = QUICK_MODEL if quick else DEMO_MODEL

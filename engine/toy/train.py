@@ -81,30 +81,20 @@ def zero_shot_accuracy(
     return float((predicted == truth).mean())
 
 
-def train_toy(
+def _fit(
+    model: ToyCLIP,
+    pixels: torch.Tensor,
+    tokens: torch.Tensor,
     config: TrainConfig,
-    architecture: ToyArchitecture | None = None,
-    *,
-    log: Callable[[str], None] | None = None,
-) -> TrainResult:
-    """Train from `build_model(seed)`, so `toy:NAME@random` is exactly the starting point."""
-    config.validate()
-    arch = architecture or ToyArchitecture()
-    log = log or (lambda message: None)
-    started = time.time()
-    train = load_synthetic(None, "train", kind="synthetic", **config.dataset_options("train"))
-    test = load_synthetic(None, "test", kind="synthetic", **config.dataset_options("test"))
-    pixels = render_pixels(train, arch.image_size)
-    vocab = vocabulary()
-    model, tokenizer = build_model(arch, vocab, config.temperature, config.seed)
-    model.logit_scale.requires_grad_(config.learned_temperature)
-    tokens = torch.stack([tokenizer(r.captions) for r in train.records])  # (N, C, L)
+    log: Callable[[str], None],
+) -> tuple[list[float], int]:
+    """AdamW with a cosine schedule, one random caption per image and step; returns the
+    mean loss of each epoch and the number of steps."""
     optimiser = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=0.01
     )
-    n = len(train.records)
-    steps_per_epoch = math.ceil(n / config.batch_size)
-    total = steps_per_epoch * config.epochs
+    n = len(tokens)
+    total = math.ceil(n / config.batch_size) * config.epochs
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
     )
@@ -129,29 +119,58 @@ def train_toy(
         epoch_losses.append(float(np.mean(losses)))
         log(f"epoch {epoch + 1}/{config.epochs}: loss {epoch_losses[-1]:.4f}")
     model.eval()
-    test_embeddings = encode_pixels(model, render_pixels(test, arch.image_size))
-    shape_labels = [r.primary for r in test.records]
-    accuracy = zero_shot_accuracy(
-        model, tokenizer, test_embeddings, shape_labels, list(SHAPES), test.prompt_templates
-    )
-    seconds = time.time() - started
-    attribute_accuracy = {
+    return epoch_losses, total
+
+
+def _attribute_accuracy(
+    model: ToyCLIP, tokenizer: ToyTokenizer, embeddings: torch.Tensor, test: SyntheticManifest
+) -> dict[str, float]:
+    """Zero-shot accuracy of each attribute (colour, size, ...) over its own prompts."""
+    return {
         key: zero_shot_accuracy(
             model,
             tokenizer,
-            test_embeddings,
+            embeddings,
             [r.attributes[key] for r in test.records],
             list(ATTRIBUTES[key]),
             test.label_prompts[key],
         )
         for key in ATTRIBUTES
     }
+
+
+def train_toy(
+    config: TrainConfig,
+    architecture: ToyArchitecture | None = None,
+    *,
+    log: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Train from `build_model(seed)`, so `toy:NAME@random` is exactly the starting point."""
+    config.validate()
+    arch = architecture or ToyArchitecture()
+    log = log or (lambda message: None)
+    started = time.time()
+    train = load_synthetic(None, "train", kind="synthetic", **config.dataset_options("train"))
+    test = load_synthetic(None, "test", kind="synthetic", **config.dataset_options("test"))
+    pixels = render_pixels(train, arch.image_size)
+    vocab = vocabulary()
+    model, tokenizer = build_model(arch, vocab, config.temperature, config.seed)
+    model.logit_scale.requires_grad_(config.learned_temperature)
+    tokens = torch.stack([tokenizer(r.captions) for r in train.records])  # (N, C, L)
+    epoch_losses, total = _fit(model, pixels, tokens, config, log)
+    test_embeddings = encode_pixels(model, render_pixels(test, arch.image_size))
+    shape_labels = [r.primary for r in test.records]
+    accuracy = zero_shot_accuracy(
+        model, tokenizer, test_embeddings, shape_labels, list(SHAPES), test.prompt_templates
+    )
+    seconds = time.time() - started
+    attribute_accuracy = _attribute_accuracy(model, tokenizer, test_embeddings, test)
     log(f"zero-shot shape accuracy on {len(test.records)} test images: {accuracy:.3f}")
     metrics = {
         "loss_first_epoch": epoch_losses[0],
         "loss_last_epoch": epoch_losses[-1],
         "loss_per_epoch": epoch_losses,
-        "chance_loss": math.log(min(config.batch_size, n)),
+        "chance_loss": math.log(min(config.batch_size, len(train.records))),
         "zero_shot_shape_accuracy": accuracy,
         "chance_accuracy": 1.0 / len(SHAPES),
         "zero_shot_attribute_accuracy": attribute_accuracy,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -12,8 +13,8 @@ from mgap.commands.extract_report import Reporter, print_summary
 from mgap.core.errors import UsageError
 from mgap.store import schema as S
 
-#: what `--store-dtype` accepts
-STORE_DTYPES = ("float16", "float32")
+if TYPE_CHECKING:
+    from mgap.engine.extract.request import CheckedRequest
 
 
 def parse_options(items: list[str] | None, flag: str) -> dict[str, str]:
@@ -36,45 +37,6 @@ def per_model_options(items: list[str] | None) -> dict[str, dict[str, str]]:
         if sep:
             scoped.setdefault(spec, {}).update(parse_options([option], "--model-option"))
     return scoped
-
-
-def _check_options(
-    dtype: str, block_rows: int, store_dir: Path | None, out: Path | None, workers: int | None
-) -> None:
-    from mgap.store.schema import MAX_BLOCK_ROWS
-
-    if dtype not in STORE_DTYPES:
-        raise UsageError(
-            f"--store-dtype must be float16 or float32, got {dtype!r}",
-            hint="float16 halves the store; float32 keeps every bit the model computed",
-        )
-    if not 1 <= block_rows <= MAX_BLOCK_ROWS:
-        raise UsageError(f"--block-rows must be in 1..{MAX_BLOCK_ROWS}, got {block_rows}")
-    if workers is not None and workers < 0:
-        raise UsageError(f"--workers must be 0 or more, got {workers}", hint="0 decodes in-process")
-    if store_dir is not None and store_dir.exists() and not store_dir.is_dir():
-        raise UsageError(f"--store-dir {store_dir} is a file", hint="give a folder")
-    if out is not None and out.is_dir():
-        raise UsageError(f"--out {out} is a folder", hint="give the path of the .h5 file")
-    if store_dir is not None and out is not None:
-        raise UsageError("--store-dir and --out exclude each other", hint="give one of them")
-
-
-def _load(
-    models: list[str],
-    dataset: str,
-    data_root: Path | None,
-    split: str | None,
-    limit: int | None,
-    options: dict[str, str],
-):
-    """Fail fast on bad specs and datasets, before torch is imported; returns the manifest."""
-    from mgap.engine.datasets import load_manifest
-    from mgap.engine.specs import parse_model_spec
-
-    for spec in models:
-        parse_model_spec(spec)
-    return load_manifest(dataset, data_root, split, limit, **options)
 
 
 def extract(
@@ -157,23 +119,7 @@ def extract(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Embed a dataset with one or more models into resumable HDF5 stores."""
-    _check_options(store_dtype, block_rows, store_dir, out, workers)
-    from mgap.engine.extract.decode import resolve_mode
-
-    # a bad --decode fails before any model loads; `auto` may still become CUDA, so the
-    # engine checks `gpu` again against the resolved device
-    resolve_mode(decode, "cuda" if device == "auto" else device, [])
-    dataset_options = parse_options(option, "--option")
-    manifest = _load(model, dataset, data_root, split, limit, dataset_options)
-    from mgap.engine.extract.perturb import perturbation_names
-
-    perturbations = perturbation_names(perturb or [], perturb_suite or [])
-    if nproc is not None:
-        from mgap.commands.extract_launch import launch
-
-        raise typer.Exit(launch(nproc, sys.argv[1:]))
-    from mgap.engine.extract.distributed import detect
-    from mgap.engine.extract.job import ExtractRequest, run_extraction
+    from mgap.engine.extract.request import ExtractRequest, check_request
 
     if store_dir is None and out is None:
         from mgap.config import load_config
@@ -185,7 +131,7 @@ def extract(
         data_root=data_root,
         split=split,
         limit=limit,
-        dataset_options=dataset_options,
+        dataset_options=parse_options(option, "--option"),
         model_options=parse_options(
             [o for o in model_option or [] if "::" not in o], "--model-option"
         ),
@@ -201,15 +147,28 @@ def extract(
         num_workers=workers,
         block_rows=block_rows,
         command=shlex.join(["mgap", *sys.argv[1:]]),
-        manifest=manifest,
-        perturbations=perturbations,
-        perturb_seed=perturb_seed,
         decode=decode,
+        perturbations=perturb or [],
+        perturb_suites=perturb_suite or [],
+        perturb_seed=perturb_seed,
     )
+    checked = check_request(request)  # every option, before torch is imported
+    if nproc is not None:
+        from mgap.commands.extract_launch import launch
+
+        raise typer.Exit(launch(nproc, sys.argv[1:]))
+    _run(checked, json_out, quiet)
+
+
+def _run(checked: CheckedRequest, json_out: bool, quiet: bool) -> None:
+    """Run the checked request with a progress bar on the main rank; exit 1 if cancelled."""
+    from mgap.engine.extract.distributed import detect
+    from mgap.engine.extract.run import run_extraction
+
     main_rank = detect().is_main
     reporter = Reporter(quiet or not main_rank)
     try:
-        summaries = run_extraction(request, reporter)
+        summaries = run_extraction(checked, reporter)
     finally:
         reporter.close()
     if main_rank and print_summary(summaries, json_out, quiet) == "cancelled":
