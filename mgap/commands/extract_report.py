@@ -6,7 +6,6 @@ import sys
 import time
 from typing import Any
 
-from mgap.commands.report_common import typed
 from mgap.output import note, print_json
 
 
@@ -77,7 +76,9 @@ def print_summary(summaries: list[Any], json_out: bool, quiet: bool) -> str:
     """The JSON document or one line per store; returns the overall status."""
     status = "complete" if all(s.status == "complete" for s in summaries) else summaries[0].status
     if json_out:
-        print_json(typed("extract", {"status": status, "stores": [s.to_json() for s in summaries]}))
+        from mgap.engine.reports.pipeline import ExtractReport
+
+        print_json(ExtractReport.build(status=status, stores=list(summaries)).to_json())
     elif not quiet:
         for s in summaries:
             extra = f" ({s.note})" if s.note else ""

@@ -82,17 +82,6 @@ def open_store_arg(path: Path):
     return open_store(path)
 
 
-def typed(command: str, doc: dict | list) -> dict | list:
-    """`doc` read through the command's report type and written back: the `--json` output
-    always has the declared shape (a missing key is an error naming it)."""
-    from mgap.engine.reports import REPORTS
-
-    cls = REPORTS[command]
-    if cls.AS_LIST:
-        return [cls.from_json(item).to_json() for item in doc]
-    return cls.variant(doc).from_json(doc).to_json()
-
-
 def print_header(head: StoreHeader) -> None:
     """The store path and its model / dataset / split / status line above each report."""
     stdout.print(
