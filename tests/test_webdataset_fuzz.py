@@ -25,7 +25,7 @@ import pytest
 from mgap.core.errors import MgapError
 from mgap.engine.datasets import webdataset
 from mgap.engine.datasets.tarwalk import BLOCK, RECORD
-from mgap.engine.extract.job import input_changes
+from mgap.engine.extract.prepare import input_changes
 
 CASES = 36
 SLOW_CASES = 1200
