@@ -18,6 +18,7 @@ from textual.app import ComposeResult
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
+from mgap.engine.reports.groups import GroupRow, GroupSummary
 from mgap.tui.render import num
 from mgap.tui.store_view import StoreReportView
 
@@ -33,12 +34,25 @@ DETAIL = (
 
 
 @dataclass
+class GroupTables:
+    """Per-group rows of a store merged over gap and zero-shot, their worst/best summary, and
+    one line per CSV that does not cover every image."""
+
+    groupings: list[str]
+    rows: list[GroupRow]
+    summary: list[GroupSummary]
+    missing: list[str]
+    min_n: int
+    bootstrap: int
+    level: float
+
+
+@dataclass
 class GroupsComputed(Message, bubble=False):
-    """Per-group rows of `path` merged over gap and zero-shot; None without groupings.
-    `report["missing"]` says, per CSV, how many images it does not cover."""
+    """The group tables of `path`; None without groupings."""
 
     path: Path
-    report: dict[str, Any] | None
+    report: GroupTables | None
 
 
 def compute_groups(path: Path, group_files: Sequence[Path] = ()) -> GroupsComputed:
@@ -57,48 +71,57 @@ def compute_groups(path: Path, group_files: Sequence[Path] = ()) -> GroupsComput
     groupings, missing = load_groupings(store, specs)
     options = GroupOptions(bootstrap=TUI_BOOTSTRAP)
     gap = store_groups(store, "gap", groupings, options, missing)
-    rows = {(r["grouping"], r["group"]): r for r in gap["rows"]}
-    summary = list(gap["summary"])
+    rows = {(r.grouping, r.group): r for r in gap.rows}
+    summary = list(gap.summary)
     if store.prompt_embeddings() is not None:
         zs = store_groups(store, "zeroshot", groupings, options, missing)
-        for r in zs["rows"]:
-            merged = rows[(r["grouping"], r["group"])]
-            merged["accuracy"], merged["top5_accuracy"] = r["accuracy"], r["top5_accuracy"]
-            merged["ci"].update(
-                {k: r["ci"][k] for k in ("accuracy", "top5_accuracy") if k in r["ci"]}
-            )
-        summary += zs["summary"]
-    names = [g.name for g in groupings]
+        for r in zs.rows:
+            rows[(r.grouping, r.group)] = with_accuracy(rows[(r.grouping, r.group)], r)
+        summary += zs.summary
     lines = [
         f"{m.images_without_row}/{m.n_images} images not in {Path(m.file).name}"
         for m in missing
         if m.images_without_row
     ]
-    doc = {"groupings": names, "rows": list(rows.values()), "summary": summary, "missing": lines}
-    return GroupsComputed(path, {**doc, **gap_options(gap)})
+    tables = GroupTables(
+        groupings=[g.name for g in groupings],
+        rows=list(rows.values()),
+        summary=summary,
+        missing=lines,
+        min_n=gap.min_n,
+        bootstrap=gap.bootstrap,
+        level=gap.level,
+    )
+    return GroupsComputed(path, tables)
 
 
-def gap_options(doc: dict[str, Any]) -> dict[str, Any]:
-    return {k: doc[k] for k in ("min_n", "bootstrap", "level")}
+def with_accuracy(row: GroupRow, zeroshot: GroupRow) -> GroupRow:
+    """A gap row with the zero-shot top-1/top-5 accuracy (and intervals) of the same group."""
+    kept = {k: zeroshot.ci[k] for k in ("accuracy", "top5_accuracy") if k in zeroshot.ci}
+    return row.with_fields(
+        accuracy=zeroshot.accuracy, top5_accuracy=zeroshot.top5_accuracy, ci={**row.ci, **kept}
+    )
 
 
-def group_detail(row: dict[str, Any], summary: list[dict[str, Any]], min_n: int) -> Text:
+def group_detail(row: GroupRow, summary: list[GroupSummary], min_n: int) -> Text:
     """The group's metrics with intervals, then the worst/best lines of its grouping."""
-    small = f"  (fewer than {min_n} images: not ranked)" if row["small"] else ""
-    text = Text.assemble((f"{row['grouping']}: {row['group']}", "bold"), f"  n={row['n']}{small}\n")
+    small = f"  (fewer than {min_n} images: not ranked)" if row.small else ""
+    text = Text.assemble((f"{row.grouping}: {row.group}", "bold"), f"  n={row.n}{small}\n")
     for label, key in DETAIL:
-        if row.get(key) is None:
+        value = row.value(key)
+        if value is None:
             continue
-        ci = row["ci"].get(key)
+        ci = row.ci.get(key)
         interval = f"  [{num(ci[0], 3)}, {num(ci[1], 3)}]" if ci and ci[0] is not None else ""
-        text.append(f"{label:>16} {num(row[key], 3)}{interval}\n")
+        text.append(f"{label:>16} {num(value, 3)}{interval}\n")
     for entry in summary:
-        if entry["grouping"] != row["grouping"] or "worst" not in entry:
+        worst, best = entry.worst, entry.best
+        if entry.grouping != row.grouping or worst is None or best is None:
             continue
         text.append(
-            f"{entry['metric']}: worst {entry['worst']['group']} {num(entry['worst']['value'], 3)}"
-            f" · best {entry['best']['group']} {num(entry['best']['value'], 3)}"
-            f" · ratio {num(entry['ratio'], 3)}\n",
+            f"{entry.metric}: worst {worst.group} {num(worst.value, 3)}"
+            f" · best {best.group} {num(best.value, 3)}"
+            f" · ratio {num(entry.ratio, 3)}\n",
             style="dim",
         )
     return text
@@ -116,7 +139,7 @@ class GroupsView(StoreReportView):
         super().__init__(**kwargs)
         self.group_files = list(group_files)
         self.grouping = 0
-        self.rows: list[dict[str, Any]] = []
+        self.rows: list[GroupRow] = []
 
     def compose(self) -> ComposeResult:
         yield Static("", id="groups-status", classes="status")
@@ -147,33 +170,33 @@ class GroupsView(StoreReportView):
     def next_grouping(self) -> None:
         report = self.reports.get(self.path) if self.path else None
         if report:
-            self.grouping = (self.grouping + 1) % len(report["groupings"])
+            self.grouping = (self.grouping + 1) % len(report.groupings)
             self._show(report)
 
-    def _show(self, report: dict[str, Any] | None) -> None:
+    def _show(self, report: GroupTables | None) -> None:
         if report is None:
             self._say(
                 "this store has no groupings: no categories or attributes "
                 "(mgap gap --groups FILE.csv takes a CSV)"
             )
             return
-        names = report["groupings"]
+        names = report.groupings
         name = names[self.grouping % len(names)]
-        self.rows = [r for r in report["rows"] if r["grouping"] == name]
+        self.rows = [r for r in report.rows if r.grouping == name]
         self.query_one("#groups-status", Static).update(
             f"grouping {name} ({self.grouping % len(names) + 1}/{len(names)}) · g: next grouping"
-            f" · ↑/↓ group · * fewer than {report['min_n']} images"
-            + "".join(f" · {line}" for line in report["missing"])
+            f" · ↑/↓ group · * fewer than {report.min_n} images"
+            + "".join(f" · {line}" for line in report.missing)
         )
         table = self.query_one(DataTable)
         table.clear()
         for i, row in enumerate(self.rows):
             table.add_row(
-                row["group"][:20] + ("*" if row["small"] else ""),
-                str(row["n"]),
-                num(row.get("l2m"), 3),
-                num(row.get("rmg"), 3),
-                num(row.get("accuracy"), 3),
+                row.group[:20] + ("*" if row.small else ""),
+                str(row.n),
+                num(row.l2m, 3),
+                num(row.rmg, 3),
+                num(row.accuracy, 3),
                 key=str(i),
             )
         self._detail(0)
@@ -185,5 +208,5 @@ class GroupsView(StoreReportView):
     def _detail(self, index: int) -> None:
         report = self.reports.get(self.path)
         if report and 0 <= index < len(self.rows):
-            detail = group_detail(self.rows[index], report["summary"], report["min_n"])
+            detail = group_detail(self.rows[index], report.summary, report.min_n)
             self.query_one("#groups-detail", Static).update(detail)

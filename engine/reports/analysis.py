@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from mgap.engine.reports.base import Report, key
+from mgap.engine.reports.groups import GroupsReport
+from mgap.engine.reports.recall import Recall
 
 
 @dataclass(kw_only=True)
@@ -193,20 +195,7 @@ class GapReport(GapMetrics, GapText, StoreHeader):
     category_pairwise_distances: CategoryTable | None = None
     category_ranking: list[RankedCategory] | None = None
     hyperbolic: HyperbolicReport | None = None
-    groups: dict[str, Any] | None = None
-
-
-@dataclass(kw_only=True)
-class Recall(Report):
-    """Recall at 1/5/10 and ranks of one retrieval direction (CLIP_benchmark hit rates)."""
-
-    r1: float | None = key("R@1")
-    r5: float | None = key("R@5")
-    r10: float | None = key("R@10")
-    median_rank: float | None = None
-    mean_rank: float | None = None
-    n: int | None = None
-    interval: dict[str, list[float | None]] | None = None
+    groups: GroupsReport | None = None
 
 
 @dataclass(kw_only=True)
@@ -258,7 +247,7 @@ class RetrievalReport(StoreHeader):
     i2t: Recall
     t2i: Recall
     by_category: list[RetrievalCategory] | None = None
-    groups: dict[str, Any] | None = None
+    groups: GroupsReport | None = None
 
 
 @dataclass(kw_only=True)
@@ -293,7 +282,7 @@ class ZeroShotReport(StoreHeader):
     mean_average_precision: float | None = None
     mean_average_precision_present: float | None = None
     map_definition: str | None = None
-    groups: dict[str, Any] | None = None
+    groups: GroupsReport | None = None
 
 
 @dataclass(kw_only=True)

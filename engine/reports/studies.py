@@ -7,21 +7,7 @@ from typing import Any
 
 from mgap.engine.reports.analysis import StoreHeader
 from mgap.engine.reports.base import Report, key
-
-
-@dataclass(kw_only=True)
-class RobustnessValues(Report):
-    """The metrics of one perturbation setting (or their change from clean)."""
-
-    top1: float | None
-    top5: float | None
-    error: float | None
-    mean_paired_cosine: float | None
-    clean_cosine: float | None
-    l2m: float | None
-    rmg: float | None
-    i2t_r1: float | None = key("i2t_R@1")
-    t2i_r1: float | None = key("t2i_R@1")
+from mgap.engine.reports.groups import GroupsReport, RobustnessValues
 
 
 @dataclass(kw_only=True)
@@ -53,7 +39,7 @@ class RobustnessReport(StoreHeader):
     perturb_seed: int
     zero_shot: str | None
     settings: list[RobustnessSetting]
-    groups: dict[str, Any] | None = None
+    groups: GroupsReport | None = None
 
 
 @dataclass(kw_only=True)

@@ -34,6 +34,7 @@ from mgap.engine.reports.analysis import (
     GapReport,
     RankedCategory,
 )
+from mgap.engine.reports.groups import GroupsReport
 from mgap.engine.studies import gap_cache
 from mgap.engine.studies.gap_request import GapRequest
 from mgap.engine.studies.hyperbolic import gap_metrics_part, hyperbolic_report
@@ -154,7 +155,7 @@ def gap_report(
     request: GapRequest | None = None,
     *,
     backend: Backend | None = None,
-    groups: Callable[[], dict[str, Any]] | None = None,
+    groups: Callable[[], GroupsReport] | None = None,
     **options: Any,
 ) -> GapReport:
     """The `mgap gap` report of `request` (or of `GapRequest(**options)`), from the sidecar

@@ -9,8 +9,9 @@ groups, the best − worst difference (absolute) and the worst/best ratio.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -23,6 +24,15 @@ from mgap.engine.measures.additive import (
 )
 from mgap.engine.measures.retrieval import Ranks, summarise_ranks
 from mgap.engine.measures.scores import Score
+from mgap.engine.reports.base import declared, json_key
+from mgap.engine.reports.groups import (
+    GroupRow,
+    GroupsMissing,
+    GroupsReport,
+    GroupSummary,
+    RankedGroup,
+)
+from mgap.engine.reports.recall import Recall
 from mgap.engine.studies.groupings import Grouping, MissingRows
 from mgap.engine.studies.pairs import store_pairs
 from mgap.engine.studies.scores import store_score
@@ -46,110 +56,110 @@ ZEROSHOT_HEADLINES = (("accuracy", True),)
 #: count keys: reported, never given an interval
 COUNT_KEYS = {"n", "n_images", "n_texts", "i2t.n", "t2i.n"}
 
-
-def nest(flat: dict) -> dict:
-    """{"i2t.R@1": v} -> {"i2t": {"R@1": v}}, matching the ungrouped documents."""
-    out: dict = {}
-    for key, value in flat.items():
-        head, dot, tail = key.partition(".")
-        if dot:
-            out.setdefault(head, {})[tail] = value
-        else:
-            out[key] = value
-    return out
+#: GroupRow field name of each JSON key a row writes (`i2t_R@1` -> `i2t_r1`)
+FIELD = {json_key(f): f.name for f in declared(GroupRow)}
 
 
-def _value(row: dict, key: str) -> float | None:
-    head, dot, tail = key.partition(".")
-    value = row[head][tail] if dot else row[key]
-    return None if value is None else float(value)
+@dataclass(frozen=True)
+class GroupPoint:
+    """One group's images (`mask`), metrics with each image weighted once, and intervals."""
+
+    grouping: str
+    group: str
+    mask: np.ndarray
+    point: dict[str, float | None]
+    ci: dict[str, list[float | None]]
+
+    @property
+    def n(self) -> int:
+        return int(self.mask.sum())
 
 
-def group_rows(
-    groupings: Sequence[Grouping],
-    additive: Additive,
-    options: GroupOptions,
-    *,
-    extra: Callable[[np.ndarray], dict] | None = None,
-    fixed: dict | None = None,
-) -> list[dict]:
-    """One row per (grouping, group). `extra(mask)` adds non-additive point values (e.g. the
-    median rank); `fixed` adds keys shared by every row (e.g. `dim`)."""
-    rows = []
+def group_points(
+    groupings: Sequence[Grouping], additive: Additive, options: GroupOptions
+) -> Iterator[GroupPoint]:
+    """Per (grouping, group): the additive's point values and bootstrap intervals (count keys
+    get none)."""
     for grouping in groupings:
         for g, (group, mask) in enumerate(grouping.groups()):
             part = additive.take(mask)
-            n = int(mask.sum())
-            point = part.point()
             ci = bootstrap_ci(part, options.bootstrap, options.seed + g, options.level)
-            row = {
-                "grouping": grouping.name,
-                "group": group,
-                "n": n,
-                **(fixed or {}),
-                **nest(point),
-                "ci": {k: v for k, v in ci.items() if k not in COUNT_KEYS},
-            }
-            row["n"] = int(row["n"])  # zero-shot: its `n` counts the labelled images
-            row["small"] = row["n"] < options.min_n
-            for key, value in (extra(mask) if extra else {}).items():
-                if isinstance(value, dict):
-                    row.setdefault(key, {}).update(value)
-                else:
-                    row[key] = value
-            rows.append(row)
-    return rows
+            kept = {k: v for k, v in ci.items() if k not in COUNT_KEYS}
+            yield GroupPoint(grouping.name, group, mask, part.point(), kept)
+
+
+def group_row(
+    p: GroupPoint,
+    n: int,
+    values: dict[str, Any],
+    min_n: int,
+    before: dict[str, Any] | None = None,
+    **after: Any,
+) -> GroupRow:
+    """A row: `before` (robustness: the setting), which group, `n`, the metric `values` (by
+    JSON key, in document order), `ci`, `small` (fewer than `min_n` images: never ranked),
+    then `after` (by field name)."""
+    metrics = {FIELD[k]: v for k, v in values.items()}
+    head = {**(before or {}), "grouping": p.grouping, "group": p.group, "n": n}
+    return GroupRow.build(**head, **metrics, ci=p.ci, small=n < min_n, **after)
 
 
 def summarise(
-    rows: Sequence[dict], headlines: Sequence[tuple[str, bool]], by: Sequence[str] = ("grouping",)
-) -> list[dict]:
-    """Worst and best ranked group per grouping (and any other `by` key) and headline metric."""
+    rows: Sequence[GroupRow],
+    headlines: Sequence[tuple[str, bool]],
+    by: Sequence[str] = ("grouping",),
+) -> list[GroupSummary]:
+    """Worst and best ranked group per grouping (and any other `by` field) and headline metric."""
     out = []
-    keys = list(dict.fromkeys(tuple(r[b] for b in by) for r in rows))  # in row order
+    keys = list(dict.fromkeys(tuple(getattr(r, b) for b in by) for r in rows))  # in row order
     for key in keys:
-        members = [r for r in rows if tuple(r[b] for b in by) == key]
+        members = [r for r in rows if tuple(getattr(r, b) for b in by) == key]
         for metric, higher_is_better in headlines:
             ranked = [
-                (v, r["group"])
+                (float(v), r.group)
                 for r in members
-                if not r["small"] and (v := _value(r, metric)) is not None
+                if not r.small and (v := r.value(metric)) is not None
             ]
-            entry = {
-                **dict(zip(by, key, strict=True)),
-                "metric": metric,
-                "higher_is_better": higher_is_better,
-                "n_ranked": len(ranked),
-                "n_small": sum(r["small"] for r in members),
-            }
-            if ranked:
-                ranked.sort(reverse=higher_is_better)
-                best, worst = ranked[0], ranked[-1]
-                entry.update(
-                    worst={"group": worst[1], "value": worst[0]},
-                    best={"group": best[1], "value": best[0]},
-                    difference=abs(best[0] - worst[0]),
-                    ratio=worst[0] / best[0] if best[0] != 0 else None,
+            head = dict(zip(by, key, strict=True))
+            counts = {"n_ranked": len(ranked), "n_small": sum(r.small for r in members)}
+            extremes = _extremes(ranked, higher_is_better)
+            out.append(
+                GroupSummary.build(
+                    **head, metric=metric, higher_is_better=higher_is_better, **counts, **extremes
                 )
-            out.append(entry)
+            )
     return out
 
 
+def _extremes(ranked: list[tuple[float, str]], higher_is_better: bool) -> dict[str, Any]:
+    """worst, best, difference and ratio of the ranked (value, group) pairs (none if empty)."""
+    if not ranked:
+        return {}
+    ranked = sorted(ranked, reverse=higher_is_better)
+    best, worst = ranked[0], ranked[-1]
+    return {
+        "worst": RankedGroup.build(group=worst[1], value=worst[0]),
+        "best": RankedGroup.build(group=best[1], value=best[0]),
+        "difference": abs(best[0] - worst[0]),
+        "ratio": worst[0] / best[0] if best[0] != 0 else None,
+    }
+
+
 def groups_document(
-    rows: list[dict],
+    rows: list[GroupRow],
     headlines: Sequence[tuple[str, bool]],
     options: GroupOptions,
     missing: Sequence[MissingRows],
     by: Sequence[str] = ("grouping",),
-) -> dict:
-    """The `groups` entry of a report: settings, rows, summary and CSV coverage."""
-    return {
+) -> GroupsReport:
+    """The `groups` part of a report: settings, rows, summary and CSV coverage."""
+    return GroupsReport.build(
         **asdict(options),
-        "ci": f"{options.level:.0%} percentile bootstrap over images (captions follow)",
-        "rows": rows,
-        "summary": summarise(rows, headlines, by),
-        "missing": [m.to_dict() for m in missing],
-    }
+        ci=f"{options.level:.0%} percentile bootstrap over images (captions follow)",
+        rows=rows,
+        summary=summarise(rows, headlines, by),
+        missing=[GroupsMissing.build(**m.to_dict()) for m in missing],
+    )
 
 
 # ---- the three analysis commands -------------------------------------------------------------
@@ -160,11 +170,21 @@ def gap_groups(
     groupings: Sequence[Grouping],
     options: GroupOptions,
     missing: Sequence[MissingRows] = (),
-) -> dict:
-    rows = group_rows(groupings, gap_additive(X, Y, index), options, fixed={"dim": X.shape[1]})
-    for row in rows:
-        row["n_images"], row["n_texts"] = int(row["n_images"]), int(row["n_texts"])
+) -> GroupsReport:
+    rows = []
+    for p in group_points(groupings, gap_additive(X, Y, index), options):
+        counts = {k: int(p.point[k]) for k in ("n_images", "n_texts")}
+        values = {"dim": X.shape[1], **p.point, **counts}
+        rows.append(group_row(p, p.n, values, options.min_n))
     return groups_document(rows, GAP_HEADLINES, options, missing)
+
+
+def _recall(point: dict[str, float | None], side: str, median_rank: float | None) -> Recall:
+    """One side of a retrieval row: the additive's R@k, mean rank and n, the exact median."""
+    values = {k.partition(".")[2]: v for k, v in point.items() if k.startswith(side + ".")}
+    rest = {"mean_rank": values["mean_rank"], "n": int(values["n"])}
+    recall = {"r1": values["R@1"], "r5": values["R@5"], "r10": values["R@10"]}
+    return Recall.build(**recall, **rest, median_rank=median_rank)
 
 
 def retrieval_groups(
@@ -174,23 +194,16 @@ def retrieval_groups(
     groupings: Sequence[Grouping],
     options: GroupOptions,
     missing: Sequence[MissingRows] = (),
-) -> dict:
+) -> GroupsReport:
     """Queries of each group, ranked against the whole gallery (as `--by-category`)."""
-
-    def exact(mask: np.ndarray) -> dict:
-        return {
-            "i2t": summarise_ranks(i2t.subset(mask)),
-            "t2i": summarise_ranks(t2i.subset(mask[index])),
+    rows = []
+    for p in group_points(groupings, retrieval_additive(i2t, t2i, index), options):
+        medians = {
+            "i2t": summarise_ranks(i2t.subset(p.mask))["median_rank"],
+            "t2i": summarise_ranks(t2i.subset(p.mask[index]))["median_rank"],
         }
-
-    def extra(mask: np.ndarray) -> dict:
-        full = exact(mask)
-        return {side: {"median_rank": full[side]["median_rank"]} for side in ("i2t", "t2i")}
-
-    rows = group_rows(groupings, retrieval_additive(i2t, t2i, index), options, extra=extra)
-    for row in rows:
-        for side in ("i2t", "t2i"):
-            row[side]["n"] = int(row[side]["n"])
+        values = {side: _recall(p.point, side, medians[side]) for side in ("i2t", "t2i")}
+        rows.append(group_row(p, p.n, values, options.min_n))
     return groups_document(rows, RETRIEVAL_HEADLINES, options, missing)
 
 
@@ -202,8 +215,12 @@ def zeroshot_groups(
     options: GroupOptions,
     missing: Sequence[MissingRows] = (),
     score: Score | None = None,
-) -> dict:
-    rows = group_rows(groupings, zeroshot_additive(X, class_embeddings, truth, score), options)
+) -> GroupsReport:
+    """`n` of a zero-shot row counts the group's labelled images."""
+    rows = []
+    for p in group_points(groupings, zeroshot_additive(X, class_embeddings, truth, score), options):
+        values = {k: v for k, v in p.point.items() if k != "n"}
+        rows.append(group_row(p, int(p.point["n"]), values, options.min_n))
     return groups_document(rows, ZEROSHOT_HEADLINES, options, missing)
 
 
@@ -218,7 +235,7 @@ def store_groups(
     captions: str = "all",
     label_set: str = "category",
     score: str | None = None,
-) -> dict:
+) -> GroupsReport:
     """The `groups` entry of `mgap gap|zeroshot --groups ...` for one store (`retrieval`
     builds it from the ranks its report already computed, see `retrieval_groups`)."""
     if command == "zeroshot":

@@ -31,6 +31,7 @@ from mgap.engine.reports.analysis import (
     RetrievalCategory,
     RetrievalReport,
 )
+from mgap.engine.reports.groups import GroupsReport
 from mgap.engine.studies.pairs import store_header, store_pairs
 from mgap.engine.studies.scores import store_score
 from mgap.engine.studies.work import Work
@@ -213,7 +214,7 @@ def retrieval_report(
     *,
     by_category: bool = False,
     captions: str = "all",
-    groups: Callable[[Ranks, Ranks, np.ndarray], dict] | None = None,
+    groups: Callable[[Ranks, Ranks, np.ndarray], GroupsReport] | None = None,
     score: str | None = None,
     backend: Backend | None = None,
     sample: int | None = None,

@@ -26,8 +26,15 @@ from mgap.engine.measures.additive import (
 from mgap.engine.measures.retrieval import score_ranks
 from mgap.engine.measures.scores import Score
 from mgap.engine.reports.base import declared, json_key
-from mgap.engine.reports.studies import RobustnessReport, RobustnessSetting, RobustnessValues
-from mgap.engine.studies.group_report import GroupOptions, group_rows, groups_document
+from mgap.engine.reports.groups import GroupRow, RobustnessValues
+from mgap.engine.reports.studies import RobustnessReport, RobustnessSetting
+from mgap.engine.studies.group_report import (
+    FIELD,
+    GroupOptions,
+    group_points,
+    group_row,
+    groups_document,
+)
 from mgap.engine.studies.groupings import Grouping, MissingRows
 from mgap.engine.studies.pairs import store_header, store_pairs
 from mgap.engine.studies.scores import store_score
@@ -126,18 +133,23 @@ def _setting(name: str, point: dict, clean: dict) -> RobustnessSetting:
     )
 
 
-def _group_rows(name: str, additive: Additive, grouping: tuple, clean_groups: dict) -> list[dict]:
+def _group_rows(
+    name: str, additive: Additive, grouping: tuple, clean_groups: dict
+) -> list[GroupRow]:
     """The setting's rows per group, each with its change from the clean group."""
     groupings, options = grouping
     rows = []
-    for row in group_rows(groupings, additive, options):
-        row = {"setting": name, **row, **_complete(row)}
-        row["n_images"] = int(row["n_images"])
-        key = (row["grouping"], row["group"])
+    for p in group_points(groupings, additive, options):
+        values = _complete(p.point)
+        values["n_images"] = int(values["n_images"])
+        key = (p.grouping, p.group)
         if name == CLEAN:
-            clean_groups[key] = row
-        row["delta"] = _deltas(row, clean_groups[key])
-        rows.append(row)
+            clean_groups[key] = values
+        delta = RobustnessValues(**_values(_deltas(values, clean_groups[key])))
+        point = {k: values[k] for k in p.point}  # the keys the store gives, in their order
+        unknown = {FIELD[k]: None for k in values if k not in p.point}  # after the interval
+        head = {"setting": name}
+        rows.append(group_row(p, p.n, point, options.min_n, head, **unknown, delta=delta))
     return rows
 
 

@@ -4,13 +4,13 @@ measure itself is `mgap.engine.measures.zeroshot`)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 
 from mgap.core.errors import StoreError
 from mgap.engine.measures.zeroshot import as_multi_hot, zero_shot
 from mgap.engine.reports.analysis import ClassAccuracy, ZeroShotReport
+from mgap.engine.reports.groups import GroupsReport
 from mgap.engine.studies.pairs import store_header
 from mgap.engine.studies.scores import store_score
 from mgap.store import Store
@@ -58,7 +58,7 @@ def zero_shot_report(
     store: Store,
     label_set: str = PROMPT_SET_CATEGORY,
     score: str | None = None,
-    groups: Callable[[], dict[str, Any]] | None = None,
+    groups: Callable[[], GroupsReport] | None = None,
 ) -> ZeroShotReport:
     """The `mgap zeroshot` report, from the class prompt embeddings in the store; `score`
     defaults to cosine, or negative geodesic distance on Lorentz stores; `groups()` gives

@@ -42,6 +42,7 @@ from mgap.output import fmt, print_json, stdout
 
 if TYPE_CHECKING:
     from mgap.engine.reports.analysis import CategoryRow, GapReport, HyperbolicReport
+    from mgap.engine.reports.groups import GroupsReport
 
 
 def print_gap(report: GapReport) -> None:
@@ -198,7 +199,7 @@ def gap(
         print_groups(report.groups, GROUP_COLUMNS)
 
 
-def _groups(opened, grouped, captions: str) -> dict:
+def _groups(opened, grouped, captions: str) -> GroupsReport:
     """The `--groups` document."""
     from mgap.engine.studies.group_report import store_groups
 

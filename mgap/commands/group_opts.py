@@ -4,12 +4,15 @@ that the four commands share one spelling and one printer."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from mgap.core.errors import UsageError
 from mgap.output import fmt, note, stdout
+
+if TYPE_CHECKING:
+    from mgap.engine.reports.groups import GroupRow, GroupsReport, GroupSummary
 
 GROUPS_OPT = typer.Option(
     None,
@@ -52,10 +55,9 @@ def load_groups(store: Any, specs: list[str] | None, min_group: int, bootstrap: 
     return groupings, GroupOptions(min_n=min_group, bootstrap=bootstrap), missing
 
 
-def _cell(row: dict, key: str, digits: int) -> str:
-    head, dot, tail = key.partition(".")
-    value = row.get(head, {}).get(tail) if dot else row.get(key)
-    ci = row.get("ci", {}).get(key)
+def _cell(row: GroupRow, key: str, digits: int) -> str:
+    value = row.value(key)
+    ci = row.ci.get(key)
     text = fmt(value, digits)
     if ci and ci[0] is not None and value is not None:
         text += f"\n[{fmt(ci[0], digits)},{fmt(ci[1], digits)}]"
@@ -63,7 +65,7 @@ def _cell(row: dict, key: str, digits: int) -> str:
 
 
 def print_groups(
-    groups: dict, columns: list[tuple[str, str]], digits: int = 3, by_setting: bool = False
+    groups: GroupsReport, columns: list[tuple[str, str]], digits: int = 3, by_setting: bool = False
 ) -> None:
     """One table per grouping (and setting): group, n, each metric with its interval; small
     groups marked; then the worst/best lines of the summary."""
@@ -71,18 +73,17 @@ def print_groups(
     from rich.table import Table
 
     keys = []
-    for row in groups["rows"]:
-        key = (row["grouping"], row.get("setting")) if by_setting else (row["grouping"], None)
+    for row in groups.rows:
+        key = (row.grouping, row.setting if by_setting else None)
         if key not in keys:
             keys.append(key)
-    level = groups["level"]
     for grouping, setting in keys:
         title = f"Groups: {grouping}" + (f" ({setting})" if setting else "")
         out = Table(
             title=title,
             title_justify="left",
-            caption=f"[{level:.0%} bootstrap interval, {groups['bootstrap']} replicates]; "
-            f"* = fewer than {groups['min_n']} images, not ranked",
+            caption=f"[{groups.level:.0%} bootstrap interval, {groups.bootstrap} replicates]; "
+            f"* = fewer than {groups.min_n} images, not ranked",
             caption_justify="left",
             box=box.SIMPLE_HEAD,
             pad_edge=False,
@@ -92,22 +93,26 @@ def print_groups(
         out.add_column("n", justify="right", no_wrap=True, min_width=3)
         for label, _ in columns:
             out.add_column(label, justify="right", no_wrap=True)
-        for row in groups["rows"]:
-            if row["grouping"] != grouping or (by_setting and row.get("setting") != setting):
+        for row in groups.rows:
+            if row.grouping != grouping or (by_setting and row.setting != setting):
                 continue
-            name = row["group"][:18] + ("*" if row["small"] else "")
-            out.add_row(name, str(row["n"]), *(_cell(row, key, digits) for _, key in columns))
+            name = row.group[:18] + ("*" if row.small else "")
+            out.add_row(name, str(row.n), *(_cell(row, key, digits) for _, key in columns))
         stdout.print(out)
-        for entry in groups["summary"]:
-            if entry["grouping"] != grouping or (by_setting and entry.get("setting") != setting):
+        for entry in groups.summary:
+            if entry.grouping != grouping or (by_setting and entry.setting != setting):
                 continue
-            if "worst" not in entry:
-                stdout.print(f"  {entry['metric']}: no group has enough images to rank")
-                continue
-            stdout.print(
-                f"  {entry['metric']}: worst {entry['worst']['group'][:16]} "
-                f"{fmt(entry['worst']['value'], digits)} · best {entry['best']['group'][:16]} "
-                f"{fmt(entry['best']['value'], digits)} · diff "
-                f"{fmt(entry['difference'], digits)} · ratio {fmt(entry['ratio'], digits)}",
-                highlight=False,
-            )
+            _summary_line(entry, digits)
+
+
+def _summary_line(entry: GroupSummary, digits: int) -> None:
+    worst, best = entry.worst, entry.best
+    if worst is None or best is None:
+        stdout.print(f"  {entry.metric}: no group has enough images to rank")
+        return
+    stdout.print(
+        f"  {entry.metric}: worst {worst.group[:16]} {fmt(worst.value, digits)} · best "
+        f"{best.group[:16]} {fmt(best.value, digits)} · diff "
+        f"{fmt(entry.difference, digits)} · ratio {fmt(entry.ratio, digits)}",
+        highlight=False,
+    )

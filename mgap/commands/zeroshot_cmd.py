@@ -27,6 +27,7 @@ from mgap.output import fmt, print_json, stdout
 
 if TYPE_CHECKING:
     from mgap.engine.reports.analysis import ZeroShotReport
+    from mgap.engine.reports.groups import GroupsReport
 
 
 def print_zeroshot(report: ZeroShotReport) -> None:
@@ -89,7 +90,7 @@ def zeroshot(
         print_groups(report.groups, [("top-1", "accuracy"), ("top-5", "top5_accuracy")])
 
 
-def _groups(opened, grouped, labels: str, score: str | None) -> dict:
+def _groups(opened, grouped, labels: str, score: str | None) -> GroupsReport:
     """The `--groups` document."""
     from mgap.engine.studies.group_report import store_groups
 
