@@ -22,6 +22,7 @@ def ls(
     """List the stores in the store directory with status, model and rows."""
     from mgap.config import load_config
     from mgap.engine.reports.stores import store_list
+    from mgap.store.listing import NOT_A_STORE
 
     root = store_dir or load_config().store_dir
     if Path(root).exists() and not Path(root).is_dir():
@@ -33,7 +34,11 @@ def ls(
     if json_out:
         print_json(report.to_json())
         return
-    entries = report.stores
+    entries = [e for e in report.stores if e.status != NOT_A_STORE]
+    others = [e.name for e in report.stores if e.status == NOT_A_STORE]
+    if others:
+        shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+        note(f"{len(others)} .h5 files in {root} are not mgap stores (left out): {shown}")
     if not entries:
         note(f"no stores in {root} (create one with `mgap extract` or `mgap demo`)")
         return
