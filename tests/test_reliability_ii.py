@@ -30,6 +30,7 @@ from mgap.store.lock import StoreLock
 from mgap.store.naming import SIDECARS, sidecar
 from mgap.store.progress import write_progress
 from mgap.store.writer import StoreLayout, StoreWriter, create_store
+from mgap.tui.launcher import launch_detached
 
 
 def _sha(path) -> str:
@@ -122,7 +123,7 @@ def test_the_undo_of_the_same_store_still_rolls_back(tmp_path):
 # -- item 2: sidecars never followed through links ---------------------------------------
 def _use_every_sidecar(path) -> None:
     """Everything mgap writes beside a store: lock, creation, rows, skips, a metadata
-    write (undo), the final status, progress, cache, rank folder."""
+    write (undo), the final status, progress, cache, rank folder, the TUI's job log."""
     with StoreLock(path):
         w = _partial(path)
         w.write_images(0, np.ones((8, 8), np.float32), np.ones(8))
@@ -134,6 +135,9 @@ def _use_every_sidecar(path) -> None:
     save_cached(store, "k", {"a": np.arange(3)})
     assert load_cached(Store(path), "k")["a"].tolist() == [0, 1, 2]
     _check_plan(path, {"world_size": 1}, overwrite=False)
+    job = launch_detached([sys.executable, "-c", "print('job output')"], sidecar(path, ".log"))
+    assert job.process.wait(timeout=60) == 0
+    assert sidecar(path, ".log").read_bytes().endswith(b"job output\n")
 
 
 @pytest.mark.parametrize("suffix", SIDECARS)
