@@ -79,6 +79,19 @@ def ls(
             note(f"{e.name}: {e.error}")
         elif e.shards:
             note(f"{e.name}: from {e.shards} WebDataset shards, {e.samples} samples")
+        _note_leftover_ranks(e.path, e.name, e.status)
+
+
+def _note_leftover_ranks(path: str | Path, name: str, status: str) -> None:
+    """One line while a complete store still has its rank stores beside it (store/merge.py)."""
+    from mgap.store.merge import leftover_ranks
+
+    size = leftover_ranks(path) if status == "complete" else None
+    if size is not None:
+        note(
+            f"{name}: {name}.ranks holds {size / 1e6:.1f} MB of rank stores left by an "
+            "--nproc run; the next `mgap extract` of this store removes them"
+        )
 
 
 def info(
@@ -137,6 +150,7 @@ def info(
         seed = s.attrs.get("perturb_seed", 0)
         table.add_row("perturbations", f"{', '.join(s.perturbations)} (seed {seed})")
     stdout.print(table)
+    _note_leftover_ranks(store, Path(store).name, s.status)
     if s.skipped:
         note(
             f"{len(s.skipped)} skipped images, e.g. "
