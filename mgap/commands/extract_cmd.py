@@ -14,7 +14,7 @@ from mgap.core.errors import UsageError
 from mgap.store import schema as S
 
 if TYPE_CHECKING:
-    from mgap.engine.extract.job import ExtractedStore
+    from mgap.engine.reports.pipeline import ExtractedStore
 
 #: what `--store-dtype` accepts
 STORE_DTYPES = ("float16", "float32")
