@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from mgap.core.errors import StoreError
-from mgap.store.probe import probe_many
+from mgap.store.probe import not_a_store, probe_many
 from mgap.store.progress import is_running, read_progress
 from mgap.store.reader import Store
 
@@ -38,28 +38,27 @@ class StoreListing:
         return asdict(self)
 
 
+#: the status of an HDF5 file without a store's datasets (docs/commands.md, `mgap ls`)
+NOT_A_STORE = "not-a-store"
+
+
+def _unread(path: Path, status: str, running: bool, size_mb: float, error: str) -> StoreListing:
+    return StoreListing(
+        str(path), path.name, status, "", "", "", 0, 0, None, 0, running, size_mb, error
+    )
+
+
 def describe(path: str | os.PathLike) -> StoreListing:
     path = Path(path)
     size_mb = path.stat().st_size / 1e6 if path.exists() else 0.0
+    probe_many([path])  # memoised: a file `list_stores` has probed is not probed again
+    if not_a_store(path):
+        return _unread(path, NOT_A_STORE, False, size_mb, f"{path} is not an mgap store")
     running = is_running(read_progress(path))
     try:
         store = Store(path)
     except StoreError as exc:
-        return StoreListing(
-            str(path),
-            path.name,
-            "broken",
-            "",
-            "",
-            "",
-            0,
-            0,
-            None,
-            0,
-            running,
-            size_mb,
-            exc.one_line(),
-        )
+        return _unread(path, "broken", running, size_mb, exc.one_line())
     status = "running" if running else store.status
     return StoreListing(
         str(path),

@@ -5,11 +5,19 @@ can be moved, copied and opened without the rank files beside it (readers refuse
 datasets that point elsewhere), and the rank files can be deleted once it is verified.
 Rows move block by block through `StoreWriter`, so the copy needs one block of memory and
 a kill during the merge leaves a partial store that the next run rebuilds.
+
+The rank stores (`<store>.ranks/`) are a second full copy of the embeddings. The merge
+removes them once the merged store verifies; a kill just before that, or a one-process
+rerun that completed the store instead, leaves them: `leftover_ranks` sizes them for
+`mgap ls`/`info`, and the next `mgap extract` of that store removes them
+(`drop_leftover_ranks`), once the store is complete and verifies (docs/guarantees.md).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,7 +25,9 @@ import h5py
 
 from mgap.core.errors import StoreError
 from mgap.store import schema as S
+from mgap.store.naming import sidecar
 from mgap.store.reader import Store
+from mgap.store.verify import verify_store
 from mgap.store.writer import StoreWriter
 
 
@@ -65,3 +75,37 @@ def merge_rank_stores(
         with h5py.File(part, "r", locking=False) as f:
             text_start += int(f[S.TEXT_CAPTIONS].shape[0])
     return skipped
+
+
+def leftover_ranks(final: str | os.PathLike) -> int | None:
+    """Bytes in the rank-store folder beside `final` (links not followed), None if none."""
+    folder = sidecar(final, ".ranks")
+    try:
+        if not stat.S_ISDIR(os.lstat(folder).st_mode):
+            return None
+    except OSError:
+        return None
+    total = 0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                continue
+    return total
+
+
+def drop_leftover_ranks(final: str | os.PathLike) -> int | None:
+    """Remove the rank stores beside `final` when `final` is complete and verifies;
+    the bytes freed, or None when nothing was removed (a link there is never followed)."""
+    size = leftover_ranks(final)
+    if size is None:
+        return None
+    try:
+        sound = Store(final).status == S.STATUS_COMPLETE and not verify_store(final)
+    except StoreError:
+        return None
+    if not sound:
+        return None
+    shutil.rmtree(sidecar(final, ".ranks"))
+    return size

@@ -69,6 +69,7 @@ SIDECARS = (
     ".cache.h5",
     ".cache.h5.lock",
     ".ranks",
+    ".log",
 )
 
 

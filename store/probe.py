@@ -14,6 +14,10 @@ A single-threaded process forks (cheap: h5py is already loaded, and the child le
 `os._exit`). A multi-threaded one (the TUI) runs `python -m mgap.store.probe` instead: a
 fork copies only the calling thread, and a lock another thread holds (h5py's) would
 never be released in the child. `probe_many` walks many files in one child (`mgap ls`).
+
+A file whose root lacks the datasets every store has (`schema.IMAGE_IDS`,
+`schema.TEXT_CAPTIONS`) is no mgap store: the child says so and does not walk it, and
+`not_a_store` answers from the memo (`mgap ls` skips such files fast, docs/commands.md).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from pathlib import Path
 import h5py
 
 from mgap.core.errors import StoreError
+from mgap.store import schema as S
 
 #: seconds a child may spend on one file, plus one second per PER_SECOND_BYTES of it
 TIMEOUT_S = 5.0
@@ -44,6 +49,8 @@ HINT = f"extract or import it again (on a slow disk, {TIMEOUT_ENV}=SECONDS allow
 
 _Key = tuple[int, int, int, int]
 _verdicts: dict[_Key, str | None] = {}
+#: files the child found to be HDF5 without a store's datasets
+_foreign: set[_Key] = set()
 
 
 def _key(path: Path) -> _Key | None:
@@ -94,9 +101,12 @@ def _read_dataset_metadata(ds: h5py.Dataset) -> None:
         _touch(lambda: ds[...])  # variable-length strings live in the global heap too
 
 
-def walk(path: str | os.PathLike) -> None:
-    """Open `path` and read all its metadata, following hard links only."""
+def walk(path: str | os.PathLike) -> bool:
+    """Open `path` and read all its metadata, following hard links only; False, without
+    the walk, when its root lacks a store's datasets (it is no mgap store)."""
     with h5py.File(path, "r", locking=False) as f:
+        if S.IMAGE_IDS not in f or S.TEXT_CAPTIONS not in f:
+            return False
         _read_attrs(f)
         seen: set[int] = set()
         stack: list[h5py.Group] = [f]
@@ -119,15 +129,18 @@ def walk(path: str | os.PathLike) -> None:
                     stack.append(obj)
                 elif isinstance(obj, h5py.Dataset):
                     _touch(lambda obj=obj: _read_dataset_metadata(obj))
+    return True
 
 
 def _serve(paths: Sequence[str], fd: int) -> None:
-    """The child's loop: `ready`, then one `done` line per file walked, in order."""
+    """The child's loop: `ready`, then one line per file, in order: `done` when walked
+    (or when HDF5 refused it: the real open reports that), `other` when no mgap store."""
     os.write(fd, b"ready\n")
     for path in paths:
+        store = True
         with contextlib.suppress(BaseException):
-            walk(path)
-        os.write(fd, b"done\n")
+            store = walk(path)
+        os.write(fd, b"other\n" if store is False else b"done\n")
 
 
 # ---- the parent's side ----------------------------------------------------------------
@@ -191,7 +204,8 @@ def _not_started() -> StoreError:
 
 
 def _run(paths: Sequence[Path]) -> tuple[int, str | None]:
-    """Walk `paths` in one child: how many it finished, and what stopped it (or None)."""
+    """Walk `paths` in one child: how many it finished, and what stopped it (or None).
+    The files it found to be no mgap store go into the memo `_foreign`."""
     child = _Child(paths)
     done, started, buffer, ended = 0, False, b"", False
     deadline = time.monotonic() + START_S
@@ -212,7 +226,10 @@ def _run(paths: Sequence[Path]) -> tuple[int, str | None]:
                 return done, f"HDF5 crashed reading its metadata ({name})"
             *lines, buffer = (buffer + chunk).split(b"\n")
             started = started or b"ready" in lines
-            done += lines.count(b"done")
+            for line in lines:
+                if line == b"other" and (key := _key(paths[done])) is not None:
+                    _foreign.add(key)
+                done += line in (b"done", b"other")
             if started and lines and done < len(paths):
                 deadline = time.monotonic() + timeout_for(paths[done])
         return done, None
@@ -254,11 +271,17 @@ def probe(path: str | os.PathLike) -> str | None:
     return probe_many([path])[Path(path)]
 
 
+def not_a_store(path: str | os.PathLike) -> bool:
+    """True when a probe of `path` as it is now found HDF5 without a store's datasets."""
+    return _key(Path(path)) in _foreign
+
+
 def trust(path: str | os.PathLike) -> None:
     """Record `path` as it is now as sound: this process has just written it."""
     key = _key(Path(path))
     if key is not None:
         _verdicts[key] = None
+        _foreign.discard(key)
 
 
 if __name__ == "__main__":

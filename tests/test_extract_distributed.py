@@ -92,6 +92,22 @@ def test_two_ranks_merge_bit_equal_to_one_process(tiny_coco, tmp_path, cli):
     assert cli("verify", str(tmp_path / "dist.h5")).returncode == 0
 
 
+@pytest.mark.slow
+def test_the_next_extract_of_a_complete_store_removes_rank_stores_left_beside_it(
+    tiny_coco, tmp_path, cli
+):
+    out = tmp_path / "s.h5"
+    assert _run(cli, tiny_coco, out).returncode == 0
+    folder = out.with_name(out.name + ".ranks")  # as a kill before the merge's cleanup leaves it
+    folder.mkdir()
+    (folder / "rank-00000-of-00002.h5").write_bytes(b"\0" * 4096)
+    r = _run(cli, tiny_coco, out)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["stores"][0]["status"] == "complete"
+    assert not folder.exists()
+    assert cli("verify", str(out)).returncode == 0
+
+
 def _rank_progress(out: Path, rank: int) -> dict:
     path = out.with_name(out.name + ".ranks") / f"rank-{rank:05d}-of-00002.h5.progress.json"
     try:
@@ -106,7 +122,10 @@ def test_killed_rank_then_rerun_gives_the_same_arrays(tiny_coco, tmp_path, cli):
     out = tmp_path / "dist.h5"
     cmd = [sys.executable, "-m", "mgap", "extract", *COMMON, "--data-root", str(tiny_coco)]
     cmd += ["--out", str(out), "--quiet", "--nproc", "2"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline, killed = time.time() + 240, False
     while time.time() < deadline and proc.poll() is None:
         doc = _rank_progress(out, 1)
@@ -124,6 +143,7 @@ def test_killed_rank_then_rerun_gives_the_same_arrays(tiny_coco, tmp_path, cli):
         "blocks already written are kept"
     ]
     assert not out.exists() and _rank_progress(out, 1)["images_done"] >= 4
+    assert list(tmp.glob("mgap-torchrun-*")) == []  # the line names no log, so none is kept
     # another world size over the same partial stores: one line, nothing touched
     r = _run(cli, tiny_coco, out, "--nproc", "3")
     assert r.returncode == 2
@@ -132,6 +152,47 @@ def test_killed_rank_then_rerun_gives_the_same_arrays(tiny_coco, tmp_path, cli):
     r = _run(cli, tiny_coco, out, "--nproc", "2")
     assert r.returncode == 0, r.stderr
     _assert_same(tmp_path / "ref.h5", out)
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie nobody has reaped yet does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_kill_of_the_launchers_group_ends_its_ranks_and_leaves_no_log(tiny_coco, tmp_path):
+    out = tmp_path / "dist.h5"
+    cmd = [sys.executable, "-m", "mgap", "extract", *COMMON, "--data-root", str(tiny_coco)]
+    cmd += ["--out", str(out), "--quiet", "--nproc", "2"]
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True
+    )
+    deadline, pids = time.time() + 240, []
+    while time.time() < deadline and proc.poll() is None:
+        docs = [_rank_progress(out, rank) for rank in (0, 1)]
+        busy = docs[1].get("phase") == "images" and docs[1].get("images_done", 0) < 12
+        if busy and docs[0].get("pid"):  # rank 0 may be ahead, waiting at the barrier
+            pids = [d["pid"] for d in docs]
+            os.killpg(proc.pid, signal.SIGKILL)  # what `kill -9 -PGID` does
+            break
+        time.sleep(0.05)
+    assert pids, "the ranks ended before the launcher could be killed"
+    proc.wait(timeout=60)
+    deadline = time.time() + 30
+    while time.time() < deadline and any(_alive(pid) for pid in pids):
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in pids), "a rank outlived its launcher"
+    time.sleep(2)
+    assert not out.exists()  # no orphan finished the store
+    assert list(tmp.glob("mgap-torchrun-*")) == []  # no torchrun log left behind
 
 
 #: the closing block torchrun prints when a worker fails (torch 2.x, as captured here)

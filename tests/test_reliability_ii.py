@@ -27,9 +27,11 @@ from mgap.store import Store, undo
 from mgap.store.build import store_from_arrays
 from mgap.store.cache import load_cached, save_cached
 from mgap.store.lock import StoreLock
+from mgap.store.merge import drop_leftover_ranks
 from mgap.store.naming import SIDECARS, sidecar
 from mgap.store.progress import write_progress
 from mgap.store.writer import StoreLayout, StoreWriter, create_store
+from mgap.tui.launcher import launch_detached
 
 
 def _sha(path) -> str:
@@ -122,7 +124,7 @@ def test_the_undo_of_the_same_store_still_rolls_back(tmp_path):
 # -- item 2: sidecars never followed through links ---------------------------------------
 def _use_every_sidecar(path) -> None:
     """Everything mgap writes beside a store: lock, creation, rows, skips, a metadata
-    write (undo), the final status, progress, cache, rank folder."""
+    write (undo), the final status, progress, cache, rank folder, the TUI's job log."""
     with StoreLock(path):
         w = _partial(path)
         w.write_images(0, np.ones((8, 8), np.float32), np.ones(8))
@@ -134,6 +136,9 @@ def _use_every_sidecar(path) -> None:
     save_cached(store, "k", {"a": np.arange(3)})
     assert load_cached(Store(path), "k")["a"].tolist() == [0, 1, 2]
     _check_plan(path, {"world_size": 1}, overwrite=False)
+    job = launch_detached([sys.executable, "-c", "print('job output')"], sidecar(path, ".log"))
+    assert job.process.wait(timeout=60) == 0
+    assert sidecar(path, ".log").read_bytes().endswith(b"job output\n")
 
 
 @pytest.mark.parametrize("suffix", SIDECARS)
@@ -345,3 +350,48 @@ def test_duplicate_ids_in_a_groups_csv_are_counted_in_the_note(tmp_path):
     _, [report] = load_groupings(Store(path), [str(table)])
     assert report.duplicate_rows == 3
     assert "3 rows repeat an image of an earlier row" in report.line()
+
+
+def _leftover_ranks(path, size: int):
+    folder = sidecar(path, ".ranks")
+    folder.mkdir()
+    (folder / "rank-00000-of-00002.h5").write_bytes(b"\0" * size)
+    (folder / "plan.json").write_text("{}")  # 2 bytes
+    return folder
+
+
+def test_leftover_rank_stores_are_named_with_their_size_and_dropped_once_complete(tmp_path):
+    path = tmp_path / "s.h5"
+    _complete(path, 1, "m")
+    folder = _leftover_ranks(path, 1_499_998)
+    code, err = _run(["ls", "--store-dir", str(tmp_path)])
+    assert code == 0
+    said = " ".join(err.split())
+    assert "s.h5: s.h5.ranks holds 1.5 MB of rank stores left by an --nproc run" in said
+    code, err = _run(["info", str(path)])
+    assert code == 0 and "s.h5.ranks holds 1.5 MB" in " ".join(err.split())
+    assert drop_leftover_ranks(path) == 1_500_000
+    assert not folder.exists() and Store(path).status == "complete"
+    assert "ranks" not in _run(["ls", "--store-dir", str(tmp_path)])[1]
+
+
+def test_rank_stores_beside_a_partial_or_damaged_store_or_behind_a_link_are_kept(tmp_path):
+    partial = tmp_path / "p.h5"
+    _partial(partial)
+    kept = _leftover_ranks(partial, 10)
+    assert drop_leftover_ranks(partial) is None and kept.is_dir()
+    assert "ranks" not in _run(["ls", "--store-dir", str(tmp_path)])[1]  # the resume needs them
+    damaged = tmp_path / "d.h5"
+    _complete(damaged, 2, "m")
+    with h5py.File(damaged, "r+") as f:
+        f["images/embeddings"][0] += 1  # rows no longer match their checksums
+    kept = _leftover_ranks(damaged, 10)
+    assert drop_leftover_ranks(damaged) is None and kept.is_dir()
+    linked = tmp_path / "l.h5"
+    _complete(linked, 3, "m")
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (target / "keep").write_bytes(b"keep me")
+    sidecar(linked, ".ranks").symlink_to(target)
+    assert drop_leftover_ranks(linked) is None
+    assert (target / "keep").read_bytes() == b"keep me"

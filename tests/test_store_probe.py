@@ -41,8 +41,10 @@ def stores(tmp_path, make_store, rng):
 def fast_probe(monkeypatch):
     monkeypatch.setenv("MGAP_PROBE_TIMEOUT", "1")
     probe._verdicts.clear()
+    probe._foreign.clear()
     yield
     probe._verdicts.clear()
+    probe._foreign.clear()
 
 
 def _timed(cli, *args):
@@ -76,6 +78,34 @@ def test_ls_shows_the_hanging_store_broken_and_lists_the_rest(stores, cli):
     assert [entries[n]["status"] for n in sorted(entries)] == ["complete", "broken", "complete"]
     assert "HDF5 did not finish reading its metadata" in entries["b_hang.h5"]["error"]
     assert entries["c_good.h5"]["n_images"] == 5
+
+
+def test_ls_says_not_an_mgap_store_for_other_hdf5_files_and_still_lists_a_store(
+    tmp_path, make_store, rng, cli
+):
+    import h5py
+
+    X = rng.normal(size=(4, 3)).astype(np.float32)
+    make_store("real.h5", X=X, Y=X + 1)
+    for i in range(300):
+        with h5py.File(tmp_path / f"other{i:03d}.h5", "w") as f:
+            f["values"] = np.arange(i + 1)
+            f.attrs["kind"] = "someone else's"
+    result, seconds = _timed(cli, "ls", "--store-dir", str(tmp_path), "--json")
+    assert result.returncode == 0 and seconds < BOUND_S, result.stderr
+    entries = {e["name"]: e for e in json.loads(result.stdout)["stores"]}
+    assert len(entries) == 301
+    assert entries["real.h5"]["status"] == "complete" and entries["real.h5"]["n_images"] == 4
+    others = [e for name, e in entries.items() if name != "real.h5"]
+    assert {e["status"] for e in others} == {"not-a-store"}
+    assert entries["other007.h5"]["error"] == f"{tmp_path / 'other007.h5'} is not an mgap store"
+    table = cli("ls", "--store-dir", str(tmp_path), env=FAST, timeout=BOUND_S * 2)
+    assert table.returncode == 0 and "real.h5" in table.stdout
+    assert "other" not in table.stdout
+    assert "300 .h5 files in" in table.stderr and "are not mgap stores (left out)" in table.stderr
+    assert probe.probe(tmp_path / "other000.h5") is None
+    assert probe.not_a_store(tmp_path / "other000.h5")
+    assert not probe.not_a_store(tmp_path / "real.h5")
 
 
 def test_a_forked_probe_and_a_subprocess_probe_give_the_same_verdicts(

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mgap.core.errors import MgapError, UsageError
-from mgap.store.naming import store_filename
+from mgap.store.naming import sidecar, store_filename
 from mgap.store.process import job_mismatch
 from mgap.store.progress import find_progress_files, is_running, pid_alive, read_progress
 from mgap.tui.launcher import launch_detached
@@ -104,7 +104,7 @@ def extract_command(
 
 def log_path(models: list[str], dataset: DatasetChoice, store_dir: Path) -> Path:
     """`<first store>.log`: found again by a restarted TUI from the progress file's store."""
-    return store_dir / (store_filename(dataset.kind, dataset.split, models[0]) + ".log")
+    return sidecar(store_dir / store_filename(dataset.kind, dataset.split, models[0]), ".log")
 
 
 def launch_extract(
@@ -174,7 +174,7 @@ def _row_from_progress(path: Path, doc: dict[str, object]) -> JobRow:
     if status in ("starting", "running") and not running:
         status = "lost"  # the process is gone without writing a final status
     pid = doc.get("pid")
-    log = store_path.with_name(store_path.name + ".log")
+    log = sidecar(store_path, ".log")
     return JobRow(
         key=str(path),
         name=store_path.name,

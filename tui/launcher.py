@@ -15,6 +15,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+from mgap.store.naming import open_sidecar
 from mgap.store.process import JOB_TOKEN_ENV, new_job_token, token_digest
 
 
@@ -34,12 +35,16 @@ def launch_detached(
     command: list[str], log: Path, stdout: Path | None = None, env: dict[str, str] | None = None
 ) -> Detached:
     """Start `command` in its own session: stderr (and stdout unless `stdout` is given) is
-    appended to `log` after a `$ command` line; `env` adds to the TUI's environment."""
+    appended to `log` after a `$ command` line; `env` adds to the TUI's environment.
+    Both files sit beside a store and are opened without following links (`open_sidecar`)."""
     token = new_job_token()
     environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {}), JOB_TOKEN_ENV: token}
     with ExitStack() as files:
-        err = files.enter_context(log.open("ab"))
-        out = files.enter_context(stdout.open("wb")) if stdout is not None else err
+        append, replace = os.O_WRONLY | os.O_CREAT | os.O_APPEND, os.O_WRONLY | os.O_CREAT
+        err = files.enter_context(os.fdopen(open_sidecar(log, append), "ab"))
+        out = err
+        if stdout is not None:
+            out = files.enter_context(os.fdopen(open_sidecar(stdout, replace | os.O_TRUNC), "wb"))
         err.write(f"$ {' '.join(command)}\n".encode())
         err.flush()
         process = subprocess.Popen(

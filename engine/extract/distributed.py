@@ -4,11 +4,18 @@ mgap builds no launcher of its own: `torchrun` (or `srun`) starts one `mgap extr
 rank, and each reads its place from the environment. The process group only carries
 barriers and a few small objects (rank statuses), so it always uses gloo, which runs on
 CPU-only and GPU nodes alike; the embeddings never travel over it.
+
+torchrun starts each rank in a session of its own, so a kill of the launcher's process
+group (`kill -9 -PGID`) would miss them: `die_with_parent` ties each process of an
+`--nproc` run to the one that started it (Linux's PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -17,6 +24,9 @@ from mgap.core.errors import UsageError
 
 #: how long a rank waits at a barrier for slower ranks before giving up (seconds)
 DEFAULT_TIMEOUT_S = 24 * 3600
+#: the pid of `mgap extract --nproc` (the launcher), in the environment of its ranks
+LAUNCHER_PID_ENV = "MGAP_LAUNCHER_PID"
+_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -75,12 +85,47 @@ def rank_device(device: str, rank: RankEnv) -> str:
     return "cpu" if device == "auto" else device
 
 
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def die_with_parent(sig: int, parent: int | None = None) -> None:
+    """Have Linux send `sig` to this process when the one that started it dies; if that
+    happened already (`parent`, the expected parent pid, is not ours), take `sig` now.
+    Elsewhere a no-op: there, a kill of the launcher leaves its ranks to finish."""
+    if not sys.platform.startswith("linux"):
+        return
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+    if parent is not None and os.getppid() != parent:
+        os.kill(os.getpid(), sig)
+
+
+def die_with_launcher(rank: RankEnv) -> None:
+    """A rank of `mgap extract --nproc` dies at once (SIGKILL, as a kill of the group
+    would have done; the rerun resumes) when torchrun dies, or when the launcher is gone
+    already: a graceful stop would wait at barriers on peers that are going too."""
+    launcher = os.environ.get(LAUNCHER_PID_ENV, "")
+    if rank.launcher != "torchrun" or not launcher.isdigit():
+        return
+    die_with_parent(signal.SIGKILL)
+    if _gone(int(launcher)):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def init_group(rank: RankEnv) -> None:
-    """Join the job's gloo process group (MASTER_ADDR/MASTER_PORT rendezvous)."""
+    """Join the job's gloo process group (MASTER_ADDR/MASTER_PORT rendezvous); a rank of
+    `mgap extract --nproc` first ties its life to the launcher's (`die_with_launcher`)."""
     import torch.distributed as dist
 
     if dist.is_initialized():
         return
+    die_with_launcher(rank)
     if "MASTER_ADDR" not in os.environ:
         if rank.launcher == "slurm":
             raise UsageError(

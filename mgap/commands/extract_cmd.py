@@ -15,6 +15,7 @@ from mgap.store import schema as S
 
 if TYPE_CHECKING:
     from mgap.engine.extract.request import CheckedRequest
+    from mgap.engine.reports.pipeline import ExtractedStore
 
 
 def parse_options(items: list[str] | None, flag: str) -> dict[str, str]:
@@ -171,8 +172,26 @@ def _run(checked: CheckedRequest, json_out: bool, quiet: bool) -> None:
         summaries = run_extraction(checked, reporter)
     finally:
         reporter.close()
+    if main_rank:
+        _drop_leftover_ranks(summaries, quiet)
     if main_rank and print_summary(summaries, json_out, quiet) == "cancelled":
         raise typer.Exit(1)
+
+
+def _drop_leftover_ranks(summaries: list[ExtractedStore], quiet: bool) -> None:
+    """The rank stores a kill or a one-process rerun left beside a store that is now
+    complete go (store/merge.py): a second full copy of its embeddings."""
+    from mgap.output import note
+    from mgap.store.merge import drop_leftover_ranks
+
+    for summary in summaries:
+        if summary.status != S.STATUS_COMPLETE:
+            continue
+        freed = drop_leftover_ranks(summary.store)
+        if freed is not None and not quiet:
+            note(
+                f"removed {summary.store}.ranks ({freed / 1e6:.1f} MB), left by an earlier --nproc run"
+            )
 
 
 def register(app: typer.Typer) -> None:

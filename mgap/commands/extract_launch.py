@@ -2,24 +2,36 @@
 
 torchrun starts N copies of the same `mgap extract` command (without `--nproc`); each
 finds its rank in the environment. Their `mgap ...` lines pass through; torchrun's own
-chatter and tracebacks go to a log file, and a failure becomes one line: the rank that
-died and how, or the ranks' own error lines.
+chatter and tracebacks go to a log, and a failure becomes one line: the rank that died
+and how, or the ranks' own error lines.
+
+The log is an unnamed temporary file while torchrun runs; it is copied to a named
+`mgap-torchrun-*.log` in the temporary folder only when the error line must name it (a
+rank that died of a signal, or said what went wrong, needs no log), so a killed or
+failed run leaves no file nobody was told about. torchrun dies with this process and its ranks with torchrun
+(`distributed.die_with_parent`), so `kill -9 -PGID` of this process's group ends them all.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
+from typing import IO
 
 from mgap.core.errors import MgapError
+from mgap.engine.extract.distributed import LAUNCHER_PID_ENV, die_with_parent
 
 #: the ranks' own progress and summary lines; everything else is torchrun's and goes to the log
 _OURS = re.compile(r"^(mgap extract|(complete|partial|cancelled|failed): )")
 _RETRY = "rerun the same command: blocks already written are kept"
+#: stands for the log in a failure line until the line turns out to name it
+_UNNAMED = Path("<torchrun log>")
 
 
 def strip_nproc(argv: list[str]) -> list[str]:
@@ -73,12 +85,28 @@ def launch(nproc: int, argv: list[str]) -> int:
         *strip_nproc(argv),
     ]
     errors: list[str] = []
-    with (
-        tempfile.NamedTemporaryFile(
-            "w", prefix="mgap-torchrun-", suffix=".log", delete=False, encoding="utf-8"
-        ) as log_file,
-        subprocess.Popen(command, stderr=subprocess.PIPE, text=True, bufsize=1) as proc,
-    ):
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as log_file:
+        code = _run_torchrun(command, log_file, errors)
+        if code == 0:
+            return 0
+        log_file.seek(0)
+        log = log_file.read()
+    line = failure_line(log, errors, nproc, _UNNAMED)
+    if str(_UNNAMED) in line:
+        line = failure_line(log, errors, nproc, _keep(log))
+    print(f"mgap: error: {line}", file=sys.stderr)
+    cause = root_cause(log)
+    return 2 if cause and cause[1] == 2 else 1
+
+
+def _run_torchrun(command: list[str], log_file: IO[str], errors: list[str]) -> int:
+    """torchrun's exit code; its stderr lines into `log_file`, ours passed through."""
+    env = {**os.environ, LAUNCHER_PID_ENV: str(os.getpid())}
+    # torchrun gets SIGTERM (and stops its ranks) if this process dies first
+    dies_with_us = partial(die_with_parent, signal.SIGTERM, os.getpid())
+    with subprocess.Popen(
+        command, stderr=subprocess.PIPE, text=True, bufsize=1, env=env, preexec_fn=dies_with_us
+    ) as proc:
         for line in proc.stderr:
             if line.startswith("mgap: error: "):
                 message = line.removeprefix("mgap: error: ").strip()
@@ -87,12 +115,12 @@ def launch(nproc: int, argv: list[str]) -> int:
             elif _OURS.match(line):
                 sys.stderr.write(line)
             log_file.write(line)
-        code = proc.wait()
-    log_path = Path(log_file.name)
-    if code == 0:
-        log_path.unlink(missing_ok=True)
-        return 0
-    log = log_path.read_text(encoding="utf-8")
-    print(f"mgap: error: {failure_line(log, errors, nproc, log_path)}", file=sys.stderr)
-    cause = root_cause(log)
-    return 2 if cause and cause[1] == 2 else 1
+        return proc.wait()
+
+
+def _keep(log: str) -> Path:
+    """A failed run's log in a new `mgap-torchrun-*.log` (the error line names it)."""
+    fd, name = tempfile.mkstemp(prefix="mgap-torchrun-", suffix=".log")
+    with os.fdopen(fd, "w", encoding="utf-8") as kept:
+        kept.write(log)
+    return Path(name)

@@ -22,6 +22,7 @@ def ls(
     """List the stores in the store directory with status, model and rows."""
     from mgap.config import load_config
     from mgap.engine.reports.stores import store_list
+    from mgap.store.listing import NOT_A_STORE
 
     root = store_dir or load_config().store_dir
     if Path(root).exists() and not Path(root).is_dir():
@@ -33,7 +34,11 @@ def ls(
     if json_out:
         print_json(report.to_json())
         return
-    entries = report.stores
+    entries = [e for e in report.stores if e.status != NOT_A_STORE]
+    others = [e.name for e in report.stores if e.status == NOT_A_STORE]
+    if others:
+        shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+        note(f"{len(others)} .h5 files in {root} are not mgap stores (left out): {shown}")
     if not entries:
         note(f"no stores in {root} (create one with `mgap extract` or `mgap demo`)")
         return
@@ -74,6 +79,19 @@ def ls(
             note(f"{e.name}: {e.error}")
         elif e.shards:
             note(f"{e.name}: from {e.shards} WebDataset shards, {e.samples} samples")
+        _note_leftover_ranks(e.path, e.name, e.status)
+
+
+def _note_leftover_ranks(path: str | Path, name: str, status: str) -> None:
+    """One line while a complete store still has its rank stores beside it (store/merge.py)."""
+    from mgap.store.merge import leftover_ranks
+
+    size = leftover_ranks(path) if status == "complete" else None
+    if size is not None:
+        note(
+            f"{name}: {name}.ranks holds {size / 1e6:.1f} MB of rank stores left by an "
+            "--nproc run; the next `mgap extract` of this store removes them"
+        )
 
 
 def info(
@@ -132,6 +150,7 @@ def info(
         seed = s.attrs.get("perturb_seed", 0)
         table.add_row("perturbations", f"{', '.join(s.perturbations)} (seed {seed})")
     stdout.print(table)
+    _note_leftover_ranks(store, Path(store).name, s.status)
     if s.skipped:
         note(
             f"{len(s.skipped)} skipped images, e.g. "
