@@ -70,6 +70,12 @@ SIDECARS = (
     ".cache.h5.lock",
     ".ranks",
     ".log",
+    # a TUI analysis job of kind K is `<store>.K`: its progress, log, output and work files
+    *(
+        f".{kind}{part}"
+        for kind in ("gap", "retrieval")
+        for part in (".progress.json", ".log", ".json", ".work.json")
+    ),
 )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import os
 import sys
 
@@ -23,6 +24,7 @@ from mgap.engine.studies.groupings import load_groupings
 from mgap.engine.studies.matching import _sizes
 from mgap.engine.studies.projections import project_store
 from mgap.engine.studies.retrieval import retrieval_report
+from mgap.engine.studies.work import WORK_FILE_ENV
 from mgap.store import Store, undo
 from mgap.store.build import store_from_arrays
 from mgap.store.cache import load_cached, save_cached
@@ -31,6 +33,7 @@ from mgap.store.merge import drop_leftover_ranks
 from mgap.store.naming import SIDECARS, sidecar
 from mgap.store.progress import write_progress
 from mgap.store.writer import StoreLayout, StoreWriter, create_store
+from mgap.tui import analysis_jobs
 from mgap.tui.launcher import launch_detached
 
 
@@ -139,6 +142,18 @@ def _use_every_sidecar(path) -> None:
     job = launch_detached([sys.executable, "-c", "print('job output')"], sidecar(path, ".log"))
     assert job.process.wait(timeout=60) == 0
     assert sidecar(path, ".log").read_bytes().endswith(b"job output\n")
+    for kind in ("gap", "retrieval"):  # the files of a TUI analysis job of that kind
+        write_progress(analysis_jobs.job_target(path, kind), status="running")
+        out, work = sidecar(path, f".{kind}.json"), sidecar(path, f".{kind}.work.json")
+        code = "from mgap.engine.studies.work import phase; phase('reading'); print('{}')"
+        job = launch_detached(
+            [sys.executable, "-c", code],
+            sidecar(path, f".{kind}.log"),
+            stdout=out,
+            env={WORK_FILE_ENV: str(work)},
+        )
+        assert job.process.wait(timeout=60) == 0
+        assert out.read_text() == "{}\n" and "reading" in work.read_text()
 
 
 @pytest.mark.parametrize("suffix", SIDECARS)
@@ -395,3 +410,18 @@ def test_rank_stores_beside_a_partial_or_damaged_store_or_behind_a_link_are_kept
     sidecar(linked, ".ranks").symlink_to(target)
     assert drop_leftover_ranks(linked) is None
     assert (target / "keep").read_bytes() == b"keep me"
+
+
+def test_work_temporary_file_is_not_predictable(tmp_path, monkeypatch):
+    """An analysis job's work file is replaced through a fresh temporary name, never through
+    the `.<name>.<pid>.tmp` a neighbour could plant as a link."""
+    from mgap.engine.studies.work import write_work
+
+    work = tmp_path / "s.h5.gap.work.json"
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"keep me")
+    (tmp_path / f".{work.name}.{os.getpid()}.tmp").symlink_to(victim)
+    monkeypatch.setenv(WORK_FILE_ENV, str(work))
+    write_work(label="reading", done=0, total=0)
+    assert victim.read_bytes() == b"keep me"
+    assert json.loads(work.read_text())["label"] == "reading"

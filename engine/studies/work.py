@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
@@ -43,12 +44,16 @@ def write_work(**fields: object) -> None:
     path = work_file()
     if path is None:
         return
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps({**fields, "updated": time.time()}), encoding="utf-8")
-        os.replace(tmp, path)
+    try:  # an unpredictable new name (O_EXCL), renamed over the file: no link is followed
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError:  # progress is a courtesy: a full or read-only disk must not stop the job
-        tmp.unlink(missing_ok=True)
+        return
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps({**fields, "updated": time.time()}))
+        os.replace(tmp, path)
+    except OSError:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def phase(label: str) -> None:
