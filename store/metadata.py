@@ -17,6 +17,7 @@ import numpy as np
 from mgap.core.errors import StoreError
 from mgap.store import probe
 from mgap.store import schema as S
+from mgap.store.layers import LayerSet, read_layer_sets
 from mgap.store.verify import structural_problems
 
 #: what h5py and numpy raise on a file whose bytes are not what the schema says
@@ -90,6 +91,7 @@ class StoreMetadata:
     text_dim: int | None
     skipped: dict[str, str]
     block_rows: int
+    layers: dict[str, LayerSet]
 
 
 def _refuse_non_store(path: Path) -> None:
@@ -137,6 +139,7 @@ def _from_file(f: h5py.File, path: Path) -> StoreMetadata:
         text_dim=int(f[S.TEXT_EMB].shape[1]) if S.TEXT_EMB in f else None,
         skipped=dict(zip(skipped_ids, reasons, strict=False)),
         block_rows=int(attrs.get("block_rows", S.BLOCK_ROWS)),
+        layers=read_layer_sets(f),
     )
 
 

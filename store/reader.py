@@ -19,6 +19,7 @@ import numpy as np
 from mgap.core.errors import StoreError
 from mgap.store import schema as S
 from mgap.store.arrays import read_rows
+from mgap.store.layers import LayerSet, dataset_name
 from mgap.store.metadata import read_metadata
 
 
@@ -45,6 +46,7 @@ class Store:
         self.n_images_total = len(self._ids_all)
         self.n_texts_total = len(self._captions_all)
         self.skipped: dict[str, str] = meta.skipped
+        self.layer_sets: dict[str, LayerSet] = meta.layers
 
     # ---- row selection -------------------------------------------------------------
     @cached_property
@@ -208,6 +210,48 @@ class Store:
         out = np.empty_like(got)
         out[order] = got
         return out
+
+    # ---- per-layer pooled states (mgap extract --layers) -----------------------------
+    def layer_set(self, side: str) -> LayerSet:
+        """The layers stored for `side`; a one-line refusal when there are none."""
+        found = self.layer_sets.get(side)
+        if found is None:
+            raise StoreError(
+                f"{self.path.name} has no per-layer {side} states",
+                hint="extract with --layers all (or a list such as 0,4,8,-1)",
+            )
+        return found
+
+    def layer_embeddings(
+        self,
+        side: str,
+        layer: int,
+        space: str = "raw",
+        dtype: np.dtype | type = np.float64,
+        positions: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """One layer's pooled vectors of `side`, rows aligned with `image_embeddings()` or
+        `text_embeddings()` (or only `positions` of them, ascending); `layer` may be negative."""
+        found = self.layer_set(side)
+        try:
+            index = found.resolve(layer)
+        except IndexError:
+            index = -1
+        if index not in found.layers:
+            raise StoreError(
+                f"{self.path.name} has no {side} layer {layer} "
+                f"(stored: {', '.join(map(str, found.layers))})",
+                hint="pick a stored layer, or extract again with --layers",
+            )
+        if space not in found.spaces:
+            raise StoreError(
+                f"{self.path.name} has no {space!r} {side} layers (stored: {', '.join(found.spaces)})",
+                hint="pick --space " + " or ".join(found.spaces),
+            )
+        rows = self.image_rows if side == "image" else self.text_rows
+        if positions is not None:
+            rows = rows[np.asarray(positions, dtype=np.int64)]
+        return self._read(dataset_name(side, space, index), rows, dtype)
 
 
 def open_store(path: str | os.PathLike, *, check: bool | None = None) -> Store:

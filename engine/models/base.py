@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mgap.core.errors import UsageError
@@ -18,6 +19,28 @@ from mgap.engine.specs import ModelSpec
 if TYPE_CHECKING:
     import torch
     from PIL import Image
+
+
+@dataclass(frozen=True)
+class TowerLayers:
+    """What `--layers` stores for one tower (docs/design.md §8, store layout in §5)."""
+
+    count: int  # hidden states: the input to block 1 (layer 0) plus one per block
+    pooling: str  # exactly what one raw vector of a layer is
+    lens: str  # the tower's own final norm and projection applied to a pooled state
+
+
+@dataclass(frozen=True)
+class LayerStates:
+    """Pooled states of the requested layers for one batch, from the embedding's own
+    forward pass: `raw` (B, L, d_raw) and `lens` (B, L, d), None when not asked for."""
+
+    raw: torch.Tensor | None
+    lens: torch.Tensor | None
+
+
+def _no_layers(spec: ModelSpec) -> UsageError:
+    return UsageError(f"{spec} does not expose per-layer states (--layers)")
 
 
 class EmbeddingModel(ABC):
@@ -53,6 +76,24 @@ class EmbeddingModel(ABC):
     def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
         """Embeddings (B, d) for a list of captions, independent of the batch's other items."""
         raise UsageError(f"{self.spec} has no text tower")
+
+    # ---- per-layer states (mgap extract --layers) --------------------------------------
+    def tower_layers(self, side: str) -> TowerLayers:
+        """The layer count and pooling definition of the `side` ("image"/"text") tower."""
+        raise _no_layers(self.spec)
+
+    def encode_images_layers(
+        self, batch: Any, layers: Sequence[int], spaces: Sequence[str]
+    ) -> tuple[torch.Tensor, LayerStates]:
+        """`encode_images(batch)` and, from the same forward pass, the pooled states of
+        `layers` (absolute indices, ascending) in `spaces` ("raw", "lens")."""
+        raise _no_layers(self.spec)
+
+    def encode_texts_layers(
+        self, texts: Sequence[str], layers: Sequence[int], spaces: Sequence[str]
+    ) -> tuple[torch.Tensor, LayerStates]:
+        """`encode_texts(texts)` and the pooled states of `layers`, as for images."""
+        raise _no_layers(self.spec)
 
     # ---- provenance ----------------------------------------------------------------
     @abstractmethod
