@@ -139,6 +139,7 @@ def test_batched_device_path_equals_the_worker_path(tiny_coco, model):
     torch.testing.assert_close(second, first)
 
 
+@pytest.mark.slow
 def test_extract_records_the_decode_path_and_exact_stays_close(tiny_coco, tmp_path, cli):
     common = ["extract", "--model", MODEL, "--dataset", "coco", "--data-root", str(tiny_coco)]
     common += ["--split", "train2017", "--limit", "8", "--workers", "1", "-q"]

@@ -77,6 +77,7 @@ def _assert_same(a: Path, b: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_two_ranks_merge_bit_equal_to_one_process(tiny_coco, tmp_path, cli):
     ref = _run(cli, tiny_coco, tmp_path / "ref.h5", env=ONE_THREAD)
     assert ref.returncode == 0, ref.stderr

@@ -28,6 +28,7 @@ def checkpoints(tmp_path, minilm_dir):
     }
 
 
+@pytest.mark.slow
 def test_five_families_in_one_pass_equal_separate_runs(
     checkpoints, tiny_coco, tmp_path, cli, extract_cli
 ):

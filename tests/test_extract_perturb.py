@@ -39,6 +39,7 @@ def _extract(cli, root, out, *args: str):
     )
 
 
+@pytest.mark.slow
 def test_perturbed_sides_are_stored_beside_the_clean_one(tiny_coco, tmp_path, cli):
     out = tmp_path / "p.h5"
     args = ("--perturb", "blur:1", "--perturb", "occlude:0", "--perturb", "noise:.1")

@@ -152,6 +152,7 @@ def _limited(limit: int):
     return apply
 
 
+@pytest.mark.slow
 def test_file_size_limit_stops_in_one_line_and_the_same_command_completes(tiny_coco, tmp_path):
     out = tmp_path / "s.h5"
     args = [sys.executable, "-m", "mgap", *_args(tiny_coco, out, "--limit", "6")]
@@ -225,6 +226,7 @@ def _as_if_killed(path: Path, images_done: int, texts_done: int) -> None:
         f["progress"][...] = [images_done, texts_done]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_resume_refuses_changed_inputs_and_records_another_batch_size(tiny_coco, tmp_path, cli):
     root = _coco(tiny_coco, tmp_path)
@@ -302,6 +304,7 @@ def test_cancel_signals_only_the_extract_that_wrote_the_progress_file(tmp_path):
 
 
 # ---- 6. FIFOs and other non-regular image files ------------------------------------------------
+@pytest.mark.slow
 def test_an_image_that_is_a_fifo_is_skipped_with_a_reason_not_a_hang(tiny_coco, tmp_path, cli):
     from mgap.engine.datasets import load_manifest
 

@@ -37,7 +37,7 @@ from mgap.cli import main
 from mgap.core.errors import MgapError
 from mgap.store.verify import verify_store
 
-CASES = 40
+CASES = 20
 SLOW_CASES = 1000
 HANG_S = 20
 KINDS = ("annotation", "table", "array", "store")

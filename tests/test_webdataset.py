@@ -92,6 +92,7 @@ def test_a_batch_reads_each_sample_or_names_its_problem(shards, tiny_coco):
     assert str(none) == f"sample {coco.records[0].id} has no image (jpg/jpeg/png/webp)"
 
 
+@pytest.mark.slow
 def test_webdataset_store_equals_coco_store_row_for_row(shards, tiny_coco, tmp_path, cli):
     coco = cli(
         "extract", *COMMON, "--dataset", "coco", "--data-root", str(tiny_coco),
