@@ -31,6 +31,7 @@ from mgap.engine.models.hf_parts import (
     check_options,
     image_processing_record,
     int_option,
+    masked_mean,
     refuse_random_heads,
     torch_dtype,
     weights_record,
@@ -59,15 +60,6 @@ EMBEDDINGS = {
         "[BOS, caption], padding and special tokens excluded (after the LLM)",
     ),
 }
-
-
-def masked_mean(states: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-    """Mean over the kept positions of each row, in fp32; a row with none gives zeros."""
-    import torch
-
-    weights = keep.to(states.device, torch.float32)[..., None]
-    total = (states.to(torch.float32) * weights).sum(dim=1)
-    return total / weights.sum(dim=1).clamp(min=1.0)
 
 
 def positions_from_mask(mask: torch.Tensor) -> torch.Tensor:

