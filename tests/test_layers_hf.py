@@ -146,3 +146,58 @@ def test_hf_siglip_layers_are_patch_means_and_the_last_token(root, minilm_dir):
             close(states.raw[:, i], hand[k][:, -1])
             close(states.lens[:, i], text.head(text.final_layer_norm(hand[k][:, -1])))
     assert "max_length=64" in model.tower_layers("text").pooling
+
+
+# ---- BLIP and BLIP-2 -------------------------------------------------------------------
+
+
+def one_by_one(model, texts) -> list[torch.Tensor]:
+    """Token ids of each caption alone (no padding, so no mask is needed by hand)."""
+    return [model.tokenize([t])["input_ids"] for t in texts]
+
+
+def test_blip_layers_are_cls_tokens_under_the_itc_heads(root, minilm_dir):
+    folder = make_tiny_blip(root / "blip", minilm_dir)
+    model = load_model(f"hf:{folder}")
+    assert model.tower_layers("image").count == 4 and model.tower_layers("text").count == 3
+    ref = model.model
+    px = pixels(model)
+    _, states = assert_contract(model, "image", px, [0, 1, 2, 3], lens=True)
+    with torch.inference_mode():
+        vision = ref.vision_model
+        hand = run_blocks(vision.encoder.layers, vision.embeddings(px))
+        for k in range(4):
+            close(states.raw[:, k], hand[k][:, 0])
+            close(states.lens[:, k], ref.vision_proj(vision.post_layernorm(hand[k][:, 0])))
+    _, states = assert_contract(model, "text", TEXTS, [0, 1, 2], lens=True)
+    with torch.inference_mode():
+        text = ref.text_encoder
+        for b, ids in enumerate(one_by_one(model, TEXTS)):
+            hand = run_blocks(text.encoder.layer, text.embeddings(input_ids=ids))
+            for k in range(3):
+                close(states.raw[b, k], hand[k][0, 0])
+                close(states.lens[b, k], ref.text_proj(hand[k][0, 0]))
+
+
+def test_blip2_layers_vision_cls_raw_and_text_only_qformer_cls(root, minilm_dir):
+    folder = make_tiny_blip2(root / "blip2", minilm_dir)
+    model = load_model(f"hf:{folder}")
+    ref = model.model
+    px = pixels(model)
+    _, states = assert_contract(model, "image", px, [1, 3], lens=False)
+    with pytest.raises(UsageError, match="no lens"):
+        layered(model, "image", px, [1], ("lens",))
+    with torch.inference_mode():
+        vision = ref.vision_model
+        hand = run_blocks(vision.encoder.layers, vision.embeddings(px))
+        close(states.raw[:, 0], hand[1][:, 0])
+        close(states.raw[:, 1], hand[3][:, 0])
+    _, states = assert_contract(model, "text", TEXTS, [0, 1, 2], lens=True)
+    with torch.inference_mode():
+        qformer = ref.qformer
+        for b, ids in enumerate(one_by_one(model, TEXTS)):
+            h = qformer.layernorm(ref.embeddings(input_ids=ids))
+            hand = run_blocks(qformer.encoder.layer, h, None, query_length=0)
+            for k in range(3):
+                close(states.raw[b, k], hand[k][0, 0])
+                close(states.lens[b, k], ref.text_projection(hand[k][0, 0]))
