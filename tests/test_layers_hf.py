@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tiny_clip_models import make_tiny_clip, make_tiny_siglip, make_tiny_vision
+from tiny_clip_models import make_tiny_clip, make_tiny_siglip
 from tiny_hf_models import make_tiny_blip, make_tiny_blip2, make_tiny_llava
 
 from mgap.core.errors import UsageError
@@ -201,3 +201,79 @@ def test_blip2_layers_vision_cls_raw_and_text_only_qformer_cls(root, minilm_dir)
             for k in range(3):
                 close(states.raw[b, k], hand[k][0, 0])
                 close(states.lens[b, k], ref.text_projection(hand[k][0, 0]))
+
+
+# ---- LLaVA -----------------------------------------------------------------------------
+CAPTIONS = ["a cat", "a man riding a wave on top of a surfboard in the open sea", "two dogs"]
+
+
+@pytest.fixture(scope="module")
+def llava(root):
+    return load_model(f"llava:{make_tiny_llava(root / 'llava')}@after")
+
+
+def llm_states(lm, h: torch.Tensor) -> list[torch.Tensor]:
+    """The LLaMA stack by hand for one unpadded row: causal blocks with rotary positions,
+    the last state after the final norm (as transformers reports hidden_states)."""
+    positions = torch.arange(h.shape[1])[None]
+    rotary = lm.rotary_emb(h, positions)
+    states = run_blocks(
+        lm.layers,
+        h,
+        attention_mask=causal(h.shape[1]),
+        position_ids=positions,
+        position_embeddings=rotary,
+    )
+    return [*states[:-1], lm.norm(states[-1])]
+
+
+def test_llava_layers_are_masked_means_of_the_llm_states(llava):
+    lm = llava.model.model.language_model
+    assert llava.tower_layers("image").count == 3 and llava.tower_layers("text").lens == ""
+    embedding, states = assert_contract(llava, "text", CAPTIONS, [0, 1, 2], lens=False)
+    close(states.raw[:, -1], embedding)  # the last hidden state is the view=after embedding
+    with pytest.raises(UsageError, match="no lens"):
+        layered(llava, "text", CAPTIONS, [2], ("lens",))
+    with torch.inference_mode():
+        for b, caption in enumerate(CAPTIONS):
+            ids = llava.tokenizer(caption, return_tensors="pt")["input_ids"]
+            assert ids[0, 0] == llava.tokenizer.bos_token_id
+            hand = llm_states(lm, lm.embed_tokens(ids))
+            for k in range(3):
+                close(states.raw[b, k], hand[k][0, 1:].mean(dim=0))
+    px = pixels(llava)
+    embedding, states = assert_contract(llava, "image", px, [0, 2], lens=False)
+    close(states.raw[:, -1], embedding)
+    with torch.inference_mode():
+        inner = llava.model.model
+        vision = inner.vision_tower(px, output_hidden_states=True).hidden_states[-2]
+        image = inner.multi_modal_projector(vision[:, 1:])
+        bos = lm.embed_tokens(torch.tensor([[llava.tokenizer.bos_token_id]]))
+        for b in range(len(px)):
+            hand = llm_states(lm, torch.cat([bos, image[b : b + 1]], dim=1))
+            close(states.raw[b, 0], hand[0][0, 1:].mean(dim=0))
+            close(states.raw[b, 1], hand[2][0, 1:].mean(dim=0))
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_llava_layer_masks_are_batch_invariant_under_padding(llava, side):
+    llava.tokenizer.padding_side = side
+    try:
+        together = layered(llava, "text", CAPTIONS, [0, 1, 2], ("raw",))[2].raw
+        for b, caption in enumerate(CAPTIONS):
+            alone = layered(llava, "text", [caption], [0, 1, 2], ("raw",))[2].raw
+            torch.testing.assert_close(together[b], alone[0], atol=TOL, rtol=0)
+        px = pixels(llava)
+        together = layered(llava, "image", px, [1, 2], ("raw",))[2].raw
+        alone = layered(llava, "image", px[1:2], [1, 2], ("raw",))[2].raw
+        torch.testing.assert_close(together[1], alone[0], atol=TOL, rtol=0)
+    finally:
+        llava.tokenizer.padding_side = "right"
+
+
+def test_llava_before_view_has_no_llm_layers(root):
+    model = load_model(f"llava:{make_tiny_llava(root / 'llava-before', seed=1)}")
+    with pytest.raises(UsageError, match="view=before"):
+        model.tower_layers("text")
+    with pytest.raises(UsageError, match="view=before"):
+        layered(model, "text", CAPTIONS, [0])
