@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tiny_clip_models import make_tiny_clip, make_tiny_siglip
+from tiny_clip_models import make_tiny_clip, make_tiny_siglip, make_tiny_vision
 from tiny_hf_models import make_tiny_blip, make_tiny_blip2, make_tiny_llava
 
 from mgap.core.errors import UsageError
@@ -277,3 +277,58 @@ def test_llava_before_view_has_no_llm_layers(root):
         model.tower_layers("text")
     with pytest.raises(UsageError, match="view=before"):
         layered(model, "text", CAPTIONS, [0])
+
+
+# ---- vision-only and sentence encoders -------------------------------------------------
+
+
+@pytest.mark.parametrize(("kind", "pool"), [("dinov2", "cls"), ("dinov2", "mean"), ("vit", "cls")])
+def test_vision_layers_pool_as_the_embedding_under_the_final_norm(root, kind, pool):
+    folder = root / f"{kind}-vision"
+    if not folder.exists():
+        make_tiny_vision(folder, kind)
+    model = load_model(f"vision:{folder}", pool=pool)
+    count = model.tower_layers("image").count
+    px = pixels(model)
+    _, states = assert_contract(model, "image", px, list(range(count)), lens=True)
+    ref = model.model
+    prefix = 1 + int(getattr(ref.config, "num_register_tokens", 0) or 0)
+    with torch.inference_mode():
+        blocks = ref.layers if hasattr(ref, "layers") else ref.encoder.layer  # ViT vs DINOv2
+        hand = run_blocks(blocks, ref.embeddings(px))
+        for k in range(count):
+            tokens = hand[k][:, 0] if pool == "cls" else hand[k][:, prefix:].mean(dim=1)
+            normed = ref.layernorm(hand[k])
+            lensed = normed[:, 0] if pool == "cls" else normed[:, prefix:].mean(dim=1)
+            close(states.raw[:, k], tokens)
+            close(states.lens[:, k], lensed)
+    with pytest.raises(UsageError, match="per-layer"):
+        model.tower_layers("text")
+
+
+def test_vision_convnet_has_no_layers(root):
+    model = load_model(f"vision:{make_tiny_vision(root / 'convnext', 'convnext')}")
+    with pytest.raises(UsageError, match="per-layer"):
+        layered(model, "image", pixels(model), [0])
+
+
+def test_sentence_layers_are_the_models_own_mean_pool(minilm_dir):
+    from transformers import AutoModel, AutoTokenizer
+
+    model = load_model(f"st:{minilm_dir}")
+    texts = [*TEXTS, "two dogs playing with a frisbee in the park on a sunny day"]
+    tower = model.tower_layers("text")
+    assert tower.count == 7 and tower.lens == "Normalize"
+    plain, states = assert_contract(model, "text", texts, [0, 3, 6], lens=True)
+    assert torch.equal(plain, model.model.encode(texts, convert_to_tensor=True).float())
+    bert = AutoModel.from_pretrained(minilm_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(minilm_dir)
+    with torch.inference_mode():
+        for b, text in enumerate(texts):  # one at a time: no padding, a plain mean
+            ids = tokenizer(text, return_tensors="pt")["input_ids"]
+            hand = run_blocks(bert.encoder.layer, bert.embeddings(input_ids=ids))
+            for i, k in enumerate([0, 3, 6]):
+                mean = hand[k][0].mean(dim=0)
+                close(states.raw[b, i], mean)
+                close(states.lens[b, i], mean / mean.norm())
+    assert model.model[0].auto_model.config.output_hidden_states is False
