@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tiny_clip_models import make_tiny_clip, make_tiny_siglip, make_tiny_vision
+from tiny_clip_models import make_tiny_clip, make_tiny_siglip, make_tiny_siglip2, make_tiny_vision
 from tiny_hf_models import make_tiny_blip, make_tiny_blip2, make_tiny_llava
 
 from mgap.core.errors import UsageError
@@ -146,6 +146,30 @@ def test_hf_siglip_layers_are_patch_means_and_the_last_token(root, minilm_dir):
             close(states.raw[:, i], hand[k][:, -1])
             close(states.lens[:, i], text.head(text.final_layer_norm(hand[k][:, -1])))
     assert "max_length=64" in model.tower_layers("text").pooling
+
+
+def test_hf_siglip2_layers_mask_the_padding_patches(root, minilm_dir):
+    from torch.utils.data import default_collate
+
+    model = load_model(f"hf:{make_tiny_siglip2(root / 'siglip2', minilm_dir)}")
+    rng = np.random.default_rng(1)
+    sizes = [(40, 60), (64, 64), (90, 30)]  # three patch grids, padded to 16 patches
+    pre = model.image_preprocess()
+    items = [pre(Image.fromarray(rng.integers(0, 255, (*s, 3), dtype=np.uint8))) for s in sizes]
+    batch = default_collate(items)
+    assert not batch["pixel_attention_mask"].all()
+    plain, embedding, states = layered(model, "image", batch, [0, 1, 2])
+    assert torch.equal(plain, embedding)
+    close(states.lens[:, -1], plain)
+    assert "pixel_attention_mask" in model.tower_layers("image").pooling
+    with torch.inference_mode():
+        hidden = model.model.vision_model.embeddings(batch["pixel_values"], batch["spatial_shapes"])
+    for b, item in enumerate(items):
+        alone = layered(model, "image", default_collate([item]), [0, 1, 2])[2]
+        close(states.raw[b], alone.raw[0])
+        close(states.lens[b], alone.lens[0])
+        real = batch["pixel_attention_mask"][b].bool()
+        close(states.raw[b, 0], hidden[b, real].mean(dim=0))
 
 
 # ---- BLIP and BLIP-2 -------------------------------------------------------------------
