@@ -3,11 +3,12 @@ and the provenance of a transformers checkpoint folder."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mgap.core.errors import UsageError
+from mgap.engine.models.base import LayerStates, TowerLayers
 from mgap.engine.specs import ModelSpec
 
 if TYPE_CHECKING:
@@ -142,3 +143,69 @@ def as_embedding(tensor: torch.Tensor) -> torch.Tensor:
     import torch
 
     return tensor.to(torch.float32)
+
+
+# ---- per-layer states (mgap extract --layers, docs/depth.md) -----------------------------
+SPACES = ("raw", "lens")
+
+
+def check_request(
+    spec: ModelSpec, side: str, layers: Sequence[int], spaces: Sequence[str], tower: TowerLayers
+) -> None:
+    """Absolute layer indices must name hidden states the tower has (0 .. count - 1), and
+    `lens` needs a tower with its own final norm and projection."""
+    bad = [layer for layer in layers if not 0 <= layer < tower.count]
+    if bad:
+        raise UsageError(
+            f"layer {bad[0]} is out of range for the {side} tower of {spec}, "
+            f"which has layers 0..{tower.count - 1}",
+            hint="pass --layers all or indices in that range",
+        )
+    unknown = [space for space in spaces if space not in SPACES]
+    if unknown:
+        raise UsageError(f"unknown layer space {unknown[0]!r}", hint="use raw or lens")
+    if "lens" in spaces and not tower.lens:
+        raise UsageError(
+            f"the {side} tower of {spec} has no lens (no final norm and projection of its own)",
+            hint="use --layer-space raw",
+        )
+
+
+def hidden_states_of(output: Any, spec: ModelSpec) -> tuple[torch.Tensor, ...]:
+    """The `hidden_states` of a transformers output run with `output_hidden_states=True`."""
+    states = getattr(output, "hidden_states", None)
+    if states is None:
+        raise UsageError(
+            f"{spec}: this transformers version returned no hidden states",
+            hint="per-layer states need transformers 5 (pip install -U transformers)",
+        )
+    return tuple(states)
+
+
+def gather_layers(
+    states: Sequence[torch.Tensor],
+    layers: Sequence[int],
+    spaces: Sequence[str],
+    raw: Callable[[torch.Tensor], torch.Tensor],
+    lens: Callable[[torch.Tensor], torch.Tensor] | None,
+) -> LayerStates:
+    """Pool each requested hidden state (B, T, D) to `raw` (B, d_raw) and, under the lens,
+    to (B, d): stacked to (B, L, ·) float32, None for a space not asked for."""
+    import torch
+
+    def stack(pool: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        return torch.stack([as_embedding(pool(states[k])) for k in layers], dim=1)
+
+    return LayerStates(
+        raw=stack(raw) if "raw" in spaces else None,
+        lens=stack(lens) if "lens" in spaces and lens is not None else None,
+    )
+
+
+def masked_mean(states: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Mean over the kept positions of each row, in fp32; a row with none gives zeros."""
+    import torch
+
+    weights = keep.to(states.device, torch.float32)[..., None]
+    total = (states.to(torch.float32) * weights).sum(dim=1)
+    return total / weights.sum(dim=1).clamp(min=1.0)

@@ -22,15 +22,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mgap.core.errors import UsageError
-from mgap.engine.models.base import EmbeddingModel
+from mgap.engine.models.base import EmbeddingModel, LayerStates, TowerLayers
 from mgap.engine.models.hf_parts import (
     PRECISIONS,
     HFImagePreprocess,
     as_embedding,
     check_architecture,
     check_options,
+    check_request,
+    gather_layers,
+    hidden_states_of,
     image_processing_record,
     int_option,
+    masked_mean,
     refuse_random_heads,
     torch_dtype,
     weights_record,
@@ -60,14 +64,18 @@ EMBEDDINGS = {
     ),
 }
 
-
-def masked_mean(states: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-    """Mean over the kept positions of each row, in fp32; a row with none gives zeros."""
-    import torch
-
-    weights = keep.to(states.device, torch.float32)[..., None]
-    total = (states.to(torch.float32) * weights).sum(dim=1)
-    return total / weights.sum(dim=1).clamp(min=1.0)
+#: side -> what one raw vector of layer k is (view=after; docs/depth.md). Layer 0 is the
+#: LLM's input embeddings; the last is after the LLM's final norm, as transformers reports
+#: hidden_states, so the last layer is the view=after embedding itself.
+LAYER_POOLING = {
+    "image": "masked mean over the image-token positions of the language model's "
+    "hidden_states[k] for [BOS, image tokens] (layer 0: its input embeddings with the "
+    "projected image features; last layer: after the final norm)",
+    "text": "masked mean over the caption-token positions of the language model's "
+    "hidden_states[k] for [BOS, caption], padding and special tokens excluded, position "
+    "ids from the attention mask (layer 0: its input embeddings; last layer: after the "
+    "final norm)",
+}
 
 
 def positions_from_mask(mask: torch.Tensor) -> torch.Tensor:
@@ -131,9 +139,10 @@ class LlavaAdapter(EmbeddingModel):
         pixels = batch.to(self.device, self.dtype)
         if self.view == "before":
             return as_embedding(self.image_tokens(pixels).mean(dim=1))
-        return self._images_after(pixels)
+        return self._images_after(pixels, hidden=False)[0]
 
-    def _images_after(self, pixels: torch.Tensor) -> torch.Tensor:
+    def _images_after(self, pixels: torch.Tensor, hidden: bool) -> tuple[torch.Tensor, Any, Any]:
+        """The embedding, the LLM output and the image-token mask of [BOS, image tokens]."""
         import torch
 
         height, width = pixels.shape[-2:]
@@ -143,7 +152,7 @@ class LlavaAdapter(EmbeddingModel):
         row = torch.tensor(prefix + [self.image_token_id] * count, device=pixels.device)
         input_ids = row.expand(pixels.shape[0], -1)
         mask = torch.ones_like(input_ids)
-        hidden = self.model.model(
+        output = self.model.model(
             input_ids=input_ids,
             pixel_values=pixels,
             attention_mask=mask,
@@ -151,11 +160,25 @@ class LlavaAdapter(EmbeddingModel):
             vision_feature_layer=self.feature_layer,
             vision_feature_select_strategy=self.select_strategy,
             use_cache=False,
-        ).last_hidden_state
-        return masked_mean(hidden, (input_ids == self.image_token_id) & mask.bool())
+            output_hidden_states=hidden,
+        )
+        keep = (input_ids == self.image_token_id) & mask.bool()
+        return masked_mean(output.last_hidden_state, keep), output, keep
+
+    def encode_images_layers(
+        self, batch: torch.Tensor, layers: Sequence[int], spaces: Sequence[str]
+    ) -> tuple[torch.Tensor, LayerStates]:
+        check_request(self.spec, "image", layers, spaces, self.tower_layers("image"))
+        pixels = batch.to(self.device, self.dtype)
+        embedding, output, keep = self._images_after(pixels, hidden=True)
+        states = hidden_states_of(output, self.spec)
+        return embedding, gather_layers(
+            states, layers, spaces, lambda h: masked_mean(h, keep), None
+        )
 
     # ---- texts ---------------------------------------------------------------------
-    def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
+    def _captions(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Token ids, attention mask and the caption-token mask (padding and BOS excluded)."""
         tokens = self.tokenizer(
             list(texts),
             padding=True,
@@ -167,16 +190,47 @@ class LlavaAdapter(EmbeddingModel):
         input_ids = tokens["input_ids"].to(self.device)
         mask = tokens["attention_mask"].to(self.device)
         keep = mask.bool() & ~tokens["special_tokens_mask"].to(self.device).bool()
-        language_model = self.model.model.language_model
-        if self.view == "before":
-            return masked_mean(language_model.get_input_embeddings()(input_ids), keep)
-        hidden = language_model(
+        return input_ids, mask, keep
+
+    def _texts_after(self, texts: Sequence[str], hidden: bool) -> tuple[torch.Tensor, Any, Any]:
+        input_ids, mask, keep = self._captions(texts)
+        output = self.model.model.language_model(
             input_ids=input_ids,
             attention_mask=mask,
             position_ids=positions_from_mask(mask),
             use_cache=False,
-        ).last_hidden_state
-        return masked_mean(hidden, keep)
+            output_hidden_states=hidden,
+        )
+        return masked_mean(output.last_hidden_state, keep), output, keep
+
+    def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        if self.view == "before":
+            input_ids, _, keep = self._captions(texts)
+            embed = self.model.model.language_model.get_input_embeddings()
+            return masked_mean(embed(input_ids), keep)
+        return self._texts_after(texts, hidden=False)[0]
+
+    def encode_texts_layers(
+        self, texts: Sequence[str], layers: Sequence[int], spaces: Sequence[str]
+    ) -> tuple[torch.Tensor, LayerStates]:
+        check_request(self.spec, "text", layers, spaces, self.tower_layers("text"))
+        embedding, output, keep = self._texts_after(texts, hidden=True)
+        states = hidden_states_of(output, self.spec)
+        return embedding, gather_layers(
+            states, layers, spaces, lambda h: masked_mean(h, keep), None
+        )
+
+    # ---- per-layer states ----------------------------------------------------------
+    def tower_layers(self, side: str) -> TowerLayers:
+        """Both sides are the language model's layers, so they share one space at every depth."""
+        if self.view == "before":
+            raise UsageError(
+                f"{self.spec} in view=before does not run the language model, whose layers "
+                "--layers stores",
+                hint=f"use llava:{self.spec.id}@after",
+            )
+        count = int(self.model.config.text_config.num_hidden_layers) + 1
+        return TowerLayers(count, LAYER_POOLING[side], "")
 
     def provenance(self) -> dict[str, object]:
         return {

@@ -14,14 +14,18 @@ Default: cls where the model has a CLS token, else mean.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mgap.core.errors import ModelUnavailableError, UsageError
-from mgap.engine.models.base import EmbeddingModel
+from mgap.engine.models.base import EmbeddingModel, LayerStates, TowerLayers
 from mgap.engine.models.hf_parts import (
     HFImagePreprocess,
     check_options,
+    check_request,
+    gather_layers,
+    hidden_states_of,
     image_processing_record,
     weights_record,
 )
@@ -74,16 +78,57 @@ class HFVisionEncoder(EmbeddingModel):
     def image_preprocess(self) -> HFImagePreprocess:
         return HFImagePreprocess(self.image_processor)
 
-    def encode_images(self, batch: Any) -> torch.Tensor:
-        out = self.model(pixel_values=batch.to(self.device, dtype=self.model.dtype))
-        hidden = out.last_hidden_state
+    def _forward(self, batch: Any, hidden: bool) -> tuple[torch.Tensor, Any]:
+        out = self.model(
+            pixel_values=batch.to(self.device, dtype=self.model.dtype), output_hidden_states=hidden
+        )
+        hidden_state = out.last_hidden_state
         if self.has_cls:
-            pooled = hidden[:, 0] if self.pool == "cls" else hidden[:, self.prefix :].mean(1)
+            pooled = self._pool(hidden_state)
         elif getattr(out, "pooler_output", None) is not None:
             pooled = out.pooler_output
         else:
-            pooled = hidden.mean(1) if hidden.dim() == 3 else hidden.mean((2, 3))
-        return pooled.flatten(1).float()
+            pooled = hidden_state.mean(1) if hidden_state.dim() == 3 else hidden_state.mean((2, 3))
+        return pooled.flatten(1).float(), out
+
+    def _pool(self, tokens: torch.Tensor) -> torch.Tensor:
+        return tokens[:, 0] if self.pool == "cls" else tokens[:, self.prefix :].mean(1)
+
+    def encode_images(self, batch: Any) -> torch.Tensor:
+        return self._forward(batch, hidden=False)[0]
+
+    def tower_layers(self, side: str) -> TowerLayers:
+        if side != "image" or not self.has_cls:
+            raise UsageError(
+                f"{self.spec} has no per-layer token states of one width (--layers)",
+                hint="per-layer states need a ViT-style encoder (DINOv2, ViT)",
+            )
+        token = "CLS token [:, 0]" if self.pool == "cls" else f"mean of [:, {self.prefix}:]"
+        lens = "the final layernorm (no projection exists)" if self._norm() else ""
+        count = int(self.model.config.num_hidden_layers) + 1
+        return TowerLayers(
+            count,
+            f"{token} of hidden_states[k] (patch tokens), as the "
+            "embedding pools; layer 0: the embeddings",
+            lens,
+        )
+
+    def _norm(self) -> Any:
+        return getattr(self.model, "layernorm", None)
+
+    def encode_images_layers(
+        self, batch: Any, layers: Sequence[int], spaces: Sequence[str]
+    ) -> tuple[torch.Tensor, LayerStates]:
+        check_request(self.spec, "image", layers, spaces, self.tower_layers("image"))
+        embedding, out = self._forward(batch, hidden=True)
+        norm = self._norm()
+        return embedding, gather_layers(
+            hidden_states_of(out, self.spec),
+            layers,
+            spaces,
+            self._pool,
+            None if norm is None else lambda h: self._pool(norm(h)),
+        )
 
     def provenance(self) -> dict[str, object]:
         return {
