@@ -50,12 +50,16 @@ class Intervention:
 INTERVENTIONS: dict[str, Intervention] = {}
 
 
-def register(name: str, description: str) -> Callable[[Callable[[Rows, Any], Rows]], Intervention]:
-    """Decorator: `@register("name", "what it does")` on `def f(rows, param) -> Rows`."""
+Apply = Callable[[Rows, Any], Rows]
 
-    def add(apply: Callable[[Rows, Any], Rows]) -> Intervention:
+
+def register(name: str, description: str) -> Callable[[Apply], Apply]:
+    """Decorator: `@register("name", "what it does")` on `def f(rows, param) -> Rows` adds
+    it to INTERVENTIONS (the function itself is returned unchanged)."""
+
+    def add(apply: Apply) -> Apply:
         INTERVENTIONS[name] = Intervention(name, description, apply)
-        return INTERVENTIONS[name]
+        return apply
 
     return add
 
