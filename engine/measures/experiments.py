@@ -160,6 +160,14 @@ def subset(
     return part, renumber[index[captions]], truth
 
 
+def compared(
+    rows: Rows, after: Rows, index: np.ndarray, classes: ZeroShotTruth | None = None
+) -> dict:
+    """{"before", "after", "delta"}: `measure` of the rows as they were and as they are."""
+    before, later = measure(rows, index, classes=classes), measure(after, index, classes=classes)
+    return {"before": before, "after": later, "delta": deltas(before, later)}
+
+
 def before_after(
     intervention: Intervention,
     rows: Rows,
@@ -168,7 +176,5 @@ def before_after(
     classes: ZeroShotTruth | None = None,
 ) -> tuple[Rows, dict]:
     """(the rows after, {"before", "after", "delta"}) of one intervention on unit rows."""
-    after_rows = intervention.apply(rows, param)
-    before = measure(rows, index, classes=classes)
-    after = measure(after_rows, index, classes=classes)
-    return after_rows, {"before": before, "after": after, "delta": deltas(before, after)}
+    after = intervention.apply(rows, param)
+    return after, compared(rows, after, index, classes)

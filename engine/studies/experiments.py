@@ -15,9 +15,8 @@ from mgap.engine.measures.experiments import (
     ZeroShotTruth,
     ablate_dims,
     before_after,
-    deltas,
+    compared,
     gap_shift,
-    measure,
     subset,
 )
 from mgap.engine.measures.interventions import INTERVENTIONS, Rows, unit
@@ -86,23 +85,28 @@ def _zero_shot_truth(store: Store) -> tuple[np.ndarray | None, ZeroShotTruth | N
 
 
 def _group_parts(
-    rows: Rows, after: Rows, index: np.ndarray, classes, groupings, min_n: int
+    rows: Rows,
+    after: Rows,
+    index: np.ndarray,
+    classes: ZeroShotTruth | None,
+    groupings: Sequence[Grouping],
+    min_n: int,
 ) -> list[GroupBeforeAfter]:
-    """Each group's before/after on its images and their captions."""
+    """Each group's before/after on its images and their captions (the intervention was
+    applied to the whole store)."""
     out = []
     for grouping in groupings:
         for label, mask in grouping.groups():
             part, sub_index, truth = subset(rows, index, mask, classes)
-            moved, _, _ = subset(after, index, mask, classes)
-            before, later = (
-                measure(part, sub_index, classes=truth),
-                measure(moved, sub_index, classes=truth),
-            )
-            doc = {"before": before, "after": later, "delta": deltas(before, later)}
+            moved, _, _ = subset(after, index, mask)
             n = int(mask.sum())
             out.append(
                 GroupBeforeAfter.build(
-                    grouping=grouping.name, group=label, n=n, small=n < min_n, **_before_after(doc)
+                    grouping=grouping.name,
+                    group=label,
+                    n=n,
+                    small=n < min_n,
+                    **_before_after(compared(part, moved, sub_index, truth)),
                 )
             )
     return out
