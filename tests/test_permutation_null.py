@@ -15,6 +15,7 @@ from mgap.engine.measures.permutation import (
     linear_gram,
     mutual_overlap,
     permutation_null,
+    permuted_inner,
     permuted_neighbours,
 )
 from mgap.store.build import store_from_arrays
@@ -160,3 +161,11 @@ def test_minibatch_cka_with_permutations_is_refused_in_one_line(tmp_path, cli, r
     done = cli("cka", a, b, "--batch-size", "20", "--permutations", "9")
     assert done.returncode != 0
     assert done.stderr.strip().count("\n") == 0 and "--batch-size" in done.stderr
+
+
+def test_the_fused_reindex_is_the_written_out_sum(rng):
+    K, L = rng.standard_normal((301, 301)), rng.standard_normal((301, 301))
+    p = rng.permutation(301)
+    expected = sum(K[i, j] * L[p[i], p[j]] for i in range(301) for j in range(301))
+    assert permuted_inner(K, L, p) == pytest.approx(expected, rel=1e-12)
+    assert permuted_inner(K[:, ::-1], L.T, p) == pytest.approx(np.sum(K[:, ::-1] * L.T[p][:, p]))

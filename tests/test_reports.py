@@ -77,6 +77,7 @@ def _arguments(command: str, a, b) -> list[str]:
         "neighbours": ["neighbours", str(a)],
         "experiment shift": ["experiment", "shift", str(a), "--lambdas=0,1"],
         "experiment ablate": ["experiment", "ablate", str(a), "--k-max", "2"],
+        "experiment center": ["experiment", "center", str(a), "--groups", "category"],
         "cka": ["cka", str(a), str(b)],
         "knn": ["knn", str(a), str(b)],
         "match": ["match", str(a), str(b), "--base", "20", "--query", "20"],

@@ -21,6 +21,7 @@ from mgap.engine.reports.analysis import (
 from mgap.engine.reports.base import Report, ReportShapeError
 from mgap.engine.reports.compare import CompareReport
 from mgap.engine.reports.examples import ExamplesReport
+from mgap.engine.reports.interventions import InterventionReport
 from mgap.engine.reports.pipeline import (
     CatalogModel,
     DemoReport,
@@ -48,6 +49,7 @@ REPORTS: dict[str, type[Report]] = {
         NeighbourhoodReport,
         ShiftReport,
         AblateReport,
+        InterventionReport,
         CkaReport,
         KnnReport,
         MatchReport,
