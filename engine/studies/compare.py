@@ -29,6 +29,7 @@ from mgap.engine.studies.gap import gap_report
 from mgap.engine.studies.gap_cache import content_digest
 from mgap.engine.studies.retrieval import recall, retrieval_report
 from mgap.engine.studies.scores import store_score
+from mgap.engine.studies.trajectory import by_step, check_steps, trajectory_block
 from mgap.engine.studies.zeroshot import zero_shot_inputs, zero_shot_report
 from mgap.store import Store, schema
 from mgap.store.cache import cache_key, load_cached, save_cached
@@ -213,12 +214,17 @@ def compare_report(
     *,
     allow_mixed: bool = False,
     sort: str | None = None,
+    by: str | None = None,
     backend: Backend | None = None,
 ) -> CompareReport:
     """The `mgap compare` report without its optional analyses (`correlation`, `paired`:
-    the command adds them with `with_fields`)."""
+    the command adds them with `with_fields`); `by="step"` orders the rows by checkpoint
+    step (a store without one is refused before anything is measured) and adds the
+    trajectory."""
     be = backend or resolve_backend("cpu")
     stores = open_compared(paths)
+    if by is not None:
+        check_steps({str(s.path): model_attributes(s)["step"] for s in stores})
     common = shared_ids(stores, allow_mixed)
     if common is None:
         scope = "mixed datasets: each store on all of its own images"
@@ -230,13 +236,14 @@ def compare_report(
         ids = [i for i in dict.fromkeys(stores[0].image_ids.tolist()) if i in common]
         scope = "the image ids all stores share (and their captions)"
         rows = [subset_row(s, ids, be) for s in stores]
-    return CompareReport.build(
+    report = CompareReport.build(
         n_stores=len(stores),
         shared_ids=None if common is None else len(common),
         scope=scope,
         sort=sort,
-        rows=sort_rows(rows, sort),
+        rows=by_step(rows) if by else sort_rows(rows, sort),
     )
+    return report.with_fields(trajectory=trajectory_block(report.rows, by)) if by else report
 
 
 def short_name(row: CompareRow) -> str:
