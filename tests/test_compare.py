@@ -247,3 +247,35 @@ def test_by_step_refuses_a_store_without_a_step(tmp_path, cli):
     without = _store(tmp_path / "b.h5", 2, noise=0.3)
     _one_line_refusal(cli("compare", with_step, without, "--by", "step"), "checkpoint_step", "b.h5")
     _one_line_refusal(cli("compare", with_step, "--by", "epoch"), "--by")
+
+
+def test_the_cached_path_never_answers_for_changed_rows(tmp_path, cli):
+    """Rows cached per store file: a second run answers without measuring; rewriting one
+    store (other embeddings, then another caption) makes only its row measured again, with
+    the new values; MGAP_CHECK=1 measures every row."""
+    import h5py
+
+    paths = [_store(tmp_path / f"f{i}.h5", 40 + i, noise=0.3 + 0.3 * i) for i in range(3)]
+    first = _json(cli, *paths)
+    again = _json(cli, *paths)
+    assert all(r["cached"] for r in again["rows"])
+    assert again["rows"] == [{**r, "cached": True} for r in first["rows"]]
+    _store(tmp_path / "f1.h5", 99, noise=1.5)  # the same ids and shape, other rows
+    changed = _json(cli, *paths)
+    assert [r["cached"] for r in changed["rows"]] == [True, False, True]
+    from mgap.store import Store
+
+    store = Store(paths[1])
+    expected = written_row(
+        store.image_embeddings(), store.text_embeddings(), store.text_image_index
+    )
+    assert changed["rows"][1]["l2m"] == pytest.approx(expected["l2m"], abs=1e-6)
+    assert changed["rows"][1]["l2m"] != pytest.approx(first["rows"][1]["l2m"], abs=1e-3)
+    assert _json(cli, *paths)["rows"][1]["cached"] is True
+    with h5py.File(paths[2], "a") as f:  # one caption edited in place: the same file size
+        captions = f["texts/captions"]
+        captions[0] = "x" * len(captions[0])
+    assert [r["cached"] for r in _json(cli, *paths)["rows"]] == [True, True, False]
+    checked = cli("compare", *paths, "--json", env={"MGAP_CHECK": "1"})
+    assert checked.returncode == 0, checked.stderr
+    assert not any(r["cached"] for r in json.loads(checked.stdout)["rows"])

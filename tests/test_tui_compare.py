@@ -15,6 +15,7 @@ from tui_helpers import settle  # noqa: E402
 from tui_helpers import text as _text  # noqa: E402
 
 from mgap.tui.app import MgapApp  # noqa: E402
+from mgap.tui.help import HelpScreen  # noqa: E402
 from mgap.tui.view_compare import ComparePlot, CompareView  # noqa: E402
 
 N, D = 30, 6
@@ -111,5 +112,11 @@ def test_compare_view_without_selection_says_how(make_store, no_catalog):
             await settle(pilot)
             assert "select stores" in _text(app, "#compare-status")
             assert app.query_one(CompareView).rows == []
+            await pilot.press("question_mark")
+            assert isinstance(app.screen, HelpScreen)
+            table = app.screen.query_one("#help-table").content
+            ids = [str(cell) for cell in table.columns[2]._cells]
+            for binding_id in ("results.compare", "compare.sort", "compare.x", "compare.plot"):
+                assert binding_id in ids
 
     asyncio.run(scenario())

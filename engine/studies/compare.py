@@ -71,12 +71,13 @@ def shared_ids(stores: list[Store], allow_mixed: bool) -> set[str] | None:
 
 def model_attributes(store: Store) -> dict:
     """{"logit_scale", "step"} from the store's attributes: `logit_scale` (the multiplier,
-    e.g. 100), else 1/`temperature`; `step`, else `checkpoint_step`, else `epoch`."""
+    e.g. 100), else 1/`temperature`; `checkpoint_step` (written at extraction), else
+    `step`, else `epoch`."""
     attrs = store.attrs
     scale = attrs.get("logit_scale")
     if scale is None and attrs.get("temperature"):
         scale = 1.0 / float(attrs["temperature"])
-    step = next((attrs[k] for k in ("step", "checkpoint_step", "epoch") if k in attrs), None)
+    step = next((attrs[k] for k in ("checkpoint_step", "step", "epoch") if k in attrs), None)
     return {
         "logit_scale": None if scale is None else float(scale),
         "step": None if step is None else int(step),

@@ -132,7 +132,7 @@ def cached_rows(
     if any(doc is None for doc in docs):
         return None
     rows = [
-        CompareRow.from_json({**doc, "store": str(path), "cached": True})
+        CompareRow.from_json({**doc, "store": str(Path(path)), "cached": True})
         for path, doc in zip(paths, docs, strict=True)
     ]
     return scope, rows, heads
