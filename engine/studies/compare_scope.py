@@ -26,9 +26,11 @@ def common_ids(
             f"the stores are on different datasets ({', '.join(repr(d) for d in names)})",
             hint="compare stores of one dataset, or add --allow-mixed (each on its own images)",
         )
-    common = set(id_lists[0])
+    first = id_lists[0]
+    common = set(first)
     for ids in id_lists[1:]:
-        common &= set(ids)
+        if ids != first:  # stores of one dataset mostly list the same ids: skip the sets
+            common &= set(ids)
     if not common:
         raise UsageError(
             "the stores share no image ids, so there are no common images to compare on",
