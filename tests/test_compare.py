@@ -260,7 +260,8 @@ def test_the_cached_path_never_answers_for_changed_rows(tmp_path, cli):
     again = _json(cli, *paths)
     assert all(r["cached"] for r in again["rows"])
     assert again["rows"] == [{**r, "cached": True} for r in first["rows"]]
-    _store(tmp_path / "f1.h5", 99, noise=1.5)  # the same ids and shape, other rows
+    other = _store(tmp_path / "other.h5", 99, noise=1.5)  # the same ids and shape
+    Path(other).replace(paths[1])  # renamed over f1.h5: its sidecar cache stays
     changed = _json(cli, *paths)
     assert [r["cached"] for r in changed["rows"]] == [True, False, True]
     from mgap.store import Store
@@ -272,9 +273,8 @@ def test_the_cached_path_never_answers_for_changed_rows(tmp_path, cli):
     assert changed["rows"][1]["l2m"] == pytest.approx(expected["l2m"], abs=1e-6)
     assert changed["rows"][1]["l2m"] != pytest.approx(first["rows"][1]["l2m"], abs=1e-3)
     assert _json(cli, *paths)["rows"][1]["cached"] is True
-    with h5py.File(paths[2], "a") as f:  # one caption edited in place: the same file size
-        captions = f["texts/captions"]
-        captions[0] = "x" * len(captions[0])
+    with h5py.File(paths[2], "a") as f:  # one caption edited in place
+        f["texts/captions"][0] = "a caption that was not there"
     assert [r["cached"] for r in _json(cli, *paths)["rows"]] == [True, True, False]
     checked = cli("compare", *paths, "--json", env={"MGAP_CHECK": "1"})
     assert checked.returncode == 0, checked.stderr
