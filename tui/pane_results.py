@@ -170,7 +170,7 @@ class ResultsPane(GapColumn, WorkerHost, Horizontal):
         Binding("v", "view", "View", id="results.view"),
         Binding("n", "next_store", "Store", id="results.next_store"),
         Binding("g", "next_grouping", "Grouping (Groups view)", id="results.grouping"),
-        Binding("k", "compare", "Compare stores", id="results.compare"),
+        Binding("k", "compare", "Compare stores", id="results.compare", show=False),
     ]
 
     def __init__(
