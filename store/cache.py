@@ -20,7 +20,7 @@ import hashlib
 import json
 import os
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import h5py
@@ -99,23 +99,38 @@ def _locked(path: Path, exclusive: bool) -> Iterator[None]:
 
 
 def load_cached(store: Store, key: str) -> dict[str, np.ndarray] | None:
-    path = cache_path(store.path)
-    refuse_link(path)
-    if store.check or not path.exists():
+    refuse_link(cache_path(store.path))
+    if store.check:
         return None  # a checked run (--check) reads and checks the rows it reports on
+    return load_stamped(store.path, key, lambda _: content_stamp(store))
+
+
+def load_stamped(
+    store_path: Path, key: str, stamp: Callable[[Mapping[str, np.ndarray]], str]
+) -> dict[str, np.ndarray] | None:
+    """The entry `key` of the sidecar cache of `store_path` if its stamp is `stamp(entry)`
+    (a digest of the store's content, computed only when the entry exists: from the
+    entry's arrays, where they say which bytes of the store the digest covers)."""
+    path = cache_path(store_path)
+    refuse_link(path)
+    if not path.exists():
+        return None
     with _locked(path, exclusive=False):
-        return _read(store, path, key)
+        return _read(path, key, stamp)
 
 
-def _read(store: Store, path: Path, key: str) -> dict[str, np.ndarray] | None:
+def _read(
+    path: Path, key: str, stamp: Callable[[Mapping[str, np.ndarray]], str]
+) -> dict[str, np.ndarray] | None:
     if probe(path):  # bytes that make HDF5 hang or crash: drop the cache like any damage
         path.unlink(missing_ok=True)
         return None
     try:
         with h5py.File(path, "r", locking=False) as f:
-            if key not in f or f[key].attrs.get("stamp") != content_stamp(store):
+            if key not in f:
                 return None
-            return {name: ds[...] for name, ds in f[key].items()}
+            arrays = {name: ds[...] for name, ds in f[key].items()}
+            return arrays if f[key].attrs.get("stamp") == stamp(arrays) else None
     except OSError:
         path.unlink(missing_ok=True)
         return None
@@ -127,16 +142,27 @@ def save_cached(
     arrays: Mapping[str, np.ndarray],
     params: Mapping[str, object] | None = None,
 ) -> None:
-    path = cache_path(store.path)
+    save_stamped(store.path, key, arrays, content_stamp(store), params)
+
+
+def save_stamped(
+    store_path: Path,
+    key: str,
+    arrays: Mapping[str, np.ndarray],
+    stamp: str,
+    params: Mapping[str, object] | None = None,
+) -> None:
+    """Write the entry `key` stamped with `stamp` (a digest of the store's content)."""
+    path = cache_path(store_path)
     with _locked(path, exclusive=True):
-        _write(store, path, key, arrays, params)
+        _write(path, key, arrays, stamp, params)
 
 
 def _write(
-    store: Store,
     path: Path,
     key: str,
     arrays: Mapping[str, np.ndarray],
+    stamp: str,
     params: Mapping[str, object] | None,
 ) -> None:
     with _open_cache(path) as f:
@@ -145,7 +171,7 @@ def _write(
         group = f.create_group(key)
         for name, value in arrays.items():
             group.create_dataset(name, data=np.asarray(value))
-        group.attrs["stamp"] = content_stamp(store)
+        group.attrs["stamp"] = stamp
         group.attrs["params"] = json.dumps(dict(params or {}), sort_keys=True, default=str)
     trust(path)
 

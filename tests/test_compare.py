@@ -190,3 +190,92 @@ def test_refusals_are_one_line(tmp_path, cli):
     assert mixed["shared_ids"] is None and len(mixed["rows"]) == 2
     _one_line_refusal(cli("compare", three[0], "--sort", "nope"), "--sort")
     _one_line_refusal(cli("compare", *three, "--paired"), "exactly two")
+
+
+def _checkpoint(path: str, *, logit_scale: float, step: int) -> str:
+    """The root attributes extraction writes for a checkpoint, set here with h5py."""
+    import h5py
+
+    with h5py.File(path, "a") as f:
+        f.attrs["logit_scale"] = np.float64(logit_scale)
+        f.attrs["checkpoint_step"] = np.int64(step)
+    return path
+
+
+def test_logit_scale_and_checkpoint_step_attributes_are_columns(tmp_path, cli):
+    paths = [
+        _checkpoint(_store(tmp_path / f"c{i}.h5", 20 + i, noise=0.3), logit_scale=s, step=t)
+        for i, (s, t) in enumerate([(14.3, 500), (28.6, 100)])
+    ]
+    doc = _json(cli, *paths, "--sort", "step")
+    assert [(r["step"], r["logit_scale"]) for r in doc["rows"]] == [(100, 28.6), (500, 14.3)]
+    shown = cli("compare", *paths)
+    assert "28.6" in shown.stdout and "500" in shown.stdout
+
+
+def test_by_step_orders_the_checkpoints_and_draws_the_trajectory(tmp_path, cli):
+    steps = [3000, 0, 2000, 1000]
+    paths = [
+        _checkpoint(
+            _store(tmp_path / f"k{i}.h5", 30 + i, noise=0.2 + 0.2 * i), logit_scale=10.0 + i, step=t
+        )
+        for i, t in enumerate(steps)
+    ]
+    doc = _json(cli, *paths, "--by", "step")
+    assert [r["step"] for r in doc["rows"]] == [0, 1000, 2000, 3000]
+    block = doc["trajectory"]
+    assert block["by"] == "step" and block["steps"] == [0, 1000, 2000, 3000]
+    assert block["labels"] == [r["model"] for r in doc["rows"]] == ["m31", "m33", "m32", "m30"]
+    series = {s["metric"]: s for s in block["series"]}
+    assert set(series) == {"l2m", "rmg", "paired_cosine", "i2t_r1", "t2i_r1", "zeroshot_top1"}
+    assert block["skipped"] == []
+    for name, entry in series.items():
+        assert entry["values"] == [r[name] for r in doc["rows"]], name
+        assert entry["kind"] == (
+            "gap" if name in ("l2m", "rmg", "paired_cosine") else "performance"
+        )
+    png = tmp_path / "trajectory.png"
+    shown = cli("compare", *paths, "--by", "step", "--png", str(png))
+    assert shown.returncode == 0, shown.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "gap against step" in shown.stdout and "performance against step" in shown.stdout
+    assert "l2m" in shown.stdout and "zeroshot_top1" in shown.stdout
+
+
+def test_by_step_refuses_a_store_without_a_step(tmp_path, cli):
+    with_step = _checkpoint(_store(tmp_path / "a.h5", 1, noise=0.3), logit_scale=10.0, step=5)
+    without = _store(tmp_path / "b.h5", 2, noise=0.3)
+    _one_line_refusal(cli("compare", with_step, without, "--by", "step"), "checkpoint_step", "b.h5")
+    _one_line_refusal(cli("compare", with_step, "--by", "epoch"), "--by")
+
+
+def test_the_cached_path_never_answers_for_changed_rows(tmp_path, cli):
+    """Rows cached per store file: a second run answers without measuring; rewriting one
+    store (other embeddings, then another caption) makes only its row measured again, with
+    the new values; MGAP_CHECK=1 measures every row."""
+    import h5py
+
+    paths = [_store(tmp_path / f"f{i}.h5", 40 + i, noise=0.3 + 0.3 * i) for i in range(3)]
+    first = _json(cli, *paths)
+    again = _json(cli, *paths)
+    assert all(r["cached"] for r in again["rows"])
+    assert again["rows"] == [{**r, "cached": True} for r in first["rows"]]
+    other = _store(tmp_path / "other.h5", 99, noise=1.5)  # the same ids and shape
+    Path(other).replace(paths[1])  # renamed over f1.h5: its sidecar cache stays
+    changed = _json(cli, *paths)
+    assert [r["cached"] for r in changed["rows"]] == [True, False, True]
+    from mgap.store import Store
+
+    store = Store(paths[1])
+    expected = written_row(
+        store.image_embeddings(), store.text_embeddings(), store.text_image_index
+    )
+    assert changed["rows"][1]["l2m"] == pytest.approx(expected["l2m"], abs=1e-6)
+    assert changed["rows"][1]["l2m"] != pytest.approx(first["rows"][1]["l2m"], abs=1e-3)
+    assert _json(cli, *paths)["rows"][1]["cached"] is True
+    with h5py.File(paths[2], "a") as f:  # one caption edited in place
+        f["texts/captions"][0] = "a caption that was not there"
+    assert [r["cached"] for r in _json(cli, *paths)["rows"]] == [True, True, False]
+    checked = cli("compare", *paths, "--json", env={"MGAP_CHECK": "1"})
+    assert checked.returncode == 0, checked.stderr
+    assert not any(r["cached"] for r in json.loads(checked.stdout)["rows"])

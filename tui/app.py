@@ -28,6 +28,7 @@ from mgap.tui.pane_models import ModelsPane
 from mgap.tui.pane_results import METHODS, ResultsPane
 from mgap.tui.pane_stores import StoresPane
 from mgap.tui.store_scan import store_files
+from mgap.tui.view_compare import CompareView
 
 PANES = ("models", "datasets", "jobs", "stores", "results")
 #: the widget focused on start, per first pane
@@ -199,6 +200,7 @@ class MgapApp(App[None]):
         # the pane in use first (context-sensitive help), then the global keys, then the rest
         active = self.tabs.active or PANES[0]
         sections = [panes.pop(active), ("Everywhere", self.BINDINGS), *panes.values()]
+        sections.append(("Results › Compare view (k)", CompareView.BINDINGS))
         self.push_screen(HelpScreen(sections, self.keymap))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:

@@ -38,6 +38,7 @@ from mgap.tui.render import (
 )
 from mgap.tui.scatter import ScatterView
 from mgap.tui.view_attention import AttentionView
+from mgap.tui.view_compare import CompareView
 from mgap.tui.view_groups import GroupsView
 from mgap.tui.view_hyperbolic import HyperbolicView
 from mgap.tui.view_robustness import RobustnessView
@@ -169,6 +170,7 @@ class ResultsPane(GapColumn, WorkerHost, Horizontal):
         Binding("v", "view", "View", id="results.view"),
         Binding("n", "next_store", "Store", id="results.next_store"),
         Binding("g", "next_grouping", "Grouping (Groups view)", id="results.grouping"),
+        Binding("k", "compare", "Compare stores", id="results.compare", show=False),
     ]
 
     def __init__(
@@ -203,6 +205,7 @@ class ResultsPane(GapColumn, WorkerHost, Horizontal):
                 yield GroupsView(self.group_files, id="groups")
                 yield AttentionView(self.ascii_only, id="attention")
                 yield HyperbolicView(self.ascii_only, id="hyperbolic")
+                yield CompareView(id="compare")
 
     def on_mount(self) -> None:
         self._set_columns([])
@@ -215,6 +218,7 @@ class ResultsPane(GapColumn, WorkerHost, Horizontal):
     def set_stores(self, paths: list[Path]) -> None:
         """Show `paths` (keeps the current store when it is still selected)."""
         self.paths = list(paths)
+        self.query_one(CompareView).set_paths(self.paths)
         if not self.paths:
             self.current = None
             for view in self._views():
@@ -239,6 +243,7 @@ class ResultsPane(GapColumn, WorkerHost, Horizontal):
             view.forget(path)
         for key in [k for k in self.projections if k[0] == path]:
             del self.projections[key]
+        self.query_one(CompareView).forget(path)
         if path == self.current:
             self._open(path)
         if path in self.paths:
@@ -369,14 +374,36 @@ class ResultsPane(GapColumn, WorkerHost, Horizontal):
         switcher = self.query_one(ContentSwitcher)
         shown = self.gap_reports.get(self.current)
         lorentz = shown is not None and shown.hyperbolic is not None
-        order = ("scatter", "metrics", "robustness", "groups", "attention") + (
-            ("hyperbolic",) if lorentz else ()
+        order = (
+            ("scatter", "metrics", "robustness", "groups", "attention")
+            + (("hyperbolic",) if lorentz else ())
+            + ("compare",)
         )
         current = switcher.current if switcher.current in order else "scatter"
-        switcher.current = order[(order.index(current) + 1) % len(order)]
+        self.show_view(order[(order.index(current) + 1) % len(order)])
+
+    def show_view(self, name: str) -> None:
+        """Show the right panel's view `name`; a view computes when shown."""
+        switcher = self.query_one(ContentSwitcher)
+        switcher.current = name
+        compare = self.query_one(CompareView)
+        compare.activate(name == "compare")
+        if name == "compare":
+            compare.focus_table()
         for view in self._views():
             view.activate(view.id == switcher.current)
             if view.id == switcher.current:
                 view.focus_table()
         if switcher.current in ("scatter", "metrics"):
             self.focus_default()  # the hidden view's table must not keep (and lose) the focus
+
+    def action_compare(self) -> None:
+        """The Compare view of the selected stores (k again: back to the scatter)."""
+        current = self.query_one(ContentSwitcher).current
+        self.show_view("scatter" if current == "compare" else "compare")
+
+    def on_compare_view_open_store(self, message: CompareView.OpenStore) -> None:
+        """Enter on a Compare row: that store's Results (gap, categories, scatter)."""
+        if message.path in self.paths:
+            self._open(message.path)
+        self.show_view("scatter")

@@ -1,6 +1,7 @@
 """The `mgap compare --json` documents: one row per store, and with `--correlate` the gap
 metrics against the performance metrics across stores, or with `--paired` the
-differences B − A with image-resampling intervals (docs/design.md §7)."""
+differences B − A with image-resampling intervals, or with `--by step` the metrics
+against the checkpoint step (docs/design.md §7)."""
 
 from __future__ import annotations
 
@@ -93,6 +94,26 @@ class PairedBlock(Report):
 
 
 @dataclass(kw_only=True)
+class TrajectorySeries(Report):
+    """One metric at each step, in the order of `TrajectoryBlock.steps`."""
+
+    metric: str
+    kind: str
+    values: list[float]
+
+
+@dataclass(kw_only=True)
+class TrajectoryBlock(Report):
+    """`--by step`: the gap and performance metrics against the checkpoint step."""
+
+    by: str
+    steps: list[int]
+    labels: list[str]
+    skipped: list[str]
+    series: list[TrajectorySeries]
+
+
+@dataclass(kw_only=True)
 class CompareReport(Report):
     """`mgap compare --json`: the rows, on which images, and the optional analyses."""
 
@@ -105,3 +126,4 @@ class CompareReport(Report):
     rows: list[CompareRow]
     correlation: CorrelationBlock | None = None
     paired: PairedBlock | None = None
+    trajectory: TrajectoryBlock | None = None

@@ -25,10 +25,13 @@ from mgap.engine.measures.retrieval import score_ranks, summarise_ranks
 from mgap.engine.measures.zeroshot import zero_shot
 from mgap.engine.reports.analysis import GapMetrics, Recall
 from mgap.engine.reports.compare import CompareReport, CompareRow
+from mgap.engine.studies.compare_cache import cached_rows, digests_of, remember
+from mgap.engine.studies.compare_scope import Scope, common_ids, plan_scope
 from mgap.engine.studies.gap import gap_report
 from mgap.engine.studies.gap_cache import content_digest
 from mgap.engine.studies.retrieval import recall, retrieval_report
 from mgap.engine.studies.scores import store_score
+from mgap.engine.studies.trajectory import by_step, check_steps, trajectory_block
 from mgap.engine.studies.zeroshot import zero_shot_inputs, zero_shot_report
 from mgap.store import Store, schema
 from mgap.store.cache import cache_key, load_cached, save_cached
@@ -61,33 +64,20 @@ def open_compared(paths: list[str]) -> list[Store]:
 
 def shared_ids(stores: list[Store], allow_mixed: bool) -> set[str] | None:
     """The image ids every store holds, or None (allow_mixed on different datasets)."""
-    datasets = sorted({s.dataset for s in stores})
-    if len(datasets) > 1:
-        if allow_mixed:
-            return None
-        raise UsageError(
-            f"the stores are on different datasets ({', '.join(repr(d) for d in datasets)})",
-            hint="compare stores of one dataset, or add --allow-mixed (each on its own images)",
-        )
-    common = set(stores[0].image_ids.tolist())
-    for store in stores[1:]:
-        common &= set(store.image_ids.tolist())
-    if not common:
-        raise UsageError(
-            "the stores share no image ids, so there are no common images to compare on",
-            hint="compare stores extracted from the same images (same dataset and split)",
-        )
-    return common
+    return common_ids(
+        [s.dataset for s in stores], [s.image_ids.tolist() for s in stores], allow_mixed
+    )
 
 
 def model_attributes(store: Store) -> dict:
     """{"logit_scale", "step"} from the store's attributes: `logit_scale` (the multiplier,
-    e.g. 100), else 1/`temperature`; `step`, else `checkpoint_step`, else `epoch`."""
+    e.g. 100), else 1/`temperature`; `checkpoint_step` (written at extraction), else
+    `step`, else `epoch`."""
     attrs = store.attrs
     scale = attrs.get("logit_scale")
     if scale is None and attrs.get("temperature"):
         scale = 1.0 / float(attrs["temperature"])
-    step = next((attrs[k] for k in ("step", "checkpoint_step", "epoch") if k in attrs), None)
+    step = next((attrs[k] for k in ("checkpoint_step", "step", "epoch") if k in attrs), None)
     return {
         "logit_scale": None if scale is None else float(scale),
         "step": None if step is None else int(step),
@@ -208,35 +198,64 @@ def sort_rows(rows: list[CompareRow], sort: str | None) -> list[CompareRow]:
     return sorted(present, key=lambda r: getattr(r, name), reverse=sort.startswith("-")) + missing
 
 
+def _head(store: Store) -> dict:
+    """What the cached path decides the scope from (`compare_cache.py`)."""
+    return {
+        "dataset": store.dataset,
+        "ids": store.image_ids.tolist(),
+        "step": model_attributes(store)["step"],
+    }
+
+
+def measured(
+    paths: list[str], allow_mixed: bool, by: str | None, be: Backend
+) -> tuple[Scope, list[CompareRow]]:
+    """The rows with every store opened (cached per study where they can be), and the
+    cached path's entries kept for the next run."""
+    stores = open_compared(paths)
+    digests = digests_of(paths)
+    heads = [_head(s) for s in stores]
+    if by is not None:
+        check_steps({str(s.path): h["step"] for s, h in zip(stores, heads, strict=True)})
+    scope = plan_scope([h["dataset"] for h in heads], [h["ids"] for h in heads], allow_mixed)
+    if scope.ids is None:
+        rows = [full_row(s, be) for s in stores]
+    else:
+        rows = [subset_row(s, scope.ids, be) for s in stores]
+    remember(paths, digests, heads, scope, rows, be.describe())
+    return scope, rows
+
+
 def compare_report(
     paths: list[str],
     *,
     allow_mixed: bool = False,
     sort: str | None = None,
+    by: str | None = None,
     backend: Backend | None = None,
 ) -> CompareReport:
     """The `mgap compare` report without its optional analyses (`correlation`, `paired`:
-    the command adds them with `with_fields`)."""
+    the command adds them with `with_fields`); `by="step"` orders the rows by checkpoint
+    step (a store without one is refused before anything is measured) and adds the
+    trajectory. Rows come from the cached path when every store has its entries."""
+    if len(paths) < 1:
+        raise UsageError("compare needs at least one STORE")
     be = backend or resolve_backend("cpu")
-    stores = open_compared(paths)
-    common = shared_ids(stores, allow_mixed)
-    if common is None:
-        scope = "mixed datasets: each store on all of its own images"
-        rows = [full_row(s, be) for s in stores]
-    elif all(s.n_images == len(common) for s in stores):
-        scope = "every store holds exactly the shared image ids: all rows"
-        rows = [full_row(s, be) for s in stores]
+    found = cached_rows(paths, allow_mixed, be.describe())
+    if found is not None:
+        scope, rows, heads = found
+        if by is not None:
+            check_steps({p: h["step"] for p, h in zip(paths, heads, strict=True)})
     else:
-        ids = [i for i in dict.fromkeys(stores[0].image_ids.tolist()) if i in common]
-        scope = "the image ids all stores share (and their captions)"
-        rows = [subset_row(s, ids, be) for s in stores]
-    return CompareReport.build(
-        n_stores=len(stores),
-        shared_ids=None if common is None else len(common),
-        scope=scope,
+        scope, rows = measured(paths, allow_mixed, by, be)
+    report = CompareReport.build(
+        n_stores=len(paths),
+        shared_ids=None if scope.common is None else len(scope.common),
+        scope=scope.text,
         sort=sort,
-        rows=sort_rows(rows, sort),
+        rows=by_step(rows) if by else sort_rows(rows, sort),
     )
+    return report.with_fields(trajectory=trajectory_block(report.rows, by)) if by else report
 
 
 def short_name(row: CompareRow) -> str:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from mgap.commands.compute_opts import DEVICE_OPT, backend
+from mgap.core.errors import UsageError
 from mgap.output import fmt, note, print_json, stdout
 
 if TYPE_CHECKING:
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     )
 
 DASH = "—"
+#: what `--by` orders the stores by (engine/studies/trajectory.py)
+BY = ("step",)
 #: tables are printed at least this wide (a pipe or a narrow terminal would squash them)
 WIDTH = 180
 #: (column title, row key) of the table, after the store's model and dataset
@@ -128,7 +131,11 @@ def print_paired(block: PairedBlock) -> None:
 def compare(
     stores: list[str] = typer.Argument(..., help="Stores to compare (one per model/checkpoint)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
-    png: str | None = typer.Option(None, "--png", help="Also draw the --x/--y scatter to FILE."),
+    png: str | None = typer.Option(
+        None,
+        "--png",
+        help="Also draw the --x/--y scatter (with --by step: the trajectory) to FILE.",
+    ),
     sort: str | None = typer.Option(
         None, "--sort", help="Order rows by a column (l2m, i2t_r1, ...); -COLUMN descending."
     ),
@@ -150,14 +157,19 @@ def compare(
         1000, "--permutations", min=1, help="Permutations of the --correlate p-values."
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the resamples and permutations."),
+    by: str | None = typer.Option(
+        None, "--by", help="'step': order by checkpoint step and draw the trajectory."
+    ),
     device: str = DEVICE_OPT,
 ) -> None:
     """One row per store: gap, retrieval, zero-shot, logit scale and step, on shared images."""
-    from mgap.commands.compare_out import draw
+    from mgap.commands.compare_out import draw, draw_trajectory
     from mgap.engine.studies.compare import compare_report
 
+    if by is not None and by not in BY:
+        raise UsageError(f"--by must be one of {', '.join(BY)}, got {by!r}")
     be = backend(device, False)
-    report = compare_report(stores, allow_mixed=allow_mixed, sort=sort, backend=be)
+    report = compare_report(stores, allow_mixed=allow_mixed, sort=sort, by=by, backend=be)
     if correlate:
         from mgap.engine.studies.correlate import correlation_block
 
@@ -180,7 +192,9 @@ def compare(
             print_correlation(report.correlation)
         if report.paired is not None:
             print_paired(report.paired)
-    if correlate or png:
+    if report.trajectory is not None:
+        draw_trajectory(report.trajectory, png if not correlate else None, not json_out)
+    if correlate or (png and report.trajectory is None):
         draw(report.rows, x, y, png, terminal=correlate and not json_out)
 
 

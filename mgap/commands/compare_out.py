@@ -1,5 +1,6 @@
-"""The scatter of `mgap compare`: one point per store, labelled by its model, in the
-terminal (plotext) and as a PNG (`--png`, matplotlib from the `png` extra)."""
+"""The plots of `mgap compare`: the scatter (one point per store, labelled by its model)
+and the `--by step` trajectory, in the terminal (plotext, `engine/plots/compare.py`) and
+as a PNG (`--png`, matplotlib from the `png` extra)."""
 
 from __future__ import annotations
 
@@ -9,33 +10,10 @@ from mgap.core.errors import UsageError
 from mgap.output import stdout
 
 if TYPE_CHECKING:
-    from mgap.engine.reports.compare import CompareRow
+    from mgap.engine.reports.compare import CompareRow, TrajectoryBlock
 
 
-def _padded(values: list[float], low: float, high: float) -> tuple[float, float]:
-    """Limits with room for the labels (a flat axis is widened by 1 each way)."""
-    lo, hi = min(values), max(values)
-    span = hi - lo or 1.0
-    return lo - low * span, hi + high * span
-
-
-def terminal_scatter(xs: list[float], ys: list[float], labels: list[str], x: str, y: str) -> str:
-    """The plotext scatter as text: each store a dot with its label to its right."""
-    import plotext as plt
-
-    fig = plt.figure
-    fig.clear()
-    plt.terminal.limit(False, False)
-    fig.plot_size(80, 22)
-    for px, py, label in zip(xs, ys, labels, strict=True):
-        fig.draw(fig.text(px, py, f"•{label}"))
-    fig.ruler(0).lim(*_padded(xs, 0.05, 0.3))
-    fig.ruler(1).lim(*_padded(ys, 0.1, 0.1))
-    fig.title(f"{y} (vertical) against {x} (horizontal)")
-    return fig.build().string(colorless=True)
-
-
-def png_scatter(path: str, xs: list[float], ys: list[float], labels: list[str], x: str, y: str):
+def _pyplot():
     try:
         import matplotlib
 
@@ -45,6 +23,11 @@ def png_scatter(path: str, xs: list[float], ys: list[float], labels: list[str], 
         raise UsageError(
             "--png needs matplotlib", hint="install the png extra: pip install 'mgap[png]'"
         ) from exc
+    return plt
+
+
+def png_scatter(path: str, xs: list[float], ys: list[float], labels: list[str], x: str, y: str):
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 5))
     ax.scatter(xs, ys)
     for px, py, label in zip(xs, ys, labels, strict=True):
@@ -60,6 +43,7 @@ def draw(
     rows: list[CompareRow], x: str | None, y: str | None, png: str | None, terminal: bool
 ) -> None:
     """The chosen pair (`scatter_pair`) in the terminal and/or to `png`."""
+    from mgap.engine.plots.compare import scatter_text
     from mgap.engine.studies.compare import short_name
     from mgap.engine.studies.correlate import column, scatter_pair
 
@@ -67,6 +51,34 @@ def draw(
     xs, ys = column(rows, x).tolist(), column(rows, y).tolist()
     labels = [short_name(r) for r in rows]
     if terminal:
-        stdout.print(terminal_scatter(xs, ys, labels, x, y), highlight=False, markup=False)
+        text = scatter_text(xs, ys, labels, x, y)
+        stdout.print(text, highlight=False, markup=False)
     if png:
         png_scatter(png, xs, ys, labels, x, y)
+
+
+def png_trajectory(path: str, block: TrajectoryBlock) -> None:
+    """Two panels against the step: the gap metrics above, performance below."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
+    for ax, kind in zip(axes, ("gap", "performance"), strict=True):
+        for s in (s for s in block.series if s.kind == kind):
+            ax.plot(block.steps, s.values, marker="o", label=s.metric)
+        ax.set_ylabel(kind)
+        ax.legend(fontsize=8)
+    axes[-1].set_xlabel(block.by)
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+
+
+def draw_trajectory(block: TrajectoryBlock, png: str | None, terminal: bool) -> None:
+    """The trajectory's two panels in the terminal and/or to `png`."""
+    from mgap.engine.plots.compare import trajectory_text
+
+    if terminal:
+        for kind in ("gap", "performance"):
+            text = trajectory_text(block, kind)
+            stdout.print(text, highlight=False, markup=False)
+    if png:
+        png_trajectory(png, block)
