@@ -196,3 +196,25 @@ def test_knn_refuses_a_store_without_layers(cli, depth):
     result = cli("knn", f"{depth['plain']}@all", f"{depth['s']}:image@all")
     assert result.returncode == 2 and "has no per-layer image states" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_sampled_knn_uses_the_same_queries_for_every_layer(cli, depth):
+    s = depth["s"]
+    args = ["--k", "5", "--sample", "60", "--seed", "2"]
+    doc = _json(cli, "knn", f"{s}:image@all", f"{s}:text@all", *args)
+    assert doc["estimate"]["mode"] == "sampled" and "cknna" not in doc
+    single = _json(cli, "knn", f"{s}:image@0", f"{s}:text@0", *args)
+    assert doc["matrix"][0][0] == single["mutual_knn"]
+    assert (
+        doc["estimate"]["interval"]["matrix"][0][0] == single["estimate"]["interval"]["mutual_knn"]
+    )
+    later = _json(cli, "knn", f"{s}:image@3", f"{s}:text@5", *args)
+    assert doc["matrix"][3][2] == later["mutual_knn"]
+
+
+def test_rbf_self_matrix(cli, depth):
+    s = depth["s"]
+    doc = _json(cli, "cka", f"{s}:text@all", f"{s}:text@all", "--kernel", "rbf", "--unbiased")
+    M = np.array(doc["matrix"])
+    assert np.array_equal(M, M.T) and np.allclose(np.diag(M), 1.0)
+    assert doc["sigma"]["rows"] == doc["sigma"]["columns"] and len(doc["sigma"]["rows"]) == 3
