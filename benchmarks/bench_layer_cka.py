@@ -3,6 +3,11 @@ platonic-rep's per-pair loop, on the same synthetic features (issue 23 targets).
 
     python benchmarks/bench_layer_cka.py [--n 5000] [--d 768] [--layers 13] [--repeats 3]
                                          [--loop-n 500] [--skip-floor] [--skip-loop]
+                                         [--cpu-clock]
+
+On a shared machine, run with one BLAS thread (OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1)
+and `--cpu-clock`: both sides are then timed in this process's CPU seconds, the work itself
+rather than the wait for a core.
 
 (a) mgap's path (`cka.centred_grams` for both stacks, then `cka.gram_cka_matrix`: every
     layer's centred n x n Gram built once, all pairs from one stacked product per block of
@@ -21,6 +26,7 @@ comparison get the same repeats and the median, interleaved (benchmarks/_harness
 from __future__ import annotations
 
 import argparse
+import time
 
 import numpy as np
 from _harness import measure_interleaved, report
@@ -81,12 +87,16 @@ def main() -> None:
     parser.add_argument("--loop-n", type=int, default=500)
     parser.add_argument("--skip-floor", action="store_true")
     parser.add_argument("--skip-loop", action="store_true")
+    parser.add_argument("--cpu-clock", action="store_true", help="time CPU seconds")
     args = parser.parse_args()
     L = args.layers
+    clock = time.process_time if args.cpu_clock else time.perf_counter
     if not args.skip_floor:
         A, B = features(args.n, args.d, L, seed=0)
         ours, floor = measure_interleaved(
-            [lambda: mgap_matrix(A, B), lambda: grams_alone(A, B)], repeats=args.repeats
+            [lambda: mgap_matrix(A, B), lambda: grams_alone(A, B)],
+            repeats=args.repeats,
+            clock=clock,
         )
         ratio = report(
             f"(a) linear CKA {L}x{L}, n={args.n}, d={args.d}", ours, floor, f"{2 * L} Grams alone"
@@ -96,7 +106,9 @@ def main() -> None:
     if not args.skip_loop:
         A, B = features(args.loop_n, args.d, L, seed=1)
         ours, loop = measure_interleaved(
-            [lambda: mgap_matrix(A, B), lambda: per_pair_loop(A, B)], repeats=args.repeats
+            [lambda: mgap_matrix(A, B), lambda: per_pair_loop(A, B)],
+            repeats=args.repeats,
+            clock=clock,
         )
         np.testing.assert_allclose(ours.value, loop.value, rtol=1e-5, atol=1e-6)
         ratio = report(
