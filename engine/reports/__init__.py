@@ -22,6 +22,7 @@ from mgap.engine.reports.base import Report, ReportShapeError
 from mgap.engine.reports.compare import CompareReport
 from mgap.engine.reports.examples import ExamplesReport
 from mgap.engine.reports.interventions import InterventionReport
+from mgap.engine.reports.layer_matrix import LayerMatrixReport
 from mgap.engine.reports.pipeline import (
     CatalogModel,
     DemoReport,
@@ -70,4 +71,4 @@ REPORTS: dict[str, type[Report]] = {
     if cls.COMMAND
 }
 
-__all__ = ["REPORTS", "Report", "ReportShapeError", "json_schema"]
+__all__ = ["REPORTS", "LayerMatrixReport", "Report", "ReportShapeError", "json_schema"]

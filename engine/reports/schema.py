@@ -69,8 +69,9 @@ def json_schema(cls: type[Report]) -> dict[str, Any]:
     """The JSON Schema of a report type's document."""
     defs: dict[str, Any] = {}
     top = _object(cls, defs)
-    if cls.VARIANTS:
-        top = {"anyOf": [top, *(_object(other, defs) for other, _ in cls.VARIANTS)]}
+    variants = cls.__dict__.get("VARIANTS", ())  # a command's own, not a subclass's
+    if variants:
+        top = {"anyOf": [top, *(_object(other, defs) for other, _ in variants)]}
     if cls.AS_LIST:
         top = {"type": "array", "title": f"list of {cls.__name__}", "items": top}
     doc = {"$schema": "https://json-schema.org/draft/2020-12/schema", **top}

@@ -27,7 +27,7 @@ from mgap.engine.studies.refs import align_refs
 from mgap.engine.studies.work import Work
 
 
-def _validate(
+def validate_options(
     kernel: str, sigma: float | None, batch_size: int | None, sample: int | None, n_refs: int
 ) -> None:
     if sigma is not None:
@@ -59,6 +59,7 @@ def cka_report(
     backend: Backend | None = None,
     sample: int | None = None,
     seed: int = 0,
+    space: str = "raw",
 ) -> CkaReport:
     """The `mgap cka` report: names, matrix (diagonal 1), n, dims, estimator, kernel, and
     `estimate` (exact, or sampled with its interval).
@@ -66,9 +67,9 @@ def cka_report(
     The estimator is only ever the one asked for: biased or unbiased (`--unbiased`) exact
     CKA at any n (RBF in row blocks, see `rbf_blocked`), the minibatch estimator when
     `batch_size` is given, or with `sample` an estimate of the exact all-rows value from
-    that many seeded rows (`cka_sample`)."""
-    _validate(kernel, sigma, batch_size, sample, len(refs))
-    _, mats, names = align_refs(refs, np.float32)
+    that many seeded rows (`cka_sample`). `space` is the per-layer space of a `REF@LAYER`."""
+    validate_options(kernel, sigma, batch_size, sample, len(refs))
+    _, mats, names = align_refs(refs, np.float32, space)
     n = mats[0].shape[0]
     if unbiased and n < 4 and batch_size is None:
         raise UsageError(f"unbiased CKA needs at least 4 shared rows, got {n}")
@@ -109,14 +110,14 @@ def _exact(
         if chance is None:
             return CkaReport.build(**head, estimate=estimate, matrix=matrix)
         return CkaReport.build(**head, estimate=estimate, matrix=matrix, chance=chance)
-    with Work("exact RBF CKA", n, _rbf_flops(mats, n, sigma), be) as work:
+    with Work("exact RBF CKA", n, rbf_flops(mats, n, sigma), be) as work:
         matrix, sigmas = rbf_cka_matrix(
             mats, backend=be, sigma=sigma, unbiased=unbiased, progress=work.advance
         )
     return CkaReport.build(**head, estimate=estimate, matrix=matrix, sigma=sigmas)
 
 
-def _rbf_flops(mats: list[np.ndarray], n: int, sigma: float | None) -> float:
+def rbf_flops(mats: list[np.ndarray], n: int, sigma: float | None) -> float:
     """Product flops of the blocked RBF passes on n rows (two passes unless σ is given)."""
     return 2.0 * n * n * sum(int(m.shape[1]) for m in mats) * (1 if sigma else 2)
 
@@ -146,7 +147,7 @@ def _sampled(
         part = run()
     else:
         group = sample // GROUPS
-        flops = _rbf_flops(mats, sample, sigma) + GROUPS * _rbf_flops(mats, group, sigma)
+        flops = rbf_flops(mats, sample, sigma) + GROUPS * rbf_flops(mats, group, sigma)
         with Work("sampled RBF CKA", sample + GROUPS * group, flops, be) as work:
             part = run(progress=work.advance)
     part["estimate"] = Estimate.build(**part["estimate"])

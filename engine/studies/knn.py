@@ -25,6 +25,28 @@ from mgap.engine.studies.work import Work
 SAMPLED_NOTE = "CKNNA needs every row's neighbours: run without --sample"
 
 
+def pick_queries(n: int, sample: int | None, rng: np.random.Generator) -> np.ndarray | None:
+    """The seeded query rows of `--sample` (sorted), or None for every row."""
+    if sample is None or sample >= n:
+        return None
+    return np.sort(rng.choice(n, int(sample), replace=False))
+
+
+def knn_graphs(
+    mats: list[np.ndarray], k: int, be: Backend, queries: np.ndarray | None
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each representation's k-NN graph (indices, similarities), built once, with progress."""
+    n = mats[0].shape[0]
+    q = n if queries is None else queries.size
+    flops = 2.0 * q * n * sum(int(m.shape[1]) for m in mats)
+    graphs = []
+    with Work("k-NN graphs", len(mats), flops, be) as work:
+        for X in mats:
+            graphs.append(be.topk(float32_unit_rows(X), k, queries=queries))
+            work.advance(1)
+    return graphs
+
+
 def knn_report(
     ref_a: str,
     ref_b: str,
@@ -33,6 +55,7 @@ def knn_report(
     backend: Backend | None = None,
     sample: int | None = None,
     seed: int = 0,
+    space: str = "raw",
 ) -> KnnReport:
     """The `mgap knn` report: k, n, mutual_knn, cknna, chance = k/(n−1).
 
@@ -40,22 +63,15 @@ def knn_report(
     top-k on the backend (the score block never leaves the device). `sample=N` finds the
     neighbours (among all n) of N seeded query rows only: mutual k-NN is then the mean
     over those queries with a 95 % bootstrap interval, and CKNNA, which needs every row's
-    neighbours, is not computed."""
-    _, (X, Y), names = align_refs([ref_a, ref_b], np.float32)
+    neighbours, is not computed. `space` is the per-layer space of a `REF@LAYER`."""
+    _, (X, Y), names = align_refs([ref_a, ref_b], np.float32, space)
     check_k(X, Y, k, minimum_k=2)
     n = X.shape[0]
     be = backend or resolve_backend("cpu")
     rng = np.random.default_rng(seed)
-    queries = None
-    if sample is not None and sample < n:
-        queries = np.sort(rng.choice(n, int(sample), replace=False))
+    queries = pick_queries(n, sample, rng)
     q = n if queries is None else queries.size
-    flops = 2.0 * q * n * (X.shape[1] + Y.shape[1])
-    with Work("k-NN graphs", 2, flops, be) as work:
-        ia, sa = be.topk(float32_unit_rows(X), k, queries=queries)
-        work.advance(1)
-        ib, sb = be.topk(float32_unit_rows(Y), k, queries=queries)
-        work.advance(1)
+    (ia, sa), (ib, sb) = knn_graphs([X, Y], k, be, queries)
     head = {"names": names, "k": k, "n": n, "chance": k / (n - 1)}
     head["compute"] = Compute.build(**be.describe())
     if queries is None:

@@ -7,40 +7,21 @@ report, which `--json` prints and the printers here read.
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 import typer
 
 from mgap.commands.compute_opts import DEVICE_OPT, FAST_OPT, SAMPLE_OPT, SEED_OPT, backend
+from mgap.commands.layer_matrix_out import SPACE_OPT, check_space, print_layer_matrix
 from mgap.commands.null_opts import PERMUTATIONS_OPT, print_null
 from mgap.commands.report_common import CHECK_OPT
+from mgap.commands.shade import shade_cell
 from mgap.output import fmt, note, print_json, stdout
 
 if TYPE_CHECKING:
     from mgap.engine.reports.analysis import CkaReport, KnnReport, MatchReport
 
 JSON_OPT = typer.Option(False, "--json", help="Print one JSON document on stdout.")
-#: a dark-to-bright ramp for values in [0, 1] (viridis stops)
-RAMP = ((68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37))
-
-
-def _shade(value: float | None, digits: int = 3):
-    """A table cell whose background follows the value on RAMP."""
-    from rich.color import Color
-    from rich.style import Style
-    from rich.text import Text
-
-    if value is None:
-        return Text("-")
-    if not math.isfinite(value):
-        return Text("nan")
-    t = min(max(value, 0.0), 1.0) * (len(RAMP) - 1)
-    lo = min(int(t), len(RAMP) - 2)
-    w = t - lo
-    rgb = [round(a + (b - a) * w) for a, b in zip(RAMP[lo], RAMP[lo + 1], strict=True)]
-    ink = "black" if t > 2.0 else "white"
-    return Text(f"{value:.{digits}f}", style=Style(color=ink, bgcolor=Color.from_rgb(*rgb)))
 
 
 def _matrix_table(
@@ -54,7 +35,7 @@ def _matrix_table(
     for i in range(len(names)):
         table.add_column(str(i + 1), justify="right", no_wrap=True, min_width=5)
     for i, (name, row) in enumerate(zip(names, matrix, strict=True)):
-        cells = [v if raw else _shade(v) if shade else fmt(v, 3) for v in row]
+        cells = [v if raw else shade_cell(v) if shade else fmt(v, 3) for v in row]
         label = name if len(name) <= 38 else "…" + name[-37:]  # keep the :image/:text end
         table.add_row(f"{i + 1} {label}", str(dims[i]), *cells)
     return table
@@ -68,8 +49,37 @@ def _interval_table(names: list[str], dims: list[int], intervals):
     )
 
 
+def _layer_matrix(refs: list[str], permutations: int | None) -> bool:
+    """Whether the REFs ask for a layers x layers matrix (a REF with @all or a list)."""
+    from mgap.core.errors import UsageError
+    from mgap.engine.studies.refs import is_stack
+
+    if not any(is_stack(ref) for ref in refs):
+        return False
+    if len(refs) != 2:
+        raise UsageError(
+            f"a layers x layers matrix compares two REFs, got {len(refs)}",
+            hint="e.g. mgap cka clip.h5:image@all clip.h5:text@all",
+        )
+    if permutations is not None:
+        raise UsageError(
+            "--permutations tests one pair, not a layers x layers matrix",
+            hint="name one layer per REF (STORE:SIDE@LAYER) for its null",
+        )
+    return True
+
+
+def _show_layers(report, json_out: bool) -> None:
+    if json_out:
+        print_json(report.to_json())
+    else:
+        print_layer_matrix(report)
+
+
 def cka(
-    refs: list[str] = typer.Argument(..., help="Two or more REFs: STORE[:image|:text]."),
+    refs: list[str] = typer.Argument(
+        ..., help="Two or more REFs: STORE[:image|:text][@LAYER]; two REFs @all: layers x layers."
+    ),
     check: bool = CHECK_OPT,
     kernel: str = typer.Option("linear", "--kernel", help="linear or rbf."),
     unbiased: bool = typer.Option(False, "--unbiased", help="Song et al. unbiased HSIC."),
@@ -86,24 +96,33 @@ def cka(
     sample: int | None = SAMPLE_OPT,
     seed: int = SEED_OPT,
     permutations: int | None = PERMUTATIONS_OPT,
+    space: str = SPACE_OPT,
     json_out: bool = JSON_OPT,
 ) -> None:
     """CKA matrix between REFs, rows aligned by image id (RBF: exact, in row blocks, at any n).
 
     `--sample N` estimates the exact value from N seeded rows with a 95% interval (a t
-    interval from disjoint subsamples; see docs/large-stores.md)."""
+    interval from disjoint subsamples; see docs/large-stores.md). `A@all B@all` gives every
+    layer of A against every layer of B (docs/metrics.md "Alignment across depth")."""
+    check_space(space, permutations)
+    options = {
+        "kernel": kernel,
+        "unbiased": unbiased,
+        "sigma": sigma,
+        "batch_size": batch_size,
+        "backend": backend(device, fast),
+        "sample": sample,
+        "seed": seed,
+        "space": space,
+    }
+    if _layer_matrix(refs, permutations):
+        from mgap.engine.studies.layer_align import layer_cka_report
+
+        _show_layers(layer_cka_report(*refs, **options), json_out)
+        return
     from mgap.engine.studies.cka import cka_report
 
-    report = cka_report(
-        refs,
-        kernel=kernel,
-        unbiased=unbiased,
-        sigma=sigma,
-        batch_size=batch_size,
-        backend=backend(device, fast),
-        sample=sample,
-        seed=seed,
-    )
+    report = cka_report(refs, **options)
     if permutations is not None:
         from mgap.engine.studies.nulls import cka_null
 
@@ -170,12 +189,21 @@ def knn(
     ),
     seed: int = SEED_OPT,
     permutations: int | None = PERMUTATIONS_OPT,
+    space: str = SPACE_OPT,
     json_out: bool = JSON_OPT,
 ) -> None:
-    """Mutual k-NN and CKNNA alignment (Huh et al. 2024) between two REFs."""
+    """Mutual k-NN and CKNNA alignment (Huh et al. 2024) between two REFs; `A@all B@all`
+    gives every layer pair and the best one (docs/metrics.md "Alignment across depth")."""
+    check_space(space, permutations)
+    options = {"k": k, "backend": backend(device, fast), "sample": sample, "seed": seed}
+    if _layer_matrix([ref_a, ref_b], permutations):
+        from mgap.engine.studies.layer_align import layer_knn_report
+
+        _show_layers(layer_knn_report(ref_a, ref_b, **options, space=space), json_out)
+        return
     from mgap.engine.studies.knn import knn_report
 
-    report = knn_report(ref_a, ref_b, k=k, backend=backend(device, fast), sample=sample, seed=seed)
+    report = knn_report(ref_a, ref_b, **options, space=space)
     if permutations is not None:
         from mgap.engine.studies.nulls import knn_null
 
@@ -199,8 +227,8 @@ def print_knn(report: KnnReport) -> None:
     )
     table.add_column("metric")
     table.add_column("value", justify="right")
-    table.add_row("mutual k-NN", _shade(report.mutual_knn))
-    table.add_row("CKNNA", _shade(report.cknna))
+    table.add_row("mutual k-NN", shade_cell(report.mutual_knn))
+    table.add_row("CKNNA", shade_cell(report.cknna))
     table.add_row("chance k/(n-1)", fmt(report.chance, 3))
     estimate = report.estimate
     if estimate is not None and estimate.mode == "sampled":
@@ -292,7 +320,7 @@ def print_match(report: MatchReport, base_selection: str) -> None:
             label = f"local-cka ({result.kernel})"
         table.add_row(
             label,
-            _shade(result.accuracy),
+            shade_cell(result.accuracy),
             *(fmt(value, 3) for value in (result.top1, result.top5, result.top10)),
         )
     stdout.print(table)
