@@ -10,8 +10,9 @@ seconds passed. `--cold` first removes the store's sidecar cache and job files (
 there: the store itself is never written). Needs tmux; Linux /proc for the RSS figures.
 
 `--examples-row N` then moves to category row N of Results and presses Enter: the time
-until the examples list is drawn (and whether its ranks came from the retrieval cache),
-and until the first image's retrieved captions are shown. `--examples-cli CATEGORY` times
+until the examples list is drawn (and whether its ranks came from a cache), until the
+first image's retrieved captions are shown, and from a Down press until the next image's
+are; then Escape and the same again, which reads what the first drill-down cached. `--examples-cli CATEGORY` times
 `mgap examples --category CATEGORY --worst 20` against `mgap gap` with its sidecar cache
 set aside (wall time, peak RSS);
 `--cli-only` skips the TUI.
@@ -126,7 +127,8 @@ def main() -> None:
     try:
         run(store, args.limit)
         if args.examples_row is not None:
-            drill_down(args.examples_row, args.limit)
+            drill_down(args.examples_row, args.limit, "first drill-down")
+            drill_down(args.examples_row, args.limit, "second drill-down (cached)")
     finally:
         tmux("kill-server")
 
@@ -169,20 +171,38 @@ def run(store: Path, limit: float) -> None:
     print(screen())
 
 
-def drill_down(row: int, limit: float) -> None:
-    """Enter on category row `row` of Results: seconds until the list, then the detail."""
+MARKED = r"[✓✗] \d"  # a retrieved caption drawn with its mark (not "retrieved: computing…")
+HEADER = r"(\S+)  \[[^\]]*\]  rank"  # the selected example's first line
+
+
+def drill_down(row: int, limit: float, label: str) -> None:
+    """Enter on category row `row` of Results: seconds until the list, until the first
+    image's top-5, and from a Down press until the next image's top-5 is drawn."""
     tmux("send-keys", "-t", "bench", "Home", *["Down"] * row)
     time.sleep(1.0)
     tmux("send-keys", "-t", "bench", "Enter")
     listed = wait_for(r"of \d+ images · ranks (cached|computed)", limit)
     ranks = re.search(r"ranks (cached|computed)", screen()).group(1)
-    detail = wait_for(r"retrieved", limit - listed)
+    detail = wait_for(MARKED, limit - listed)
+    first = re.search(HEADER, screen()).group(1)
+    tmux("send-keys", "-t", "bench", "Down")
+    start = time.monotonic()
+    while True:
+        shown = re.search(HEADER, screen())
+        if shown and shown.group(1) != first and re.search(MARKED, screen()):
+            break
+        if time.monotonic() - start > limit:
+            raise SystemExit(f"Down did not show the next image within {limit} s\n{screen()}")
+        time.sleep(0.02)
+    arrow = time.monotonic() - start
     print(
-        f"Enter on category row {row} -> examples list: {listed:.2f} s (ranks {ranks}); "
-        f"first image's top-5: {detail + listed:.2f} s"
+        f"{label}: Enter on category row {row} -> examples list: {listed:.2f} s "
+        f"(ranks {ranks}); first image's top-5: {detail + listed:.2f} s; "
+        f"Down -> next image's top-5: {arrow:.2f} s"
     )
     print(screen())
     tmux("send-keys", "-t", "bench", "Escape")
+    time.sleep(1.0)
 
 
 def timed(command: list[str]) -> tuple[float, float]:
