@@ -173,11 +173,13 @@ def run(store: Path, limit: float) -> None:
 
 MARKED = r"[✓✗] \d"  # a retrieved caption drawn with its mark (not "retrieved: computing…")
 HEADER = r"(\S+)  \[[^\]]*\]  rank"  # the selected example's first line
+CATEGORY_ROW = r"\(all\)[^\n]*\n +[^\s│][^\n]*\d\.\d{3}"  # a row below (all) in Results
 
 
 def drill_down(row: int, limit: float, label: str) -> None:
     """Enter on category row `row` of Results: seconds until the list, until the first
     image's top-5, and from a Down press until the next image's top-5 is drawn."""
+    wait_for(CATEGORY_ROW, limit)  # the category rows, not only (all)
     tmux("send-keys", "-t", "bench", "Home", *["Down"] * row)
     time.sleep(1.0)
     tmux("send-keys", "-t", "bench", "Enter")

@@ -95,12 +95,19 @@ def list_examples(path: Path, category: str, sort: str) -> ExamplesListed:
     return ExamplesListed(report)
 
 
-def retrieved_all(path: Path, category: str, sort: str) -> ExamplesRetrieved:
-    """Every listed image again with its top-5: one pass over the captions, or the cache."""
+def retrieved_all(path: Path, category: str, sort: str, rows: list[int]) -> ExamplesRetrieved:
+    """The listed images (`rows`) again with their top-5: only their rows are read, and one
+    pass over the captions is made unless the list's own pass cached it."""
     from mgap.engine.studies.examples import examples_report
 
     report = examples_report(
-        store_at(path), category=category, sort=sort, n=LIST_LIMIT, k=TOP_K, with_centroid=False
+        store_at(path),
+        category=category,
+        sort=sort,
+        n=len(rows),
+        k=TOP_K,
+        only=rows,
+        with_centroid=False,
     )
     return ExamplesRetrieved(sort, report.examples)
 
@@ -235,8 +242,8 @@ class ExamplesScreen(WorkerHost, Screen):
         if not shown:
             self.query_one(Picture).show(None, "no image of this category has a caption")
             return
-        sort = self.sort
-        self.start_worker("retrieved", lambda: retrieved_all(self.path, self.category, sort))
+        sort, rows = self.sort, [ex.row for ex in self.report.examples]
+        self.start_worker("retrieved", lambda: retrieved_all(self.path, self.category, sort, rows))
         table.move_cursor(row=0)
         self._select(0)
 

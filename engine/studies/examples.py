@@ -129,12 +129,12 @@ def _scan(
     them (True), else one pass over the other side keeping the top max(k, fetch_k), cached
     so that the next report (the TUI's top-5 after its list) reads it back."""
     params = scan_params(q.side, q.rows, store_score(store).describe(), TIE_TOL)
-    cached = load_scan(store, params, k)
+    cached = load_scan(store, params, q.rows, k)
     if cached is not None:
         return cached, True
     blocks = _gallery(store, q.other)
     scan = ex.scan_gallery(Q, blocks, best, q.owner, q.right, k=max(k, fetch_k), tol=TIE_TOL)
-    save_scan(store, params, scan)
+    save_scan(store, params, q.rows, scan)
     return dataclasses.replace(
         scan, top_rows=scan.top_rows[:, :k], top_scores=scan.top_scores[:, :k]
     ), False

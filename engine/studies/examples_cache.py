@@ -6,7 +6,7 @@ the queries an examples report counted (their retrieval counts, top-k and the ga
 centroid) is kept under a digest of those query rows, the side, the score and the tie
 tolerance, stamped like every cache entry: a second drill-down into the same category, or
 a repeated `mgap examples`, reads it back, and an entry made from other rows is ignored.
-An entry holding a larger k serves a smaller one.
+An entry holding a larger k serves a smaller one, and any order of the same queries.
 """
 
 from __future__ import annotations
@@ -25,25 +25,33 @@ _FIELDS = ("above", "tied", "right_tied", "top_rows", "top_scores", "centroid")
 
 
 def scan_params(side: str, rows: np.ndarray, score: dict, tol: float) -> dict:
-    """The cache key's params: which queries (a digest of their rows, in order), which side,
-    and how they were scored."""
-    digest = hashlib.sha1(np.ascontiguousarray(rows, dtype="<i8").tobytes()).hexdigest()
+    """The cache key's params: which queries (a digest of their rows as a set: a report
+    that lists them in another order reads the same entry), which side, how scored."""
+    digest = hashlib.sha1(np.sort(np.asarray(rows, dtype="<i8")).tobytes()).hexdigest()
     return {"side": side, "queries": digest, "n": int(rows.size), **score, "tol": float(tol)}
 
 
-def load_scan(store: Store, params: dict, k: int) -> GalleryScan | None:
-    """The cached scan with its top `k` (None when absent, stale, or holding fewer)."""
+def load_scan(store: Store, params: dict, rows: np.ndarray, k: int) -> GalleryScan | None:
+    """The cached scan of query `rows` (in that order) with its top `k`; None when absent,
+    stale, holding fewer, or made for other rows."""
     got = load_cached(store, cache_key(KIND, params))
-    if got is None or any(f not in got for f in _FIELDS) or got["top_rows"].shape[1] < k:
+    if got is None or any(f not in got for f in ("rows", *_FIELDS)):
         return None
-    top_rows, top_scores = got["top_rows"][:, :k], got["top_scores"][:, :k]
-    return GalleryScan(
-        got["above"], got["tied"], got["right_tied"], top_rows, top_scores, got["centroid"]
-    )
+    at = np.searchsorted(got["rows"], rows)
+    if got["top_rows"].shape[1] < k or at.size != got["rows"].size:
+        return None
+    if at.size and (at.max() >= got["rows"].size or (got["rows"][at] != rows).any()):
+        return None
+    top_rows, top_scores = got["top_rows"][at, :k], got["top_scores"][at, :k]
+    counts = (got[f][at] for f in ("above", "tied", "right_tied"))
+    return GalleryScan(*counts, top_rows, top_scores, got["centroid"])
 
 
-def save_scan(store: Store, params: dict, scan: GalleryScan) -> None:
-    """Keep `scan`; a cache that cannot be written (a read-only folder) costs only time."""
-    arrays = {f: np.asarray(getattr(scan, f)) for f in _FIELDS}
+def save_scan(store: Store, params: dict, rows: np.ndarray, scan: GalleryScan) -> None:
+    """Keep `scan` of query `rows`, sorted by row; a cache that cannot be written (a
+    read-only folder) costs only time."""
+    order = np.argsort(rows, kind="stable")
+    arrays = {f: np.asarray(getattr(scan, f))[order] for f in _FIELDS[:-1]}
+    arrays.update(rows=np.asarray(rows)[order], centroid=np.asarray(scan.centroid))
     with contextlib.suppress(OSError):
         save_cached(store, cache_key(KIND, params), arrays, params)
