@@ -195,9 +195,9 @@ def press_enter() -> float:
 def drill_down(row: int, limit: float, label: str, first_time: bool) -> None:
     """Enter on category row `row` of Results: seconds until the list, until the first
     image's top-5, and from a Down press until the next image's top-5 is drawn."""
-    if first_time:
+    if first_time:  # Escape comes back to the same row: the second time, only Enter
         wait_for(CATEGORY_ROW, limit)  # the category rows, not only (all)
-    tmux("send-keys", "-t", "bench", "Home", *["Down"] * row)
+        tmux("send-keys", "-t", "bench", "Home", *["Down"] * row)
     time.sleep(1.0)
     entered = press_enter()
     wait_for(r"of \d+ images · ranks (cached|computed)", limit)
