@@ -10,8 +10,9 @@ seconds passed. `--cold` first removes the store's sidecar cache and job files (
 there: the store itself is never written). Needs tmux; Linux /proc for the RSS figures.
 
 `--examples-row N` then moves to category row N of Results and presses Enter: the time
-until the examples list is drawn (and whether its ranks came from the retrieval cache),
-and until the first image's retrieved captions are shown. `--examples-cli CATEGORY` times
+until the examples list is drawn (and whether its ranks came from a cache), until the
+first image's retrieved captions are shown, and from a Down press until the next image's
+are; then Escape and the same again, which reads what the first drill-down cached. `--examples-cli CATEGORY` times
 `mgap examples --category CATEGORY --worst 20` against `mgap gap` with its sidecar cache
 set aside (wall time, peak RSS);
 `--cli-only` skips the TUI.
@@ -126,7 +127,8 @@ def main() -> None:
     try:
         run(store, args.limit)
         if args.examples_row is not None:
-            drill_down(args.examples_row, args.limit)
+            drill_down(args.examples_row, args.limit, "first drill-down", True)
+            drill_down(args.examples_row, args.limit, "second drill-down (cached)", False)
     finally:
         tmux("kill-server")
 
@@ -169,20 +171,63 @@ def run(store: Path, limit: float) -> None:
     print(screen())
 
 
-def drill_down(row: int, limit: float) -> None:
-    """Enter on category row `row` of Results: seconds until the list, then the detail."""
-    tmux("send-keys", "-t", "bench", "Home", *["Down"] * row)
+MARKED = r"[✓✗] \d"  # a retrieved caption drawn with its mark (not "retrieved: computing…")
+HEADER = r"(\S+)  \[[^\]]*\]  rank"  # the selected example's first line
+#: a row below (all) in Results (scrolled out of view once a lower row is highlighted)
+CATEGORY_ROW = r"\(all\)[^\n]*\n +[^\s│][^\n]*\d\.\d{3}"
+
+
+def press_enter() -> float:
+    """Enter on the highlighted category row; when the examples screen does not open
+    within 5 s (a key lost while Results redraws after Escape), Enter once more. Returns
+    the time of the Enter that opened it."""
+    for _ in range(2):
+        entered = time.monotonic()
+        tmux("send-keys", "-t", "bench", "Enter")
+        while time.monotonic() - entered < 5:
+            if "worst by" in screen():
+                return entered
+            time.sleep(0.02)
+        print("(Enter did not open the examples; pressed again)")
+    raise SystemExit(f"Enter did not open the examples\n{screen()}")
+
+
+def drill_down(row: int, limit: float, label: str, first_time: bool) -> None:
+    """Enter on category row `row` of Results: seconds until the list, until the first
+    image's top-5, and from a Down press until the next image's top-5 is drawn."""
+    if first_time:  # Escape comes back to the same row: the second time, only Enter
+        wait_for(CATEGORY_ROW, limit)  # the category rows, not only (all)
+        tmux("send-keys", "-t", "bench", "Home", *["Down"] * row)
     time.sleep(1.0)
-    tmux("send-keys", "-t", "bench", "Enter")
-    listed = wait_for(r"of \d+ images · ranks (cached|computed)", limit)
+    entered = press_enter()
+    wait_for(r"of \d+ images · ranks (cached|computed)", limit)
+    listed = time.monotonic() - entered
     ranks = re.search(r"ranks (cached|computed)", screen()).group(1)
-    detail = wait_for(r"retrieved", limit - listed)
+    wait_for(MARKED, limit - listed)
+    detail = time.monotonic() - entered - listed
+    first = re.search(HEADER, screen()).group(1)
+    tmux("send-keys", "-t", "bench", "Down")
+    start, resent = time.monotonic(), False
+    while True:
+        shown = re.search(HEADER, screen())
+        if shown and shown.group(1) != first and re.search(MARKED, screen()):
+            break
+        if not resent and time.monotonic() - start > 5 and shown and shown.group(1) == first:
+            print("(Down did not move the list; pressed again)")
+            tmux("send-keys", "-t", "bench", "Down")
+            start, resent = time.monotonic(), True
+        if time.monotonic() - start > limit:
+            raise SystemExit(f"Down did not show the next image within {limit} s\n{screen()}")
+        time.sleep(0.02)
+    arrow = time.monotonic() - start
     print(
-        f"Enter on category row {row} -> examples list: {listed:.2f} s (ranks {ranks}); "
-        f"first image's top-5: {detail + listed:.2f} s"
+        f"{label}: Enter on category row {row} -> examples list: {listed:.2f} s "
+        f"(ranks {ranks}); first image's top-5: {detail + listed:.2f} s; "
+        f"Down -> next image's top-5: {arrow:.2f} s"
     )
     print(screen())
     tmux("send-keys", "-t", "bench", "Escape")
+    time.sleep(1.0)
 
 
 def timed(command: list[str]) -> tuple[float, float]:

@@ -1,8 +1,9 @@
 """Reading embedding rows out of a store: contiguous slices, block by block, checked.
 
 Rows are read READ_ROWS store rows at a time into one output array and filtered in numpy
-(h5py fancy indexing with many indices is slow); with `check` every block read is first
-compared with its stored CRC32.
+(h5py fancy indexing with many indices is slow); a block holding only a few wanted rows is
+read by point selection instead. With `check` every block read is first compared with its
+stored CRC32.
 """
 
 from __future__ import annotations
@@ -45,6 +46,20 @@ def check_blocks(f: h5py.File, path: Path, name: str, stop: int, block_rows: int
         )
 
 
+#: a block holding fewer wanted rows than its rows / SPARSE_ROWS is read row by row (h5py
+#: point selection: a few rows of a large store without a pass over the whole side)
+SPARSE_ROWS = 64
+
+
+def _copy_sparse(ds: h5py.Dataset, rows: np.ndarray, out: np.ndarray, at: int, span: int) -> None:
+    """Rows `rows` (ascending, within `span` store rows) into `out[at:]`."""
+    if rows.size * SPARSE_ROWS > span:
+        out[at : at + rows.size] = ds[int(rows[0]) : int(rows[-1]) + 1][rows - rows[0]]
+        return
+    unique, inverse = np.unique(rows, return_inverse=True)
+    out[at : at + rows.size] = ds[unique][inverse]
+
+
 def _copy_rows(ds: h5py.Dataset, rows: np.ndarray, out: np.ndarray, path: Path, name: str) -> None:
     stop = int(rows[-1]) + 1 if rows.size else 0
     done = 0
@@ -56,7 +71,7 @@ def _copy_rows(ds: h5py.Dataset, rows: np.ndarray, out: np.ndarray, path: Path, 
             if last - first == end - done - 1:  # a contiguous run: no copy
                 ds.read_direct(out, np.s_[first : last + 1], np.s_[done:end])
             else:
-                out[done:end] = ds[lo:hi][rows[done:end] - lo]
+                _copy_sparse(ds, rows[done:end], out, done, hi - lo)
             if not np.isfinite(out[done:end]).all():
                 raise _non_finite(path, name)
             done = end

@@ -96,7 +96,9 @@ def test_examples_equal_brute_force_on_tiny_coco(coco_store):
     in_cat = np.flatnonzero(store.primary_category == store.category_names.index(name))
     for sort, key in (("pair", "pair"), ("rank", "rank"), ("centroid", "centroid")):
         doc = examples_report(store, category=name, sort=sort, n=4, k=5).to_json()
-        assert doc["n_candidates"] == in_cat.size and doc["ranks"] == "computed"
+        # centroid's pass over the candidates is the one rank's left in the cache
+        counted = "cached" if sort == "centroid" else "computed"
+        assert doc["n_candidates"] == in_cat.size and doc["ranks"] == counted
         _check(doc, expected, index)
         values = {i: expected[i][key] for i in in_cat}
         sign = 1 if key == "pair" else -1
@@ -195,3 +197,56 @@ def test_show_draws_half_blocks_or_says_the_files_are_gone(coco_store, tmp_path,
     done = cli("examples", str(moved), "--worst", "1", "--show", "1")
     assert done.returncode == 0
     assert done.stdout.strip().splitlines()[-1].startswith("image not reachable:")
+
+
+def _scan_entries(store_path):
+    """{cache group name: its params} of the examples scans in the store's sidecar cache."""
+    with h5py.File(f"{store_path}.cache.h5", "r") as f:
+        return {
+            name: json.loads(f[name].attrs["params"])
+            for name in f
+            if name.startswith("examples-scan-")
+        }
+
+
+def test_a_second_report_reads_the_cached_scan(coco_store, tmp_path, monkeypatch):
+    import mgap.engine.studies.examples as study
+
+    path = tmp_path / "copy.h5"
+    shutil.copy(coco_store, path)
+    store = open_store(path)
+    X, Y, index = store.image_embeddings(), store.text_embeddings(), store.text_image_index
+    expected = brute_force_images(X, Y, index, 5)
+    first = examples_report(store, sort="pair", n=6, k=0, fetch_k=5).to_json()
+    assert first["ranks"] == "computed"
+    entries = _scan_entries(path)
+    assert [(p["side"], p["n"]) for p in entries.values()] == [("image", 6)]
+
+    def no_pass(*args, **kwargs):
+        raise AssertionError("the cached scan was not used")
+
+    monkeypatch.setattr(study.ex, "scan_gallery", no_pass)
+    again = examples_report(open_store(path), sort="pair", n=6, k=0).to_json()
+    assert again["ranks"] == "cached"
+    assert again["examples"] == first["examples"]
+    with_top = examples_report(open_store(path), sort="pair", n=6, k=5).to_json()
+    _check(with_top, expected, index)  # the top-5 the first pass kept (fetch_k)
+    assert [e["row"] for e in with_top["examples"]] == [e["row"] for e in first["examples"]]
+    with pytest.raises(AssertionError, match="not used"):  # more than the entry holds
+        examples_report(open_store(path), sort="pair", n=6, k=7)
+
+
+def test_a_stale_cached_scan_is_ignored(coco_store, tmp_path):
+    path = tmp_path / "copy.h5"
+    shutil.copy(coco_store, path)
+    first = examples_report(open_store(path), sort="pair", n=5, k=3).to_json()
+    (name,) = _scan_entries(path)
+    with h5py.File(f"{path}.cache.h5", "r+") as f:  # made from other rows
+        f[name]["above"][...] = f[name]["above"][...] + 1000
+        f[name].attrs["stamp"] = "another store's content"
+    again = examples_report(open_store(path), sort="pair", n=5, k=3).to_json()
+    assert again["ranks"] == "computed" and again["examples"] == first["examples"]
+    with h5py.File(f"{path}.cache.h5", "r") as f:  # and written anew with this store's stamp
+        assert f[name].attrs["stamp"] != "another store's content"
+    cached = examples_report(open_store(path), sort="pair", n=5, k=3).to_json()
+    assert cached["ranks"] == "cached" and cached["examples"] == first["examples"]

@@ -216,3 +216,28 @@ def test_examples_snapshot(snap_compare, store, size):
         await settle(pilot)
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+def test_arrows_only_redraw_the_top5_the_list_fetched(store, monkeypatch):
+    """The top-5 of every listed image comes with the list (one pass, then the cache):
+    moving through the list passes over the captions no more."""
+    import mgap.engine.studies.examples as study
+
+    async def check(app, pilot) -> None:
+        screen = app.screen
+        assert sorted(screen.retrieved) == sorted(e.row for e in screen.report.examples)
+        assert all(len(e.retrieved) == 5 for e in screen.retrieved.values())
+
+        def no_pass(*args, **kwargs):
+            raise AssertionError("an arrow press scanned the captions")
+
+        monkeypatch.setattr(study.ex, "scan_gallery", no_pass)
+        for i in (1, 2, 3):
+            await pilot.press("down")
+            await settle(pilot)
+            shown = text(screen, "#example-text")
+            ex = screen.retrieved[screen.report.examples[i].row]
+            assert ex.id in shown and shown.count("✓") + shown.count("✗") == 5
+        assert "scanned" not in text(screen, "#examples-title")
+
+    _open(store, ["down", "enter"], check)

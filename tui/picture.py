@@ -1,40 +1,55 @@
 """A store image drawn in the terminal: Kitty/Sixel graphics, half-block cells, or ASCII.
 
-`textual-image` picks the terminal's graphics protocol once, when this module is imported
-(before the app starts: it cannot ask the terminal afterwards). Half blocks are used
-inside tmux (which passes no graphics through by default) and wherever no protocol was
-found; `--ascii` and NO_COLOR give plain characters. Half blocks are sized here, in cells,
-so a drawing is the same on every terminal (the snapshot tests rely on it). A missing
-file gives a one-line notice, never an exception (docs/design.md §5: stores outlive
-their dataset folders).
+`textual-image` asks the terminal for Sixel and Kitty graphics support once, when it is
+imported (before the app starts: it cannot ask afterwards), and leaves its answer in
+`textual_image.renderable.Image`. A terminal that says it is Kitty (TERM=xterm-kitty or
+KITTY_WINDOW_ID) gets the Kitty renderer even when that query went unanswered (a slow
+SSH link); Sixel is used where the query found it. Half blocks are used inside tmux and
+screen (which pass no graphics through by default) and wherever no protocol was found;
+`--ascii` and NO_COLOR give plain characters. Half blocks are sized here, in cells, so a
+drawing is the same on every terminal (the snapshot tests rely on it). A missing file
+gives a one-line notice, never an exception (docs/design.md §5: stores outlive their
+dataset folders).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+import textual_image.renderable as detection
+import textual_image.widget as graphics_widgets
 from PIL import Image as PILImage
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Container
 from textual.widget import Widget
 from textual_image.renderable import HalfcellImage, SixelImage, TGPImage
-from textual_image.renderable import Image as DetectedRenderable
-from textual_image.widget import Image as GraphicsImage
 
 #: characters from dark to light for the ASCII drawing
 RAMP = " .:-=+*#%@"
+#: the graphics modes, each with textual-image's renderable and widget
+RENDERABLES = {"kitty": TGPImage, "sixel": SixelImage}
+WIDGETS = {"kitty": graphics_widgets.TGPImage, "sixel": graphics_widgets.SixelImage}
 
 
-def picture_mode(ascii_only: bool = False) -> str:
-    """How to draw here: "ascii", "halfcell" or "graphics" (Kitty or Sixel)."""
-    if ascii_only or os.environ.get("NO_COLOR"):
+def _in_multiplexer(env: Mapping[str, str]) -> bool:
+    return bool(env.get("TMUX")) or env.get("TERM", "").startswith(("tmux", "screen"))
+
+
+def picture_mode(ascii_only: bool = False, env: Mapping[str, str] | None = None) -> str:
+    """How to draw here: "ascii", "halfcell", "kitty" or "sixel"."""
+    env = os.environ if env is None else env
+    if ascii_only or env.get("NO_COLOR"):
         return "ascii"
-    if os.environ.get("TMUX") or DetectedRenderable not in (SixelImage, TGPImage):
+    if _in_multiplexer(env):
         return "halfcell"
-    return "graphics"
+    if env.get("TERM") == "xterm-kitty" or env.get("KITTY_WINDOW_ID"):
+        return "kitty"
+    found = detection.Image  # what textual-image's terminal query found at import
+    return next((mode for mode, cls in RENDERABLES.items() if found is cls), "halfcell")
 
 
 def load_picture(root: str | None, path: str | None) -> tuple[PILImage.Image | None, str]:
@@ -75,10 +90,13 @@ def ascii_text(img: PILImage.Image, cols: int, rows: int) -> Text:
 
 
 def picture_renderable(img: PILImage.Image, cols: int, rows: int, mode: str):
-    """A rich renderable of `img` in at most cols x rows cells (half blocks or ASCII)."""
+    """A rich renderable of `img` in at most cols x rows cells (graphics, half blocks or
+    ASCII)."""
     if mode == "ascii":
         return ascii_text(img, cols, rows)
     w, h = fit_cells(img.width, img.height, cols, rows)
+    if mode in RENDERABLES:
+        return RENDERABLES[mode](img, width=w, height=h)
     return HalfcellImage(img.resize((w, 2 * h)), width=w, height=h)
 
 
@@ -115,7 +133,7 @@ class Picture(Container):
         self.notice = ""
 
     def compose(self) -> ComposeResult:
-        yield Cells("halfcell" if self.mode == "graphics" else self.mode, id="picture-cells")
+        yield Cells("halfcell" if self.mode in WIDGETS else self.mode, id="picture-cells")
 
     def show(self, img: PILImage.Image | None, notice: str = "") -> None:
         """Draw `img`, or `notice` when it is None; never raises on a bad image."""
@@ -123,9 +141,9 @@ class Picture(Container):
         for child in list(self.query(".graphics")):
             child.remove()
         cells = self.query_one(Cells)
-        graphics = img is not None and self.mode == "graphics"
+        graphics = img is not None and self.mode in WIDGETS
         cells.image, cells.notice = (None if graphics else img), notice
         cells.display = not graphics
         cells.refresh()
         if graphics:
-            self.mount(GraphicsImage(img, classes="graphics"))
+            self.mount(WIDGETS[self.mode](img, classes="graphics"))

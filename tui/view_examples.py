@@ -2,14 +2,17 @@
 its captions with cosines and the captions retrieved in their place (✓ true, ✗ not).
 
 Opened by Enter on a category row of Results; Escape goes back. The list is one
-`examples_report` (ranks from `mgap retrieval`'s cache when present); the selected image's
-top-5 is a second report restricted to that image, in its own worker, so moving through
-the list never waits for the gallery pass.
+`examples_report` (ranks from the sidecar cache when present). Once it is drawn, a second
+worker gets the top-5 of every listed image in one pass over the captions (or from the
+cache, where the list's own pass left them), so arrows only redraw. The opened store is
+kept while its file is unchanged: a second drill-down reads no metadata again.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +35,8 @@ from mgap.tui.workers import WorkerHost
 
 #: images the list shows (the worst ones by the chosen sort)
 LIST_LIMIT = 200
+#: retrieved captions shown per image
+TOP_K = 5
 SORTS = ("pair", "rank", "centroid")
 
 
@@ -41,8 +46,9 @@ class ExamplesListed(Message, bubble=False):
 
 
 @dataclass
-class ExampleRetrieved(Message, bubble=False):
-    example: Example
+class ExamplesRetrieved(Message, bubble=False):
+    sort: str
+    examples: list[Example]
 
 
 @dataclass
@@ -53,14 +59,57 @@ class ExampleDetailed(Message, bubble=False):
     attention: Any
 
 
-def list_examples(path: Path, category: str, sort: str) -> ExamplesListed:
-    from mgap.engine.studies.examples import examples_report
+_OPENED: dict[str, tuple[tuple[int, int], Any]] = {}
+_OPENING = threading.Lock()
+
+
+def store_at(path: Path) -> Any:
+    """The store at `path`, opened once while its file keeps its size and mtime (its
+    metadata takes seconds to read on a COCO-train-sized store)."""
     from mgap.store import open_store
 
+    st = os.stat(path)
+    version = (st.st_mtime_ns, st.st_size)
+    with _OPENING:
+        known = _OPENED.get(str(path))
+        if known is None or known[0] != version:
+            _OPENED.clear()
+            known = _OPENED[str(path)] = (version, open_store(path))
+        return known[1]
+
+
+def list_examples(path: Path, category: str, sort: str) -> ExamplesListed:
+    """The list; when its ranks need a pass over the captions, that pass keeps the top-5
+    in the cache too (`fetch_k`), so `retrieved_all` then reads them back."""
+    from mgap.engine.studies.examples import examples_report
+
     report = examples_report(
-        open_store(path), category=category, sort=sort, n=LIST_LIMIT, k=0, with_centroid=False
+        store_at(path),
+        category=category,
+        sort=sort,
+        n=LIST_LIMIT,
+        k=0,
+        with_centroid=False,
+        fetch_k=TOP_K,
     )
     return ExamplesListed(report)
+
+
+def retrieved_all(path: Path, category: str, sort: str, rows: list[int]) -> ExamplesRetrieved:
+    """The listed images (`rows`) again with their top-5: only their rows are read, and one
+    pass over the captions is made unless the list's own pass cached it."""
+    from mgap.engine.studies.examples import examples_report
+
+    report = examples_report(
+        store_at(path),
+        category=category,
+        sort=sort,
+        n=len(rows),
+        k=TOP_K,
+        only=rows,
+        with_centroid=False,
+    )
+    return ExamplesRetrieved(sort, report.examples)
 
 
 def attention_map(path: Path, image_id: str) -> Any:
@@ -75,20 +124,9 @@ def attention_map(path: Path, image_id: str) -> Any:
 
 def picture_of(path: Path, example: Example) -> ExampleDetailed:
     """The example's picture (or why there is none) and its cached attention grid."""
-    from mgap.store import open_store
-
-    root = open_store(path).attrs.get("data_root")
+    root = store_at(path).attrs.get("data_root")
     img, notice = load_picture(str(root) if root else None, example.path)
     return ExampleDetailed(example, img, notice, attention_map(path, example.id))
-
-
-def retrieved_for(path: Path, category: str, sort: str, row: int) -> ExampleRetrieved:
-    """The example again with its top-5 (one pass over the captions, for this image only)."""
-    from mgap.engine.studies.examples import examples_report
-    from mgap.store import open_store
-
-    report = examples_report(open_store(path), category=category, sort=sort, n=1, k=5, only=[row])
-    return ExampleRetrieved(report.examples[0])
 
 
 def example_text(ex: Example) -> Text:
@@ -160,6 +198,7 @@ class ExamplesScreen(WorkerHost, Screen):
         self.mode = picture_mode(ascii_only)
         self.report: ExamplesReport | None = None
         self.detail: ExampleDetailed | None = None
+        self.retrieved: dict[int, Example] = {}  # row -> the example with its top-5
         self.selected: int | None = None
         self.show_attention = False
 
@@ -183,6 +222,8 @@ class ExamplesScreen(WorkerHost, Screen):
 
     def _load(self) -> None:
         self._title(f"computing ({self.sort})…")
+        self.retrieved = {}
+        self.cancel_workers("retrieved")
         self.start_worker("list", lambda: list_examples(self.path, self.category, self.sort))
 
     def _title(self, note: str = "") -> None:
@@ -198,28 +239,29 @@ class ExamplesScreen(WorkerHost, Screen):
             table.add_row(ex.id[:18], num(ex.pair_cosine, 3), num(ex.rank, 1), key=str(ex.row))
         shown = len(self.report.examples)
         self._title(f"{shown} of {self.report.n_candidates} images · ranks {self.report.ranks}")
-        if shown:
-            table.move_cursor(row=0)
-            self._select(0)
-        else:
+        if not shown:
             self.query_one(Picture).show(None, "no image of this category has a caption")
+            return
+        sort, rows = self.sort, [ex.row for ex in self.report.examples]
+        self.start_worker("retrieved", lambda: retrieved_all(self.path, self.category, sort, rows))
+        table.move_cursor(row=0)
+        self._select(0)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         event.stop()
         self._select(event.cursor_row)
 
     def _select(self, index: int) -> None:
-        """Show what the list knows at once; the picture and the top-5 follow from workers."""
+        """Show what is known at once (the top-5 once its worker is done); the picture
+        follows from a worker."""
         if self.report is None or not 0 <= index < len(self.report.examples):
             return
         example = self.report.examples[index]
         self.selected = example.row
-        self.query_one("#example-text", Static).update(example_text(example))
+        shown = self.retrieved.get(example.row, example)
+        self.query_one("#example-text", Static).update(example_text(shown))
         self._scatter(example.row)
         self.start_worker("picture", lambda: picture_of(self.path, example))
-        self.start_worker(
-            "detail", lambda: retrieved_for(self.path, self.category, self.sort, example.row)
-        )
 
     def _scatter(self, row: int) -> None:
         scatter = self.query_one(PairScatter)
@@ -235,9 +277,14 @@ class ExamplesScreen(WorkerHost, Screen):
             self.detail = message
             self._draw()
 
-    def on_example_retrieved(self, message: ExampleRetrieved) -> None:
-        if message.example.row == self.selected:
-            self.query_one("#example-text", Static).update(example_text(message.example))
+    def on_examples_retrieved(self, message: ExamplesRetrieved) -> None:
+        if message.sort != self.sort:
+            return
+        self.retrieved = {ex.row: ex for ex in message.examples}
+        if self.selected in self.retrieved:
+            self.query_one("#example-text", Static).update(
+                example_text(self.retrieved[self.selected])
+            )
 
     def _draw(self) -> None:
         d = self.detail

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mgap.engine.compute.tile_kernels import row_counts
-
 #: score tiles up to this many cells are counted by numpy (the same float32 comparisons):
 #: a few queries then skip the tile kernel's compile-cache load, seconds on a busy CPU
 NUMPY_CELLS = 1 << 24
@@ -94,7 +92,9 @@ def scan_gallery(
         if S.size <= NUMPY_CELLS:
             above += (high[:, None] < S).sum(1)
             atleast += (low[:, None] <= S).sum(1)
-        else:
+        else:  # numba's import costs a second: only for tiles worth compiling for
+            from mgap.engine.compute.tile_kernels import row_counts
+
             counts = row_counts(S, low, high)
             above += counts[0]
             atleast += counts[1]

@@ -4,11 +4,13 @@ Only the rows a report needs are read: the chosen queries, their true partners, 
 other side streamed block by block (one pass gives the retrieval counts, the top-k and
 that side's centroid). Ranks come from `mgap retrieval`'s sidecar cache when it holds
 these queries; otherwise they are counted for the chosen queries only, with the same
-kernel and tie tolerance (docs/design.md §7, §10).
+kernel and tie tolerance, and kept in the sidecar cache under those queries
+(`examples_cache`), so a second report on them reads no gallery (docs/design.md §7, §10).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ from mgap.engine.measures.retrieval import TIE_TOL
 from mgap.engine.measures.rows import unit_rows_
 from mgap.engine.measures.scores import COSINE
 from mgap.engine.reports.examples import Example, ExampleMatch, ExamplesReport
+from mgap.engine.studies.examples_cache import load_scan, save_scan, scan_params
 from mgap.engine.studies.pairs import store_header
 from mgap.engine.studies.retrieval import INTERACTIVE_SAMPLE, load_ranks, rank_params
 from mgap.engine.studies.scores import store_score
@@ -119,8 +122,22 @@ def _cached_counts(store: Store, q: Queries) -> tuple[np.ndarray, ...] | None:
     return None
 
 
-def _scan(store: Store, q: Queries, Q: np.ndarray, best: np.ndarray, k: int) -> ex.GalleryScan:
-    return ex.scan_gallery(Q, _gallery(store, q.other), best, q.owner, q.right, k=k, tol=TIE_TOL)
+def _scan(
+    store: Store, q: Queries, Q: np.ndarray, best: np.ndarray, k: int, fetch_k: int = 0
+) -> tuple[ex.GalleryScan, bool]:
+    """The scan of these queries with their top `k`: from the sidecar cache when it holds
+    them (True), else one pass over the other side keeping the top max(k, fetch_k), cached
+    so that the next report (the TUI's top-5 after its list) reads it back."""
+    params = scan_params(q.side, q.rows, store_score(store).describe(), TIE_TOL)
+    cached = load_scan(store, params, q.rows, k)
+    if cached is not None:
+        return cached, True
+    blocks = _gallery(store, q.other)
+    scan = ex.scan_gallery(Q, blocks, best, q.owner, q.right, k=max(k, fetch_k), tol=TIE_TOL)
+    save_scan(store, params, q.rows, scan)
+    return dataclasses.replace(
+        scan, top_rows=scan.top_rows[:, :k], top_scores=scan.top_scores[:, :k]
+    ), False
 
 
 def expected_rank(above: np.ndarray, tied: np.ndarray, right_tied: np.ndarray) -> np.ndarray:
@@ -158,35 +175,55 @@ class Picked:
     source: str
 
 
+def _ranked_key(
+    store: Store, q: Queries, Q: np.ndarray, best: np.ndarray, mean: np.ndarray, sort: str
+) -> tuple[np.ndarray, tuple | None, str]:
+    """(the sort key, worst first ascending; the candidates' counts if known; their source)."""
+    counts, source = _cached_counts(store, q), "cached"
+    key = mean
+    if sort == "centroid" or (sort == "rank" and counts is None):
+        full, hit = _scan(store, q, Q, best, 0)
+        if counts is None:
+            counts, source = (full.above, full.tied, full.right_tied), _source(hit)
+        key = -ex.centroid_distance(Q, full.centroid) if sort == "centroid" else key
+    if sort == "rank":
+        key = -expected_rank(*counts)
+    return key, counts, source
+
+
+def _source(hit: bool) -> str:
+    return "cached" if hit else "computed"
+
+
 def pick_examples(
-    store: Store, q: Queries, sort: str, n: int, worst: bool, k: int, with_centroid: bool = True
+    store: Store,
+    q: Queries,
+    sort: str,
+    n: int,
+    worst: bool,
+    k: int,
+    with_centroid: bool = True,
+    fetch_k: int = 0,
 ) -> tuple[Picked, int]:
     """The n worst (or best) queries by `sort`, with their retrieval scan; and how many
     candidates there were. Without `with_centroid`, k = 0 and cached ranks, the other side
-    is not read at all (the centroid distance is then NaN)."""
+    is not read at all (the centroid distance is then NaN). A pass over the other side for
+    the chosen queries keeps their top `fetch_k` in the cache as well."""
     Q = _unit(store, q.side, q.rows)
     partners, inverse = np.unique(q.right, return_inverse=True)
     pairs = ex.pair_scores(Q, _unit(store, q.other, partners)[inverse], q.owner)
     best = ex.best_per_query(pairs, q.owner, q.rows.size)
     mean = ex.mean_per_query(pairs, q.owner, q.rows.size)
-    counts, source = _cached_counts(store, q), "cached"
-    key = mean
-    if sort == "centroid" or (sort == "rank" and counts is None):
-        full = _scan(store, q, Q, best, 0)
-        if counts is None:
-            counts, source = (full.above, full.tied, full.right_tied), "computed"
-        key = -ex.centroid_distance(Q, full.centroid) if sort == "centroid" else key
-    if sort == "rank":
-        key = -expected_rank(*counts)
+    key, counts, source = _ranked_key(store, q, Q, best, mean, sort)
     order = np.lexsort((q.rows, key if worst else -key))[:n]
     chosen, keep = _subset(q, order)
     if k or counts is None or with_centroid or sort == "centroid":
-        scan = _scan(store, chosen, Q[order], best[order], k)
+        scan, hit = _scan(store, chosen, Q[order], best[order], k, fetch_k)
     else:  # cached ranks and nothing else from the other side: no pass over it
         none = np.zeros((order.size, 0))
-        scan = ex.GalleryScan(*counts, none, none, np.full(Q.shape[1], np.nan))
+        scan, hit = ex.GalleryScan(*counts, none, none, np.full(Q.shape[1], np.nan)), True
     if counts is None:
-        counts, source = (scan.above, scan.tied, scan.right_tied), "computed"
+        counts, source = (scan.above, scan.tied, scan.right_tied), _source(hit)
     else:
         counts = tuple(c[order] for c in counts)
     distance = ex.centroid_distance(Q[order], scan.centroid)
@@ -266,20 +303,22 @@ def examples_report(
     k: int = 5,
     only: Sequence[int] | None = None,
     with_centroid: bool = True,
+    fetch_k: int = 0,
 ) -> ExamplesReport:
     """The `mgap examples --json` report: the `n` worst (or best) queries of `category` by
     `sort` (pair: lowest mean true-pair cosine; rank: worst rank of the best true partner;
     centroid: furthest from the other side's centroid), each with its `k` best retrieved.
     `only` keeps the candidates among these query rows (the TUI's selected image);
     `with_centroid=False` leaves the centroid distance out when nothing else needs a pass
-    over the other side (the TUI's list, once ranks are cached)."""
+    over the other side (the TUI's list, once ranks are cached); `fetch_k` keeps that many
+    retrieved per query in the sidecar cache when a pass is made anyway (the TUI's top-5)."""
     _check_sides(store, side)
     _check_options(sort, k, n)
     name, mask = category_mask(store, category)
     q = _queries(store, side, mask)
     if only is not None:
         q, _ = _subset(q, np.flatnonzero(np.isin(q.rows, np.asarray(only, dtype=np.int64))))
-    picked, n_candidates = pick_examples(store, q, sort, n, worst, k, with_centroid)
+    picked, n_candidates = pick_examples(store, q, sort, n, worst, k, with_centroid, fetch_k)
     labels = _Labels(store)
     return ExamplesReport.build(
         **store_header(store),

@@ -57,7 +57,9 @@ def show_picture(store, report: ExamplesReport, number: int, ascii_only: bool) -
     if img is None:
         stdout.print(notice, highlight=False, soft_wrap=True)
         return
-    mode = "ascii" if picture_mode(ascii_only) == "ascii" else "halfcell"
+    mode = picture_mode(ascii_only)
+    if mode not in ("ascii", "halfcell") and not stdout.is_terminal:  # graphics to a file
+        mode = "halfcell"
     stdout.print(picture_renderable(img, min(stdout.width, 80), 24, mode))
 
 
