@@ -104,6 +104,11 @@ def train_toy_cmd(
         None, "--values", help="Comma-separated sweep values (default: five per sweep)."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing toy:NAME."),
+    checkpoints: Path | None = typer.Option(
+        None,
+        "--checkpoints",
+        help="Also save every epoch K as DIR/epoch_K.pt (extract them with toy:NAME@DIR/epoch_*.pt).",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ) -> None:
     """Train a toy CLIP on the synthetic dataset, or sweep temperature / caption detail."""
@@ -121,6 +126,8 @@ def train_toy_cmd(
         return
     if values is not None:
         raise UsageError("--values needs --sweep", hint="add --sweep temperature|caption-detail")
+    if checkpoints is not None and checkpoints.exists() and not checkpoints.is_dir():
+        raise UsageError(f"--checkpoints {checkpoints} is a file", hint="give a folder")
     from mgap.engine.toy.storage import toy_dir, toy_exists
 
     if toy_exists(name) and not overwrite:
@@ -130,7 +137,9 @@ def train_toy_cmd(
         )
     from mgap.engine.toy.demo import train_and_save
 
-    report = train_and_save(name, config, log=note, train_log=None if json_out else note)
+    report = train_and_save(
+        name, config, log=note, train_log=None if json_out else note, checkpoints=checkpoints
+    )
     if json_out:
         print_json(report.to_json())
         return
