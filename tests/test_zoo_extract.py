@@ -8,10 +8,12 @@ from pathlib import Path
 import h5py
 import pytest
 import torch
+from conftest import run_cli
+from tiny_clip_models import make_tiny_clip, make_tiny_siglip
 
+from mgap.engine.models import load_model
 from mgap.engine.models.checkpoints import checkpoint_step
 from mgap.engine.specs import read_model_list
-from tests.conftest import run_cli
 
 EPOCHS = 3
 
@@ -169,3 +171,23 @@ def test_step_falls_back_to_the_file_name(tmp_path):
     saved = tmp_path / "latest.pt"
     torch.save({"step": 77, "epoch": 4, "state_dict": {}}, saved)
     assert checkpoint_step(saved) == 77
+
+
+def test_hf_clip_and_siglip_record_their_logit_scale(tmp_path, minilm_dir):
+    from safetensors.torch import load_file, save_file
+
+    clip = make_tiny_clip(tmp_path / "clip", seed=1)
+    siglip = make_tiny_siglip(tmp_path / "siglip", minilm_dir, seed=2)
+    for folder, scale, bias in ((clip, 2.5, None), (siglip, 1.75, -3.0)):
+        weights = load_file(folder / "model.safetensors")
+        weights["logit_scale"] = torch.tensor([scale]).reshape(weights["logit_scale"].shape)
+        if bias is not None:
+            weights["logit_bias"] = torch.tensor([bias]).reshape(weights["logit_bias"].shape)
+        save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    described = load_model(f"hf:{clip}").describe()
+    assert described["logit_scale"] == pytest.approx(float(torch.tensor(2.5).exp()), rel=1e-6)
+    assert "logit_bias" not in described
+    described = load_model(f"hf:{siglip}").describe()
+    assert described["logit_scale"] == pytest.approx(float(torch.tensor(1.75).exp()), rel=1e-6)
+    assert described["logit_bias"] == pytest.approx(-3.0)
+    assert "checkpoint" not in described

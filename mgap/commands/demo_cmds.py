@@ -115,6 +115,11 @@ def train_toy_cmd(
     from mgap.core.errors import UsageError
 
     config = _train_config(temperature, learned_temperature, caption_detail, epochs, seed, n_train)
+    if checkpoints is not None and (sweep is not None or checkpoints.is_file()):
+        raise UsageError(
+            f"--checkpoints {checkpoints} needs a folder and one model, not a file or --sweep",
+            hint="give a folder and drop --sweep",
+        )
     if sweep is not None:
         from mgap.engine.toy.config import parse_values
 
@@ -126,8 +131,6 @@ def train_toy_cmd(
         return
     if values is not None:
         raise UsageError("--values needs --sweep", hint="add --sweep temperature|caption-detail")
-    if checkpoints is not None and checkpoints.exists() and not checkpoints.is_dir():
-        raise UsageError(f"--checkpoints {checkpoints} is a file", hint="give a folder")
     from mgap.engine.toy.storage import toy_dir, toy_exists
 
     if toy_exists(name) and not overwrite:
