@@ -3,10 +3,12 @@ and checkpoint globs, resolved and checked before any work (docs/design.md §4, 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from mgap.core.errors import ModelUnavailableError, UsageError
+from mgap.engine.extract.distributed import LAUNCHER_PID_ENV
 from mgap.engine.specs import is_pattern, read_model_list
 from mgap.output import note, print_json, stdout
 
@@ -55,7 +57,8 @@ def announce(models: ModelList, *, dry_run: bool, json_out: bool, quiet: bool) -
     if dry_run and json_out:
         print_json({"models": resolved, "count": len(resolved)})
         return
-    if not (dry_run or (models.zoo and not quiet)):
+    rank = LAUNCHER_PID_ENV in os.environ  # the `--nproc` launcher printed it already
+    if not (dry_run or (models.zoo and not quiet and not rank)):
         return
     lines = [f"mgap extract: {len(resolved)} model(s) resolved", *(f"  {s}" for s in resolved)]
     if dry_run:
