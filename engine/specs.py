@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from mgap.core.errors import UsageError
 
@@ -59,3 +61,32 @@ def parse_model_spec(spec: str) -> ModelSpec:
     if not ident or (at and not tag):
         raise UsageError(f"model spec {spec!r} is incomplete", hint="write FAMILY:ID[@TAG]")
     return ModelSpec(family, ident, tag or None)
+
+
+#: characters that make a spec a pattern (fnmatch / glob syntax)
+PATTERN_CHARS = "*?["
+
+
+def is_pattern(spec: str) -> bool:
+    """A spec with `*`, `?` or `[` stands for several models or checkpoint files."""
+    return any(c in spec for c in PATTERN_CHARS)
+
+
+def read_model_list(path: Path) -> list[str]:
+    """The specs of a `--models FILE`: one a line, blank lines and `#` comments skipped."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        raise UsageError(
+            f"cannot read --models file {path}: {reason}",
+            hint="give a text file with one FAMILY:ID[@TAG] a line",
+        ) from None
+    specs = [re.split(r"(?:^|\s)#", line, maxsplit=1)[0].strip() for line in text.splitlines()]
+    specs = [spec for spec in specs if spec]
+    if not specs:
+        raise UsageError(
+            f"--models file {path} lists no model",
+            hint="write one FAMILY:ID[@TAG] a line (# starts a comment)",
+        )
+    return specs

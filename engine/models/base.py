@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mgap.core.errors import UsageError
+from mgap.engine.models.checkpoints import checkpoint_attrs
 from mgap.engine.specs import ModelSpec
 
 if TYPE_CHECKING:
@@ -108,4 +109,5 @@ class EmbeddingModel(ABC):
             "embedding_image": self.embedding_image,
             "embedding_text": self.embedding_text,
             **self.provenance(),
+            **checkpoint_attrs(self.spec),
         }

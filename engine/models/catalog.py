@@ -10,12 +10,15 @@ building the catalog never touches the network.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Sequence
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 from mgap.core.errors import ModelUnavailableError, UsageError
-from mgap.engine.models.hub import cached_snapshot, looks_like_path, unavailable
+from mgap.engine.models.checkpoints import checkpoint_path, expand_checkpoints
+from mgap.engine.models.hub import cached_snapshot, hub_offline, looks_like_path, unavailable
 from mgap.engine.reports.pipeline import CatalogModel
-from mgap.engine.specs import FAMILIES, ModelSpec, parse_model_spec
+from mgap.engine.specs import FAMILIES, ModelSpec, is_pattern, parse_model_spec
 
 #: (spec, description, image side, text side) of the checkpoints we recommend
 RECOMMENDED: tuple[tuple[str, str, bool, bool], ...] = (
@@ -202,6 +205,9 @@ def locate(spec: ModelSpec | str, cache_dir: Path | None = None) -> tuple[bool, 
     spec = parse_model_spec(spec) if isinstance(spec, str) else spec
     if spec.tag == "random":
         return True, "random init"
+    checkpoint = checkpoint_path(spec)
+    if checkpoint is not None:
+        return checkpoint.is_file(), str(checkpoint)
     local = Path(spec.id).expanduser()
     if local.exists():
         return True, str(local.resolve())
@@ -229,6 +235,11 @@ def check_offline(spec: ModelSpec | str, cache_dir: Path | None = None) -> str:
     available, where = locate(spec, cache_dir)
     if available:
         return where
+    if checkpoint_path(spec) is not None:
+        raise ModelUnavailableError(
+            f"model {spec}: checkpoint {where} does not exist",
+            hint="check the path, or write a glob (epoch_*.pt) to take the files that exist",
+        )
     if looks_like_path(spec.id) or spec.family == "toy":
         raise ModelUnavailableError(
             f"model {spec}: {where} does not exist",
@@ -285,3 +296,43 @@ def catalog(
         entries += [e for e in _store_entries(store_dir, known, cache_dir) if e.family in families]
     order = {family: i for i, family in enumerate(FAMILIES)}
     return sorted(entries, key=lambda e: (order[e.family], not e.recommended))
+
+
+def _family_specs(family: str, cache_dir: Path | None) -> list[str]:
+    """Every catalog spec of `family`: the patterns of `extract --models` match these."""
+    if family == "open_clip":
+        return [f"open_clip:{name}" for name in open_clip_table(cache_dir)]
+    return [e.spec for e in catalog(families=(family,), cache_dir=cache_dir)]
+
+
+def expand_spec(spec: str, cache_dir: Path | None = None) -> list[str]:
+    """The specs a pattern stands for: the checkpoint files a path glob in the tag matches,
+    or the catalog models an fnmatch pattern matches; a plain spec stands for itself."""
+    parsed = parse_model_spec(spec)
+    if not is_pattern(spec):
+        return [spec]
+    checkpoint = checkpoint_path(parsed)
+    if checkpoint is not None and not is_pattern(parsed.id):
+        return expand_checkpoints(parsed, checkpoint)
+    found = [s for s in _family_specs(parsed.family, cache_dir) if fnmatchcase(s, spec)]
+    if not found:
+        raise UsageError(
+            f"model pattern {spec!r} matches no model in the catalog",
+            hint=f"`mgap models --family {parsed.family}` lists them",
+        )
+    return found
+
+
+def missing_weights(specs: Sequence[str], cache_dir: Path | None = None) -> list[str]:
+    """One line per spec whose weights cannot be had: a local file or folder that does not
+    exist, or (when the hub does not answer) weights that are not cached."""
+    missing = []
+    for spec in specs:
+        try:
+            check_offline(spec, cache_dir)
+        except ModelUnavailableError as exc:
+            parsed = parse_model_spec(spec)
+            local = checkpoint_path(parsed) is not None or looks_like_path(parsed.id)
+            if local or parsed.family == "toy" or hub_offline():
+                missing.append(exc.message)
+    return missing

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from mgap.core.errors import ModelUnavailableError, UsageError
 from mgap.engine.models.base import EmbeddingModel, LayerStates, TowerLayers
+from mgap.engine.models.checkpoints import logit_scale_attrs
 from mgap.engine.models.hf_parts import (
     HFImagePreprocess,
     check_options,
@@ -257,6 +258,7 @@ class HFDualEncoder(EmbeddingModel):
                     "truncation": True,
                 },
             },
+            **logit_scale_attrs(self.model),
         }
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from mgap.engine.models.base import EmbeddingModel
+from mgap.engine.models.checkpoints import logit_scale_attrs
 from mgap.engine.models.hf_parts import (
     HFImagePreprocess,
     check_architecture,
@@ -75,6 +76,7 @@ class ITCAdapter(EmbeddingModel):
                 },
             },
             "precision": str(self.dtype).removeprefix("torch."),
+            **logit_scale_attrs(self.model),
         }
 
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from mgap.core.errors import ModelUnavailableError, UsageError
 from mgap.engine.models.base import EmbeddingModel
+from mgap.engine.models.checkpoints import logit_scale_attrs
 from mgap.engine.models.hf_parts import check_options
 from mgap.engine.models.hub import (
     cached_file,
@@ -256,6 +257,7 @@ class OpenClipModel(EmbeddingModel):
                 },
             },
             "quick_gelu": _uses_quick_gelu(self.model),
+            **logit_scale_attrs(self.model),
         }
 
 

@@ -14,6 +14,7 @@ import torch
 
 from mgap.core.errors import UsageError
 from mgap.engine.models.base import EmbeddingModel
+from mgap.engine.models.checkpoints import checkpoint_path, logit_scale_attrs
 from mgap.engine.specs import ModelSpec
 from mgap.engine.toy.model import ToyPreprocess
 from mgap.engine.toy.storage import load_toy
@@ -26,8 +27,11 @@ class ToyModel(EmbeddingModel):
 
     def __init__(self, spec: ModelSpec, device: str) -> None:
         super().__init__(spec, device)
-        random_init, seed = _random_tag(spec)
-        self.toy = load_toy(spec.id, random_init=random_init, random_seed=seed, device=device)
+        checkpoint = checkpoint_path(spec)
+        random_init, seed = (False, None) if checkpoint else _random_tag(spec)
+        self.toy = load_toy(
+            spec.id, random_init=random_init, random_seed=seed, device=device, checkpoint=checkpoint
+        )
 
     def image_preprocess(self) -> Callable[[Any], torch.Tensor]:
         return ToyPreprocess(self.toy.architecture.image_size)
@@ -43,7 +47,7 @@ class ToyModel(EmbeddingModel):
         weights = (
             f"random(seed={self.toy.random_seed})"
             if self.toy.random_seed is not None
-            else str(self.toy.folder / "model.safetensors")
+            else str(self.toy.checkpoint or self.toy.folder / "model.safetensors")
         )
         return {
             "weights": weights,
@@ -56,6 +60,7 @@ class ToyModel(EmbeddingModel):
             "toy_learned_temperature": bool(training.get("learned_temperature", False)),
             "toy_caption_detail": float(training.get("caption_detail", 0.0)),
             "toy_seed": int(training.get("seed", 0)),
+            **logit_scale_attrs(self.toy.model),
         }
 
 
@@ -67,7 +72,8 @@ def _random_tag(spec: ModelSpec) -> tuple[bool, int | None]:
     if kind != "random" or (seed and not seed.isdigit()):
         raise UsageError(
             f"unknown toy model tag {spec.tag!r} in {spec.text}",
-            hint="use toy:NAME (trained) or toy:NAME@random (random init, optionally @random:SEED)",
+            hint="use toy:NAME (trained), toy:NAME@random (random init, optionally "
+            "@random:SEED) or toy:NAME@/path/epoch_N.pt (a train-toy checkpoint)",
         )
     return True, int(seed) if seed else None
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 from mgap.core.errors import MgapError
@@ -45,18 +46,24 @@ Log = Callable[[str], None]
 
 
 def train_and_save(
-    name: str, config: TrainConfig, log: Log | None = None, train_log: Log | None = None
+    name: str,
+    config: TrainConfig,
+    log: Log | None = None,
+    train_log: Log | None = None,
+    checkpoints: Path | None = None,
 ) -> ToyTrainingReport:
     """Train toy:NAME on the synthetic dataset and save it; returns its training report.
 
-    `log` gets the one-line announcement, `train_log` the per-epoch lines.
+    `log` gets the one-line announcement, `train_log` the per-epoch lines; with
+    `checkpoints`, every epoch k is also saved as `checkpoints/epoch_k.pt`.
     """
-    from mgap.engine.toy.storage import save_toy
+    from mgap.engine.toy.storage import save_checkpoint, save_toy
     from mgap.engine.toy.train import train_toy
 
     if log is not None:
         log(f"training toy:{name} on {config.n_train} synthetic images ({config.epochs} epochs)")
-    result = train_toy(config, log=train_log)
+    save = None if checkpoints is None else partial(save_checkpoint, checkpoints)
+    result = train_toy(config, log=train_log, on_epoch=save)
     folder = save_toy(name, result.model, result.config, result.metrics)
     names = {f.name for f in declared(ToyTrainingReport)}
     return ToyTrainingReport(

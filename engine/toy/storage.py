@@ -36,6 +36,7 @@ class LoadedToy:
     metrics: dict[str, Any]
     folder: Path
     random_seed: int | None  # the init seed of a random twin; None for trained weights
+    checkpoint: Path | None = None  # the `train-toy --checkpoints` file the weights came from
 
 
 def toy_root() -> Path:
@@ -85,11 +86,39 @@ def save_toy(name: str, model: ToyCLIP, config: dict[str, Any], metrics: dict[st
     return folder
 
 
+def save_checkpoint(folder: Path, epoch: int, model: ToyCLIP) -> Path:
+    """`folder/epoch_<epoch>.pt` in open_clip's checkpoint layout (`epoch`, `state_dict`)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().clone().cpu() for k, v in model.state_dict().items()}
+    path = folder / f"epoch_{epoch}.pt"
+    torch.save({"epoch": epoch, "state_dict": state}, path.with_suffix(".pt.tmp"))
+    os.replace(path.with_suffix(".pt.tmp"), path)
+    return path
+
+
+def _checkpoint_state(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file, named in one line
+        raise ModelUnavailableError(
+            f"{path} is not a toy checkpoint ({type(exc).__name__})",
+            hint="give a file written by `mgap train-toy --checkpoints DIR`",
+        ) from None
+    state = saved.get("state_dict", saved) if isinstance(saved, dict) else saved
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
 def load_toy(
-    name: str, *, random_init: bool = False, random_seed: int | None = None, device: str = "cpu"
+    name: str,
+    *,
+    random_init: bool = False,
+    random_seed: int | None = None,
+    device: str = "cpu",
+    checkpoint: Path | None = None,
 ) -> LoadedToy:
     """The trained toy `name`, or with `random_init` its architecture freshly initialised
-    (with `random_seed`, default the seed recorded in config.json: training's start)."""
+    (with `random_seed`, default the seed recorded in config.json: training's start), or
+    with `checkpoint` the weights of that `train-toy --checkpoints` file."""
     folder = toy_dir(name)
     if not (folder / CONFIG).is_file():
         raise ModelUnavailableError(
@@ -108,7 +137,9 @@ def load_toy(
         ) from exc
     seed = int(config.get("random_seed", 0)) if random_seed is None else random_seed
     model, tokenizer = build_model(arch, vocabulary, temperature, seed)
-    if not random_init:
+    if checkpoint is not None:
+        model.load_state_dict(_checkpoint_state(checkpoint))
+    elif not random_init:
         from safetensors.torch import load_file
 
         if not (folder / WEIGHTS).is_file():
@@ -120,4 +151,5 @@ def load_toy(
     metrics_path = folder / METRICS
     metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else {}
     model.to(device).eval()
-    return LoadedToy(model, tokenizer, arch, config, metrics, folder, seed if random_init else None)
+    random = seed if random_init else None
+    return LoadedToy(model, tokenizer, arch, config, metrics, folder, random, checkpoint)

@@ -87,9 +87,10 @@ def _fit(
     tokens: torch.Tensor,
     config: TrainConfig,
     log: Callable[[str], None],
+    on_epoch: Callable[[int, ToyCLIP], None],
 ) -> tuple[list[float], int]:
     """AdamW with a cosine schedule, one random caption per image and step; returns the
-    mean loss of each epoch and the number of steps."""
+    mean loss of each epoch and the number of steps. `on_epoch(k, model)` follows epoch k."""
     optimiser = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=0.01
     )
@@ -118,6 +119,7 @@ def _fit(
             losses.append(loss.item())
         epoch_losses.append(float(np.mean(losses)))
         log(f"epoch {epoch + 1}/{config.epochs}: loss {epoch_losses[-1]:.4f}")
+        on_epoch(epoch + 1, model)
     model.eval()
     return epoch_losses, total
 
@@ -144,8 +146,10 @@ def train_toy(
     architecture: ToyArchitecture | None = None,
     *,
     log: Callable[[str], None] | None = None,
+    on_epoch: Callable[[int, ToyCLIP], None] | None = None,
 ) -> TrainResult:
-    """Train from `build_model(seed)`, so `toy:NAME@random` is exactly the starting point."""
+    """Train from `build_model(seed)`, so `toy:NAME@random` is exactly the starting point;
+    `on_epoch(k, model)` runs after each epoch k (`train-toy --checkpoints`)."""
     config.validate()
     arch = architecture or ToyArchitecture()
     log = log or (lambda message: None)
@@ -157,7 +161,7 @@ def train_toy(
     model, tokenizer = build_model(arch, vocab, config.temperature, config.seed)
     model.logit_scale.requires_grad_(config.learned_temperature)
     tokens = torch.stack([tokenizer(r.captions) for r in train.records])  # (N, C, L)
-    epoch_losses, total = _fit(model, pixels, tokens, config, log)
+    epoch_losses, total = _fit(model, pixels, tokens, config, log, on_epoch or (lambda k, m: None))
     test_embeddings = encode_pixels(model, render_pixels(test, arch.image_size))
     shape_labels = [r.primary for r in test.records]
     accuracy = zero_shot_accuracy(

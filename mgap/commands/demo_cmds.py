@@ -104,12 +104,22 @@ def train_toy_cmd(
         None, "--values", help="Comma-separated sweep values (default: five per sweep)."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing toy:NAME."),
+    checkpoints: Path | None = typer.Option(
+        None,
+        "--checkpoints",
+        help="Also save every epoch K as DIR/epoch_K.pt (extract them with toy:NAME@DIR/epoch_*.pt).",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ) -> None:
     """Train a toy CLIP on the synthetic dataset, or sweep temperature / caption detail."""
     from mgap.core.errors import UsageError
 
     config = _train_config(temperature, learned_temperature, caption_detail, epochs, seed, n_train)
+    if checkpoints is not None and (sweep is not None or checkpoints.is_file()):
+        raise UsageError(
+            f"--checkpoints {checkpoints} needs a folder and one model, not a file or --sweep",
+            hint="give a folder and drop --sweep",
+        )
     if sweep is not None:
         from mgap.engine.toy.config import parse_values
 
@@ -130,7 +140,9 @@ def train_toy_cmd(
         )
     from mgap.engine.toy.demo import train_and_save
 
-    report = train_and_save(name, config, log=note, train_log=None if json_out else note)
+    report = train_and_save(
+        name, config, log=note, train_log=None if json_out else note, checkpoints=checkpoints
+    )
     if json_out:
         print_json(report.to_json())
         return

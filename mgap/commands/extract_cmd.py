@@ -41,8 +41,21 @@ def per_model_options(items: list[str] | None) -> dict[str, dict[str, str]]:
 
 
 def extract(
-    model: list[str] = typer.Option(
-        ..., "--model", "-m", help="FAMILY:ID[@TAG]; repeat for several models in one pass."
+    model: list[str] | None = typer.Option(
+        None,
+        "--model",
+        "-m",
+        help="FAMILY:ID[@TAG]; repeat for several models in one pass. A pattern "
+        "(open_clip:ViT-B-32@*) takes every catalog model it matches; a file glob in the tag "
+        "(open_clip:ViT-B-32@/runs/exp1/checkpoints/epoch_*.pt) one store per checkpoint.",
+    ),
+    models_file: Path | None = typer.Option(
+        None,
+        "--models",
+        help="A file of model specs, one a line (patterns allowed; blank lines and # comments skipped).",
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print the resolved model list and its count, and stop."
     ),
     dataset: str = typer.Option(
         ...,
@@ -120,14 +133,19 @@ def extract(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Embed a dataset with one or more models into resumable HDF5 stores."""
+    from mgap.commands.extract_zoo import announce, check_weights, resolve_models
     from mgap.engine.extract.request import ExtractRequest, check_request
 
+    models = resolve_models(model, models_file)
+    announce(models, dry_run=dry_run, json_out=json_out, quiet=quiet)
+    if dry_run:
+        return
     if store_dir is None and out is None:
         from mgap.config import load_config
 
         store_dir = load_config().store_dir
     request = ExtractRequest(
-        models=model,
+        models=models.resolved,
         dataset=dataset,
         data_root=data_root,
         split=split,
@@ -136,7 +154,7 @@ def extract(
         model_options=parse_options(
             [o for o in model_option or [] if "::" not in o], "--model-option"
         ),
-        per_model_options=per_model_options(model_option),
+        per_model_options=models.scoped(per_model_options(model_option)),
         batch_size=batch_size,
         device=device,
         store_dtype=store_dtype,
@@ -154,6 +172,7 @@ def extract(
         perturb_seed=perturb_seed,
     )
     checked = check_request(request)  # every option, before torch is imported
+    check_weights(models)  # the whole list, before any model loads
     if nproc is not None:
         from mgap.commands.extract_launch import launch
 
