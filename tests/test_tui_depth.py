@@ -8,6 +8,7 @@ by brute force below), so the tests pin what the view shows and which REFs it as
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,6 +26,7 @@ from mgap.engine.reports.layer_matrix import LayerMatrixReport, LayerPair  # noq
 from mgap.tui import depth_data  # noqa: E402
 from mgap.tui.app import MgapApp  # noqa: E402
 from mgap.tui.depth_heatmap import RAMP, heatmap_text, ramp_char  # noqa: E402
+from mgap.tui.view_depth import cell_line  # noqa: E402
 
 N, LAYERS = 12, 4
 
@@ -74,9 +76,16 @@ def _gap_report(path, image, text) -> DepthGapReport:
         cos = float(np.mean(np.sum(Xu * Yu, axis=1)))
         rows.append(
             DepthGapRow.build(
-                layer=k, dim=6, l2m=l2m, l2i=l2m, mean_paired_cosine=cos,
-                intra_image_cosine=None, intra_text_cosine=None, rmg=l2m / 2,
-                i2t_r1=None, t2i_r1=None,
+                layer=k,
+                dim=6,
+                l2m=l2m,
+                l2i=l2m,
+                mean_paired_cosine=cos,
+                intra_image_cosine=None,
+                intra_text_cosine=None,
+                rmg=l2m / 2,
+                i2t_r1=None,
+                t2i_r1=None,
             )  # fmt: skip
         )
     return DepthGapReport.build(
@@ -119,9 +128,7 @@ def _keys(app) -> set[str]:
     return {b.binding.action for b in app.screen.active_bindings.values() if b.binding.show}
 
 
-def test_depth_view_draws_the_chart_and_the_heatmap_and_the_arrows_move(
-    layered, seam, no_catalog
-):
+def test_depth_view_draws_the_chart_and_the_heatmap_and_the_arrows_move(layered, seam, no_catalog):
     path, image, text = layered
 
     async def scenario() -> None:
@@ -147,7 +154,7 @@ def test_depth_view_draws_the_chart_and_the_heatmap_and_the_arrows_move(
                 await pilot.press(key)
             assert heatmap.cursor == (1, 2)
             line = _text(app, "#depth-cell")
-            assert line == f"deep.h5:image layer 1 × deep.h5:text layer 2 · CKA {M[1][2]:.3f}"
+            assert line == f"image layer 1 × text layer 2 · CKA {M[1][2]:.3f}"
             await pilot.press("escape")
             await settle(pilot)
             assert app.query_one("#results-switcher").current == "scatter"
@@ -195,3 +202,32 @@ def test_plain_heatmap_shades_each_value_with_the_ramp_and_brackets_the_cursor()
     assert RAMP[0] == " " and RAMP[-1] == "@"
     lines = heatmap_text(report, (1, 0), plain=True).plain.split("\n")
     assert lines == ["      0  5", "  0     @ ", " 11 [+] ? "]
+
+
+def test_depth_view_snapshot(snap_compare, layered, seam, no_catalog, monkeypatch):
+    pytest.importorskip("pytest_textual_snapshot")
+    path = layered[0]
+    monkeypatch.chdir(path.parent)
+    app = MgapApp(Path("."), select=[Path(path.name)])
+
+    async def run_before(pilot) -> None:
+        await settle(pilot)
+        await pilot.press("d")
+        await settle(pilot)
+        await pilot.press("down")
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+def test_cell_line_names_both_stores_and_the_interval_of_a_sampled_cell():
+    report = LayerMatrixReport.build(
+        measure="cka", names=["dir/dino.h5:image", "minilm.h5:text"], space="raw", n=9,
+        dims=[4, 3], rows=[0, 4], columns=[2, 6], matrix=[[0.25, 0.5], [0.75, 0.125]],
+        estimator="biased", kernel="linear",
+        estimate=Estimate.build(
+            mode="sampled", n=9, interval={"matrix": [[[0.2, 0.3], [0.4, 0.6]], [[0.7, 0.8], [0.1, 0.2]]]}
+        ),
+    )  # fmt: skip
+    assert cell_line(report, 1, 0) == (
+        "dino.h5:image layer 4 × minilm.h5:text layer 2 · CKA 0.750 [0.700, 0.800]"
+    )

@@ -54,10 +54,12 @@ class DepthKeys:
         return True
 
     def help_bindings(self) -> list[Binding]:
-        """The bindings the help screen lists now (those `check_action` enables)."""
-        layered = self.check_action("depth", ())
+        """The bindings the help screen lists now: `d` only for a store with layers, Escape
+        only in Depth (the hidden `no_depth` never)."""
         return [
-            b for b in self.BINDINGS if b.action != "no_depth" and (b.action != "depth" or layered)
+            b
+            for b in self.BINDINGS
+            if b.action != "no_depth" and self.check_action(b.action, ()) is not False
         ]
 
     def action_depth(self) -> None:

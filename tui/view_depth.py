@@ -27,6 +27,8 @@ from mgap.tui.depth_heatmap import LayerHeatmap
 from mgap.tui.render import num
 from mgap.tui.workers import WorkerHost
 
+#: layer ticks on the chart's x axis at most (every k-th layer above it)
+MAX_TICKS = 8
 #: the chart's lines: label, DepthGapRow field, plain marker
 SERIES = (("L2M", "l2m", "*"), ("RMG", "rmg", "+"), ("paired cos", "mean_paired_cosine", "o"))
 
@@ -61,16 +63,20 @@ def ref_label(ref: str) -> str:
 
 
 def cell_line(report: LayerMatrixReport, row: int, column: int) -> str:
-    """`a.h5:image layer 3 × a.h5:text layer 5 · CKA 0.812 [0.790, 0.830]`."""
+    """`image layer 3 × text layer 5 · CKA 0.812 [0.790, 0.830]` (the store names too when
+    the two REFs are two stores)."""
     value = report.matrix[row][column]
     interval = ""
     estimate = report.estimate
     if estimate is not None and estimate.interval and "matrix" in estimate.interval:
         low, high = estimate.interval["matrix"][row][column]
         interval = f" [{num(low, 3)}, {num(high, 3)}]"
-    name_a, name_b = report.names
+    name_a, name_b = (Path(name).name for name in report.names)
+    store_a, store_b = name_a.rsplit(":", 1)[0], name_b.rsplit(":", 1)[0]
+    if store_a == store_b:  # one store's two sides: the side says enough
+        name_a, name_b = name_a.removeprefix(store_a + ":"), name_b.removeprefix(store_b + ":")
     return (
-        f"{Path(name_a).name} layer {report.rows[row]} × {Path(name_b).name} layer "
+        f"{name_a} layer {report.rows[row]} × {name_b} layer "
         f"{report.columns[column]} · {report.measure.upper()} {num(value, 3)}{interval}"
     )
 
@@ -188,6 +194,8 @@ class DepthView(WorkerHost, Vertical):
             values = [getattr(row, field) for row in report.layers]
             options = {"marker": marker} if self.plain else {}
             plt.plot(layers, values, label=label, **options)
+        step = max(1, -(-len(layers) // MAX_TICKS))
+        plt.xticks(layers[::step])
         plt.xlabel("layer")
         plot.refresh()
         self._note(f"gap across depth ({report.space}, n={report.n_images} images)")
