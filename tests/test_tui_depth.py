@@ -231,3 +231,21 @@ def test_cell_line_names_both_stores_and_the_interval_of_a_sampled_cell():
     assert cell_line(report, 1, 0) == (
         "dino.h5:image layer 4 × minilm.h5:text layer 2 · CKA 0.750 [0.700, 0.800]"
     )
+
+
+def test_the_seam_runs_both_studies_on_a_store_with_layers(layered):
+    """The real studies behind the seam (skipped until `gap --layers` and `cka @all` exist)."""
+    pytest.importorskip("mgap.engine.studies.gap_layers")
+    pytest.importorskip("mgap.engine.studies.layer_align")
+    path, image, text = layered
+    assert depth_data.layer_sides(path) == ("image", "text")
+    report = depth_data.depth_gap(path)
+    assert [row.layer for row in report.layers] == list(range(LAYERS))
+    for row in report.layers:
+        X, Y = image["lens"][row.layer], text["lens"][row.layer]
+        Xu = X / np.linalg.norm(X, axis=1, keepdims=True)
+        Yu = Y / np.linalg.norm(Y, axis=1, keepdims=True)
+        assert row.l2m == pytest.approx(np.linalg.norm(Xu.mean(0) - Yu.mean(0)), abs=1e-5)
+    same = depth_data.depth_cka(f"{path}:image@all", f"{path}:image@all")
+    M = np.array(same.matrix)
+    assert np.allclose(np.diag(M), 1.0, atol=1e-5) and np.allclose(M, M.T, atol=1e-6)
