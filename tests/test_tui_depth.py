@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 pytest.importorskip("textual")
-pytest.importorskip("textual_plotext")
 
 from layer_stores import add_layers  # noqa: E402
 from tui_helpers import settle  # noqa: E402
@@ -141,9 +140,12 @@ def test_depth_view_draws_the_chart_and_the_heatmap_and_the_arrows_move(layered,
             assert app.query_one("#results-switcher").current == "depth"
             assert seam == [(f"{path}:image@all", f"{path}:text@all")]
             chart = app.query_one("#depth-chart")
-            assert "gap across depth (lens, n=12 images)" in _text(app, "#depth-gap-note")
-            drawn = chart.plt.build()  # what plotext draws: the three lines' legend
-            assert all(label in drawn for label in ("L2M", "RMG", "paired cos"))
+            note = "gap across depth (lens, n=12) * L2M  + RMG  x paired cos"
+            assert _text(app, "#depth-gap-note").strip() == note
+            drawn = chart.render().plain  # what plotext drew: its lines and the layer ticks
+            assert all(marker in drawn for marker in "*+x")
+            *_, ticks, xlabel = drawn.rstrip().split("\n")
+            assert ticks.split() == ["0", "1", "2", "3"] and xlabel.strip() == "layer"
             heatmap = app.query_one("#depth-heatmap")
             assert app.focused is heatmap
             M = [[_cka(image["raw"][i], text["raw"][j]) for j in range(4)] for i in range(4)]
@@ -249,3 +251,24 @@ def test_the_seam_runs_both_studies_on_a_store_with_layers(layered):
     same = depth_data.depth_cka(f"{path}:image@all", f"{path}:image@all")
     M = np.array(same.matrix)
     assert np.allclose(np.diag(M), 1.0, atol=1e-5) and np.allclose(M, M.T, atol=1e-6)
+
+
+def test_ascii_depth_view_shades_with_characters_and_help_lists_the_key(layered, seam, no_catalog):
+    path, image, text = layered
+
+    async def scenario() -> None:
+        app = MgapApp(path.parent, select=[path], ascii_only=True)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            ids = [b.id for b in app.results.help_bindings()]
+            assert "results.depth" in ids and "results.back" not in ids
+            await pilot.press("d")
+            await settle(pilot)
+            heatmap = app.query_one("#depth-heatmap")
+            i, j = heatmap.cursor
+            value = _cka(image["raw"][i], text["raw"][j])
+            row = heatmap.render().plain.split("\n")[1 + i]
+            assert row[4 + 3 * j : 7 + 3 * j] == f"[{ramp_char(value)}]"
+            assert [b.id for b in app.results.help_bindings()][-1] == "results.back"
+
+    asyncio.run(scenario())

@@ -1,6 +1,6 @@
 """Results › Depth: the gap and the alignment of a store with per-layer states, layer by layer.
 
-A plotext line chart (through textual-plotext) of L2M, RMG and the paired cosine against
+A plotext line chart (`tui/line_chart.py`) of L2M, RMG and the paired cosine against
 the layer (`mgap gap --layers`), and the layers × layers linear CKA heatmap of the REFs
 the Results pane picks (`mgap cka A@all B@all`, `tui/depth_data.py`). The arrow keys move
 over the heatmap's cells and the line above it says the cell's value and both layers;
@@ -19,18 +19,18 @@ from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Static
-from textual_plotext import PlotextPlot
 
 from mgap.engine.reports.depth import DepthGapReport
 from mgap.engine.reports.layer_matrix import LayerMatrixReport
 from mgap.tui.depth_heatmap import LayerHeatmap
+from mgap.tui.line_chart import Line, LineChart
 from mgap.tui.render import num
 from mgap.tui.workers import WorkerHost
 
 #: layer ticks on the chart's x axis at most (every k-th layer above it)
 MAX_TICKS = 8
 #: the chart's lines: label, DepthGapRow field, plain marker
-SERIES = (("L2M", "l2m", "*"), ("RMG", "rmg", "+"), ("paired cos", "mean_paired_cosine", "o"))
+SERIES = (("L2M", "l2m", "*"), ("RMG", "rmg", "+"), ("paired cos", "mean_paired_cosine", "x"))
 
 
 @dataclass
@@ -86,7 +86,7 @@ def matrix_title(report: LayerMatrixReport) -> str:
     parts = [f"{report.measure.upper()} {report.kernel or ''} {report.space}".replace("  ", " ")]
     parts.append(f"{'sampled ' if sampled else ''}n={report.n}")
     if report.best is not None:
-        parts.append(f"best {report.best.row} × {report.best.column} = {num(report.best.value, 3)}")
+        parts.append(f"best {report.best.row}×{report.best.column} {num(report.best.value, 3)}")
     return " · ".join(parts)
 
 
@@ -109,13 +109,9 @@ class DepthView(WorkerHost, Vertical):
         yield Static("", id="depth-cell")
         with VerticalScroll(id="depth-body"):
             yield Static("", id="depth-gap-note")
-            yield PlotextPlot(id="depth-chart")
+            yield LineChart(self.plain, id="depth-chart")
             yield Static("", id="depth-matrix-title")
             yield LayerHeatmap(self.plain, id="depth-heatmap")
-
-    def on_mount(self) -> None:
-        if self.plain:
-            self.query_one(PlotextPlot).theme = "clear"
 
     def focus_table(self) -> None:
         self.query_one(LayerHeatmap).focus()
@@ -186,19 +182,16 @@ class DepthView(WorkerHost, Vertical):
         self.query_one("#depth-gap-note", Static).update(Text(line, style="dim"))
 
     def _chart(self, report: DepthGapReport) -> None:
-        plot = self.query_one(PlotextPlot)
-        plt = plot.plt
-        plt.clear_data()
         layers = [row.layer for row in report.layers]
-        for label, field, marker in SERIES:
-            values = [getattr(row, field) for row in report.layers]
-            options = {"marker": marker} if self.plain else {}
-            plt.plot(layers, values, label=label, **options)
+        lines = [
+            Line(label, layers, [getattr(row, field) for row in report.layers], marker)
+            for label, field, marker in SERIES
+        ]
         step = max(1, -(-len(layers) // MAX_TICKS))
-        plt.xticks(layers[::step])
-        plt.xlabel("layer")
-        plot.refresh()
-        self._note(f"gap across depth ({report.space}, n={report.n_images} images)")
+        chart = self.query_one(LineChart)
+        chart.show(lines, "layer", layers[::step])
+        title = Text(f"gap across depth ({report.space}, n={report.n_images}) ")
+        self.query_one("#depth-gap-note", Static).update(title + chart.legend())
 
     def _matrix(self, report: LayerMatrixReport) -> None:
         self.query_one("#depth-matrix-title", Static).update(matrix_title(report))
