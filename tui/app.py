@@ -195,7 +195,7 @@ class MgapApp(App[None]):
             "datasets": ("Datasets", DatasetsPane.BINDINGS),
             "jobs": ("Jobs", JobsPane.BINDINGS),
             "stores": ("Stores", StoresPane.BINDINGS),
-            "results": ("Results", ResultsPane.BINDINGS),
+            "results": ("Results", self.results.help_bindings()),
         }
         # the pane in use first (context-sensitive help), then the global keys, then the rest
         active = self.tabs.active or PANES[0]

@@ -8,6 +8,7 @@ workers, so a cancelled or stale computation cannot leave it stuck.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +32,7 @@ from mgap.tui.messages import (
     RetrievalComputed,
     WorkerFailed,
 )
+from mgap.tui.pane_results_depth import DepthKeys, compute_layer_sides
 from mgap.tui.pane_results_gap import GapColumn
 from mgap.tui.render import (
     CategoryRow,
@@ -39,6 +41,7 @@ from mgap.tui.render import (
 from mgap.tui.scatter import ScatterView
 from mgap.tui.view_attention import AttentionView
 from mgap.tui.view_compare import CompareView
+from mgap.tui.view_depth import DepthView
 from mgap.tui.view_groups import GroupsView
 from mgap.tui.view_hyperbolic import HyperbolicView
 from mgap.tui.view_robustness import RobustnessView
@@ -48,7 +51,7 @@ METHODS = ("pca", "umap", "tsne")
 #: points projected per method: PCA is cheap, UMAP and t-SNE cost seconds per thousand
 MAX_POINTS = {"pca": 100_000, "umap": 5_000, "tsne": 5_000}
 #: every worker group of the pane (emptying the selection cancels them all)
-GROUPS = ("gap", "retrieval", "cka", "projection")
+GROUPS = ("gap", "retrieval", "cka", "projection", "layers")
 
 
 def compute_gap(path: Path, first: threading.Event) -> GapComputed | None:
@@ -158,7 +161,7 @@ def _then_set(work: Callable[[], Message | None], done: threading.Event) -> Mess
         done.set()
 
 
-class ResultsPane(GapColumn, WorkerHost, Horizontal):
+class ResultsPane(GapColumn, DepthKeys, WorkerHost, Horizontal):
     """The store shown is one of `paths` (n cycles); CKA covers all of them."""
 
     WORKER_TITLE = "Results"
@@ -171,6 +174,11 @@ class ResultsPane(GapColumn, WorkerHost, Horizontal):
         Binding("n", "next_store", "Store", id="results.next_store"),
         Binding("g", "next_grouping", "Grouping (Groups view)", id="results.grouping"),
         Binding("k", "compare", "Compare stores", id="results.compare", show=False),
+        # one key, two bindings: the first is shown only for a store with layers (it opens
+        # the Depth view), the hidden second says in one line why a store has no Depth view
+        Binding("d", "depth", "Depth", id="results.depth"),
+        Binding("d", "no_depth", "Depth", id="results.depth", show=False),
+        Binding("escape", "back", "Back", id="results.back"),
     ]
 
     def __init__(
@@ -186,6 +194,9 @@ class ResultsPane(GapColumn, WorkerHost, Horizontal):
         self.categories: list[CategoryRow] = []
         self.projections: dict[tuple[Path, str], Any] = {}
         self.gap_reports: dict[Path, GapReport] = {}
+        #: sides with per-layer states per store, once read (a worker reads them)
+        self.layer_sides: dict[Path, tuple[str, ...]] = {}
+        self.before_depth = "scatter"
 
     def compose(self) -> ComposeResult:
         with Vertical(id="results-left"):
@@ -206,6 +217,7 @@ class ResultsPane(GapColumn, WorkerHost, Horizontal):
                 yield AttentionView(self.ascii_only, id="attention")
                 yield HyperbolicView(self.ascii_only, id="hyperbolic")
                 yield CompareView(id="compare")
+                yield DepthView(self.ascii_only or bool(os.environ.get("NO_COLOR")), id="depth")
 
     def on_mount(self) -> None:
         self._set_columns([])
@@ -220,6 +232,7 @@ class ResultsPane(GapColumn, WorkerHost, Horizontal):
         self.paths = list(paths)
         self.query_one(CompareView).set_paths(self.paths)
         if not self.paths:
+            self._leave_depth()
             self.current = None
             for view in self._views():
                 view.set_store(None)
@@ -239,6 +252,8 @@ class ResultsPane(GapColumn, WorkerHost, Horizontal):
     def refresh_store(self, path: Path) -> None:
         """A job finished writing `path`: drop what was computed from its partial rows."""
         self.gap_reports.pop(path, None)
+        self.layer_sides.pop(path, None)
+        self.query_one(DepthView).forget(path)
         for view in self._views():
             view.forget(path)
         for key in [k for k in self.projections if k[0] == path]:
@@ -266,6 +281,10 @@ class ResultsPane(GapColumn, WorkerHost, Horizontal):
         self._request_projection(after=first)
         for view in self._views():
             view.set_store(path)
+        self._leave_depth()
+        if path not in self.layer_sides:
+            self.start_worker("layers", lambda: compute_layer_sides(path), key=path)
+        self.refresh_bindings()
 
     def action_next_grouping(self) -> None:
         self.query_one(GroupsView).next_grouping()
@@ -370,7 +389,9 @@ class ResultsPane(GapColumn, WorkerHost, Horizontal):
 
     def action_view(self) -> None:
         """Cycle scatter -> metrics -> robustness -> groups -> attention (-> hyperbolic, Lorentz
-        stores only); the last views compute when shown."""
+        stores only); the last views compute when shown. From Depth: the view after the one
+        Depth was opened from."""
+        self._leave_depth()
         switcher = self.query_one(ContentSwitcher)
         shown = self.gap_reports.get(self.current)
         lorentz = shown is not None and shown.hyperbolic is not None
