@@ -34,6 +34,7 @@ from mgap.tui.messages import (
 )
 from mgap.tui.pane_results_depth import DepthKeys, compute_layer_sides
 from mgap.tui.pane_results_gap import GapColumn
+from mgap.tui.pane_results_views import ViewSwitching
 from mgap.tui.render import (
     CategoryRow,
     retrieval_text,
@@ -161,7 +162,7 @@ def _then_set(work: Callable[[], Message | None], done: threading.Event) -> Mess
         done.set()
 
 
-class ResultsPane(GapColumn, DepthKeys, WorkerHost, Horizontal):
+class ResultsPane(GapColumn, DepthKeys, ViewSwitching, WorkerHost, Horizontal):
     """The store shown is one of `paths` (n cycles); CKA covers all of them."""
 
     WORKER_TITLE = "Results"
@@ -386,45 +387,3 @@ class ResultsPane(GapColumn, DepthKeys, WorkerHost, Horizontal):
         self.color_by = "category" if self.color_by == "modality" else "modality"
         self.workers_changed()
         self.query_one(ScatterView).color_by = self.color_by
-
-    def action_view(self) -> None:
-        """Cycle scatter -> metrics -> robustness -> groups -> attention (-> hyperbolic, Lorentz
-        stores only); the last views compute when shown. From Depth: the view after the one
-        Depth was opened from."""
-        self._leave_depth()
-        switcher = self.query_one(ContentSwitcher)
-        shown = self.gap_reports.get(self.current)
-        lorentz = shown is not None and shown.hyperbolic is not None
-        order = (
-            ("scatter", "metrics", "robustness", "groups", "attention")
-            + (("hyperbolic",) if lorentz else ())
-            + ("compare",)
-        )
-        current = switcher.current if switcher.current in order else "scatter"
-        self.show_view(order[(order.index(current) + 1) % len(order)])
-
-    def show_view(self, name: str) -> None:
-        """Show the right panel's view `name`; a view computes when shown."""
-        switcher = self.query_one(ContentSwitcher)
-        switcher.current = name
-        compare = self.query_one(CompareView)
-        compare.activate(name == "compare")
-        if name == "compare":
-            compare.focus_table()
-        for view in self._views():
-            view.activate(view.id == switcher.current)
-            if view.id == switcher.current:
-                view.focus_table()
-        if switcher.current in ("scatter", "metrics"):
-            self.focus_default()  # the hidden view's table must not keep (and lose) the focus
-
-    def action_compare(self) -> None:
-        """The Compare view of the selected stores (k again: back to the scatter)."""
-        current = self.query_one(ContentSwitcher).current
-        self.show_view("scatter" if current == "compare" else "compare")
-
-    def on_compare_view_open_store(self, message: CompareView.OpenStore) -> None:
-        """Enter on a Compare row: that store's Results (gap, categories, scatter)."""
-        if message.path in self.paths:
-            self._open(message.path)
-        self.show_view("scatter")
