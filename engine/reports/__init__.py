@@ -20,6 +20,7 @@ from mgap.engine.reports.analysis import (
 )
 from mgap.engine.reports.base import Report, ReportShapeError
 from mgap.engine.reports.compare import CompareReport
+from mgap.engine.reports.depth import DepthGapReport  # registers the `gap --layers` variant
 from mgap.engine.reports.examples import ExamplesReport
 from mgap.engine.reports.pipeline import (
     CatalogModel,
@@ -68,4 +69,4 @@ REPORTS: dict[str, type[Report]] = {
     if cls.COMMAND
 }
 
-__all__ = ["REPORTS", "Report", "ReportShapeError", "json_schema"]
+__all__ = ["REPORTS", "DepthGapReport", "Report", "ReportShapeError", "json_schema"]
