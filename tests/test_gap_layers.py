@@ -42,7 +42,7 @@ def brute_row(X: np.ndarray, Y: np.ndarray, index: np.ndarray) -> dict:
     best_right = np.where(right, S, -np.inf).max(axis=1)
     i2t = float(np.mean((np.where(right, -np.inf, S) > best_right[:, None]).sum(axis=1) == 0))
     own = S[index, np.arange(len(Y))]
-    t2i = float(np.mean((S.T > own[:, None]).sum(axis=1) == 0))
+    t2i = float(np.mean((own[:, None] < S.T).sum(axis=1) == 0))
     return {
         "dim": X.shape[1],
         "l2m": float(np.linalg.norm(Xn.mean(0) - Yn.mean(0))),
