@@ -138,39 +138,51 @@ def _print_hyperbolic(hyp: HyperbolicReport) -> None:
 
 
 def print_depth(report: DepthGapReport) -> None:
-    """One row per layer: the gap metrics and R@1 (with its interval when sampled)."""
+    """Two tables, one row per layer: the gap metrics, then R@1 (and intervals if sampled)."""
     print_header(report)
-    sampled = report.retrieval.mode == "sampled"
-    how = (
-        f"R@1 sampled: {report.retrieval.n_image_queries} image and "
-        f"{report.retrieval.n_text_queries} caption queries, seed {report.retrieval.seed}, "
-        "95% interval in brackets"
-        if sampled
-        else "R@1 exact"
-    )
-    rows = table(
+    gap_rows = table(
         f"Gap across depth ({report.space} space)",
-        ["layer", "L2M", "RMG", "pair cos", "intra img", "intra txt", "i2t R@1", "t2i R@1"],
-        caption=f"{report.n_images} images, {report.n_texts} captions ({report.captions}); {how}",
+        ["layer", "L2M", "RMG", "pair cos", "intra img", "intra txt"],
+        caption=f"{report.n_images} images, {report.n_texts} captions ({report.captions})",
     )
     for row in report.layers:
-        rows.add_row(
-            str(row.layer),
-            *(fmt(v, 4) for v in (row.l2m, row.rmg, row.mean_paired_cosine)),
-            *(fmt(v, 4) for v in (row.intra_image_cosine, row.intra_text_cosine)),
-            _recall_cell(row.i2t_r1, row.i2t_r1_interval),
-            _recall_cell(row.t2i_r1, row.t2i_r1_interval),
-        )
-    stdout.print(rows)
+        values = (row.l2m, row.rmg, row.mean_paired_cosine)
+        intra = (row.intra_image_cosine, row.intra_text_cosine)
+        gap_rows.add_row(str(row.layer), *(fmt(v, 4) for v in (*values, *intra)))
+    stdout.print(gap_rows)
+    _print_depth_recall(report)
     for side in ("image", "text"):
         lens = f"; lens: {report.lens[side]}" if report.space == "lens" else ""
         stdout.print(f"{side}: {report.pooling[side]}{lens}", highlight=False, markup=False)
 
 
-def _recall_cell(value: float | None, interval: list[float | None] | None) -> str:
-    if interval is None:
-        return fmt(value, 3)
-    return f"{fmt(value, 3)} [{fmt(interval[0], 3)}, {fmt(interval[1], 3)}]"
+def _print_depth_recall(report: DepthGapReport) -> None:
+    estimate = report.retrieval
+    if estimate.mode != "sampled":
+        out = table("R@1 across depth (exact)", ["layer", "i2t R@1", "t2i R@1"])
+        for row in report.layers:
+            out.add_row(str(row.layer), fmt(row.i2t_r1, 3), fmt(row.t2i_r1, 3))
+        stdout.print(out)
+        return
+    out = table(
+        "R@1 across depth (sampled)",
+        ["layer", "i2t R@1", "95% interval", "t2i R@1", "95% interval"],
+        caption=f"{estimate.n_image_queries} image and {estimate.n_text_queries} caption "
+        f"queries against the whole gallery, seed {estimate.seed}",
+    )
+    for row in report.layers:
+        out.add_row(
+            str(row.layer),
+            fmt(row.i2t_r1, 3),
+            _interval(row.i2t_r1_interval),
+            fmt(row.t2i_r1, 3),
+            _interval(row.t2i_r1_interval),
+        )
+    stdout.print(out)
+
+
+def _interval(bounds: list[float | None] | None) -> str:
+    return "-" if bounds is None else f"[{fmt(bounds[0], 3)}, {fmt(bounds[1], 3)}]"
 
 
 #: per-group table columns of `mgap gap --groups`
