@@ -28,17 +28,19 @@ sys.path.insert(0, str(Path(__file__).parent))
 from scale_store import DIM, N_IMAGES, PER_IMAGE, add_layers, build_store  # noqa: E402
 
 
-def _run(argv: list[str]) -> tuple[float, float]:
-    """(wall seconds, peak RSS GB) of one command in its own process; it must succeed."""
+def _run(argv: list[str]) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds, peak RSS GB) of one command in its own process; it must
+    succeed. CPU seconds (user + system) are what a loaded, shared machine distorts least."""
     start = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(argv)} failed: {proc.stderr.read().decode()[-2000:]}")
-    return time.perf_counter() - start, usage.ru_maxrss / 1024**2
+    cpu = usage.ru_utime + usage.ru_stime
+    return time.perf_counter() - start, cpu, usage.ru_maxrss / 1024**2
 
 
-def _gap(store: Path, *extra: str) -> tuple[float, float]:
+def _gap(store: Path, *extra: str) -> tuple[float, float, float]:
     Path(f"{store}.cache.h5").unlink(missing_ok=True)  # plain `mgap gap` caches its document
     argv = [sys.executable, "-m", "mgap", "gap", str(store), "--device", "cpu", *extra, "--json"]
     return _run(argv)
@@ -68,18 +70,22 @@ def main() -> None:
     best = {}
     for label, run in runs.items():
         got = [run() for _ in range(args.repeats)]
-        best[label] = (min(s for s, _ in got), max(gb for _, gb in got))
-        seconds, gb = best[label]
+        best[label] = tuple(
+            f(values) for f, values in zip((min, min, max), zip(*got, strict=True), strict=True)
+        )
+        wall, cpu, gb = best[label]
         print(
-            f"{label:<32} {seconds:8.1f} s  peak RSS {gb:.2f} GB ({gb / layer_gb:.2f}x)",
+            f"{label:<32} {wall:8.1f} s wall {cpu:8.1f} s CPU  peak RSS {gb:.2f} GB "
+            f"({gb / layer_gb:.2f}x)",
             flush=True,
         )
-    (plain, _), (single, _), (deep, deep_gb) = best.values()
-    print(
-        f"{args.layers} layers / 1 layer = {deep / single:.2f}x (target <= {args.layers}x); "
-        f"/ plain mgap gap = {deep / plain:.2f}x; peak RSS {deep_gb / layer_gb:.2f}x one "
-        "layer's embeddings (target <= 1.5x)"
-    )
+    plain, single, deep = best.values()
+    for i, what in ((0, "wall"), (1, "CPU")):
+        print(
+            f"{what}: {args.layers} layers / 1 layer = {deep[i] / single[i]:.2f}x "
+            f"(target <= {args.layers}x); / plain mgap gap = {deep[i] / plain[i]:.2f}x"
+        )
+    print(f"peak RSS {deep[2] / layer_gb:.2f}x one layer's float32 embeddings (target <= 1.5x)")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import pytest
 from conftest import check_schema
 from layer_stores import add_layers
 
+from mgap.engine.reports import REPORTS, DepthGapReport
 from mgap.engine.studies import gap_layers
 from mgap.engine.studies.gap_layers import DepthRequest, gap_layers_report
 from mgap.store import open_store
@@ -126,6 +127,8 @@ def test_the_last_lens_layer_gives_plain_gap_and_retrieval(cli, depth_store):
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
     check_schema("gap", doc)
+    assert REPORTS["gap"].variant(doc) is DepthGapReport
+    assert DepthGapReport.from_json(doc).to_json() == doc
     last = doc["layers"][-1]
     plain = json.loads(cli("gap", str(path), "--json").stdout)
     for key in ("l2m", "l2i", "mean_paired_cosine", "intra_image_cosine", "intra_text_cosine"):
