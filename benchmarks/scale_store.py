@@ -132,7 +132,7 @@ def _write_layer(f, side: str, source, layer: int, n_layers: int, rng) -> None:
     out = f.create_dataset(
         dataset_name(side, "lens", layer), shape=source.shape, dtype=source.dtype
     )
-    w = layer / max(n_layers - 1, 1)
+    w = layer / (n_layers - 1) if n_layers > 1 else 1.0
     block = 65536
     for lo in range(0, source.shape[0], block):
         rows = source[lo : lo + block].astype(np.float32)
