@@ -6,10 +6,16 @@ like CLIP's: a category signal shared by both sides, per-image content, a modali
 (the gap) and noise, so recall, L2M and the category tables land in realistic ranges.
 
     python benchmarks/scale_store.py /work/bigstore            # writes coco-train-shape.h5
+    python benchmarks/scale_store.py /work/bigstore --layers 13 [--n 40000]
+
+`--layers N` also writes a copy with N per-layer `lens` arrays per side, in the layout of
+docs/store-format.md "Per-layer states" and the embeddings' dtype: layer k drifts from
+noise towards the embeddings, and the last layer is the embeddings themselves.
 """
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import subprocess
 import sys
@@ -118,5 +124,58 @@ def build_prompt_store(folder: Path) -> Path:
     return out
 
 
+def _write_layer(f, side: str, source, layer: int, n_layers: int, rng) -> None:
+    """Layer `layer` of `side`: w·embedding + (1 − w)·noise with w = layer/(N − 1), in blocks
+    of the embeddings' rows and in their dtype."""
+    from mgap.store.layers import dataset_name
+
+    out = f.create_dataset(
+        dataset_name(side, "lens", layer), shape=source.shape, dtype=source.dtype
+    )
+    w = layer / (n_layers - 1) if n_layers > 1 else 1.0
+    block = 65536
+    for lo in range(0, source.shape[0], block):
+        rows = source[lo : lo + block].astype(np.float32)
+        if w < 1:
+            rows = w * rows + (1 - w) * 1.5 * rng.standard_normal(rows.shape, dtype=np.float32)
+        out[lo : lo + block] = rows.astype(source.dtype)
+
+
+def add_layers(store: Path, n_layers: int, seed: int = 1) -> Path:
+    """A copy of `store` with `n_layers` lens layers per side (the original is left as it
+    is); written under a `.creating` name and renamed when whole."""
+    import h5py
+
+    from mgap.store import schema as S
+    from mgap.store.layers import write_layer_attrs
+
+    out = store.with_name(f"{store.stem}-layers{n_layers}.h5")
+    if out.exists():
+        return out
+    tmp = out.with_name(out.name + ".creating")
+    shutil.copyfile(store, tmp)
+    rng = np.random.default_rng(seed)
+    with h5py.File(tmp, "a") as f:
+        for side, name in (("image", S.IMAGE_EMB), ("text", S.TEXT_EMB)):
+            write_layer_attrs(
+                f,
+                side,
+                count=n_layers,
+                layers=list(range(n_layers)),
+                pooling="synthetic (benchmarks/scale_store.py)",
+                lens="synthetic: the last layer is the embedding",
+            )
+            for layer in range(n_layers):
+                _write_layer(f, side, f[name], layer, n_layers, rng)
+    tmp.replace(out)
+    return out
+
+
 if __name__ == "__main__":
-    print(build_store(Path(sys.argv[1] if len(sys.argv) > 1 else "bigstore")))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path, nargs="?", default=Path("bigstore"))
+    parser.add_argument("--n", type=int, default=N_IMAGES, help="images (5 captions each)")
+    parser.add_argument("--layers", type=int, default=0, help="lens layers per side (a copy)")
+    args = parser.parse_args()
+    built = build_store(args.folder, args.n)
+    print(add_layers(built, args.layers) if args.layers else built)

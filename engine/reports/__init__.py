@@ -20,6 +20,7 @@ from mgap.engine.reports.analysis import (
 )
 from mgap.engine.reports.base import Report, ReportShapeError
 from mgap.engine.reports.compare import CompareReport
+from mgap.engine.reports.depth import DepthGapReport  # registers the `gap --layers` variant
 from mgap.engine.reports.examples import ExamplesReport
 from mgap.engine.reports.interventions import InterventionReport
 from mgap.engine.reports.layer_matrix import LayerMatrixReport
@@ -71,4 +72,11 @@ REPORTS: dict[str, type[Report]] = {
     if cls.COMMAND
 }
 
-__all__ = ["REPORTS", "LayerMatrixReport", "Report", "ReportShapeError", "json_schema"]
+__all__ = [
+    "REPORTS",
+    "DepthGapReport",
+    "LayerMatrixReport",
+    "Report",
+    "ReportShapeError",
+    "json_schema",
+]

@@ -6,6 +6,7 @@ The analysis module is imported inside the command; it imports neither torch nor
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,6 +43,7 @@ from mgap.output import fmt, print_json, stdout
 
 if TYPE_CHECKING:
     from mgap.engine.reports.analysis import CategoryRow, GapReport, HyperbolicReport
+    from mgap.engine.reports.depth import DepthGapReport
     from mgap.engine.reports.groups import GroupsReport
 
 
@@ -135,6 +137,54 @@ def _print_hyperbolic(hyp: HyperbolicReport) -> None:
     stdout.print("\n".join(lines), highlight=False, markup=False)
 
 
+def print_depth(report: DepthGapReport) -> None:
+    """Two tables, one row per layer: the gap metrics, then R@1 (and intervals if sampled)."""
+    print_header(report)
+    gap_rows = table(
+        f"Gap across depth ({report.space} space)",
+        ["layer", "L2M", "RMG", "pair cos", "intra img", "intra txt"],
+        caption=f"{report.n_images} images, {report.n_texts} captions ({report.captions})",
+    )
+    for row in report.layers:
+        values = (row.l2m, row.rmg, row.mean_paired_cosine)
+        intra = (row.intra_image_cosine, row.intra_text_cosine)
+        gap_rows.add_row(str(row.layer), *(fmt(v, 4) for v in (*values, *intra)))
+    stdout.print(gap_rows)
+    _print_depth_recall(report)
+    for side in ("image", "text"):
+        lens = f"; lens: {report.lens[side]}" if report.space == "lens" else ""
+        stdout.print(f"{side}: {report.pooling[side]}{lens}", highlight=False, markup=False)
+
+
+def _print_depth_recall(report: DepthGapReport) -> None:
+    estimate = report.retrieval
+    if estimate.mode != "sampled":
+        out = table("R@1 across depth (exact)", ["layer", "i2t R@1", "t2i R@1"])
+        for row in report.layers:
+            out.add_row(str(row.layer), fmt(row.i2t_r1, 3), fmt(row.t2i_r1, 3))
+        stdout.print(out)
+        return
+    out = table(
+        "R@1 across depth (sampled)",
+        ["layer", "i2t R@1", "95% interval", "t2i R@1", "95% interval"],
+        caption=f"{estimate.n_image_queries} image and {estimate.n_text_queries} caption "
+        f"queries against the whole gallery, seed {estimate.seed}",
+    )
+    for row in report.layers:
+        out.add_row(
+            str(row.layer),
+            fmt(row.i2t_r1, 3),
+            _interval(row.i2t_r1_interval),
+            fmt(row.t2i_r1, 3),
+            _interval(row.t2i_r1_interval),
+        )
+    stdout.print(out)
+
+
+def _interval(bounds: list[float | None] | None) -> str:
+    return "-" if bounds is None else f"[{fmt(bounds[0], 3)}, {fmt(bounds[1], 3)}]"
+
+
 #: per-group table columns of `mgap gap --groups`
 GROUP_COLUMNS = [("L2M", "l2m"), ("RMG", "rmg"), ("pair cos", "mean_paired_cosine")]
 
@@ -162,18 +212,33 @@ def gap(
     sample: int | None = SAMPLE_OPT,
     exact: bool = EXACT_OPT,
     seed: int = SEED_OPT,
+    layers: bool = typer.Option(
+        False, "--layers", help="One row per stored layer (stores from `mgap extract --layers`)."
+    ),
+    space: str | None = typer.Option(
+        None,
+        "--space",
+        help="With --layers: lens (each layer through its tower's head; the default when "
+        "stored) or raw (the pooled states; both sides must share a width).",
+    ),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Modality gap metrics: L2M, L2I, paired and intra-modal cosines, RMG, top dims.
 
     With --by-category, the category mean-pairwise table is sampled by default on the CPU
-    for stores above 2e9 (image, caption) pairs (--exact forces it, --sample N sets N)."""
+    for stores above 2e9 (image, caption) pairs (--exact forces it, --sample N sets N).
+    With --layers, one row per stored layer: the gap metrics and i2t/t2i R@1, sampled on
+    the CPU above 2e9 pairs (5,000 queries per direction, with 95% intervals)."""
     from mgap.engine.studies.gap import gap_report
     from mgap.engine.studies.gap_request import GapRequest
 
     if sample is not None and exact:
         raise UsageError("--sample and --exact exclude each other", hint="pick one")
     opened = open_store_arg(store)
+    if layers or space is not None:
+        depth = DepthArgs(layers, space, captions, sample, exact, seed)
+        _depth(opened, depth, by_category, groups, backend(device, fast), as_json)
+        return
     grouped = load_groups(opened, groups, min_group, bootstrap)
     request = GapRequest(
         captions=captions,
@@ -197,6 +262,37 @@ def gap(
     print_gap(report)
     if report.groups is not None:
         print_groups(report.groups, GROUP_COLUMNS)
+
+
+@dataclass(frozen=True)
+class DepthArgs:
+    """The options `mgap gap --layers` reads."""
+
+    layers: bool
+    space: str | None
+    captions: str
+    sample: int | None
+    exact: bool
+    seed: int
+
+
+def _depth(opened, args: DepthArgs, by_category: bool, groups, be, as_json: bool) -> None:
+    """`mgap gap --layers`: refuse what it does not combine with, then the per-layer table."""
+    from mgap.engine.studies.gap_layers import DepthRequest, gap_layers_report
+
+    if not args.layers:
+        raise UsageError("--space goes with --layers", hint="add --layers")
+    if by_category or groups:
+        raise UsageError(
+            "--layers gives the whole store per layer; it does not split by category or group",
+            hint="drop --by-category/--groups, or run them without --layers",
+        )
+    request = DepthRequest(args.space, args.captions, args.sample, args.exact, args.seed)
+    report = gap_layers_report(opened, request, backend=be)
+    if as_json:
+        print_json(report.to_json())
+    else:
+        print_depth(report)
 
 
 def _groups(opened, grouped, captions: str) -> GroupsReport:
