@@ -80,7 +80,9 @@ def _spaces(choice: LayerChoice, lens: str, where: str) -> tuple[str, ...]:
     if choice.space == "raw" or (choice.space == "both" and not lens):
         return ("raw",)
     if not lens:
-        raise UsageError(f"{where} has no lens (final norm and projection)", hint="--layer-space raw")
+        raise UsageError(
+            f"{where} has no lens (final norm and projection)", hint="--layer-space raw"
+        )
     return ("lens",) if choice.space == "lens" else ("raw", "lens")
 
 
@@ -89,7 +91,9 @@ def plan_layers(model: EmbeddingModel, choice: LayerChoice | None) -> dict[str, 
     store's probe pass); empty without `--layers`."""
     if choice is None:
         return {}
-    sides: Sequence[str] = [s for s, has in (("image", model.has_image), ("text", model.has_text)) if has]
+    sides: Sequence[str] = [
+        s for s, has in (("image", model.has_image), ("text", model.has_text)) if has
+    ]
     plan = {}
     for side in sides:
         tower = model.tower_layers(side)
@@ -105,3 +109,12 @@ def plan_layers(model: EmbeddingModel, choice: LayerChoice | None) -> dict[str, 
             widths={},
         )
     return plan
+
+
+def refuse_distributed_layers(choice: LayerChoice | None) -> None:
+    """Rank stores are merged without per-layer datasets: `--layers` runs in one process."""
+    if choice is not None:
+        raise UsageError(
+            "--layers cannot be combined with --nproc, torchrun or srun",
+            hint="run the --layers extraction in one process",
+        )

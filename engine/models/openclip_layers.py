@@ -35,8 +35,7 @@ TEXT_POOLING = {
     "token plus positional embedding)",
     "first": "first token of each residual block's output (layer 0: token plus positional "
     "embedding)",
-    "last": "last token of each residual block's output (layer 0: token plus positional "
-    "embedding)",
+    "last": "last token of each residual block's output (layer 0: token plus positional embedding)",
 }
 TEXT_LENS = "ln_final then text_projection"
 
