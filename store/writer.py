@@ -166,6 +166,23 @@ def _payload_bytes(n: int, m: int, image_dim: int | None, text_dim: int | None, 
     return n * (image_dim or 0) * size + m * (text_dim or 0) * size + n * 8 + m * 8
 
 
+def _check_create_args(
+    dtype: str, block_rows: int, image_dim: int | None, text_dim: int | None
+) -> None:
+    if dtype not in ("float16", "float32"):
+        raise StoreError(f"unsupported store dtype {dtype!r}", hint="use float16 or float32")
+    if isinstance(block_rows, bool) or not 1 <= int(block_rows) <= S.MAX_BLOCK_ROWS:
+        raise StoreError(
+            f"block rows must be in 1..{S.MAX_BLOCK_ROWS}, got {block_rows}",
+            hint=f"pass --block-rows between 1 and {S.MAX_BLOCK_ROWS}",
+        )
+    if image_dim is not None and text_dim is not None and image_dim != text_dim:
+        raise StoreError(
+            f"image dim {image_dim} differs from text dim {text_dim}: not one embedding space",
+            hint="store each tower on its own (an image-only and a text-only model)",
+        )
+
+
 def create_store(
     path: str | os.PathLike,
     layout: StoreLayout,
@@ -186,18 +203,7 @@ def create_store(
     """
     path = Path(path)
     _empty_file_check(path)
-    if dtype not in ("float16", "float32"):
-        raise StoreError(f"unsupported store dtype {dtype!r}", hint="use float16 or float32")
-    if isinstance(block_rows, bool) or not 1 <= int(block_rows) <= S.MAX_BLOCK_ROWS:
-        raise StoreError(
-            f"block rows must be in 1..{S.MAX_BLOCK_ROWS}, got {block_rows}",
-            hint=f"pass --block-rows between 1 and {S.MAX_BLOCK_ROWS}",
-        )
-    if image_dim is not None and text_dim is not None and image_dim != text_dim:
-        raise StoreError(
-            f"image dim {image_dim} differs from text dim {text_dim}: not one embedding space",
-            hint="store each tower on its own (an image-only and a text-only model)",
-        )
+    _check_create_args(dtype, block_rows, image_dim, text_dim)
     make_folder(path.parent)
     tmp = sidecar(path, ".creating")
     n, m = len(layout.image_ids), len(layout.captions)
