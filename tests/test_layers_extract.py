@@ -227,6 +227,8 @@ def test_interrupted_runs_resume_to_bit_equal_layers(layer_store, tiny_arch, tin
                 a = resumed.layer_embeddings(side, k, space, np.float32)
                 b = whole.layer_embeddings(side, k, space, np.float32)
                 assert a.tobytes() == b.tobytes(), (side, space, k)
+    (again,) = _extract(tiny_coco, out, layers=None)  # a plain rerun leaves it as it is
+    assert again.note == "already complete"
 
 
 def test_resume_with_other_layers_is_refused(layer_store, tiny_arch, tiny_coco, tmp_path):

@@ -317,7 +317,6 @@ def _check_resumable(
     path = target.path
     _check_same_inputs(path, store, _resume_inputs(request, target.model, layout, line))
     _check_same_perturbations(path, store, request.perturbation_names, request.perturb_seed)
-    _check_same_layers(path, store, target.layers)
     if list(store.all_image_ids) != [r.id for r in request.manifest.records]:
         raise StoreError(
             f"{path} holds other image rows ({store.n_images_total} images)",
@@ -331,10 +330,13 @@ def resume_store(
     """Continue `target`'s store where it stopped, recording the resume in its attributes."""
     store = Store(target.path)
     _check_resumable(request, target, store, layout, decode_line)
-    target.layers = dict(store.layer_sets)  # the plan, with the stored widths
+    wanted_layers, target.layers = target.layers, dict(store.layer_sets)  # stored widths
     writer = StoreWriter(target.path)
     target.images_done, target.texts_done = writer.progress()
-    if writer.status == S.STATUS_COMPLETE:
+    complete = writer.status == S.STATUS_COMPLETE
+    if wanted_layers or not complete:  # a plain rerun leaves a complete store as it is
+        _check_same_layers(target.path, store, wanted_layers)
+    if complete:
         target.note = "already complete"
         target.skipped = len(store.skipped)
         return target
