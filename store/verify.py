@@ -23,6 +23,7 @@ from mgap.core.errors import StoreError
 from mgap.store import checksum, probe
 from mgap.store import schema as S
 from mgap.store.contained import containment_problems
+from mgap.store.layers import SPACES, dataset_name, group_name
 from mgap.store.naming import sidecar
 
 _STRING_SETS = (S.IMAGE_IDS, S.IMAGE_PATHS, S.TEXT_CAPTIONS, S.CATEGORY_NAMES, S.CATEGORY_SUPER)
@@ -39,7 +40,8 @@ _REQUIRED = (
 def _sides(f: h5py.File) -> dict[str, tuple[str, str | None]]:
     """Embedding dataset -> (row-count key of `_View`, validity dataset in its CRC).
 
-    The clean image side, every perturbed image side (`mgap extract --perturb`), the text side.
+    The clean image side, every perturbed image side (`mgap extract --perturb`), the text
+    side, and every per-layer dataset of either side (`mgap extract --layers`).
     """
     sides: dict[str, tuple[str, str | None]] = {S.IMAGE_EMB: ("n", S.IMAGE_VALID)}
     perturbed = f.get(S.IMAGE_PERTURBED)
@@ -47,7 +49,23 @@ def _sides(f: h5py.File) -> dict[str, tuple[str, str | None]]:
         for setting in perturbed:
             sides[S.perturbed_embeddings(setting)] = ("n", S.IMAGE_VALID)
     sides[S.TEXT_EMB] = ("m", None)
+    for side, rows in (("image", ("n", S.IMAGE_VALID)), ("text", ("m", None))):
+        sides.update(dict.fromkeys(_layer_datasets(f, side), rows))
     return sides
+
+
+def _layer_datasets(f: h5py.File, side: str) -> list[str]:
+    """Every `/<side>s/layers/<space>/<layer>` dataset present in the file."""
+    group = f.get(group_name(side))
+    if not isinstance(group, h5py.Group):
+        return []
+    return [
+        dataset_name(side, space, int(k))
+        for space in SPACES
+        if isinstance(group.get(space), h5py.Group)
+        for k in group[space]
+        if k.isdigit()
+    ]
 
 
 @dataclass

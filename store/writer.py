@@ -33,6 +33,7 @@ from mgap import __version__
 from mgap.core.errors import StoreError
 from mgap.store import checksum, probe, undo
 from mgap.store import schema as S
+from mgap.store.layers import LayerSet, dataset_name, read_layer_sets, write_layer_attrs
 from mgap.store.naming import fresh_sidecar, make_folder, open_sidecar, sidecar
 from mgap.store.space import disk_full, ensure_space, is_disk_full
 from mgap.store.verify import structural_problems
@@ -165,24 +166,9 @@ def _payload_bytes(n: int, m: int, image_dim: int | None, text_dim: int | None, 
     return n * (image_dim or 0) * size + m * (text_dim or 0) * size + n * 8 + m * 8
 
 
-def create_store(
-    path: str | os.PathLike,
-    layout: StoreLayout,
-    provenance: Mapping[str, object],
-    *,
-    image_dim: int | None,
-    text_dim: int | None,
-    dtype: str = "float16",
-    block_rows: int = S.BLOCK_ROWS,
-    perturbations: Sequence[str] = (),
-    perturb_seed: int = 0,
-) -> StoreWriter:
-    """Write a new store with every array allocated; refuses to replace an existing file.
-
-    `perturbations` adds one image side per setting (see `schema`), allocated like the clean one.
-    """
-    path = Path(path)
-    _empty_file_check(path)
+def _check_create_args(
+    dtype: str, block_rows: int, image_dim: int | None, text_dim: int | None
+) -> None:
     if dtype not in ("float16", "float32"):
         raise StoreError(f"unsupported store dtype {dtype!r}", hint="use float16 or float32")
     if isinstance(block_rows, bool) or not 1 <= int(block_rows) <= S.MAX_BLOCK_ROWS:
@@ -195,11 +181,36 @@ def create_store(
             f"image dim {image_dim} differs from text dim {text_dim}: not one embedding space",
             hint="store each tower on its own (an image-only and a text-only model)",
         )
+
+
+def create_store(
+    path: str | os.PathLike,
+    layout: StoreLayout,
+    provenance: Mapping[str, object],
+    *,
+    image_dim: int | None,
+    text_dim: int | None,
+    dtype: str = "float16",
+    block_rows: int = S.BLOCK_ROWS,
+    perturbations: Sequence[str] = (),
+    perturb_seed: int = 0,
+    layers: Mapping[str, LayerSet] | None = None,
+) -> StoreWriter:
+    """Write a new store with every array allocated; refuses to replace an existing file.
+
+    `perturbations` adds one image side per setting (see `schema`), allocated like the clean
+    one; `layers` one dataset per side, space and layer (`store.layers`, widths filled in).
+    """
+    path = Path(path)
+    _empty_file_check(path)
+    _check_create_args(dtype, block_rows, image_dim, text_dim)
     make_folder(path.parent)
     tmp = sidecar(path, ".creating")
     n, m = len(layout.image_ids), len(layout.captions)
     payload = _payload_bytes(n, m, image_dim, text_dim, dtype) + 2 * layout.string_bytes()
     payload += len(perturbations) * _payload_bytes(n, 0, image_dim, None, dtype)
+    layers = dict(layers or {})
+    payload += _layer_bytes(layers, {"image": n, "text": m}, dtype)
     ensure_space(tmp, payload)
     try:
         _write_new_store(
@@ -214,6 +225,7 @@ def create_store(
             text_dim,
             dtype,
             int(block_rows),
+            layers,
         )
     except BaseException as exc:
         if not isinstance(exc, StoreError):  # a refused link stays where it was found
@@ -246,6 +258,36 @@ def _new_file(tmp: Path) -> Iterator[h5py.File]:
         yield f
 
 
+def layer_datasets(layers: LayerSet) -> list[str]:
+    """The datasets of one side's layer set, space by space, layer by layer."""
+    return [dataset_name(layers.side, space, k) for space in layers.spaces for k in layers.layers]
+
+
+def _layer_bytes(layers: Mapping[str, LayerSet], rows: Mapping[str, int], dtype: str) -> int:
+    size = np.dtype(dtype).itemsize
+    return sum(
+        rows[side] * len(ls.layers) * ls.widths[space] * size
+        for side, ls in layers.items()
+        for space in ls.spaces
+    )
+
+
+def _allocate_layers(
+    f: h5py.File, layers: Mapping[str, LayerSet], rows: Mapping[str, int], dtype: str, block: int
+) -> None:
+    """Every per-layer dataset and its block checksums, allocated like the embeddings."""
+    for side, ls in layers.items():
+        write_layer_attrs(
+            f, side, count=ls.count, layers=list(ls.layers), pooling=ls.pooling, lens=ls.lens
+        )
+        for space in ls.spaces:
+            for k in ls.layers:
+                name = dataset_name(side, space, k)
+                _contiguous(f, name, (rows[side], ls.widths[space]), dtype)
+                sums = checksum.n_blocks(rows[side], block)
+                _contiguous(f, S.checksum_name(name), (sums,), "uint32")
+
+
 def _write_new_store(
     tmp: Path,
     layout: StoreLayout,
@@ -254,6 +296,7 @@ def _write_new_store(
     text_dim: int | None,
     dtype: str,
     block_rows: int,
+    layers: Mapping[str, LayerSet],
 ) -> None:
     n, m = len(layout.image_ids), len(layout.captions)
     with _new_file(tmp) as f:
@@ -296,6 +339,7 @@ def _write_new_store(
             data=np.asarray(list(layout.supercategories), dtype=object),
             dtype=_STR,
         )
+        _allocate_layers(f, layers, {"image": n, "text": m}, dtype, block_rows)
         _contiguous(f, S.PROGRESS, (2,), "int64")
         _write_attrs(f, provenance, dtype, block_rows)
 
@@ -355,6 +399,19 @@ def _released_errors() -> Iterator[list[BaseException]]:
         sys.unraisablehook, sys.excepthook = hooks
 
 
+def _layer_rows(
+    path: Path, stored: Sequence[str], given: Mapping[str, np.ndarray] | None
+) -> dict[str, np.ndarray]:
+    """`given` if it holds exactly the store's layer datasets of one side."""
+    given = dict(given or {})
+    if sorted(given) != sorted(stored):
+        raise StoreError(
+            f"{path} stores {len(stored)} per-layer datasets on this side, got rows for "
+            f"{len(given)} ({', '.join(sorted(set(stored) ^ set(given))[:3])} differ)"
+        )
+    return given
+
+
 class StoreWriter:
     """Writes embedding blocks into an existing store; every call opens and closes the file."""
 
@@ -385,6 +442,7 @@ class StoreWriter:
                 self.status = str(f.attrs.get("status", ""))
                 self.block_rows = int(f.attrs.get("block_rows", S.BLOCK_ROWS))
                 self.perturbations: list[str] = sorted(f.get(S.IMAGE_PERTURBED, {}))
+                self.layers = {s: layer_datasets(ls) for s, ls in read_layer_sets(f).items()}
         except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
             raise StoreError(
                 f"{self.path} is not a readable mgap store ({type(exc).__name__})",
@@ -444,11 +502,13 @@ class StoreWriter:
         embeddings: np.ndarray,
         valid: np.ndarray,
         perturbed: Mapping[str, np.ndarray] | None = None,
+        layers: Mapping[str, np.ndarray] | None = None,
     ) -> None:
         """Rows [start, start+len) of the image side; `valid` marks rows that were embedded.
 
-        `perturbed` holds the same rows of each perturbation side; all sides are written
-        before /progress counts the block, so a resumed run never sees one side ahead.
+        `perturbed` holds the same rows of each perturbation side, `layers` of each layer
+        dataset (by name); all are written before /progress counts the block, so a resumed
+        run never sees one side ahead.
         """
         if not self.has_images:
             raise StoreError(f"{self.path} has no image side")
@@ -459,13 +519,17 @@ class StoreWriter:
                 f"got rows for {sorted(perturbed)}"
             )
         extra = {S.perturbed_embeddings(k): v for k, v in perturbed.items()}
+        extra.update(_layer_rows(self.path, self.layers.get("image", []), layers))
         valid = np.asarray(valid, dtype=np.uint8)
         self._write_rows(S.IMAGE_EMB, start, embeddings, 0, valid, extra)
 
-    def write_texts(self, start: int, embeddings: np.ndarray) -> None:
+    def write_texts(
+        self, start: int, embeddings: np.ndarray, layers: Mapping[str, np.ndarray] | None = None
+    ) -> None:
         if not self.has_texts:
             raise StoreError(f"{self.path} has no text side")
-        self._write_rows(S.TEXT_EMB, start, embeddings, 1, None)
+        extra = _layer_rows(self.path, self.layers.get("text", []), layers)
+        self._write_rows(S.TEXT_EMB, start, embeddings, 1, None, extra)
 
     def add_skipped(self, image_id: str, reason: str) -> None:
         line = json.dumps({"id": image_id, "reason": reason}) + "\n"

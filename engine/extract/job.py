@@ -29,6 +29,7 @@ from mgap.engine.extract.finish import (
     finish_stores,
     store_summary,
 )
+from mgap.engine.extract.layer_plan import plan_layers
 from mgap.engine.extract.loader import DecodePlan, image_loader, plan_decode, to_device
 from mgap.engine.extract.prepare import StoreTarget, prepare_store
 from mgap.engine.extract.request import CheckedRequest
@@ -36,6 +37,7 @@ from mgap.engine.extract.texts import embed_captions, embed_prompts
 from mgap.engine.models import load_model, resolve_device
 from mgap.engine.reports.pipeline import ExtractedStore
 from mgap.store import schema as S
+from mgap.store.layers import LayerSet, dataset_name
 from mgap.store.lock import StoreLock
 from mgap.store.space import DiskFullError
 
@@ -61,13 +63,15 @@ class ExtractJob:
         req = self.request
         self.device = resolve_device(req.device)
         models = [load_model(m.spec, self.device, **m.options) for m in req.models]
+        layers = [plan_layers(model, req.layers) for model in models]  # refused before any write
         self.plan = plan_decode(req, self.device, models)
         progress = Progress(self.reporter, req.manifest, self.device, req.command, self.started)
         locks: list[StoreLock] = []
         try:
-            for model, wanted in zip(models, req.models, strict=True):
+            for model, wanted, plan in zip(models, req.models, layers, strict=True):
                 locks.append(self._lock(wanted.store))
-                target = prepare_store(req, model, wanted.store, self.device, self.plan.line)
+                line = self.plan.line
+                target = prepare_store(req, model, wanted.store, self.device, line, plan)
                 self.targets.append(target)
             return self._run_targets(progress)
         finally:
@@ -141,6 +145,7 @@ class ExtractJob:
             req.batch_size,
             req.store_dtype,
             after_block,
+            target.layers.get("text"),
         )
 
     def _images(self, progress: Progress) -> None:
@@ -192,6 +197,14 @@ class ExtractJob:
                 for _ in range(sides)
             ]
             t.valid = np.zeros(block, dtype=np.uint8)
+            image_layers = t.layers.get("image")
+            t.layer_buffers = {
+                dataset_name("image", space, k): np.zeros(
+                    (block, image_layers.widths[space]), dtype=self.request.store_dtype
+                )
+                for space in (image_layers.spaces if image_layers else ())
+                for k in image_layers.layers
+            }
 
     def _record_skips(
         self, pending: list[StoreTarget], indices: list[int], reasons: list[str]
@@ -215,14 +228,30 @@ class ExtractJob:
             on_device = decode.gpu_batches(batches[0][0], transforms, self.device)
             batches = [[b] for b in on_device]
         for t, transform, sides in zip(pending, transforms, batches, strict=False):
-            for buffer, batch in zip(t.buffers, sides, strict=True):
+            for side, (buffer, batch) in enumerate(zip(t.buffers, sides, strict=True)):
                 inputs = to_device(batch, self.device)
                 if mode == "tensor":  # the workers sent uint8 crops
                     inputs = transform.normalise(inputs)
                 with torch.autocast("cuda", dtype=amp_dtype, enabled=amp):
-                    emb = t.model.encode_images(inputs)
+                    layers = t.layers.get("image") if side == 0 else None  # the clean side only
+                    emb = self._encode(t, inputs, layers, offsets)
                 buffer[offsets] = emb.float().cpu().numpy().astype(self.request.store_dtype)
             t.valid[offsets] = 1
+
+    def _encode(
+        self, t: StoreTarget, inputs: Any, layers: LayerSet | None, offsets: np.ndarray
+    ) -> torch.Tensor:
+        """The embeddings of `inputs`; with `layers`, their pooled states land in the
+        layer buffers from the same forward pass."""
+        if layers is None:
+            return t.model.encode_images(inputs)
+        emb, states = t.model.encode_images_layers(inputs, layers.layers, layers.spaces)
+        for space in layers.spaces:
+            pooled = getattr(states, space).float().cpu().numpy()
+            for j, k in enumerate(layers.layers):
+                buffer = t.layer_buffers[dataset_name("image", space, k)]
+                buffer[offsets] = pooled[:, j].astype(self.request.store_dtype)
+        return emb
 
     def _flush(self, pending: list[StoreTarget], block_start: int, last: int) -> None:
         rows = last - block_start
@@ -231,9 +260,13 @@ class ExtractJob:
             if block_start >= t.images_done:
                 clean, *perturbed = (b[:rows] for b in t.buffers)
                 t.writer.write_images(
-                    block_start, clean, t.valid[:rows], dict(zip(names, perturbed, strict=True))
+                    block_start,
+                    clean,
+                    t.valid[:rows],
+                    dict(zip(names, perturbed, strict=True)),
+                    {name: b[:rows] for name, b in t.layer_buffers.items()},
                 )
                 t.images_done = last
-            for buffer in t.buffers:
+            for buffer in [*t.buffers, *t.layer_buffers.values()]:
                 buffer[:] = 0
             t.valid[:] = 0

@@ -10,9 +10,10 @@ path) and the perturbation settings, then continues at the first unwritten block
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from mgap.engine.datasets import Manifest
 from mgap.engine.extract.request import CheckedRequest
 from mgap.engine.models import EmbeddingModel
 from mgap.store import schema as S
+from mgap.store.layers import LayerSet
 from mgap.store.naming import cache_path, progress_path
 from mgap.store.reader import Store
 from mgap.store.writer import StoreLayout, StoreWriter, create_store, now_iso
@@ -48,6 +50,10 @@ class StoreTarget:
     #: one block buffer per image side: the clean side, then each perturbation
     buffers: list[np.ndarray] = field(default_factory=list)
     valid: np.ndarray | None = None
+    #: per side, the layers `--layers` stores (`mgap.engine.extract.layer_plan`)
+    layers: dict[str, LayerSet] = field(default_factory=dict)
+    #: one block buffer per image layer dataset, by name
+    layer_buffers: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def active(self) -> bool:
@@ -123,16 +129,34 @@ def provenance(
 
 def _probe_dims(model: EmbeddingModel) -> tuple[int | None, int | None]:
     """Embedding sizes from one tiny forward pass (also proves the model runs)."""
-    from PIL import Image
-
     image_dim = text_dim = None
     with torch.inference_mode():
         if model.has_image:
-            sample = model.image_preprocess()(Image.new("RGB", (64, 64), (127, 127, 127)))
-            image_dim = int(model.encode_images(default_collate([sample])).shape[-1])
+            image_dim = int(model.encode_images(_grey_batch(model)).shape[-1])
         if model.has_text:
             text_dim = int(model.encode_texts(["a photo."]).shape[-1])
     return image_dim, text_dim
+
+
+def _grey_batch(model: EmbeddingModel) -> object:
+    from PIL import Image
+
+    sample = model.image_preprocess()(Image.new("RGB", (64, 64), (127, 127, 127)))
+    return default_collate([sample])
+
+
+def probe_layer_widths(model: EmbeddingModel, plan: Mapping[str, LayerSet]) -> dict[str, LayerSet]:
+    """`plan` with each space's vector width, from one tiny pass per side."""
+    out = {}
+    with torch.inference_mode():
+        for side, ls in plan.items():
+            if side == "image":
+                _, states = model.encode_images_layers(_grey_batch(model), ls.layers, ls.spaces)
+            else:
+                _, states = model.encode_texts_layers(["a photo."], ls.layers, ls.spaces)
+            widths = {sp: int(getattr(states, sp).shape[-1]) for sp in ls.spaces}
+            out[side] = dataclasses.replace(ls, widths=widths)
+    return out
 
 
 def _remove_store(path: Path) -> None:
@@ -146,11 +170,17 @@ def _remove_store(path: Path) -> None:
 
 
 def prepare_store(
-    request: CheckedRequest, model: EmbeddingModel, path: Path, device: str, decode_line: str
+    request: CheckedRequest,
+    model: EmbeddingModel,
+    path: Path,
+    device: str,
+    decode_line: str,
+    layers: Mapping[str, LayerSet] | None = None,
 ) -> StoreTarget:
-    """`path` (whose lock the caller holds) ready for `model`'s rows: new, or resumed."""
+    """`path` (whose lock the caller holds) ready for `model`'s rows: new, or resumed;
+    `layers` are the per-layer states `--layers` stores (`layer_plan.plan_layers`)."""
     manifest = request.manifest
-    target = StoreTarget(model, path)
+    target = StoreTarget(model, path, layers=dict(layers or {}))
     layout = store_layout(manifest)
     if path.exists():
         if request.overwrite:
@@ -160,6 +190,7 @@ def prepare_store(
         else:
             return resume_store(request, target, layout, decode_line)
     image_dim, text_dim = _probe_dims(model)
+    target.layers = probe_layer_widths(model, target.layers)
     target.writer = create_store(
         path,
         layout,
@@ -173,6 +204,7 @@ def prepare_store(
         block_rows=request.block_rows,
         perturbations=request.perturbation_names,
         perturb_seed=request.perturb_seed,
+        layers=target.layers,
     )
     if not model.has_image:
         target.images_done = len(manifest.records)
@@ -257,6 +289,28 @@ def _check_same_perturbations(
         )
 
 
+def _layers_text(layers: Mapping[str, LayerSet]) -> str:
+    return "; ".join(
+        f"{side} {','.join(map(str, ls.layers))} {'+'.join(ls.spaces)}"
+        for side, ls in sorted(layers.items())
+    )
+
+
+def _check_same_layers(path: Path, store: Store, wanted: Mapping[str, LayerSet]) -> None:
+    """A resume stores the same layers, spaces and definitions the store was made with."""
+
+    def key(layers: Mapping[str, LayerSet]) -> dict[str, tuple]:
+        return {s: (ls.layers, ls.spaces, ls.pooling, ls.lens) for s, ls in layers.items()}
+
+    if key(store.layer_sets) != key(wanted):
+        raise StoreError(
+            f"{path} was started with per-layer states "
+            f"({_layers_text(store.layer_sets) or 'none'}), not "
+            f"({_layers_text(wanted) or 'none'})",
+            hint="pass the same --layers/--layer-space, or --overwrite to replace the store",
+        )
+
+
 def _check_resumable(
     request: CheckedRequest, target: StoreTarget, store: Store, layout: StoreLayout, line: str
 ) -> None:
@@ -276,9 +330,13 @@ def resume_store(
     """Continue `target`'s store where it stopped, recording the resume in its attributes."""
     store = Store(target.path)
     _check_resumable(request, target, store, layout, decode_line)
+    wanted_layers, target.layers = target.layers, dict(store.layer_sets)  # stored widths
     writer = StoreWriter(target.path)
     target.images_done, target.texts_done = writer.progress()
-    if writer.status == S.STATUS_COMPLETE:
+    complete = writer.status == S.STATUS_COMPLETE
+    if wanted_layers or not complete:  # a plain rerun leaves a complete store as it is
+        _check_same_layers(target.path, store, wanted_layers)
+    if complete:
         target.note = "already complete"
         target.skipped = len(store.skipped)
         return target

@@ -18,6 +18,7 @@ from typing import Any
 from mgap.core.errors import DatasetError, UsageError
 from mgap.engine.datasets import Manifest, load_manifest
 from mgap.engine.extract.decode import check_mode
+from mgap.engine.extract.layer_plan import LayerChoice, parse_layers
 from mgap.engine.extract.perturb import Perturbation, parse_perturbation, perturbation_names
 from mgap.engine.specs import parse_model_spec
 from mgap.store import schema as S
@@ -62,6 +63,9 @@ class ExtractRequest:
     #: named sets of perturbation settings (`--perturb-suite rtml`), expanded before the rest
     perturb_suites: Sequence[str] = ()
     perturb_seed: int = 0
+    #: `--layers all|0,4,8,-1` and `--layer-space raw|lens|both` (None: not asked for)
+    layers: str | None = None
+    layer_space: str | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,8 @@ class CheckedRequest:
     decode: str
     perturbations: tuple[Perturbation, ...]
     perturb_seed: int
+    #: per-layer states to store beside the embeddings; None without --layers
+    layers: LayerChoice | None = None
 
     @property
     def specs(self) -> list[str]:
@@ -182,6 +188,7 @@ def check_request(req: ExtractRequest) -> CheckedRequest:
         raise UsageError(f"--limit must be at least 1, got {req.limit}")
     names = perturbation_names(req.perturbations, req.perturb_suites)
     perturbations = tuple(parse_perturbation(name) for name in names)
+    layers = parse_layers(req.layers, req.layer_space)
     _check_decode(req, perturbations)
     manifest = _load_manifest(req)
     models = tuple(
@@ -208,4 +215,5 @@ def check_request(req: ExtractRequest) -> CheckedRequest:
         decode=req.decode,
         perturbations=perturbations,
         perturb_seed=req.perturb_seed,
+        layers=layers,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from mgap.engine.extract.distributed import detect as detect_rank
 from mgap.engine.extract.finish import Reporter
 from mgap.engine.extract.job import ExtractJob
+from mgap.engine.extract.layer_plan import refuse_distributed_layers
 from mgap.engine.extract.ranks import run_distributed
 from mgap.engine.extract.request import CheckedRequest, ExtractRequest, check_request
 from mgap.engine.reports.pipeline import ExtractedStore
@@ -25,5 +26,6 @@ def run_extraction(
     checked = request if isinstance(request, CheckedRequest) else check_request(request)
     rank = detect_rank()
     if rank.distributed:
+        refuse_distributed_layers(checked.layers)
         return run_distributed(checked, reporter, rank)
     return ExtractJob(checked, reporter).run()

@@ -10,6 +10,7 @@ import torch
 from mgap.engine.datasets import Manifest
 from mgap.engine.models import EmbeddingModel
 from mgap.store import schema as S
+from mgap.store.layers import LayerSet, dataset_name
 from mgap.store.writer import StoreWriter
 
 
@@ -33,9 +34,11 @@ def embed_captions(
     batch_size: int,
     dtype: str,
     after_block: Callable[[int], None],
+    layers: LayerSet | None = None,
 ) -> None:
     """Caption rows from `done` on, one image block's captions per write; `after_block`
-    gets the caption count written so far after each."""
+    gets the caption count written so far after each. With `layers`, each block's pooled
+    layer states are written with it, from the same forward passes."""
     step = max(batch_size, 32)
     captions, rows = manifest.captions_and_rows()
     bounds = caption_blocks(rows, len(manifest.records), writer.block_rows)
@@ -44,12 +47,31 @@ def embed_captions(
         if stop <= start:
             continue
         parts = [
-            model.encode_texts(captions[i : min(i + step, stop)]).float().cpu().numpy()
+            _encode(model, captions[i : min(i + step, stop)], layers)
             for i in range(start, stop, step)
         ]
-        writer.write_texts(start, np.concatenate(parts).astype(dtype))
+        emb = np.concatenate([p[0] for p in parts]).astype(dtype)
+        per_layer = {
+            name: np.concatenate([p[1][name] for p in parts]).astype(dtype) for name in parts[0][1]
+        }
+        writer.write_texts(start, emb, per_layer)
         done = int(stop)
         after_block(done)
+
+
+def _encode(
+    model: EmbeddingModel, texts: list[str], layers: LayerSet | None
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(embeddings, pooled states by layer dataset name) of one batch of captions."""
+    if layers is None:
+        return model.encode_texts(texts).float().cpu().numpy(), {}
+    emb, states = model.encode_texts_layers(texts, layers.layers, layers.spaces)
+    per_layer = {}
+    for space in layers.spaces:
+        pooled = getattr(states, space).float().cpu().numpy()
+        for j, k in enumerate(layers.layers):
+            per_layer[dataset_name("text", space, k)] = pooled[:, j]
+    return emb.float().cpu().numpy(), per_layer
 
 
 def _prompt_sets(manifest: Manifest) -> dict[str, tuple[list[str], list[str]]]:

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mgap.core.errors import ModelUnavailableError, UsageError
-from mgap.engine.models.base import EmbeddingModel
+from mgap.engine.models import openclip_layers
+from mgap.engine.models.base import EmbeddingModel, LayerStates, TowerLayers
 from mgap.engine.models.checkpoints import logit_scale_attrs
 from mgap.engine.models.hf_parts import check_options
 from mgap.engine.models.hub import (
@@ -243,6 +244,31 @@ class OpenClipModel(EmbeddingModel):
         if self.trim:
             return encode_text_trimmed(self.model, tokens).float()
         return self.model.encode_text(tokens).float()
+
+    def tower_layers(self, side: str) -> TowerLayers:
+        tower = (
+            openclip_layers.image_tower(self.model)
+            if side == "image"
+            else openclip_layers.text_tower(self.model)
+        )
+        if tower is None:
+            raise UsageError(
+                f"{self.spec}: its {side} tower has no per-layer definition in mgap (--layers)",
+                hint="per-layer states need a ViT image tower with token or mean pooling and "
+                "open_clip's own CLIP text tower; drop --layers",
+            )
+        return tower
+
+    def encode_images_layers(
+        self, batch: Any, layers: Sequence[int], spaces: Sequence[str]
+    ) -> tuple[torch.Tensor, LayerStates]:
+        return openclip_layers.image_layers(self.model, batch.to(self.device), layers, spaces)
+
+    def encode_texts_layers(
+        self, texts: Sequence[str], layers: Sequence[int], spaces: Sequence[str]
+    ) -> tuple[torch.Tensor, LayerStates]:
+        tokens = self.tokenize(texts)
+        return openclip_layers.text_layers(self.model, tokens, layers, spaces, self.trim)
 
     def provenance(self) -> dict[str, object]:
         cfg = dict(getattr(self.model.visual, "preprocess_cfg", {}) or {})

@@ -38,9 +38,22 @@ class StoreInfo(Report):
     curvature: float | None = None
     perturbations: list[str] | None = None
     attrs: dict[str, Any] | None = None
+    #: per side, the per-layer states stored (`mgap extract --layers`); absent without
+    layers: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, store: Store) -> StoreInfo:
+        layers = {
+            side: {
+                "count": ls.count,
+                "layers": list(ls.layers),
+                "spaces": list(ls.spaces),
+                "widths": dict(ls.widths),
+                "pooling": ls.pooling,
+                "lens": ls.lens,
+            }
+            for side, ls in store.layer_sets.items()
+        }
         return cls(
             path=str(store.path),
             status=store.status,
@@ -60,6 +73,8 @@ class StoreInfo(Report):
             curvature=store.curvature,
             perturbations=store.perturbations,
             attrs=store.attrs,
+            layers=layers or None,
+            _absent=frozenset() if layers else frozenset({"layers"}),
         )
 
 

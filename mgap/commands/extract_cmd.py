@@ -129,6 +129,15 @@ def extract(
         "--nproc",
         help="Start torchrun with N ranks on this node (one per GPU); see docs/large-stores.md.",
     ),
+    layers: str | None = typer.Option(
+        None,
+        "--layers",
+        help="Also store per-layer states: all, or a list like 0,4,8,-1 "
+        "(negative counts from the last block); see docs/depth.md.",
+    ),
+    layer_space: str | None = typer.Option(
+        None, "--layer-space", help="raw|lens|both (default both where the tower has a lens)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON summary on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
@@ -170,11 +179,16 @@ def extract(
         perturbations=perturb or [],
         perturb_suites=perturb_suite or [],
         perturb_seed=perturb_seed,
+        layers=layers,
+        layer_space=layer_space,
     )
     checked = check_request(request)  # every option, before torch is imported
     check_weights(models)  # the whole list, before any model loads
     if nproc is not None:
         from mgap.commands.extract_launch import launch
+        from mgap.engine.extract.layer_plan import refuse_distributed_layers
+
+        refuse_distributed_layers(checked.layers)
 
         raise typer.Exit(launch(nproc, sys.argv[1:]))
     _run(checked, json_out, quiet)

@@ -94,6 +94,14 @@ def _note_leftover_ranks(path: str | Path, name: str, status: str) -> None:
         )
 
 
+def _layers_line(ls: dict) -> str:
+    """One side's per-layer states: which, in which spaces and widths, and what they are."""
+    spaces = ", ".join(f"{sp} (width {ls['widths'][sp]})" for sp in ls["spaces"])
+    lens = f"; lens: {ls['lens']}" if ls["lens"] else ""
+    layers = ",".join(map(str, ls["layers"]))
+    return f"{layers} of {ls['count']}; {spaces}; pooling: {ls['pooling']}{lens}"
+
+
 def info(
     store: Path = typer.Argument(..., help="A store file."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
@@ -149,6 +157,8 @@ def info(
     if s.perturbations:
         seed = s.attrs.get("perturb_seed", 0)
         table.add_row("perturbations", f"{', '.join(s.perturbations)} (seed {seed})")
+    for side, ls in (report.layers or {}).items():
+        table.add_row(f"{side} layers", _layers_line(ls))
     stdout.print(table)
     _note_leftover_ranks(store, Path(store).name, s.status)
     if s.skipped:
