@@ -1,5 +1,6 @@
 """Per-layer arrays written into a test store with h5py, exactly in the layout of
-docs/store-format.md "Per-layer states" (what `mgap extract --layers` writes)."""
+docs/store-format.md "Per-layer states" (what `mgap extract --layers` writes), each
+with its block CRC32s as the writer stores them."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from mgap.store import schema as S
+from mgap.store.checksum import block_crcs
 from mgap.store.layers import dataset_name, write_layer_attrs
 
 
@@ -21,6 +24,8 @@ def add_layers(
     """Write `layers[side][space][layer]` (rows as the store's rows) into the store at
     `path`, with the group attributes `write_layer_attrs` sets."""
     with h5py.File(path, "a") as f:
+        block_rows = int(f.attrs.get("block_rows", S.BLOCK_ROWS))
+        valid = f[S.IMAGE_VALID][...]
         for side, spaces in layers.items():
             indices = sorted({k for arrays in spaces.values() for k in arrays})
             write_layer_attrs(
@@ -33,5 +38,11 @@ def add_layers(
             )
             for space, arrays in spaces.items():
                 for layer, values in arrays.items():
-                    f.create_dataset(dataset_name(side, space, layer), data=values.astype(dtype))
+                    name = dataset_name(side, space, layer)
+                    rows = values.astype(dtype)
+                    f.create_dataset(name, data=rows)
+                    flags = valid if side == "image" else None
+                    f.create_dataset(
+                        S.checksum_name(name), data=block_crcs(rows, flags, block_rows)
+                    )
     return path

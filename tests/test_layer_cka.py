@@ -5,25 +5,13 @@ from __future__ import annotations
 
 import json
 
-import h5py
 import numpy as np
 import pytest
-
-from mgap.store.layers import dataset_name, write_layer_attrs
+from layer_stores import add_layers
 
 N = 120  # images; two captions each
 IMAGE_LAYERS = {"count": 5, "layers": [0, 1, 2, 3, 4], "width": 12}
 TEXT_LAYERS = {"count": 6, "layers": [0, 2, 5], "width": 7}
-
-
-def _add_layers(path, side: str, arrays: dict[int, np.ndarray], count: int, space="raw"):
-    """Per-layer pooled vectors of one side, written with h5py in the store layout."""
-    with h5py.File(path, "a") as f:
-        write_layer_attrs(
-            f, side, count=count, layers=list(arrays), pooling="test vectors", lens=""
-        )
-        for layer, values in arrays.items():
-            f.create_dataset(dataset_name(side, space, layer), data=values.astype(np.float32))
 
 
 def _caption_means(T: np.ndarray) -> np.ndarray:
@@ -56,8 +44,8 @@ def depth(tmp_path_factory):
         text_embeddings=rng.normal(size=(2 * N, 6)),
         caption_image_row=rows,
     )
-    _add_layers(path, "image", image, IMAGE_LAYERS["count"])
-    _add_layers(path, "text", text, TEXT_LAYERS["count"])
+    add_layers(path, {"image": {"raw": image}}, count=IMAGE_LAYERS["count"])
+    add_layers(path, {"text": {"raw": text}}, count=TEXT_LAYERS["count"])
     plain = store_from_arrays(
         tmp / "plain.h5", image_embeddings=rng.normal(size=(N, 6)), text_embeddings=None
     )
