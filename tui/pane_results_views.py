@@ -23,10 +23,8 @@ class ViewSwitching:
         switcher = self.query_one(ContentSwitcher)
         shown = self.gap_reports.get(self.current)
         lorentz = shown is not None and shown.hyperbolic is not None
-        order = (
-            ("scatter", "metrics", "robustness", "groups", "attention")
-            + (("hyperbolic",) if lorentz else ())
-            + ("compare",)
+        order = ("scatter", "metrics", "robustness", "groups", "attention") + (
+            ("hyperbolic",) if lorentz else ()
         )
         current = switcher.current if switcher.current in order else "scatter"
         self.show_view(order[(order.index(current) + 1) % len(order)])
