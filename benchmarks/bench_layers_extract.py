@@ -17,32 +17,13 @@ import tempfile
 from pathlib import Path
 
 import torch
+from _extract import extract_once
 from _harness import measure_interleaved, report
 from PIL import Image
 from torch.utils.data import default_collate
 
 from mgap.engine.datasets import load_manifest
-from mgap.engine.extract.request import ExtractRequest
-from mgap.engine.extract.run import run_extraction
 from mgap.engine.models import load_model
-
-
-def _extract(args, manifest, out: Path, layers: str | None) -> None:
-    out.unlink(missing_ok=True)
-    request = ExtractRequest(
-        models=[args.model],
-        dataset="coco",
-        data_root=args.data_root,
-        split=args.split,
-        limit=args.limit,
-        batch_size=args.batch_size,
-        device=args.device,
-        out=out,
-        num_workers=args.workers,
-        manifest=manifest,
-        layers=layers,
-    )
-    run_extraction(request)
 
 
 def _forward_pair(args, manifest):
@@ -94,8 +75,8 @@ def main() -> None:
         out = Path(tmp) / "s.h5"
         base, ours = measure_interleaved(
             [
-                lambda: _extract(args, manifest, out, None),
-                lambda: _extract(args, manifest, out, "all"),
+                lambda: extract_once(args, manifest, out, layers=None),
+                lambda: extract_once(args, manifest, out, layers="all"),
             ],
             repeats=args.repeats,
             warmup=1,

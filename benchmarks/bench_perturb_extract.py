@@ -16,31 +16,12 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from _extract import extract_once
 from _harness import Timing, measure, report
 
 from mgap.engine.datasets import load_manifest
 from mgap.engine.extract.perturb import SUITES
-from mgap.engine.extract.request import ExtractRequest
-from mgap.engine.extract.run import run_extraction
 from mgap.engine.models import load_model
-
-
-def _extract(args, manifest, out: Path, perturbations: tuple[str, ...]) -> None:
-    out.unlink(missing_ok=True)
-    request = ExtractRequest(
-        models=[args.model],
-        dataset="coco",
-        data_root=args.data_root,
-        split=args.split,
-        limit=args.limit,
-        batch_size=args.batch_size,
-        device=args.device,
-        out=out,
-        num_workers=args.workers,
-        manifest=manifest,
-        perturbations=perturbations,
-    )
-    run_extraction(request)
 
 
 def main() -> None:
@@ -61,8 +42,14 @@ def main() -> None:
     load_model(args.model, args.device)  # first-call costs paid before either side is timed
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "s.h5"
-        clean = measure(lambda: _extract(args, manifest, out, ()), repeats=args.repeats, warmup=1)
-        ours = measure(lambda: _extract(args, manifest, out, suite), repeats=args.repeats)
+        clean = measure(
+            lambda: extract_once(args, manifest, out, perturbations=()),
+            repeats=args.repeats,
+            warmup=1,
+        )
+        ours = measure(
+            lambda: extract_once(args, manifest, out, perturbations=suite), repeats=args.repeats
+        )
     baseline = Timing(seconds=[sides * s for s in clean.seconds])
     print(
         f"{args.model} on {args.device}, {len(manifest.records)} COCO images, "
